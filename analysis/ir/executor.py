@@ -1,0 +1,135 @@
+"""The bit-true reference executor of the integer IR (SPEC §1, §2, §4), vectorised over the batch.
+
+This is the definition every other engine (the fault-propagation core, the accelerator emulator, the
+HLS C-simulation, the board) is checked against. It runs protected networks: shadows are computed,
+faults land in the slot they address, and the corrector writes one value back into the original slot.
+numpy only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..arith import Scheme, apply_fault, correct, requantize, split_half
+from ..errors import ShapeError
+from .kernels import accumulate, maxpool, weight_matrix_of
+from .layers import ComputeLayer, Conv2d, Flatten, Linear, MaxPool2d, neuron_shift
+from .model import Model
+
+
+@dataclass
+class RunResult:
+    """``logits``: classifier output (int32 accumulators, or int8 if the classifier requantizes).
+    ``activations``: every layer's output tensor, in layer order, when requested."""
+
+    logits: np.ndarray
+    activations: list[np.ndarray] | None = None
+
+    @property
+    def predictions(self) -> np.ndarray:
+        return top1(self.logits)
+
+
+def top1(logits: np.ndarray) -> np.ndarray:
+    """Top-1 class; ties go to the lowest index (as ``torch.argmax`` and the accelerator do)."""
+    return np.argmax(logits, axis=1)
+
+
+def check_input(model: Model, x: np.ndarray) -> np.ndarray:
+    if not isinstance(x, np.ndarray) or x.dtype != np.int8:
+        raise ShapeError(f"the executor takes an int8 batch; got {getattr(x, 'dtype', type(x).__name__)} "
+                         "(quantize float inputs with model.quantize_input)")
+    want = tuple(model.input.shape)
+    if x.ndim == len(want):
+        x = x[None]
+    if x.shape[1:] != want:
+        raise ShapeError(f"input batch has shape {x.shape}, the model expects (N, {', '.join(map(str, want))})")
+    return x
+
+
+class Executor:
+    """Runs a model; caches per-layer weight matrices so repeated batches cost only the arithmetic."""
+
+    def __init__(self, model: Model):
+        self.model = model
+        self._weights = {i: weight_matrix_of(layer) for i, layer in enumerate(model.layers)
+                         if isinstance(layer, (Conv2d, Linear))}
+
+    def run(self, x: np.ndarray, faults: Iterable = (), collect: bool = False,
+            batch_size: int = 1024, progress: Callable[[int], None] | None = None) -> RunResult:
+        """Run the int8 batch ``x`` with ``faults`` present in every inference.
+
+        ``faults`` are :class:`resilq.faults.Fault` objects; several may be present at once.
+        """
+        x = check_input(self.model, x)
+        by_layer: dict[int, list] = {}
+        for fault in faults:
+            fault.check(self.model)
+            by_layer.setdefault(fault.layer, []).append(fault)
+        logits, acts = [], [[] for _ in self.model.layers] if collect else None
+        for start in range(0, x.shape[0], batch_size):
+            out = self._forward(x[start:start + batch_size], by_layer, acts)
+            logits.append(out)
+            if progress is not None:
+                progress(min(batch_size, x.shape[0] - start))
+        result = RunResult(np.concatenate(logits))
+        if collect:
+            result.activations = [np.concatenate(a) for a in acts]
+        return result
+
+    def _forward(self, x: np.ndarray, faults: dict[int, list], acts: list | None) -> np.ndarray:
+        for i, layer in enumerate(self.model.layers):
+            if isinstance(layer, (Conv2d, Linear)):
+                acc = accumulate(layer, x, self._weights[i])
+                x = acc if layer.requant is None else self._finish(i, layer, acc, faults.get(i, ()))
+            elif isinstance(layer, MaxPool2d):
+                x = maxpool(layer, x)
+            elif isinstance(layer, Flatten):
+                x = x.reshape(x.shape[0], -1)
+            if acts is not None:
+                acts[i].append(x)
+        return x
+
+    def _finish(self, index: int, layer: ComputeLayer, acc: np.ndarray, faults: Sequence) -> np.ndarray:
+        """Requantize, then (for a protected layer) compute the shadows, inject, and correct."""
+        lo, hi = layer.requant.bounds
+        shift = layer.requant.shift.reshape((-1,) + (1,) * (acc.ndim - 2))
+        out = requantize(acc, shift, lo, hi)
+        prot = layer.protection
+        if not faults and (prot is None or prot.n_protected == 0):
+            return out
+        n = acc.shape[0]
+        flat = out.reshape(n, -1)  # a view: out is C-contiguous, so writes to flat land in out
+        n_out = flat.shape[1]
+        if prot is not None and prot.n_protected:
+            idx = prot.neurons
+            if prot.scheme is Scheme.SPLIT:
+                shift_n = neuron_shift(layer, self.model.out_shape(index), idx)
+                flat[:, idx] = split_half(acc.reshape(n, -1)[:, idx], shift_n)
+            base = flat[:, idx].copy()
+            shadows = np.repeat(base[:, :, None], prot.copies - 1, axis=2)  # (N, P, copies-1)
+            shadow_flat = shadows.reshape(n, -1)  # slot n_out + p*(copies-1) + j  ->  column p*(copies-1) + j
+            for f in faults:
+                if f.slot >= n_out:
+                    col = f.slot - n_out
+                    shadow_flat[:, col] = apply_fault(shadow_flat[:, col], f.mask, f.mode)
+        for f in faults:
+            if f.slot < n_out:
+                flat[:, f.slot] = apply_fault(flat[:, f.slot], f.mask, f.mode)
+        if prot is not None and prot.n_protected:
+            copies = [flat[:, idx]] + [shadows[:, :, j] for j in range(prot.copies - 1)]
+            flat[:, idx] = correct(prot.scheme, copies)
+        return out
+
+
+def run(model: Model, x: np.ndarray, faults: Iterable = (), collect: bool = False,
+        batch_size: int = 1024) -> RunResult:
+    """One-shot convenience wrapper around :class:`Executor`."""
+    return Executor(model).run(x, faults=faults, collect=collect, batch_size=batch_size)
+
+
+def predict(model: Model, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    return run(model, x, batch_size=batch_size).predictions

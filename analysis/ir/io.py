@@ -1,0 +1,142 @@
+"""``.rq`` files: the integer IR on disk (see docs/ir-format.md).
+
+A ``.rq`` file is a resilq archive (:mod:`resilq.archive`) of kind ``model``: a JSON header that
+describes the input quantization and every layer, and one ``.npy`` array per weight, bias, shift and
+protected-neuron list. Loading validates the file completely and never executes code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..archive import read_archive, write_archive
+from ..arith import Scheme
+from ..errors import FormatError, UnsupportedModelError
+from .layers import LAYER_KINDS, Conv2d, Flatten, Layer, Linear, MaxPool2d, Protection, Requant
+from .model import InputQuant, Model
+
+KIND = "model"
+VERSION = 1
+SUPPORTED_VERSIONS = (1,)
+
+
+def _layer_spec(i: int, layer: Layer, include_protection: bool) -> tuple[dict, dict[str, np.ndarray]]:
+    spec: dict[str, Any] = {"kind": layer.kind, "name": layer.name}
+    arrays: dict[str, np.ndarray] = {}
+    if isinstance(layer, MaxPool2d):
+        spec.update(kernel=int(layer.kernel), stride=int(layer.stride))
+    elif isinstance(layer, (Conv2d, Linear)):
+        key = f"L{i}"
+        arrays[f"{key}.weight"] = layer.weight
+        arrays[f"{key}.bias"] = layer.bias
+        if isinstance(layer, Conv2d):
+            spec.update(stride=int(layer.stride), padding=int(layer.padding))
+        if layer.requant is None:
+            spec["requant"] = None
+        else:
+            spec["requant"] = {"relu": bool(layer.requant.relu)}
+            arrays[f"{key}.shift"] = layer.requant.shift.astype(np.int32)
+        if include_protection and layer.protection is not None:
+            spec["protection"] = {"scheme": layer.protection.scheme.label}
+            arrays[f"{key}.protected"] = layer.protection.neurons.astype(np.int32)
+    return spec, arrays
+
+
+def model_spec(model: Model, include_protection: bool = True) -> tuple[dict, dict[str, np.ndarray]]:
+    """The JSON header and the arrays that describe ``model`` (metadata excluded)."""
+    layers, arrays = [], {}
+    for i, layer in enumerate(model.layers):
+        spec, arrs = _layer_spec(i, layer, include_protection)
+        layers.append(spec)
+        arrays.update(arrs)
+    header = {"input": {"shape": list(model.input.shape), "shift": int(model.input.shift)}, "layers": layers}
+    return header, arrays
+
+
+def model_digest(model: Model, include_protection: bool = True) -> str:
+    header, arrays = model_spec(model, include_protection)
+    h = hashlib.sha256(json.dumps(header, sort_keys=True).encode())
+    for name in sorted(arrays):
+        arr = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}:{arr.dtype.name}:{arr.shape}".encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+def save_model(model: Model, path: str | os.PathLike) -> Path:
+    """Write ``model`` to a ``.rq`` file."""
+    header, arrays = model_spec(model, include_protection=True)
+    header["metadata"] = dict(model.metadata)
+    header["hash"] = model.hash
+    return write_archive(path, KIND, VERSION, header, arrays)
+
+
+def load_model(path: str | os.PathLike) -> Model:
+    """Read and validate a ``.rq`` file. Any problem raises :class:`FormatError` naming the file."""
+    header, arrays, _ = read_archive(path, KIND, SUPPORTED_VERSIONS)
+    try:
+        model = _build(header, arrays)
+    except FormatError as exc:
+        raise FormatError(f"{path}: {exc}") from None
+    except UnsupportedModelError as exc:
+        raise FormatError(f"{path}: the stored model is invalid: {exc}") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FormatError(f"{path}: malformed model header ({type(exc).__name__}: {exc})") from None
+    stored = header.get("hash")
+    if stored is not None and stored != model.hash:
+        raise FormatError(f"{path}: content hash mismatch (stored {stored[:12]}…, computed {model.hash[:12]}…); "
+                          "the file was modified or damaged")
+    return model
+
+
+def _array(arrays: dict[str, np.ndarray], name: str, dtype: type) -> np.ndarray:
+    if name not in arrays:
+        raise FormatError(f"array {name!r} is missing")
+    arr = arrays[name]
+    if arr.dtype != dtype:
+        raise FormatError(f"array {name!r} has dtype {arr.dtype}, expected {np.dtype(dtype).name}")
+    return arr
+
+
+def _build(header: dict, arrays: dict[str, np.ndarray]) -> Model:
+    inp = header["input"]
+    input_q = InputQuant(shape=tuple(int(d) for d in inp["shape"]), shift=int(inp["shift"]))
+    layers: list[Layer] = []
+    for i, spec in enumerate(header["layers"]):
+        kind = spec["kind"]
+        if kind not in LAYER_KINDS:
+            raise FormatError(f"layer {i} has unknown kind {kind!r} (known: {sorted(LAYER_KINDS)})")
+        name = str(spec["name"])
+        if kind == "maxpool2d":
+            layers.append(MaxPool2d(name, kernel=int(spec["kernel"]), stride=int(spec["stride"])))
+            continue
+        if kind == "flatten":
+            layers.append(Flatten(name))
+            continue
+        key = f"L{i}"
+        weight = _array(arrays, f"{key}.weight", np.int8)
+        bias = _array(arrays, f"{key}.bias", np.int32)
+        rq = spec["requant"]
+        requant = None if rq is None else Requant(_array(arrays, f"{key}.shift", np.int32), bool(rq["relu"]))
+        prot = None
+        if spec.get("protection") is not None:
+            try:
+                scheme = Scheme.parse(spec["protection"]["scheme"])
+            except ValueError as exc:
+                raise FormatError(str(exc)) from None
+            prot = Protection(scheme, _array(arrays, f"{key}.protected", np.int32))
+        if kind == "conv2d":
+            layers.append(Conv2d(name, weight, bias, requant, stride=int(spec["stride"]),
+                                 padding=int(spec["padding"]), protection=prot))
+        else:
+            layers.append(Linear(name, weight, bias, requant, protection=prot))
+    metadata = header.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise FormatError("metadata must be a JSON object")
+    return Model(input_q, tuple(layers), metadata)

@@ -1,0 +1,35 @@
+"""Shared fixtures: a LeNet-5 trained on the bundled digits (once per session), data locations."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("RESILQ_QUIET", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
+
+
+@pytest.fixture(scope="session")
+def digits_lenet():
+    """LeNet-5 trained 3 epochs on digits: a real trained network for the chain-of-trust tests."""
+    from resilq.train.qat import TrainConfig
+    from resilq.train.workflow import train_and_export
+
+    return train_and_export("lenet5", "digits", config=TrainConfig(epochs=3, seed=0), verify_inputs=0)
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    if not (SHARED_MNIST / "t10k-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"the real MNIST test set is not in {SHARED_MNIST}")
+    return SHARED_MNIST
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)

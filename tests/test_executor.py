@@ -1,0 +1,125 @@
+"""The vectorised executor against an independent loop-by-loop reference, with protection and faults."""
+
+import numpy as np
+import pytest
+from factories import protect, random_model, reference_run
+from resilq.arith import FaultMode, Scheme
+from resilq.errors import ShapeError, UnsupportedModelError
+from resilq.faults import Fault, global_to_local, shadow_slot, slot_owner
+from resilq.ir import Executor, Protection, run
+
+
+@pytest.fixture
+def setup(rng):
+    images = rng.random((24, 1, 12, 12), dtype=np.float32)
+    model = random_model(rng, images)
+    return model, model.quantize_input(images)
+
+
+def _assert_same(model, x, faults=()):
+    ours = run(model, x, faults=faults, collect=True).activations
+    ref = reference_run(model, x, faults)
+    for layer, a, b in zip(model.layers, ours, ref):
+        assert a.shape == b.shape, layer.name
+        assert np.array_equal(a.astype(np.int64), b.astype(np.int64)), layer.name
+
+
+def test_activations_are_diverse(setup):
+    """Guard against a degenerate test model (all zeros or all saturated)."""
+    model, x = setup
+    acts = run(model, x, collect=True).activations
+    for i in model.neuron_layers:
+        values = np.unique(acts[i])
+        assert values.size > 20, (model.layers[i].name, values)
+
+
+def test_fault_free_matches_reference(setup):
+    _assert_same(*setup)
+
+
+@pytest.mark.parametrize("mode", list(FaultMode))
+def test_faults_match_reference(setup, rng, mode):
+    model, x = setup
+    for _ in range(6):
+        layer = int(rng.choice(model.neuron_layers))
+        fault = Fault(layer, int(rng.integers(model.slots_in(layer))), int(rng.integers(1, 256)), mode)
+        _assert_same(model, x, [fault])
+
+
+@pytest.mark.parametrize("scheme", list(Scheme))
+def test_protected_networks_match_reference(setup, rng, scheme):
+    model, x = setup
+    hard = protect(model, rng, scheme)
+    _assert_same(hard, x)
+    for _ in range(12):
+        layer = int(rng.choice(hard.neuron_layers))
+        slot = int(rng.integers(hard.slots_in(layer)))
+        _assert_same(hard, x, [Fault.bit_flip(layer, slot, int(rng.integers(8)))])
+
+
+@pytest.mark.parametrize("scheme", [Scheme.TMR, Scheme.DUP_AND, Scheme.DUP_MIN])
+def test_full_copy_schemes_are_transparent_without_faults(setup, rng, scheme):
+    model, x = setup
+    hard = protect(model, rng, scheme, fraction=0.5)
+    a = run(model, x, collect=True).activations
+    b = run(hard, x, collect=True).activations
+    assert all(np.array_equal(p, q) for p, q in zip(a, b))
+
+
+def test_tmr_masks_any_single_slot_fault(setup, rng):
+    model, x = setup
+    hard = protect(model, rng, Scheme.TMR, fraction=1.0)
+    golden = run(hard, x).logits
+    for layer in hard.neuron_layers:
+        for slot in rng.choice(hard.slots_in(layer), size=10, replace=False):
+            faulty = run(hard, x, faults=[Fault(layer, int(slot), 0xFF, FaultMode.FLIP)]).logits
+            assert np.array_equal(faulty, golden)
+
+
+def test_shadow_slot_addressing(setup, rng):
+    model, _ = setup
+    hard = protect(model, rng, Scheme.TMR)
+    layer = hard.neuron_layers[0]
+    prot = hard.protection(layer)
+    for p in range(prot.n_protected):
+        for copy in (1, 2):
+            slot = shadow_slot(hard, layer, p, copy)
+            assert slot_owner(hard, layer, slot) == (int(prot.neurons[p]), copy)
+    assert hard.slots_in(layer) == hard.out_size(layer) + 2 * prot.n_protected
+    layers, local = global_to_local(hard, np.arange(hard.n_slots))
+    assert np.bincount(layers, minlength=len(hard.layers))[list(hard.neuron_layers)].tolist() == \
+        [hard.slots_in(i) for i in hard.neuron_layers]
+    assert local.min() == 0
+
+
+def test_split_refused_on_a_layer_without_relu(rng):
+    model = random_model(rng, relu_last_hidden=False)
+    fc1 = model.layers.index(next(layer for layer in model.layers if layer.name == "fc1"))
+    with pytest.raises(UnsupportedModelError, match="split.*non-negative"):
+        model.with_protection({fc1: Protection(Scheme.SPLIT, np.array([0, 1], np.int32))})
+
+
+def test_classifier_cannot_be_protected(setup):
+    model, _ = setup
+    with pytest.raises(UnsupportedModelError, match="classifier"):
+        model.with_protection({len(model.layers) - 1: Protection(Scheme.TMR, np.array([0], np.int32))})
+
+
+def test_bad_inputs_are_named(setup):
+    model, x = setup
+    with pytest.raises(ShapeError, match=r"expects \(N, 1, 12, 12\)"):
+        run(model, np.zeros((2, 1, 28, 28), np.int8))
+    with pytest.raises(ShapeError, match="int8 batch"):
+        run(model, x.astype(np.float32))
+    with pytest.raises(ShapeError, match=r"expects \(N, 1, 12, 12\)"):
+        model.quantize_input(np.zeros((2, 3, 12, 12), np.float32))
+    with pytest.raises(ValueError, match="not a neuron layer"):
+        run(model, x, faults=[Fault(len(model.layers) - 1, 0)])
+    with pytest.raises(ValueError, match="outside layer"):
+        run(model, x, faults=[Fault(0, 10**6)])
+
+
+def test_batching_does_not_change_results(setup):
+    model, x = setup
+    ex = Executor(model)
+    assert np.array_equal(ex.run(x, batch_size=5).logits, ex.run(x, batch_size=1000).logits)
