@@ -1,0 +1,22 @@
+"""Argument groups shared by several sub-commands (one definition each)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..data import DATASETS
+
+
+def add_dataset_args(p: argparse.ArgumentParser, default: str | None = "digits") -> None:
+    p.add_argument("--dataset", default=default, choices=DATASETS,
+                   help=f"dataset (default: {default}; digits is bundled, the others read standard files)")
+    p.add_argument("--data-dir", default=None, metavar="DIR",
+                   help="directory holding the dataset's standard files (IDX for MNIST/Fashion-MNIST, "
+                        "python batches for CIFAR-10)")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
