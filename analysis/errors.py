@@ -23,3 +23,7 @@ class ShapeError(ResilqError):
 
 class MismatchError(ResilqError):
     """Two artefacts that must belong together do not (e.g. an NVF file computed for another model)."""
+
+
+class ParameterError(ResilqError, ValueError):
+    """A user-supplied parameter is out of range (a threshold outside [0, 1], a ratio >= 1, ...)."""

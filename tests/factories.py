@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+
 from resilq.arith import Scheme, apply_fault, correct, requantize, split_half
 from resilq.ir import Conv2d, Flatten, InputQuant, Linear, MaxPool2d, Model, Protection, Requant
 from resilq.ir.kernels import accumulate, maxpool

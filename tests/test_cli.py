@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from resilq.cli import main
 from resilq.ir import save_model
 

@@ -6,6 +6,7 @@ import struct
 
 import numpy as np
 import pytest
+
 from resilq.data import DEBIAN_FASHION_MNIST, load_dataset
 from resilq.data.idx import read_idx
 from resilq.errors import DatasetError

@@ -2,11 +2,13 @@
 
 import numpy as np
 import pytest
-from factories import protect, random_model, reference_run
+
 from resilq.arith import FaultMode, Scheme
 from resilq.errors import ShapeError, UnsupportedModelError
 from resilq.faults import Fault, global_to_local, shadow_slot, slot_owner
 from resilq.ir import Executor, Protection, run
+
+from factories import protect, random_model, reference_run
 
 
 @pytest.fixture

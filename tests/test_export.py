@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn as nn
 from brevitas.quant import Int8ActPerTensorFloat, Int8WeightPerTensorFloat, Int32Bias, Uint8ActPerTensorFixedPoint
+
 from resilq.data import load_dataset
 from resilq.errors import UnsupportedModelError
 from resilq.train import TrainConfig, build, compare_brevitas, export_brevitas, train

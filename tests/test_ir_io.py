@@ -6,10 +6,12 @@ import zipfile
 
 import numpy as np
 import pytest
-from factories import protect, random_model
+
 from resilq.arith import Scheme
 from resilq.errors import FormatError, UnsupportedModelError
 from resilq.ir import Flatten, InputQuant, Linear, Model, load_model, save_model
+
+from factories import protect, random_model
 
 
 @pytest.fixture
