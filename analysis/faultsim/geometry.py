@@ -68,6 +68,8 @@ def pool_cone(layer: MaxPool2d, in_shape, out_shape, positions: np.ndarray) -> t
     sx, _, px = _taps(x, layer.kernel, layer.stride, 0, wo)
     pair_y, pair_x = _pairs(sy, sx, positions.size)
     p = np.unique((c[sy[pair_y]] * ho + py[pair_y]) * wo + px[pair_x])
+    if not p.size:  # only floor-mode borders changed: no window sees them
+        return p.astype(np.int64), np.zeros((0, layer.kernel * layer.kernel), dtype=np.int64)
     pc, pyy, pxx = np.unravel_index(p, (c_in, ho, wo))
     d = np.arange(layer.kernel)
     ey = pyy[:, None, None] * layer.stride + d[None, :, None]

@@ -188,10 +188,10 @@ class ClassifierStep:
     def exact(self, golden: Golden, positions, xi, values) -> np.ndarray:
         m = self._cols(positions)
         delta = (values - gather(golden.out[self.index - 1], xi, positions)).astype(m.dtype, copy=False)
-        logits = golden.logits[xi] + delta @ m
-        if not self.map.identity:
-            logits = self.map.columns(np.arange(m.shape[1]))(logits)
-        return np.argmax(logits, axis=1)
+        if self.map.identity:
+            return np.argmax(golden.logits[xi] + delta @ m, axis=1)
+        acc = golden.acc[self.index][xi] + delta @ m  # a requantizing classifier: requantize the new accumulators
+        return np.argmax(self.map.columns(np.arange(m.shape[1]))(acc), axis=1)
 
     def safe(self, golden: Golden, positions, xi, lo, hi) -> np.ndarray:
         m = self._cols(positions).astype(np.float64)
