@@ -43,7 +43,7 @@ def critical_flips(ctx: Context, unit: Unit) -> np.ndarray:
     nn = np.broadcast_to(neurons[None, :, None], values.shape)
     top = ctx.propagator.top1(golden, unit.layer, nn.ravel(), xi.ravel(), values.ravel())
     flipped = top.reshape(values.shape) != golden.top1[:, None, None]
-    return flipped.sum(axis=(0, 2)).astype(np.float64)
+    return flipped.sum(axis=(0, 2)).astype(np.float64)[None, :]
 
 
 def exact_nvf(model: Model, x: np.ndarray, jobs: int = 1, sample: float | None = None, seed: int = 0,
@@ -58,7 +58,7 @@ def exact_nvf(model: Model, x: np.ndarray, jobs: int = 1, sample: float | None =
     values = {}
     for layer in model.neuron_layers:
         v = np.full(model.out_size(layer), np.nan)
-        v[neurons[layer]] = counts[layer][neurons[layer]] / (8 * x.shape[0])
+        v[neurons[layer]] = counts[layer][0, neurons[layer]] / (8 * x.shape[0])
         values[layer] = v
     meta = {"sample": sample, "seed": seed if sample else None, **(metadata or {})}
     return NVFResult(model.network_hash, values, "exact", int(x.shape[0]), meta)
