@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from faultsim_models import deep_model
 
 from resilq.arith import MAX_SHIFT, FaultMode, Scheme, correct, requantize, split_half
 from resilq.errors import ParameterError
@@ -11,6 +10,7 @@ from resilq.faultsim import FaultSimulator, OutputMap, Propagator
 from resilq.ir import Executor, Protection
 
 from factories import protect, random_model
+from faultsim_models import deep_model
 
 
 def _faults(model, rng, per_layer=None):
