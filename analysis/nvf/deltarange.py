@@ -28,6 +28,7 @@ from .gradient import output_gradients
 from .result import NVFResult
 from .runner import Context, Unit, plan, run_units
 from .sampling import check_fraction, select_neurons
+from .table import layers_metadata
 
 #: Ranges at most this wide are evaluated value by value instead of bounded.
 EXACT_WIDTH = 4
@@ -117,6 +118,7 @@ def deltarange_nvf(model: Model, x: np.ndarray, jobs: int = 1, sample: float | N
         values[layer] = v
         active += sums[layer][1].sum()
     n_pairs = sum(v.size for v in neurons.values()) * x.shape[0]
-    meta = {"sample": sample, "seed": seed if sample else None, "bit_mapping": "log2",
+    meta = {"model": model.name, "layers": layers_metadata(model), "sample": sample,
+            "seed": seed if sample else None, "bit_mapping": "log2",
             "gradient_nonzero": active / max(n_pairs, 1), **(metadata or {})}
     return NVFResult(model.network_hash, values, "deltarange", int(x.shape[0]), meta)

@@ -17,6 +17,7 @@ from ..ir.model import Model
 from .result import NVFResult
 from .runner import Context, Unit, plan, run_units
 from .sampling import check_fraction, select_neurons
+from .table import layers_metadata
 
 BITS = np.arange(8)
 #: Inputs whose golden tensors a worker holds at once, and flips handed to the core per work unit.
@@ -60,5 +61,6 @@ def exact_nvf(model: Model, x: np.ndarray, jobs: int = 1, sample: float | None =
         v = np.full(model.out_size(layer), np.nan)
         v[neurons[layer]] = counts[layer][0, neurons[layer]] / (8 * x.shape[0])
         values[layer] = v
-    meta = {"sample": sample, "seed": seed if sample else None, **(metadata or {})}
+    meta = {"model": model.name, "layers": layers_metadata(model), "sample": sample,
+            "seed": seed if sample else None, **(metadata or {})}
     return NVFResult(model.network_hash, values, "exact", int(x.shape[0]), meta)
