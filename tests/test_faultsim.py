@@ -188,3 +188,14 @@ def test_protection_of_unprotected_copy_unused(rng, images):
     x = model.quantize_input(images)
     faults = _faults(model, rng, per_layer=20)
     assert np.array_equal(FaultSimulator(empty, x).predictions(faults), FaultSimulator(model, x).predictions(faults))
+
+
+def test_faultsim_imports_numpy_only():
+    """The core must run next to the driver on the board: no torch, scipy or matplotlib."""
+    import subprocess
+    import sys
+
+    code = ("import sys, resilq.faultsim; bad = [m for m in ('torch', 'scipy', 'matplotlib', 'brevitas', 'sklearn') "
+            "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
