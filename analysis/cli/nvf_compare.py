@@ -39,8 +39,9 @@ def print_comparison(c: Comparison) -> None:
           [[o.label, o.reference, o.other, o.both, f"{o.jaccard:.3f}", f"{o.recall:.3f}", f"{o.precision:.3f}"]
            for o in c.overlaps], caption="recall: share of the reference's set the other finds; precision: share of "
                                          "the other's set that the reference confirms")
-    table("per layer", ["layer", "neurons", "mean NVF (ref)", "mean NVF (other)", "MAE", "Spearman"],
-          [[n, k, f"{a:.4f}", f"{b:.4f}", f"{e:.4f}", f"{s:.3f}"] for n, k, a, b, e, s in c.per_layer])
+    table("per layer", ["layer", "compared", "mean NVF (ref)", "mean NVF (other)", "MAE", "Spearman"],
+          [[n, k, f"{a:.4f}", f"{b:.4f}", f"{e:.4f}", f"{s:.3f}"] for n, k, a, b, e, s in c.per_layer],
+          caption="means over every neuron each side analysed; MAE and Spearman over the neurons compared")
     table("Table I", ["NVF >=", "reference", "other"],
           [[f"{t:.0%}", round(r, 1), round(o, 1)] for t, r, o in c.table])
 

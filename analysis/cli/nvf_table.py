@@ -8,7 +8,7 @@ from ..ir import load_model
 from ..nvf import load_nvf
 from ..nvf.paper import PAPER_TABLE_I
 from ..nvf.result import TABLE_THRESHOLDS, NVFResult
-from ..nvf.table import is_sampled, paper_column, parse_thresholds, per_layer_rows, table_i, write_csv
+from ..nvf.table import is_sampled, paper_column, parse_thresholds, per_bit_rows, per_layer_rows, table_i, write_csv
 from ..ui import say, table
 
 
@@ -45,6 +45,9 @@ def print_table(result: NVFResult, thresholds=TABLE_THRESHOLDS, paper: str | Non
     table(f"Table I: {name}", cols, rows, caption=caption)
     table("per layer", ["layer", "neurons", "analysed", "mean NVF", "max NVF", "NVF >= 10 %", "NVF >= 20 %"],
           per_layer_rows(result))
+    bits = per_bit_rows(result)
+    if bits:
+        table("critical flips per bit (% of input x neuron flips)", ["layer", *[f"bit {k}" for k in range(8)]], bits)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -85,6 +85,7 @@ class ComputeStep:
         if isinstance(self.layer, Linear):  # a dense cone is every output: one output map for all
             self._all = np.arange(self.layer.out_channels, dtype=np.int64)
             self._all_map = omap.columns(self._all)
+            self._wt = np.ascontiguousarray(self.layer.weight.T, dtype=omap.dtype)  # (in, out), converted once
 
     def cone(self, positions: np.ndarray) -> Cone:
         key = positions.tobytes()
@@ -93,8 +94,7 @@ class ComputeStep:
             return cone
         j = self.index
         if isinstance(self.layer, Linear) and self.pool is None:
-            m = np.ascontiguousarray(self.layer.weight[:, positions].T, dtype=self.map.dtype)
-            return Cone(self._all, self._all, m, self._all_map, 1)
+            return Cone(self._all, self._all, self._wt[positions], self._all_map, 1)
         cols, m = compute_cone(self.layer, self.model.in_shape(j), self.model.out_shape(j), positions, self.map.dtype)
         kk = 1
         if self.pool is not None:
@@ -151,7 +151,7 @@ class ComputeStep:
         return isinstance(self.layer, Linear) and self.pool is None
 
     def _row_weights(self, golden: Golden, pos, xi):
-        m = self.layer.weight.T[pos].astype(self.map.dtype)  # (K, O): the column of each row's position
+        m = self._wt[pos]  # (K, O): the weight column of each row's position
         return m, golden.out[self.index - 1][xi, pos]
 
     def exact_rows(self, golden: Golden, pos, xi, values):
@@ -220,6 +220,7 @@ class ClassifierStep:
         self.model, self.index, self.map = model, index, omap
         self.weight = model.layers[index].weight  # (classes, features) int8
         self._cmap = omap.columns(np.arange(self.weight.shape[0]))
+        self._wt = np.ascontiguousarray(self.weight.T, dtype=omap.dtype)  # (features, classes)
 
     def _top1(self, golden: Golden, xi, delta_acc) -> np.ndarray:
         if self.map.identity:
@@ -227,12 +228,12 @@ class ClassifierStep:
         return np.argmax(self._cmap(golden.acc[self.index][xi] + delta_acc), axis=1)  # requantizing classifier
 
     def exact(self, golden: Golden, positions, xi, values) -> np.ndarray:
-        m = np.ascontiguousarray(self.weight[:, positions].T, dtype=self.map.dtype)
+        m = self._wt[positions]
         delta = (values - gather(golden.out[self.index - 1], xi, positions)).astype(m.dtype, copy=False)
         return self._top1(golden, xi, delta @ m)
 
     def exact_rows(self, golden: Golden, pos, xi, values) -> np.ndarray:
-        m = self.weight.T[pos].astype(self.map.dtype)
+        m = self._wt[pos]
         delta = (values - golden.out[self.index - 1][xi, pos]).astype(m.dtype)
         return self._top1(golden, xi, delta[:, None] * m)
 

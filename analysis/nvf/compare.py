@@ -71,6 +71,11 @@ def _top(values: np.ndarray, fraction: float) -> set[int]:
     return set(order[:k].tolist())
 
 
+def _mean(v: np.ndarray) -> float:
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if v.size else float("nan")
+
+
 def compare(reference: NVFResult, other: NVFResult) -> Comparison:
     if reference.network_hash != other.network_hash:
         raise MismatchError(f"the two NVF files belong to different networks ({reference.network_hash[:12]}… vs "
@@ -95,9 +100,11 @@ def compare(reference: NVFResult, other: NVFResult) -> Comparison:
     for info in layer_info(reference):
         size = reference.values[info.index].size
         m = common[offset:offset + size]
-        la, lb = a[offset:offset + size][m], b[offset:offset + size][m]
-        comp.per_layer.append([info.name, int(m.sum()), float(la.mean()) if la.size else float("nan"),
-                               float(lb.mean()) if lb.size else float("nan"),
+        ra, rb = a[offset:offset + size], b[offset:offset + size]
+        la, lb = ra[m], rb[m]
+        # Layer means over everything each side analysed (a sampled side gives its estimate of the mean);
+        # errors and ranks over the neurons both analysed.
+        comp.per_layer.append([info.name, int(m.sum()), _mean(ra), _mean(rb),
                                float(np.abs(la - lb).mean()) if la.size else float("nan"), spearman(la, lb)])
         offset += size
     ref_rows, other_rows = table_i(reference, TABLE_THRESHOLDS), table_i(other, TABLE_THRESHOLDS)

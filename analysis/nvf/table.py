@@ -126,3 +126,11 @@ def write_csv(path: str | os.PathLike, result: NVFResult, thresholds=TABLE_THRES
                 row += [p, f"{p / ref[0]:.6f}"]
             w.writerow(row)
     return path
+
+
+def per_bit_rows(result: NVFResult) -> list[list] | None:
+    """Per layer, the critical fraction of flips of each bit (exact results record it), or None."""
+    bits = result.metadata.get("bit_critical")
+    if not bits:
+        return None
+    return [[info.name, *[f"{100 * b:.2f}" for b in bits[str(info.index)]]] for info in layer_info(result)]
