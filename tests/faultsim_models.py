@@ -9,8 +9,13 @@ from resilq.ir import Conv2d, Flatten, InputQuant, Linear, MaxPool2d, Model, Req
 from resilq.ir.kernels import accumulate, maxpool
 
 
-def deep_model(rng, images, overlap=False, relu_fc=False, requant_classifier=False) -> Model:
-    """conv(s1,p1)-pool-conv(s2?)-pool-fc-fc-classifier: fused conv+pool steps, overlapping pools, no-ReLU fc."""
+def deep_model(rng, images, overlap=False, relu_fc=False, requant_classifier=False, conv3=None) -> Model:
+    """conv(s1,p1)-pool-conv(s1,p1)-[conv3]-pool-fc-fc-classifier.
+
+    Fused conv+pool steps, overlapping pools, a no-ReLU fc layer, a requantizing classifier; ``conv3``
+    ("pooled": stride 1 before the pool, "strided": stride 2 padding 1 and no pool) adds a conv layer whose
+    input changes are wide (a whole cone of conv2), exercising the patch convolution.
+    """
     inp = InputQuant(tuple(images.shape[1:]), 7)
     x = inp.quantize(images)
     layers = []
@@ -36,7 +41,12 @@ def deep_model(rng, images, overlap=False, relu_fc=False, requant_classifier=Fal
     add(Conv2d("conv1", *wb((4, images.shape[1], 3, 3)), None, stride=1, padding=1))
     add(MaxPool2d("pool1", 3, 2) if overlap else MaxPool2d("pool1", 2, 2))
     add(Conv2d("conv2", *wb((5, 4, 3, 3)), None, stride=1, padding=1))
-    add(MaxPool2d("pool2", 2, 2))
+    if conv3 == "strided":
+        add(Conv2d("conv3", *wb((6, 5, 3, 3)), None, stride=2, padding=1))
+    else:
+        if conv3 == "pooled":
+            add(Conv2d("conv3", *wb((6, 5, 3, 3)), None, stride=1, padding=1))
+        add(MaxPool2d("pool2", 2, 2))
     add(Flatten("flatten"))
     add(Linear("fc1", *wb((12, x.shape[1])), None), relu=relu_fc)
     add(Linear("fc2", *wb((8, 12)), None))

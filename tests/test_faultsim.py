@@ -83,8 +83,10 @@ def test_protected_models_every_slot_including_shadows(rng, images, scheme):
     _assert_matches_executor(model, model.quantize_input(images), faults, batch_size=10)
 
 
-@pytest.mark.parametrize("variant", [dict(), dict(overlap=True), dict(relu_fc=False), dict(requant_classifier=True)],
-                         ids=["fused-pools", "overlapping-pool", "no-relu-fc", "requant-classifier"])
+@pytest.mark.parametrize("variant", [dict(), dict(overlap=True), dict(relu_fc=False), dict(requant_classifier=True),
+                                     dict(conv3="pooled"), dict(conv3="strided", overlap=True)],
+                         ids=["fused-pools", "overlapping-pool", "no-relu-fc", "requant-classifier", "wide-conv-pool",
+                              "wide-conv-strided"])
 def test_deep_models(rng, variant):
     imgs = rng.random((20, 2, 14, 14), dtype=np.float32)
     model = deep_model(rng, imgs, **variant)
@@ -105,9 +107,10 @@ def test_deep_protected_shadow_slots(rng, scheme):
     _assert_matches_executor(model, model.quantize_input(imgs), faults)
 
 
-def test_bounds_do_not_change_results(rng):
+@pytest.mark.parametrize("conv3", [None, "pooled", "strided"])
+def test_bounds_do_not_change_results(rng, conv3):
     imgs = rng.random((20, 2, 14, 14), dtype=np.float32)
-    model = deep_model(rng, imgs)
+    model = deep_model(rng, imgs, conv3=conv3)
     x = model.quantize_input(imgs)
     faults = _faults(model, rng, per_layer=60)
     a = FaultSimulator(model, x)

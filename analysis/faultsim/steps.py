@@ -22,6 +22,10 @@ from ..ir.model import Model
 from .geometry import compute_cone, pool_cone
 from .golden import Golden, is_tiling_pool
 from .outmap import ColumnMap, OutputMap
+from .patch import conv_delta, conv_patch, pool_box
+
+#: A conv step with more changed input positions than this convolves the change over its bounding box.
+WIDE = 16
 
 
 def runs(xi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -86,6 +90,9 @@ class ComputeStep:
             self._all = np.arange(self.layer.out_channels, dtype=np.int64)
             self._all_map = omap.columns(self._all)
             self._wt = np.ascontiguousarray(self.layer.weight.T, dtype=omap.dtype)  # (in, out), converted once
+        else:  # the (C*k*k, O) matrix of the wide path, and its positive / negative parts for bounds
+            w = self.layer.weight.reshape(self.layer.out_channels, -1).T.astype(omap.dtype)
+            self._wmat, self._wpos, self._wneg = np.ascontiguousarray(w), np.maximum(w, 0), np.minimum(w, 0)
 
     def cone(self, positions: np.ndarray) -> Cone:
         key = positions.tobytes()
@@ -120,7 +127,51 @@ class ComputeStep:
             values = values.reshape(values.shape[0], cone.kk, -1).max(axis=1)
         return values
 
+    # ------------------------------------------------------------------------------ wide changes (conv)
+    def _is_wide(self, positions) -> bool:
+        return isinstance(self.layer, Conv2d) and positions.size > WIDE
+
+    def _patch(self, positions):
+        kernel = self.model.layers[self.pool].kernel if self.pool is not None else None
+        pool_out = self.model.out_shape(self.pool) if self.pool is not None else None
+        return conv_patch(self.layer, self.model.in_shape(self.index), self.model.out_shape(self.index), positions,
+                          kernel, pool_out)
+
+    def _wide_finish(self, patch, acc):
+        new = self.map.columns(patch.elems)(acc)
+        return new if self.pool is None else pool_box(new, patch, self.model.layers[self.pool].kernel)
+
+    def _wide_exact(self, golden: Golden, positions, xi, values):
+        patch = self._patch(positions)
+        if patch is None:  # reaches nothing that is read: unchanged
+            return positions[:0], values[:0, :0], np.zeros(0, dtype=np.int64)
+        delta = (values - gather(golden.out[self.index - 1], xi, positions)).astype(self._wmat.dtype, copy=False)
+        in_shape = self.model.in_shape(self.index)
+        acc = gather(golden.acc[self.index], xi, patch.elems)
+        acc += conv_delta(self.layer, patch, positions, in_shape, delta, self._wmat)
+        new = self._wide_finish(patch, acc)
+        return changed(new, gather(golden.out[self.out_index], xi, patch.cols), patch.cols)
+
+    def _wide_box(self, golden: Golden, positions, xi, lo, hi):
+        patch = self._patch(positions)
+        if patch is None:
+            return positions[:0], lo[:0, :0], hi[:0, :0], np.zeros(0, dtype=np.int64)
+        base = gather(golden.out[self.index - 1], xi, positions)
+        dlo, dhi = (lo - base).astype(self._wmat.dtype), (hi - base).astype(self._wmat.dtype)
+        in_shape = self.model.in_shape(self.index)
+
+        def conv(d, w):
+            return conv_delta(self.layer, patch, positions, in_shape, d, w)
+
+        acc = gather(golden.acc[self.index], xi, patch.elems)
+        new_lo = self._wide_finish(patch, acc + conv(dlo, self._wpos) + conv(dhi, self._wneg))
+        new_hi = self._wide_finish(patch, acc + conv(dhi, self._wpos) + conv(dlo, self._wneg))
+        return moved(new_lo, new_hi, gather(golden.out[self.out_index], xi, patch.cols), patch.cols)
+
+    # ------------------------------------------------------------------------------ cones
     def exact(self, golden: Golden, positions, xi, values):
+        if self._is_wide(positions):
+            return self._wide_exact(golden, positions, xi, values)
         cone = self.cone(positions)
         delta = (values - gather(golden.out[self.index - 1], xi, positions)).astype(cone.m.dtype, copy=False)
         acc = gather(golden.acc[self.index], xi, cone.elems)
@@ -129,6 +180,8 @@ class ComputeStep:
         return changed(new, gather(golden.out[self.out_index], xi, cone.cols), cone.cols)
 
     def box(self, golden: Golden, positions, xi, lo, hi):
+        if self._is_wide(positions):
+            return self._wide_box(golden, positions, xi, lo, hi)
         cone = self.cone(positions)
         base = gather(golden.out[self.index - 1], xi, positions)
         dlo, dhi = (lo - base).astype(cone.m.dtype), (hi - base).astype(cone.m.dtype)

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..faultsim import Golden, Propagator
 from ..ir.model import Model
-from .exact import CHUNK_INPUTS, check_analysable
+from .exact import check_analysable, chunk_inputs
 from .gradient import output_gradients
 from .result import NVFResult
 from .runner import Context, Unit, plan, run_units
@@ -108,7 +108,7 @@ def deltarange_nvf(model: Model, x: np.ndarray, jobs: int = 1, sample: float | N
     x = check_analysable(model, x)
     sample = check_fraction(sample)
     neurons = select_neurons(model, sample, seed)
-    units = plan(model, x.shape[0], neurons, CHUNK_INPUTS, CASES_PER_UNIT, cases_per_neuron_input=1)
+    units = plan(model, x.shape[0], neurons, chunk_inputs(model), CASES_PER_UNIT, cases_per_neuron_input=1)
     sums = run_units(model, x, units, deltarange_unit, jobs=jobs, rows=2,
                      description=f"δ-range NVF of {sum(v.size for v in neurons.values()):,} neurons")
     values, active = {}, 0.0

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..arith import flip_bit
 from ..errors import ParameterError, UnsupportedModelError
+from ..faultsim.simulator import golden_bytes_per_input
 from ..ir.executor import check_input
 from ..ir.model import Model
 from .result import NVFResult
@@ -22,9 +23,16 @@ from .sampling import check_fraction, select_neurons
 from .table import layers_metadata
 
 BITS = np.arange(8)
-#: Inputs whose golden tensors a worker holds at once, and flips handed to the core per work unit.
+#: Inputs whose golden tensors a worker holds at once (at most), their memory budget, and the flips handed
+#: to the core per work unit.
 CHUNK_INPUTS = 1000
+CHUNK_BYTES = 512 << 20
 CASES_PER_UNIT = 1 << 22
+
+
+def chunk_inputs(model: Model) -> int:
+    """Inputs per chunk: up to ``CHUNK_INPUTS``, fewer for large networks (golden tensors within ``CHUNK_BYTES``)."""
+    return max(1, min(CHUNK_INPUTS, CHUNK_BYTES // golden_bytes_per_input(model)))
 
 
 def check_analysable(model: Model, x: np.ndarray) -> np.ndarray:
@@ -55,7 +63,7 @@ def exact_nvf(model: Model, x: np.ndarray, jobs: int = 1, sample: float | None =
     x = check_analysable(model, x)
     sample = check_fraction(sample)
     neurons = select_neurons(model, sample, seed)
-    units = plan(model, x.shape[0], neurons, CHUNK_INPUTS, CASES_PER_UNIT)
+    units = plan(model, x.shape[0], neurons, chunk_inputs(model), CASES_PER_UNIT)
     counts = run_units(model, x, units, critical_flips, jobs=jobs, use_bounds=use_bounds, rows=8,
                        description=f"exact NVF of {sum(v.size for v in neurons.values()):,} neurons")
     values, per_bit = {}, {}
