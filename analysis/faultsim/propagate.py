@@ -72,6 +72,7 @@ class Propagator:
         self.steps = build_steps(model, self.maps)
         self._chains: dict[int, list] = {}
         self.use_bounds = use_bounds
+        self.bound_radius = 255  # |Δ| up to which changes are bounded (all: 255)
         self.stats = Stats()
 
     def golden(self, x: np.ndarray, executor=None) -> Golden:
@@ -250,18 +251,21 @@ class Propagator:
         out = golden.top1[xi].copy()
         todo = np.arange(xi.size)
         if self.use_bounds and xi.size >= 4:
-            # Segments: runs of one input and one sign of change; one interval bound covers each.
-            up = val > golden.out[layer][xi, pos]
-            start = np.flatnonzero(np.concatenate(([True], (xi[1:] != xi[:-1]) | (up[1:] != up[:-1]))))
-            if start.size < xi.size:
-                lo, hi = np.minimum.reduceat(val, start), np.maximum.reduceat(val, start)
-                ok = np.empty(start.size, dtype=bool)
-                for a in range(0, start.size, BLOCK):
-                    s = slice(a, a + BLOCK)
-                    ok[s] = self.safe(golden, layer, positions, xi[start[s]], lo[s, None], hi[s, None])
-                proven = np.repeat(ok, np.diff(np.append(start, xi.size)))
-                self.stats.add("proven by bounds", np.count_nonzero(proven))
-                todo = np.flatnonzero(~proven)
+            # Segments: runs of one input and one sign of a SMALL change (|Δ| <= bound_radius; larger ones are
+            # rarely provable and go straight to exact evaluation); one interval bound covers each segment.
+            delta = val - golden.out[layer][xi, pos]
+            cls = np.where(np.abs(delta) <= self.bound_radius, np.sign(delta), 2)
+            start = np.flatnonzero(np.concatenate(([True], (xi[1:] != xi[:-1]) | (cls[1:] != cls[:-1]))))
+            length = np.diff(np.append(start, xi.size))
+            lo, hi = np.minimum.reduceat(val, start), np.maximum.reduceat(val, start)
+            seg = np.flatnonzero((cls[start] != 2) & (length > 1))
+            ok = np.zeros(start.size, dtype=bool)
+            for a in range(0, seg.size, BLOCK):
+                s = seg[a:a + BLOCK]
+                ok[s] = self.safe(golden, layer, positions, xi[start[s]], lo[s, None], hi[s, None])
+            proven = np.repeat(ok, length)
+            self.stats.add("proven by bounds", np.count_nonzero(proven))
+            todo = np.flatnonzero(~proven)
         for a in range(0, todo.size, BLOCK):
             sel = todo[a:a + BLOCK]
             out[sel] = self.exact(golden, layer, positions, xi[sel], val[sel, None])
