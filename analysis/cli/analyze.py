@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--offset", type=int, default=0, metavar="K", help="skip the first K inputs of the split")
     p.add_argument("--method", type=Method, default=Method.EXACT, choices=list(Method),
                    help="exact (every bit flip decided exactly; default) or deltarange (the paper's Algorithm 1)")
-    p.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes on this machine (default 1)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes on this machine (default 1; at most the number of cores)")
     p.add_argument("--sample", type=float, default=None, metavar="F",
                    help="analyse a stratified fraction F of the neurons of every channel (large networks)")
     p.add_argument("--seed", type=int, default=0, help="seed of the neuron sample (default 0)")

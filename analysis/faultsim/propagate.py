@@ -9,9 +9,10 @@ changes nothing:
    comparison against the max of the window's other elements: a change the pool masks ends here; the
    others become a change of ONE pooled value. Cases that now coincide (same input, position and value,
    e.g. two bits of neighbouring neurons giving the same pooled maximum) are evaluated once.
-3. Cases are grouped by changed position. Per input and sign of the change, one interval bound covers all
-   of that group's values (:meth:`Propagator.safe`): when it proves that none can change the top-1, they
-   are retired together. The bound is sound (a proof); "not proven" only sends the cases to step 4.
+3. Cases are grouped by changed position (or, when the next step is dense, processed all at once).
+   Optionally (``use_bounds``), per input and sign of the change one interval bound covers all of that
+   group's values (:meth:`Propagator.safe`): when it proves that none can change the top-1 they are
+   retired together. The bound is sound (a proof); "not proven" only sends the cases to step 4.
 4. The rest is pushed layer by layer through its receptive cone (:mod:`.steps`): a conv layer recomputes
    only the cone's accumulators (``Δacc = Δin @ M``), fused with the max-pool after it; a dense layer adds
    one column per changed input. After each step the unchanged cases are retired and unchanged columns
