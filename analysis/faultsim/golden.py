@@ -17,7 +17,7 @@ from ..ir.model import Model
 from .outmap import OutputMap
 
 
-def is_tiling_pool(layer, in_shape) -> bool:
+def is_tiling_pool(layer) -> bool:
     """A max-pool whose windows do not overlap (kernel == stride): each element feeds at most one output."""
     return isinstance(layer, MaxPool2d) and layer.kernel == layer.stride
 

@@ -194,7 +194,7 @@ class Propagator:
             if isinstance(nxt, Flatten):
                 layer += 1
                 continue
-            if not is_tiling_pool(nxt, self.model.in_shape(layer + 1)):
+            if not is_tiling_pool(nxt):
                 break
             ppos = self._pooled(layer + 1, pos)
             others = golden.others_max(layer + 1)[xl, pos]
@@ -235,7 +235,7 @@ class Propagator:
             if isinstance(nxt, Flatten):
                 layer += 1
                 continue
-            if not is_tiling_pool(nxt, self.model.in_shape(layer + 1)):
+            if not is_tiling_pool(nxt):
                 break
             others = golden.others_max(layer + 1)[xi, pos]
             ppos = self._pooled(layer + 1, pos)

@@ -122,7 +122,8 @@ class ComputeStep:
             self._cache[key] = cone
         return cone
 
-    def _finish(self, golden: Golden, xi, cone: Cone, values: np.ndarray) -> np.ndarray:
+    @staticmethod
+    def _pooled(cone: Cone, values: np.ndarray) -> np.ndarray:
         if cone.kk > 1:
             values = values.reshape(values.shape[0], cone.kk, -1).max(axis=1)
         return values
@@ -176,7 +177,7 @@ class ComputeStep:
         delta = (values - gather(golden.out[self.index - 1], xi, positions)).astype(cone.m.dtype, copy=False)
         acc = gather(golden.acc[self.index], xi, cone.elems)
         acc += delta * cone.m if positions.size == 1 else delta @ cone.m
-        new = self._finish(golden, xi, cone, cone.cmap(acc))
+        new = self._pooled(cone, cone.cmap(acc))
         return changed(new, gather(golden.out[self.out_index], xi, cone.cols), cone.cols)
 
     def box(self, golden: Golden, positions, xi, lo, hi):
@@ -193,8 +194,8 @@ class ComputeStep:
             mp, mn = np.maximum(cone.m, 0), np.minimum(cone.m, 0)
             acc_lo = acc + dlo @ mp + dhi @ mn
             acc_hi = acc + dhi @ mp + dlo @ mn
-        new_lo = self._finish(golden, xi, cone, cone.cmap(acc_lo))
-        new_hi = self._finish(golden, xi, cone, cone.cmap(acc_hi))
+        new_lo = self._pooled(cone, cone.cmap(acc_lo))
+        new_hi = self._pooled(cone, cone.cmap(acc_hi))
         return moved(new_lo, new_hi, gather(golden.out[self.out_index], xi, cone.cols), cone.cols)
 
 
@@ -338,7 +339,7 @@ def build_steps(model: Model, maps: dict[int, OutputMap]) -> dict[int, object]:
             steps[j] = ClassifierStep(model, j, maps[j])
         elif isinstance(layer, (Conv2d, Linear)):
             nxt = j + 1
-            fuse = nxt < last and is_tiling_pool(model.layers[nxt], model.in_shape(nxt))
+            fuse = nxt < last and is_tiling_pool(model.layers[nxt])
             steps[j] = ComputeStep(model, j, maps[j], nxt if fuse else None)
         elif isinstance(layer, MaxPool2d):
             steps[j] = PoolStep(model, j)
