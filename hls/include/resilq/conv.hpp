@@ -19,10 +19,11 @@ namespace resilq {
 
 // Walk the critical-table entries of the tile's channels (entries sorted by channel, then position):
 // mark each protected (lane, position) and remember the layer-local index of each lane's first entry.
+// `ptr` and `last` (the previous entry) carry over from tile to tile; entries must strictly increase.
 template <class Cfg>
-uint64_t mark_tile(const uint32_t* crit_table, uint32_t& ptr, uint32_t end, uint32_t layer_start, uint32_t c0,
-                   uint32_t rows, uint32_t hw_out, typename Buffers<Cfg>::Marks& marks, uint32_t first[Cfg::PE],
-                   uint32_t& error) {
+uint64_t mark_tile(const uint32_t* crit_table, uint32_t& ptr, uint32_t& last, uint32_t end, uint32_t layer_start,
+                   uint32_t c0, uint32_t rows, uint32_t hw_out, typename Buffers<Cfg>::Marks& marks,
+                   uint32_t first[Cfg::PE], uint32_t& error) {
     bool seen[Cfg::PE];
 #pragma HLS ARRAY_PARTITION variable=seen complete
 init_seen:
@@ -40,7 +41,7 @@ mark_tile:
         const uint32_t c = entry >> 16;
         const uint32_t pos = entry & 0xFFFFu;
         if (c >= c0 + rows) break;
-        if (c < c0 || pos >= hw_out) {
+        if (c < c0 || pos >= hw_out || (ptr > layer_start && entry <= last)) {
             error = image::STATUS_TABLE_RANGE;  // unsorted or outside the layer: skipped, run flagged
         } else {
             const uint32_t lane = c - c0;
@@ -50,6 +51,7 @@ mark_tile:
             }
             marks[lane][pos] = true;
         }
+        last = entry;
         ++ptr;
         ++n;
     }

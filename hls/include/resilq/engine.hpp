@@ -42,7 +42,7 @@ init_lanes:
     const uint32_t param_beat = d.w_addr / 8;
     const uint32_t row_beats = g.ft * (Cfg::SIMD / 8);
     const uint32_t weight_beat = param_beat + d.out_c;
-    uint32_t table_ptr = d.crit_start;
+    uint32_t table_ptr = d.crit_start, table_last = 0;
     const uint32_t table_end = d.crit_start + d.crit_count;
 tiles:  // sequential: each tile runs the pipelined loops below one after the other
     for (uint32_t t = 0; t < g.tiles; ++t) {
@@ -52,7 +52,7 @@ tiles:  // sequential: each tile runs the pipelined loops below one after the ot
         cycles += load_params<Cfg>(weight_mem, param_beat + c0, rows, bias, shift);
         cycles += load_weights<Cfg>(weight_mem, weight_beat + c0 * row_beats, rows, g.ft, w_buf);
         if (d.crit_count > 0) {
-            cycles += mark_tile<Cfg>(crit_table, table_ptr, table_end, d.crit_start, c0, rows, g.hw_out, marks,
+            cycles += mark_tile<Cfg>(crit_table, table_ptr, table_last, table_end, d.crit_start, c0, rows, g.hw_out, marks,
                                      first, ctr.error);
         }
         cycles += conv_tile<Cfg>(d, g, c0, rows, bias, shift, in_buf, w_buf, marks, out_buf, raw_buf,
