@@ -101,4 +101,5 @@ class CsimAccelerator:
 
 def run_csim(model: Model, x: np.ndarray, fault=None, config: AccelConfig = DEFAULT_CONFIG) -> AccelRun:
     """One-shot convenience: pack ``model``, run ``x`` once, return every layer and the counters."""
-    return CsimAccelerator(model, config, batch=max(1, x.shape[0] if x.ndim == 4 else 1)).run(x, fault=fault)
+    x = check_input(model, x)
+    return CsimAccelerator(model, config, batch=x.shape[0]).run(x, fault=fault)

@@ -98,12 +98,11 @@ def write_vector(vector: Vector, config: AccelConfig, directory: Path) -> Path:
     faults = [] if vector.fault is None else [vector.fault]
     result = Executor(vector.model).run(vector.inputs, faults=faults, collect=True)
     expected = image.buffer.copy()
-    for i, region in image.outputs.items():
-        data = np.ascontiguousarray(result.activations[i]).astype(region.dtype)
-        item = data.reshape(n, -1).view(np.uint8)
-        for k in range(n if region.stride else 1):
+    for i, region in image.outputs.items():  # packed with keep_activations: every image has its region
+        item = np.ascontiguousarray(result.activations[i]).astype(region.dtype).reshape(n, -1).view(np.uint8)
+        for k in range(n):
             start = region.offset + k * region.stride
-            expected[start:start + region.nbytes] = item[n - 1 if not region.stride else k]
+            expected[start:start + region.nbytes] = item[k]
     report = cycle_report(vector.model, config)
     profile = np.array([layer.total * n for layer in report.layers], dtype="<u8")
     expected[image.profile_offset:image.profile_offset + profile.nbytes] = profile.view(np.uint8)

@@ -136,7 +136,7 @@ def test_status_codes(small):
     host.set_fault(dev, None)
     # a descriptor beyond this build's limits: the kernel refuses it and names the descriptor
     words = acc.image.buffer.view("<u4")
-    d2 = words[fmt.HEADER_WORDS * 0 + words[fmt.HeaderWord.DESC_OFFSET] // 4 + 2 * fmt.DESC_WORDS:]
+    d2 = words[words[fmt.HeaderWord.DESC_OFFSET] // 4 + 2 * fmt.DESC_WORDS:]  # conv2's descriptor
     saved = int(d2[fmt.DescWord.GEOMETRY])
     d2[fmt.DescWord.GEOMETRY] = fmt.geometry_word(13, 1, 0)
     status = host.run(dev, 1)

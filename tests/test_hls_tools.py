@@ -129,3 +129,29 @@ def test_testbench_passes_the_golden_vectors_and_can_fail(tmp_path):
     exe = tmp_path / "accel_tb"
     proc = subprocess.run([str(exe), str(expected.parent)], capture_output=True, text=True, check=False)
     assert proc.returncode == 1 and "FAIL" in proc.stdout and "1 mismatching bytes" in proc.stdout
+
+
+def test_cli_estimate_and_codegen_check(tmp_path, capsys):
+    import numpy as np
+    from hls_support import calibrated_model
+
+    from resilq.cli import main
+    from resilq.ir import save_model
+
+    model = calibrated_model(np.random.default_rng(0), (1, 8, 8), [("conv", 3, 3, 1, 0), ("flatten",), ("head", 4)],
+                             "tiny")
+    path = save_model(model, tmp_path / "tiny.rq")
+    assert main(["hls", "estimate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "DSP" in out and "tiny:" in out and "cycles/inference" in out
+    assert main(["hls", "estimate", "--pe", "64", "--simd", "16"]) == 2
+    assert "DSP: 1,030 estimated > 220 available" in capsys.readouterr().err
+    assert main(["hls", "codegen", "--check"]) == 0
+
+
+def test_missing_compiler_is_a_clear_error(monkeypatch):
+    from resilq.hls.csim import CompilerNotFoundError, build_library
+
+    monkeypatch.setenv("CXX", "no-such-g++")
+    with pytest.raises(CompilerNotFoundError, match=r"'no-such-g\+\+' is not on PATH: install g\+\+"):
+        build_library(AccelConfig(pe=2))

@@ -52,8 +52,8 @@ tiles:  // sequential: each tile runs the pipelined loops below one after the ot
         cycles += load_params<Cfg>(weight_mem, param_beat + c0, rows, bias, shift);
         cycles += load_weights<Cfg>(weight_mem, weight_beat + c0 * row_beats, rows, g.ft, w_buf);
         if (d.crit_count > 0) {
-            cycles += mark_tile<Cfg>(crit_table, table_ptr, table_last, table_end, d.crit_start, c0, rows, g.hw_out, marks,
-                                     first, ctr.error);
+            cycles += mark_tile<Cfg>(crit_table, table_ptr, table_last, table_end, d.crit_start, c0, rows, g.hw_out,
+                                     marks, first, ctr.error);
         }
         cycles += conv_tile<Cfg>(d, g, c0, rows, bias, shift, in_buf, w_buf, marks, out_buf, raw_buf,
                                  sh_buf, first, lane_count, fault, ctr);
