@@ -13,8 +13,8 @@ the facts the host and the hardware share, each written once:
 * :mod:`.csim` -- the accelerator source compiled by g++ and driven through ctypes (integers only);
 * :mod:`.cycles` / :mod:`.resources` -- cycle model and resource estimate against the board budget.
 
-Everything but :mod:`.csim` (which needs g++) and :mod:`.project` is numpy only, so the PYNQ driver can
-import it on the board.
+Everything but :mod:`.cli` imports numpy and the standard library only (a test checks it), so the PYNQ
+driver can import it on the board; :mod:`.csim` and :mod:`.project` call g++ / vitis_hls when used.
 """
 
 from pathlib import Path

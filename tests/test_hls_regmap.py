@@ -109,3 +109,17 @@ def test_documented_register_map_matches():
         assert f"| `{reg.name}` | {reg.offset:#06x} | {reg.bits} | {reg.access.value} |" in doc, reg.name
     for status in imageformat.Status:
         assert f"`{status.name}` {int(status)}" in doc, status.name
+
+
+def test_host_side_modules_import_without_torch_or_rich():
+    """The driver imports these on the board (numpy and the standard library only)."""
+    import subprocess
+    import sys
+
+    modules = ["regmap", "imageformat", "config", "codegen", "mapping", "packing", "host", "cycles", "resources",
+               "reference", "vectors", "csim", "simulate", "project"]
+    code = ("import sys\n" + "".join(f"import resilq.hls.{m}\n" for m in modules) + "import resilq.boards\n"
+            "heavy = sorted(m for m in ('torch', 'brevitas', 'rich', 'matplotlib', 'scipy') if m in sys.modules)\n"
+            "print(','.join(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

@@ -80,6 +80,9 @@ uint64_t conv_tile(const LayerDesc& d, const LayerGeom& g, uint32_t c0, uint32_t
     uint32_t seen[Cfg::PE];      // protected neurons of each lane met in this tile
     uint32_t slot0[Cfg::PE];     // original slot of the lane's neuron at position 0: c * hw_out
     uint32_t row0[Cfg::PE];      // output-buffer row of the lane's channel: (c / OUT_BANKS) * hw_out
+    // The lane's output bank c % OUT_BANKS = (c0 % OUT_BANKS) + p: c0 is a multiple of PE and PE divides
+    // OUT_BANKS, so with OUT_BANKS == PE every lane owns bank p outright.
+    const uint32_t bank0 = c0 % Cfg::OUT_BANKS;
 #pragma HLS ARRAY_PARTITION variable=acc complete
 #pragma HLS ARRAY_PARTITION variable=prot complete
 #pragma HLS ARRAY_PARTITION variable=seen complete
@@ -159,7 +162,7 @@ compute:
             if (p < rows) {
                 const uint32_t c = c0 + p;
                 if (raw) {
-                    raw_buf[c % Cfg::OUT_BANKS][c / Cfg::OUT_BANKS] = acc[p];
+                    raw_buf[bank0 + p][c / Cfg::OUT_BANKS] = acc[p];
                 } else {
                     int8_t v = (prot[p] && split) ? arith::split_half(acc[p], shift[p])
                                                   : arith::requantize(acc[p], shift[p], lo, arith::INT8_HI);
@@ -168,7 +171,7 @@ compute:
                             v = arith::apply_fault(v, fault.mask, fault.mode);
                             ++ctr.fi_hits;
                         }
-                        out_buf[c % Cfg::OUT_BANKS][row0[p] + pos] = v;
+                        out_buf[bank0 + p][row0[p] + pos] = v;
                     } else if (prot[p]) {
                         const uint32_t entry = first[p] + seen[p];
                         const uint32_t slot = g.n_out + entry * extra + (pass - 1);
