@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hls_support import CSIM, calibrated_model, protect_fraction
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from resilq.arith import FaultMode, Scheme
 from resilq.faults import Fault
@@ -200,3 +202,40 @@ def test_network_larger_than_the_block_ram():
     assert run.cycles == cycle_report(model, DEFAULT_CONFIG).run(1)
     image = pack(model, DEFAULT_CONFIG, keep_activations=False)
     assert image.nbytes > 1_900_000
+
+
+@st.composite
+def geometries(draw):
+    """A conv (any kernel/stride/padding/channels, non-square maps), maybe a pool, a hidden linear, a head."""
+    k = draw(st.integers(1, 5))
+    stride, pad = draw(st.integers(1, 3)), draw(st.integers(0, k - 1))
+    c_in, c_out = draw(st.integers(1, 20)), draw(st.integers(1, 20))
+    h, w = draw(st.integers(k, 13)), draw(st.integers(k, 13))
+    specs = [("conv", c_out, k, stride, pad)]
+    out_h, out_w = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+    if draw(st.booleans()) and min(out_h, out_w) >= 2:
+        specs.append(("pool", 2, draw(st.integers(1, 2))))
+    specs += [("flatten",), ("fc", draw(st.integers(1, 40))), ("head", draw(st.integers(2, 12)))]
+    scheme = draw(st.sampled_from(SCHEMES))
+    return (c_in, h, w), specs, scheme, draw(st.floats(0.05, 1.0)), draw(st.integers(0, 2**31))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(geometries())
+def test_any_geometry_bit_exact_with_cycles_and_a_fault(case):
+    shape, specs, scheme, fraction, seed = case
+    rng = np.random.default_rng(seed)
+    model = calibrated_model(rng, shape, specs, "hypothesis")
+    if scheme is not None:
+        model = protect_fraction(model, rng, scheme, fraction)
+    x = model.quantize_input(rng.random((2, *shape), dtype=np.float32))
+    layer = int(rng.choice(model.neuron_layers))
+    fault = Fault(layer, int(rng.integers(model.slots_in(layer))), int(rng.integers(1, 256)),
+                  FaultMode(int(rng.integers(3))))
+    acc = CsimAccelerator(model, batch=2)
+    run = acc.run(x)
+    assert_same_layers(run, Executor(model).run(x, collect=True))
+    assert run.cycles == cycle_report(model, DEFAULT_CONFIG).run(2)
+    run = acc.run(x, fault=fault)
+    assert_same_layers(run, Executor(model).run(x, faults=[fault], collect=True))
+    assert run.status.corrections == expected_corrections(model, x, fault)
