@@ -89,6 +89,7 @@ class Status(IntEnum):
     TABLE_RANGE = 6  # CRIT_START + CRIT_COUNT beyond the table capacity
     FAULT_CONFIG = 7  # EN with a zero mask or an unknown mode
     SHADOW_OVERFLOW = 8  # a PE lane received more shadow values than its buffer holds
+    BATCH_RANGE = 9  # N_IMAGES exceeds the batch the image was packed for
 
     @property
     def meaning(self) -> str:
@@ -105,6 +106,7 @@ _STATUS_TEXT = {
     Status.TABLE_RANGE: "a layer's critical-table range exceeds the table capacity",
     Status.FAULT_CONFIG: "fault injection enabled with a zero mask or an unknown mode",
     Status.SHADOW_OVERFLOW: "a PE lane's shadow buffer overflowed",
+    Status.BATCH_RANGE: "N_IMAGES exceeds the batch the memory image was packed for",
 }
 
 

@@ -64,6 +64,8 @@ class MemoryImage:
         return [p.index for p in self.plans]
 
     def _view(self, region: Region, n: int) -> np.ndarray:
+        if not 1 <= n <= self.batch:
+            raise ParameterError(f"image count {n} outside 1..{self.batch} (the batch this image was packed for)")
         dtype = np.dtype(region.dtype)
         if region.stride == 0:
             raw = self.buffer[region.offset:region.offset + region.nbytes]

@@ -153,7 +153,13 @@ def test_status_codes(small):
     words[fmt.HeaderWord.MAGIC] ^= 1
     assert host.run(dev, 1).code is Status.BAD_MAGIC
     words[fmt.HeaderWord.MAGIC] ^= 1
+    assert host.run(dev, 3).code is Status.BATCH_RANGE  # packed for 2 images
     assert host.run(dev, 1).code is Status.OK
+    # an image claiming more bytes than the attached memory is refused by the bridge, not read past
+    words[fmt.HeaderWord.IMAGE_BYTES] = acc.image.nbytes + 64
+    with pytest.raises(CsimError, match="claims .* bytes, only .* are attached"):
+        host.start(dev, 1)
+    words[fmt.HeaderWord.IMAGE_BYTES] = acc.image.nbytes
     # a pointer outside the attached memory never starts the kernel
     host.write_pointers(dev, 0x100)
     with pytest.raises(CsimError, match="CTRL_MEM = 0x100 is not"):

@@ -129,6 +129,8 @@ def test_inputs_and_outputs_round_trip(model):
         image.write_inputs(x.astype(np.int16))
     with pytest.raises(ShapeError):
         image.write_inputs(np.zeros((5, 1, 28, 28), np.int8))
+    with pytest.raises(ParameterError, match="outside 1..4"):
+        image.read_output(0, 5)
     shared = pack(model, CFG, batch=4, keep_activations=False)
     assert shared.outputs[0].stride == 0 and shared.outputs[6].stride > 0
     with pytest.raises(ParameterError, match="keep_activations"):

@@ -90,6 +90,7 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, int8_t* act_me
         else if (hdr[image::HDR_FORMAT] != image::FORMAT_VERSION) code = image::STATUS_BAD_FORMAT;
         else if (hdr[image::HDR_SIMD] != Cfg::SIMD) code = image::STATUS_SIMD_MISMATCH;
         else if (n_desc > Cfg::MAX_LAYERS) code = image::STATUS_CAPACITY;
+        else if (n_images > hdr[image::HDR_BATCH]) code = image::STATUS_BATCH_RANGE;
         else if (fi_en && ((fi_mask & 0xFFu) == 0 || fi_mode > resilq::arith::STUCK_AT_1)) code = image::STATUS_FAULT_CONFIG;
 
     images:  // sequential: one inference per iteration

@@ -13,6 +13,7 @@
 
 #include "accel_config.hpp"
 #include "resilq/accel.hpp"
+#include "resilq/imageformat.hpp"
 #include "resilq/regmap.hpp"
 
 namespace {
@@ -70,6 +71,16 @@ void start() {
         weights = ctrl ? translate("WEIGHT_MEM", pointer_reg(rm::WEIGHT_MEM), 8) : nullptr;
         act = weights ? translate("ACT_MEM", pointer_reg(rm::ACT_MEM), 1) : nullptr;
         if (act == nullptr) return;  // a bus error on the board: the kernel never finishes
+        // The host's memory is not the board's: refuse an image that claims more bytes than are attached
+        // (the kernel would read past the block), instead of crashing the Python process.
+        const uint32_t* hdr = reinterpret_cast<const uint32_t*>(ctrl);
+        const uint64_t room = dev.phys + dev.size - pointer_reg(rm::CTRL_MEM);
+        if (room >= 4 * resilq::image::HEADER_WORDS && hdr[resilq::image::HDR_MAGIC] == resilq::image::MAGIC &&
+            hdr[resilq::image::HDR_IMAGE_BYTES] > room) {
+            std::snprintf(dev.error, sizeof dev.error, "the memory image claims %u bytes, only %llu are attached",
+                          hdr[resilq::image::HDR_IMAGE_BYTES], (unsigned long long)room);
+            return;
+        }
     }
     uint32_t out[8];
     resilq_accel(reinterpret_cast<uint32_t*>(ctrl), reinterpret_cast<const uint64_t*>(weights),

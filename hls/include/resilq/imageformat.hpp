@@ -56,6 +56,7 @@ constexpr uint32_t STATUS_CAPACITY = 5u;  // a layer exceeds a buffer or limit o
 constexpr uint32_t STATUS_TABLE_RANGE = 6u;  // a layer's critical-table range exceeds the table capacity
 constexpr uint32_t STATUS_FAULT_CONFIG = 7u;  // fault injection enabled with a zero mask or an unknown mode
 constexpr uint32_t STATUS_SHADOW_OVERFLOW = 8u;  // a PE lane's shadow buffer overflowed
+constexpr uint32_t STATUS_BATCH_RANGE = 9u;  // N_IMAGES exceeds the batch the memory image was packed for
 
 }  // namespace image
 }  // namespace resilq
