@@ -28,6 +28,9 @@ from .config import DEFAULT_CONFIG, AccelConfig
 
 SOURCES = ("accel_top.cpp", "csim_bridge.cpp", "csim_arith.cpp")
 CXXFLAGS = ("-std=c++14", "-O2", "-fPIC", "-shared", "-Wall", "-Wextra", "-Wno-unknown-pragmas", "-Wno-unused-label")
+#: Extra compiler flags from the environment, e.g. "-fsanitize=address,undefined -g" to run the C-sim
+#: under the sanitizers (then start Python with LD_PRELOAD=$(g++ -print-file-name=libasan.so)).
+EXTRA_FLAGS_ENV = "RESILQ_CSIM_CXXFLAGS"
 #: The physical address the C-sim maps its DDR block to (any 64-byte aligned value works).
 DEFAULT_PHYS_BASE = 0x1000_0000
 
@@ -65,13 +68,17 @@ def source_files() -> list[Path]:
     return headers + [SRC_DIR / s for s in SOURCES]
 
 
+def cxxflags() -> list[str]:
+    return [*CXXFLAGS, *os.environ.get(EXTRA_FLAGS_ENV, "").split()]
+
+
 def _fingerprint(config: AccelConfig, cxx: str) -> str:
     h = hashlib.sha256()
     for path in source_files():
         h.update(path.name.encode())
         h.update(path.read_bytes())
     h.update(codegen.render_config(config).encode())
-    h.update(" ".join(CXXFLAGS).encode())
+    h.update(" ".join(cxxflags()).encode())
     version = subprocess.run([cxx, "--version"], capture_output=True, text=True, check=False).stdout
     h.update(version.encode())
     return h.hexdigest()[:16]
@@ -89,7 +96,7 @@ def build_library(config: AccelConfig = DEFAULT_CONFIG, cache: Path | None = Non
     codegen.write_config(config, out_dir)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=out_dir)
     os.close(fd)
-    cmd = [cxx, *CXXFLAGS, f"-I{INCLUDE_DIR}", f"-I{out_dir}", *[str(SRC_DIR / s) for s in SOURCES], "-o", tmp]
+    cmd = [cxx, *cxxflags(), f"-I{INCLUDE_DIR}", f"-I{out_dir}", *[str(SRC_DIR / s) for s in SOURCES], "-o", tmp]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         os.unlink(tmp)

@@ -49,7 +49,7 @@ int run_vector(const std::string& dir) {
     std::vector<uint64_t> memory((image_bytes.size() + 7) / 8, 0);
     std::memcpy(memory.data(), image_bytes.data(), image_bytes.size());
     std::vector<uint32_t> table(resilq::regmap::CRIT_TABLE_CAPACITY, 0);
-    std::memcpy(table.data(), table_bytes.data(), table_bytes.size());
+    if (!table_bytes.empty()) std::memcpy(table.data(), table_bytes.data(), table_bytes.size());
     uint8_t* base = reinterpret_cast<uint8_t*>(memory.data());
 
     uint32_t version = 0, hw_config = 0, config_id = 0, status = 0, cycles_lo = 0, cycles_hi = 0;
