@@ -4,8 +4,6 @@ SIMD builds, and a network larger than the PYNQ-Z2's block RAM."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from hls_support import CSIM, calibrated_model, protect_fraction
@@ -252,5 +250,5 @@ def test_any_geometry_bit_exact_with_cycles_and_a_fault(case):
 def test_sources_compile_without_warnings():
     """-Wall -Wextra clean (the build log holds the command line and the compiler's diagnostics)."""
     log = (CsimDevice.open().lib_path.parent / "build.log").read_text().splitlines()
-    assert log[0].startswith(str(Path(log[0].split()[0]))) and "-Wall" in log[0]
+    assert "-Wall" in log[0] and "-Wextra" in log[0]
     assert [line for line in log[1:] if line.strip()] == []
