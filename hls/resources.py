@@ -4,7 +4,9 @@ An analytic estimate from the buffer shapes and the PE x SIMD datapath -- not a 
 ``make -C hls ip`` report replaces it). Block RAM is counted bank by bank from the partitioned buffers
 (each bank mapped to the cheapest BRAM18 aspect ratio, small banks to LUTRAM); DSPs assume one DSP48E1
 per int8 x int8 multiply; LUT/FF use per-lane coefficients of the adder tree, requantizer, fault and
-corrector logic plus fixed costs of the AXI adapters and the controller. Expect +-30 % on LUT/FF.
+corrector logic plus fixed costs of the AXI adapters and the controller. The coefficients are engineering
+guesses, not yet calibrated against a Vitis HLS report (none can be produced without the tool): BRAM and
+DSP are counted from the buffer and datapath shapes and should be close; read LUT/FF as order of magnitude.
 numpy only.
 """
 
