@@ -6,7 +6,7 @@ The folders follow the data flow of the design card (analysis -> hls -> overlays
 
 from setuptools import find_packages, setup
 
-ROOTS = {"resilq": "analysis"}
+ROOTS = {"resilq": "analysis", "resilq.hls": "hls", "resilq.boards": "boards"}
 
 packages, package_dir = [], {}
 for package, folder in ROOTS.items():

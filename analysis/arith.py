@@ -2,7 +2,7 @@
 
 Everything that turns an int32 accumulator into an int8 activation, flips a bit at a fault site or
 merges the slots of a protected neuron goes through this module. The C++ twin lives in
-``hls/include/resilq_arith.hpp`` and the two are tested against each other on every edge case.
+``hls/include/resilq/arith.hpp`` and the two are tested against each other on every edge case.
 
 All functions are vectorised numpy functions; scalars work too. numpy is the only dependency, so this
 module runs in the PYNQ board's own Python.

@@ -1,0 +1,113 @@
+"""``resilq hls ...`` (also ``python -m resilq.hls``): estimate, generate, simulate and build the accelerator."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from resilq.boards import DEFAULT_BOARD, load_board
+from resilq.errors import ResilqError
+from resilq.ui import say, table
+
+from .config import AccelConfig
+
+
+def _config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pe", type=int, default=AccelConfig.pe, help="output lanes (power of two)")
+    p.add_argument("--simd", type=int, default=AccelConfig.simd, help="input lanes (8, 16, 32 or 64)")
+    p.add_argument("--board", default=DEFAULT_BOARD, help="board name in boards/ or a board.toml path")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("hls", help="the HLS accelerator: estimates, C-sim testbench, Vitis HLS IP build")
+    hs = p.add_subparsers(dest="hls_command", metavar="STEP")
+
+    q = hs.add_parser("estimate", help="resources vs the board budget, and cycles per inference of .rq models")
+    _config_args(q)
+    q.add_argument("models", nargs="*", help=".rq files to map and time")
+    q.set_defaults(func=run_estimate)
+
+    q = hs.add_parser("codegen", help="rewrite (or --check) the generated regmap/imageformat headers")
+    q.add_argument("--check", action="store_true", help="only report stale headers (exit 1 if any)")
+    q.set_defaults(func=run_codegen)
+
+    q = hs.add_parser("csim", help="compile the Vitis testbench with g++ and run it on the golden vectors")
+    _config_args(q)
+    q.add_argument("--out", type=Path, default=Path("build/csim"), help="build directory")
+    q.set_defaults(func=run_csim_tb)
+
+    q = hs.add_parser("ip", help="Vitis HLS csim/csynth/cosim/export (needs vitis_hls)")
+    _config_args(q)
+    q.add_argument("--out", type=Path, default=Path("build/ip"), help="build directory")
+    q.add_argument("--steps", default="csim,csynth,cosim,export", help="comma-separated subset of the flow")
+    q.add_argument("--vlnv", default=None, help="vendor:library:name:version of the exported IP")
+    q.set_defaults(func=run_ip)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _config(args: argparse.Namespace) -> AccelConfig:
+    return AccelConfig(pe=args.pe, simd=args.simd)
+
+
+def run_estimate(args: argparse.Namespace) -> int:
+    from resilq.ir import load_model
+
+    from .cycles import cycle_report
+    from .resources import check_budget, estimate, utilisation_rows
+
+    board, config = load_board(args.board), _config(args)
+    est = estimate(config)
+    table(f"PE={config.pe} x SIMD={config.simd} on {board.name} ({board.part}) -- analytic estimate",
+          ("resource", "estimated", "available", "use"), utilisation_rows(est, board))
+    check_budget(config, board)
+    for path in args.models:
+        model = load_model(path)
+        rep = cycle_report(model, config)
+        rows = [(c.name, c.load_input + c.descriptor, c.params + c.weights, c.table + c.compute + c.pool, c.correct,
+                 c.store, c.total) for c in rep.layers]
+        table(f"{model.name}: {rep.per_inference:,} cycles/inference = {rep.microseconds(board.pl_mhz):,.1f} us at "
+              f"{board.pl_mhz:g} MHz", ("layer", "load", "weights", "compute", "correct", "store", "total"), rows)
+    return 0
+
+
+def run_codegen(args: argparse.Namespace) -> int:
+    from . import codegen
+
+    if args.check:
+        stale = codegen.stale_headers()
+        for path in stale:
+            say(f"stale: {path}")
+        return 1 if stale else 0
+    for path in codegen.write_committed():
+        say(f"wrote {path}")
+    return 0
+
+
+def run_csim_tb(args: argparse.Namespace) -> int:
+    from .project import run_testbench
+
+    proc = run_testbench(_config(args), load_board(args.board), args.out)
+    sys.stdout.write(proc.stdout)
+    return proc.returncode
+
+
+def run_ip(args: argparse.Namespace) -> int:
+    from .project import DEFAULT_VLNV, build_ip
+
+    out = build_ip(_config(args), load_board(args.board), args.out, tuple(s for s in args.steps.split(",") if s),
+                   args.vlnv or DEFAULT_VLNV)
+    say(f"IP exported under {out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m resilq.hls")
+    sub = parser.add_subparsers(dest="command")
+    register(sub)
+    args = parser.parse_args(["hls", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return int(args.func(args) or 0)
+    except ResilqError as exc:
+        print(f"resilq hls: error: {exc}", file=sys.stderr)
+        return 2

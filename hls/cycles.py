@@ -1,0 +1,111 @@
+"""Cycle model of the accelerator, from its loop structure (docs/accelerator.md, "Cycle model").
+
+Every pipelined loop of the kernel runs at II = 1 (the profile writer at II = 2) and costs its trip
+count plus a modelled pipeline depth (:class:`.config.Latency`); loops run one after the other. The
+C-simulated kernel counts the same way, iteration by iteration, and the tests check the two agree on
+every layer of every model they run. Trip counts, per image:
+
+=============  ===========================================================================
+descriptor     DESC_WORDS
+load input     C_in * H_in * W_in                       (one byte per cycle, C-H-W order)
+params         rows of each tile                        (one 64-bit beat per channel)
+weights        rows * k*k*ceil(C/SIMD) * SIMD/8         (64-bit beats) per tile
+table walk     protected neurons of the tile's channels (only in a protected layer)
+compute        (H_out*W_out + (copies-1) * G_t) * k*k*ceil(C/SIMD) per tile, G_t = positions of
+               the tile that hold a protected neuron in any lane (each is recomputed copies-1 times)
+corrector      protected neurons of the layer
+maxpool        H_out*W_out * ceil(C/SIMD) * k*k
+store          C_out * H_out * W_out bytes (int8) or C_out words (int32 classifier)
+=============  ===========================================================================
+
+Per run: HEADER_WORDS + run latency, then every image, then 2 profile words per descriptor + store
+latency. numpy only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from resilq.ir import Model
+
+from . import imageformat as fmt
+from .config import AccelConfig
+from .mapping import LayerPlan, plan_model
+
+
+@dataclass(frozen=True)
+class LayerCycles:
+    """Cycles of one descriptor for one image, by loop."""
+
+    index: int
+    name: str
+    descriptor: int
+    load_input: int
+    params: int
+    weights: int
+    table: int
+    compute: int
+    correct: int
+    pool: int
+    store: int
+
+    @property
+    def total(self) -> int:
+        return sum(getattr(self, f.name) for f in fields(self) if f.name not in ("index", "name"))
+
+
+@dataclass(frozen=True)
+class CycleReport:
+    layers: list[LayerCycles]
+    run_overhead: int  # header + profile write, once per run
+
+    @property
+    def per_inference(self) -> int:
+        return sum(layer.total for layer in self.layers)
+
+    def run(self, n_images: int) -> int:
+        """The CYCLES register after a run of ``n_images`` images."""
+        return self.run_overhead + n_images * self.per_inference
+
+    def microseconds(self, mhz: float) -> float:
+        return self.per_inference / mhz
+
+
+def protected_groups(plan: LayerPlan) -> np.ndarray:
+    """Per tile, the number of output positions holding a protected neuron in any of its lanes."""
+    groups = np.zeros(plan.tiles, dtype=np.int64)
+    if plan.n_protected:
+        channel, pos = np.divmod(plan.protected, plan.hw_out)
+        tile_pos = np.unique((channel // plan.pe) * plan.hw_out + pos)
+        np.add.at(groups, tile_pos // plan.hw_out, 1)
+    return groups
+
+
+def layer_cycles(plan: LayerPlan, config: AccelConfig) -> LayerCycles:
+    lat = config.latency
+    descriptor = fmt.DESC_WORDS + lat.descriptor
+    load_input = plan.in_c * plan.hw_in + lat.load_input
+    params = weights = table = compute = correct = pool = 0
+    if plan.op is fmt.Op.MAXPOOL:
+        pool = plan.hw_out * plan.cg * plan.kernel * plan.kernel + lat.pool
+        store = plan.n_out + lat.store
+    else:
+        rows = np.minimum(plan.pe, plan.out_c - plan.pe * np.arange(plan.tiles))
+        params = int(rows.sum()) + plan.tiles * lat.params
+        weights = int(rows.sum()) * plan.ft * (plan.simd // 8) + plan.tiles * lat.weights
+        if plan.n_protected:
+            table = plan.n_protected + plan.tiles * lat.table
+            correct = plan.n_protected + lat.lcu
+        groups = protected_groups(plan)
+        compute = int(((plan.hw_out + (plan.copies - 1) * groups) * plan.ft).sum()) + plan.tiles * lat.mac
+        store = (plan.out_c if plan.raw else plan.n_out) + lat.store
+    return LayerCycles(plan.index, plan.name, descriptor, load_input, params, weights, table, compute, correct, pool,
+                       store)
+
+
+def cycle_report(model: Model, config: AccelConfig) -> CycleReport:
+    plans = plan_model(model, config)
+    overhead = (fmt.HEADER_WORDS + config.latency.run) + (fmt.PROFILE_WORDS * len(plans) + config.latency.store)
+    return CycleReport([layer_cycles(p, config) for p in plans], overhead)

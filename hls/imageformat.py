@@ -1,0 +1,122 @@
+"""The DDR memory image the accelerator runs from: header, layer descriptors, parameter beats, status codes.
+
+One image holds a whole network (descriptors, weights, biases, shifts), the input batch and every layer's
+output, at byte offsets relative to the image base (the address written to the three pointer registers).
+All regions are 64-byte aligned. This module defines the formats; :mod:`.packing` builds images.
+
+Header (``HEADER_WORDS`` little-endian uint32 at offset 0)::
+
+    MAGIC  FORMAT  SIMD  N_DESC  DESC_OFFSET  PROFILE_OFFSET  IMAGE_BYTES  BATCH  (reserved...)
+
+Descriptor (``DESC_WORDS`` uint32 per executed layer; Flatten needs none, its output aliases its input)::
+
+    OP_FLAGS  IR_LAYER  IN_C IN_H IN_W  OUT_C OUT_H OUT_W  GEOMETRY  IN_ADDR IN_STRIDE  OUT_ADDR OUT_STRIDE
+    W_ADDR  CRIT_START  CRIT_COUNT
+
+A Linear layer is a CONV descriptor with IN_C = fan-in, H = W = 1, kernel 1. Activations are stored in
+C-H-W order (the IR's flat order, which is also the slot order); image ``n`` of a batch sits at
+``ADDR + n * STRIDE``. ``W_ADDR`` points at ``OUT_C`` parameter beats (8 bytes: int32 bias, uint8 shift,
+3 zero bytes) followed by ``OUT_C`` weight rows of ``k*k*ceil(C/SIMD)*SIMD`` bytes, each row ordered
+(ky, kx, channel) with channels zero-padded to a multiple of SIMD -- the order the PE lanes consume.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum, IntFlag
+
+#: "RQAC" read as a little-endian uint32.
+MAGIC = 0x43415152
+#: Memory-image format version (header word FORMAT); bump when the layout changes meaning.
+FORMAT_VERSION = 1
+HEADER_WORDS = 16
+DESC_WORDS = 16
+PROFILE_WORDS = 2  # per descriptor: cycles lo, hi (summed over the run's images)
+ALIGN = 64
+PARAM_BEAT_BYTES = 8
+WEIGHT_BEAT_BYTES = 8
+
+
+class HeaderWord(IntEnum):
+    MAGIC = 0
+    FORMAT = 1
+    SIMD = 2
+    N_DESC = 3
+    DESC_OFFSET = 4
+    PROFILE_OFFSET = 5
+    IMAGE_BYTES = 6
+    BATCH = 7
+
+
+class DescWord(IntEnum):
+    OP_FLAGS = 0  # op in bits 0-7, Flag bits 8-15, Scheme code 16-23 (0 = unprotected)
+    IR_LAYER = 1
+    IN_C = 2
+    IN_H = 3
+    IN_W = 4
+    OUT_C = 5
+    OUT_H = 6
+    OUT_W = 7
+    GEOMETRY = 8  # kernel bits 0-7, stride 8-15, padding 16-23
+    IN_ADDR = 9
+    IN_STRIDE = 10
+    OUT_ADDR = 11
+    OUT_STRIDE = 12
+    W_ADDR = 13
+    CRIT_START = 14
+    CRIT_COUNT = 15
+
+
+class Op(IntEnum):
+    CONV = 1  # Conv2d, and Linear as a 1x1 conv over a 1x1 map
+    MAXPOOL = 2
+
+
+class Flag(IntFlag):
+    RELU = 1  # requantize with lo = 0
+    RAW = 2  # write int32 accumulators (the classifier without requantization) through the control master
+    NEURONS = 4  # a neuron layer: its outputs are fault sites (Model.neuron_layers)
+
+
+class Status(IntEnum):
+    """STATUS.CODE after a run; STATUS.LAYER names the descriptor for the per-layer codes."""
+
+    OK = 0
+    BAD_MAGIC = 1
+    BAD_FORMAT = 2
+    SIMD_MISMATCH = 3
+    BAD_OP = 4
+    CAPACITY = 5  # a layer exceeds a buffer or limit of this build (see resilq.hls.mapping)
+    TABLE_RANGE = 6  # CRIT_START + CRIT_COUNT beyond the table capacity
+    FAULT_CONFIG = 7  # EN with a zero mask or an unknown mode
+    SHADOW_OVERFLOW = 8  # a PE lane received more shadow values than its buffer holds
+    BATCH_RANGE = 9  # N_IMAGES exceeds the batch the image was packed for
+
+    @property
+    def meaning(self) -> str:
+        return _STATUS_TEXT[self]
+
+
+_STATUS_TEXT = {
+    Status.OK: "ok",
+    Status.BAD_MAGIC: "the memory image has no RQAC header (wrong address?)",
+    Status.BAD_FORMAT: "the memory image was packed for another image-format version",
+    Status.SIMD_MISMATCH: "the memory image was packed for another SIMD width",
+    Status.BAD_OP: "unknown layer operation in a descriptor",
+    Status.CAPACITY: "a layer exceeds a buffer or limit of this accelerator build",
+    Status.TABLE_RANGE: "a layer's critical-table range exceeds the table capacity",
+    Status.FAULT_CONFIG: "fault injection enabled with a zero mask or an unknown mode",
+    Status.SHADOW_OVERFLOW: "a PE lane's shadow buffer overflowed",
+    Status.BATCH_RANGE: "N_IMAGES exceeds the batch the memory image was packed for",
+}
+
+
+def op_flags_word(op: Op, flags: Flag, scheme: int) -> int:
+    return int(op) | (int(flags) << 8) | (int(scheme) << 16)
+
+
+def geometry_word(kernel: int, stride: int, padding: int) -> int:
+    return (kernel & 0xFF) | ((stride & 0xFF) << 8) | ((padding & 0xFF) << 16)
+
+
+def align(n: int, to: int = ALIGN) -> int:
+    return (n + to - 1) // to * to

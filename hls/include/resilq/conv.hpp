@@ -1,0 +1,218 @@
+// The PE x SIMD layer engine: one tile of PE output channels of a Conv2d (a Linear layer is a 1x1 conv
+// over a 1x1 map), over every output position, with the shadow passes of protected neurons.
+//
+// Each cycle, PE lanes each multiply SIMD input channels of one pixel of the receptive field by their
+// own weights and add them into an int32 accumulator. At the last SIMD word of a position the lanes
+// requantize (a split neuron's slots use split_half), the fault-injection registers act on the value
+// (SPEC §2: the int8 written to the output buffer), and the value goes to the output buffer (pass 0,
+// the original slots) or to the lane's shadow buffer (passes 1..copies-1). A position holding a
+// protected neuron in any lane of the tile is recomputed copies-1 more times by the same lanes with
+// the same inputs and weights: the shadow slots.
+#pragma once
+#include <cstdint>
+
+#include "resilq/arith.hpp"
+#include "resilq/imageformat.hpp"
+#include "resilq/types.hpp"
+
+namespace resilq {
+
+// Walk the critical-table entries of the tile's channels (entries sorted by channel, then position):
+// mark each protected (lane, position) and remember the layer-local index of each lane's first entry.
+// `ptr` and `last` (the previous entry) carry over from tile to tile; entries must strictly increase.
+template <class Cfg>
+uint64_t mark_tile(const uint32_t* crit_table, uint32_t& ptr, uint32_t& last, uint32_t end, uint32_t layer_start,
+                   uint32_t c0, uint32_t rows, uint32_t hw_out, typename Buffers<Cfg>::Marks& marks,
+                   uint32_t first[Cfg::PE], uint32_t& error) {
+    bool seen[Cfg::PE];
+#pragma HLS ARRAY_PARTITION variable=seen complete
+init_seen:
+    for (uint32_t p = 0; p < Cfg::PE; ++p) {
+#pragma HLS UNROLL
+        seen[p] = false;
+    }
+    uint32_t n = 0;
+mark_tile:
+    for (;;) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=0 max=8192
+        if (ptr >= end) break;
+        const uint32_t entry = crit_table[ptr];
+        const uint32_t c = entry >> 16;
+        const uint32_t pos = entry & 0xFFFFu;
+        if (c >= c0 + rows) break;
+        if (c < c0 || pos >= hw_out || (ptr > layer_start && entry <= last)) {
+            error = image::STATUS_TABLE_RANGE;  // unsorted or outside the layer: skipped, run flagged
+        } else {
+            const uint32_t lane = c - c0;
+            if (!seen[lane]) {
+                seen[lane] = true;
+                first[lane] = ptr - layer_start;
+            }
+            marks[lane][pos] = true;
+        }
+        last = entry;
+        ++ptr;
+        ++n;
+    }
+    return uint64_t(n) + Cfg::Latency::TABLE;
+}
+
+// Compute one tile: rows (<= PE) output channels starting at c0, every output position, shadow passes.
+// lane_count[p] counts the protected neurons lane p has produced in this layer so far (its shadow
+// buffer fill); first[p] is the layer-local table index of lane p's first entry in this tile.
+template <class Cfg>
+uint64_t conv_tile(const LayerDesc& d, const LayerGeom& g, uint32_t c0, uint32_t rows, const int32_t bias[Cfg::PE],
+                   const uint32_t shift[Cfg::PE], const typename Buffers<Cfg>::In& in_buf,
+                   const typename Buffers<Cfg>::Weights& w_buf, typename Buffers<Cfg>::Marks& marks,
+                   typename Buffers<Cfg>::Out& out_buf, typename Buffers<Cfg>::Raw& raw_buf,
+                   typename Buffers<Cfg>::Shadow& sh_buf, const uint32_t first[Cfg::PE], uint32_t lane_count[Cfg::PE],
+                   const FaultSite& fault, RunCounters& ctr) {
+    const bool raw = (d.flags & image::FLAG_RAW) != 0;
+    const int32_t lo = (d.flags & image::FLAG_RELU) ? 0 : arith::INT8_LO;
+    const bool split = d.scheme == arith::SPLIT;
+    const uint32_t extra = g.copies - 1;  // shadow passes of a protected position
+    const int32_t stride = static_cast<int32_t>(d.stride), pad = static_cast<int32_t>(d.pad);
+    const int32_t in_h = static_cast<int32_t>(d.in_h), in_w = static_cast<int32_t>(d.in_w);
+
+    int32_t acc[Cfg::PE];
+    bool prot[Cfg::PE];
+    uint32_t seen[Cfg::PE];      // protected neurons of each lane met in this tile
+    uint32_t slot0[Cfg::PE];     // original slot of the lane's neuron at position 0: c * hw_out
+    uint32_t row0[Cfg::PE];      // output-buffer row of the lane's channel: (c / OUT_BANKS) * hw_out
+    // The lane's output bank c % OUT_BANKS = (c0 % OUT_BANKS) + p: c0 is a multiple of PE and PE divides
+    // OUT_BANKS, so with OUT_BANKS == PE every lane owns bank p outright.
+    const uint32_t bank0 = c0 % Cfg::OUT_BANKS;
+#pragma HLS ARRAY_PARTITION variable=acc complete
+#pragma HLS ARRAY_PARTITION variable=prot complete
+#pragma HLS ARRAY_PARTITION variable=seen complete
+#pragma HLS ARRAY_PARTITION variable=slot0 complete
+#pragma HLS ARRAY_PARTITION variable=row0 complete
+init_lanes:
+    for (uint32_t p = 0; p < Cfg::PE; ++p) {
+#pragma HLS UNROLL
+        acc[p] = 0;
+        prot[p] = false;
+        seen[p] = 0;
+        slot0[p] = (c0 + p) * g.hw_out;
+        row0[p] = ((c0 + p) / Cfg::OUT_BANKS) * g.hw_out;
+    }
+
+    uint32_t pos = 0, oy = 0, ox = 0, pass = 0, npass = 1;
+    uint32_t f = 0, cg = 0, kx = 0, ky = 0;
+    uint64_t iters = 0;
+compute:
+    for (;;) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=1048576
+#pragma HLS DEPENDENCE variable=marks inter false
+        if (f == 0 && pass == 0) {  // a new position: which lanes hold a protected neuron here?
+            bool any = false;
+        read_marks:
+            for (uint32_t p = 0; p < Cfg::PE; ++p) {
+#pragma HLS UNROLL
+                prot[p] = marks[p][pos];
+                marks[p][pos] = false;
+                any = any || prot[p];
+            }
+            npass = any ? g.copies : 1;
+        }
+        // SIMD channels of one pixel of the receptive field (zero outside the padded input)
+        const int32_t iy = static_cast<int32_t>(oy) * stride + static_cast<int32_t>(ky) - pad;
+        const int32_t ix = static_cast<int32_t>(ox) * stride + static_cast<int32_t>(kx) - pad;
+        const bool inside = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w;
+        const uint32_t addr = inside ? (static_cast<uint32_t>(iy * in_w + ix) * g.cg + cg) : 0;
+        int8_t x[Cfg::SIMD];
+#pragma HLS ARRAY_PARTITION variable=x complete
+    read_patch:
+        for (uint32_t s = 0; s < Cfg::SIMD; ++s) {
+#pragma HLS UNROLL
+            x[s] = inside ? in_buf[s][addr] : static_cast<int8_t>(0);
+        }
+    mac_lanes:
+        for (uint32_t p = 0; p < Cfg::PE; ++p) {
+#pragma HLS UNROLL
+            int32_t sum = (f == 0) ? bias[p] : acc[p];
+        mac_simd:
+            for (uint32_t s = 0; s < Cfg::SIMD; ++s) {
+#pragma HLS UNROLL
+                sum += static_cast<int32_t>(w_buf[p][f].v[s]) * static_cast<int32_t>(x[s]);
+            }
+            acc[p] = sum;
+        }
+        ++iters;
+        if (f + 1 < g.ft) {  // next SIMD word of the receptive field: channel group, then kx, then ky
+            ++f;
+            if (cg + 1 < g.cg) {
+                ++cg;
+            } else {
+                cg = 0;
+                if (kx + 1 < d.kernel) {
+                    ++kx;
+                } else {
+                    kx = 0;
+                    ++ky;
+                }
+            }
+            continue;
+        }
+    write_lanes:
+        for (uint32_t p = 0; p < Cfg::PE; ++p) {
+#pragma HLS UNROLL
+            if (p < rows) {
+                const uint32_t c = c0 + p;
+                if (raw) {
+                    raw_buf[bank0 + p][c / Cfg::OUT_BANKS] = acc[p];
+                } else {
+                    int8_t v = (prot[p] && split) ? arith::split_half(acc[p], shift[p])
+                                                  : arith::requantize(acc[p], shift[p], lo, arith::INT8_HI);
+                    if (pass == 0) {
+                        if (fault.active && fault.slot == slot0[p] + pos) {
+                            v = arith::apply_fault(v, fault.mask, fault.mode);
+                            ++ctr.fi_hits;
+                        }
+                        out_buf[bank0 + p][row0[p] + pos] = v;
+                    } else if (prot[p]) {
+                        const uint32_t entry = first[p] + seen[p];
+                        const uint32_t slot = g.n_out + entry * extra + (pass - 1);
+                        if (fault.active && fault.slot == slot) {
+                            v = arith::apply_fault(v, fault.mask, fault.mode);
+                            ++ctr.fi_hits;
+                        }
+                        const uint32_t idx = lane_count[p] * extra + (pass - 1);
+                        if (idx < Cfg::SHADOW_LANE) sh_buf[p][idx] = v;
+                        else ctr.error = image::STATUS_SHADOW_OVERFLOW;
+                    }
+                }
+            }
+        }
+        f = 0;
+        cg = 0;
+        kx = 0;
+        ky = 0;
+        if (pass + 1 < npass) {
+            ++pass;
+            continue;
+        }
+        pass = 0;
+    count_protected:
+        for (uint32_t p = 0; p < Cfg::PE; ++p) {
+#pragma HLS UNROLL
+            if (prot[p]) {
+                ++seen[p];
+                ++lane_count[p];
+            }
+        }
+        if (pos + 1 == g.hw_out) break;
+        ++pos;
+        if (ox + 1 < d.out_w) {
+            ++ox;
+        } else {
+            ox = 0;
+            ++oy;
+        }
+    }
+    return iters + Cfg::Latency::MAC;
+}
+
+}  // namespace resilq

@@ -1,0 +1,184 @@
+"""Map a :class:`resilq.ir.Model` onto the accelerator: one :class:`LayerPlan` per executed layer.
+
+This is where a model the accelerator cannot run is refused, at generation time, with an
+:class:`~resilq.errors.UnsupportedModelError` naming the layer and the limit it exceeds. The rules are
+the ones the kernel's ``check_descriptor`` applies at run time (``hls/include/resilq/descriptor.hpp``),
+plus the ones only the host can check (the whole critical table, per-lane shadow fill). numpy only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from resilq.arith import Scheme
+from resilq.errors import UnsupportedModelError
+from resilq.ir import Conv2d, Flatten, Linear, MaxPool2d, Model
+
+from . import regmap
+from .config import AccelConfig
+from .imageformat import Flag, Op
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    """How one IR layer runs on the accelerator (a Linear layer is a 1x1 conv over a 1x1 map)."""
+
+    index: int  # position in Model.layers (the FI_LAYER value)
+    name: str
+    op: Op
+    flags: Flag
+    in_c: int
+    in_h: int
+    in_w: int
+    out_c: int
+    out_h: int
+    out_w: int
+    kernel: int
+    stride: int
+    pad: int
+    scheme: int  # resilq.arith.Scheme code, 0 = unprotected
+    protected: np.ndarray  # flat neuron indices (Protection.neurons), int64
+    simd: int
+    pe: int
+
+    @property
+    def copies(self) -> int:
+        return Scheme(self.scheme).copies if self.scheme else 1
+
+    @property
+    def cg(self) -> int:
+        return -(-self.in_c // self.simd)
+
+    @property
+    def ft(self) -> int:
+        """SIMD words per weight row (cycles per output position and pass)."""
+        return self.kernel * self.kernel * self.cg
+
+    @property
+    def row_bytes(self) -> int:
+        return self.ft * self.simd
+
+    @property
+    def hw_in(self) -> int:
+        return self.in_h * self.in_w
+
+    @property
+    def hw_out(self) -> int:
+        return self.out_h * self.out_w
+
+    @property
+    def n_out(self) -> int:
+        return self.out_c * self.hw_out
+
+    @property
+    def tiles(self) -> int:
+        return -(-self.out_c // self.pe)
+
+    @property
+    def n_protected(self) -> int:
+        return int(self.protected.size)
+
+    @property
+    def raw(self) -> bool:
+        return bool(self.flags & Flag.RAW)
+
+    @property
+    def in_bytes(self) -> int:
+        """Input-buffer bytes: positions x channels padded to a multiple of SIMD."""
+        return self.hw_in * self.cg * self.simd
+
+    def entries(self) -> np.ndarray:
+        """Critical-table words of this layer, in Protection order: channel << 16 | position."""
+        channel, pos = np.divmod(self.protected, self.hw_out)
+        return ((channel.astype(np.uint32) << np.uint32(16)) | pos.astype(np.uint32)).astype(np.uint32)
+
+
+def plan_model(model: Model, config: AccelConfig) -> list[LayerPlan]:
+    """The accelerator plan of ``model``, or an ``UnsupportedModelError`` naming what does not fit."""
+    plans: list[LayerPlan] = []
+    neuron_layers = set(model.neuron_layers)
+    for i, layer in enumerate(model.layers):
+        in_shape, out_shape = model.in_shape(i), model.out_shape(i)
+        if isinstance(layer, Flatten):
+            continue
+        prot = model.protection(i)
+        protected = np.zeros(0, np.int64) if prot is None else prot.neurons.astype(np.int64)
+        scheme = int(prot.scheme) if prot is not None and prot.n_protected else 0
+        if isinstance(layer, Conv2d):
+            op, kernel, stride, pad = Op.CONV, layer.kernel, layer.stride, layer.padding
+            geom = (in_shape[0], in_shape[1], in_shape[2], out_shape[0], out_shape[1], out_shape[2])
+        elif isinstance(layer, Linear):
+            op, kernel, stride, pad = Op.CONV, 1, 1, 0
+            geom = (int(np.prod(in_shape)), 1, 1, out_shape[0], 1, 1)
+        elif isinstance(layer, MaxPool2d):
+            op, kernel, stride, pad = Op.MAXPOOL, layer.kernel, layer.stride, 0
+            geom = (in_shape[0], in_shape[1], in_shape[2], out_shape[0], out_shape[1], out_shape[2])
+        else:  # pragma: no cover - the IR validates layer kinds
+            raise UnsupportedModelError(f"layer {layer.name!r}: {type(layer).__name__} has no accelerator mapping")
+        flags = Flag(0)
+        if op is Op.CONV:
+            if layer.requant is None:
+                flags |= Flag.RAW
+            elif layer.requant.relu:
+                flags |= Flag.RELU
+            if i in neuron_layers:
+                flags |= Flag.NEURONS
+        plan = LayerPlan(i, layer.name, op, flags, *geom, kernel, stride, pad, scheme, protected[:] if scheme else
+                         np.zeros(0, np.int64), config.simd, config.pe)
+        check_plan(plan, config)
+        plans.append(plan)
+    if len(plans) > config.max_layers:
+        raise UnsupportedModelError(f"{model.name}: {len(plans)} executed layers exceed the accelerator's "
+                                    f"{config.max_layers} layer descriptors (max_layers)")
+    total = sum(p.n_protected for p in plans)
+    if total > regmap.CRIT_TABLE.capacity:
+        worst = max(plans, key=lambda p: p.n_protected)
+        raise UnsupportedModelError(f"{model.name}: {total} protected neurons exceed the critical-neuron table "
+                                    f"capacity of {regmap.CRIT_TABLE.capacity} entries (largest: layer "
+                                    f"{worst.name!r} with {worst.n_protected})")
+    return plans
+
+
+def _refuse(plan: LayerPlan, what: str, value: int, limit: int, knob: str) -> None:
+    kind = {Op.CONV: "conv/linear", Op.MAXPOOL: "maxpool"}[plan.op]
+    raise UnsupportedModelError(f"layer {plan.name!r} ({kind}): {what} {value:,} exceeds the accelerator limit "
+                                f"{limit:,} ({knob})")
+
+
+def check_plan(plan: LayerPlan, config: AccelConfig) -> None:
+    """Refuse a layer beyond this build's limits (the same rules as the kernel's check_descriptor)."""
+    if plan.kernel > config.max_kernel:
+        _refuse(plan, "kernel size", plan.kernel, config.max_kernel, "max_kernel")
+    if plan.stride > config.max_stride:
+        _refuse(plan, "stride", plan.stride, config.max_stride, "max_stride")
+    if plan.pad >= plan.kernel:
+        raise UnsupportedModelError(f"layer {plan.name!r}: padding {plan.pad} must be smaller than the kernel "
+                                    f"{plan.kernel} (the line of zeros would never meet a weight)")
+    if plan.out_c > config.max_channels:
+        _refuse(plan, "output channels", plan.out_c, config.max_channels, "max_channels")
+    if plan.in_bytes > config.max_in:
+        _refuse(plan, f"input map ({plan.in_c} channels padded to {plan.cg * plan.simd} x {plan.hw_in} positions) "
+                "in bytes", plan.in_bytes, config.max_in, "max_in")
+    if plan.hw_out > config.max_pos:
+        _refuse(plan, "output positions per channel", plan.hw_out, config.max_pos, "max_pos")
+    if plan.op is Op.CONV and plan.row_bytes > config.max_fanin:
+        _refuse(plan, f"fan-in ({plan.kernel}x{plan.kernel} x {plan.in_c} channels padded to SIMD) in weights",
+                plan.row_bytes, config.max_fanin, "max_fanin")
+    if plan.raw:
+        if plan.n_out > config.max_raw:
+            _refuse(plan, "int32 classifier outputs", plan.n_out, config.max_raw, "max_raw")
+    else:
+        rows = -(-plan.out_c // config.out_banks)
+        if rows * plan.hw_out > config.max_out // config.out_banks:
+            _refuse(plan, "output map in bytes (per output-buffer bank)", rows * plan.hw_out * config.out_banks,
+                    config.max_out, "max_out")
+    if plan.n_protected:
+        if plan.n_protected > regmap.CRIT_TABLE.capacity:
+            _refuse(plan, "protected neurons", plan.n_protected, regmap.CRIT_TABLE.capacity, "critical-table capacity")
+        lanes = np.bincount((plan.protected // plan.hw_out) % plan.pe, minlength=plan.pe)
+        fill = int(lanes.max()) * (plan.copies - 1)
+        if fill > config.shadow_lane:
+            _refuse(plan, f"shadow values in one PE lane ({int(lanes.max())} protected neurons x {plan.copies - 1})",
+                    fill, config.shadow_lane, "shadow_lane")

@@ -1,0 +1,225 @@
+"""Model -> the DDR memory image the accelerator runs, exactly as the board sees it.
+
+:func:`pack` lays out the header, the layer descriptors, the per-layer cycle profile, the parameters
+and weight rows (in PE-lane order, channels padded to SIMD), the input batch and every layer's output
+region, and builds the critical-neuron table the host writes into the AXI-Lite space. A
+:class:`MemoryImage` then writes inputs and reads every layer's output back in the IR's shapes. The
+C-sim bridge attaches ``image.buffer`` as DDR; the PYNQ driver copies it into a ``pynq.allocate``
+buffer (or packs straight into one with ``allocate=``). numpy only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from resilq.errors import ParameterError, ShapeError
+from resilq.ir import Conv2d, Flatten, Linear, Model
+
+from . import imageformat as fmt
+from .config import AccelConfig
+from .mapping import LayerPlan, plan_model
+
+
+@dataclass(frozen=True)
+class Region:
+    """A per-image array in the image: image ``n`` at ``offset + n * stride``."""
+
+    offset: int
+    shape: tuple[int, ...]  # per image, in the IR's layout
+    dtype: np.dtype
+    stride: int  # bytes between images (0: every image shares the region)
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape)) * np.dtype(self.dtype).itemsize
+
+
+@dataclass
+class MemoryImage:
+    """A packed network plus its input/output regions, and the critical table for the AXI-Lite RAM."""
+
+    config: AccelConfig
+    model_name: str
+    model_hash: str
+    plans: list[LayerPlan]
+    buffer: np.ndarray  # uint8, the whole image (64-byte aligned)
+    batch: int  # images the input region holds
+    table: np.ndarray  # uint32 critical-table words (write at regmap.CRIT_TABLE.offset)
+    inputs: Region
+    outputs: dict[int, Region]  # IR layer index -> its output region (Flatten aliases its input)
+    profile_offset: int
+    keep_activations: bool
+    layer_offsets: dict[int, int] = field(default_factory=dict)  # IR index -> W_ADDR of conv/linear layers
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.buffer.size)
+
+    @property
+    def descriptor_layers(self) -> list[int]:
+        """IR layer index of each descriptor, in execution order."""
+        return [p.index for p in self.plans]
+
+    def _view(self, region: Region, n: int) -> np.ndarray:
+        if not 1 <= n <= self.batch:
+            raise ParameterError(f"image count {n} outside 1..{self.batch} (the batch this image was packed for)")
+        dtype = np.dtype(region.dtype)
+        if region.stride == 0:
+            raw = self.buffer[region.offset:region.offset + region.nbytes]
+            return raw.view(dtype).reshape((1, *region.shape))
+        rows = np.lib.stride_tricks.as_strided(self.buffer[region.offset:], shape=(n, region.nbytes),
+                                               strides=(region.stride, 1), writeable=True)
+        return rows.view(dtype).reshape((n, *region.shape))
+
+    def write_inputs(self, x: np.ndarray) -> None:
+        """Write an int8 batch ``(N, C, H, W)`` (N <= batch) into the input region."""
+        if not isinstance(x, np.ndarray) or x.dtype != np.int8:
+            raise ShapeError(f"inputs must be an int8 array, got {getattr(x, 'dtype', type(x).__name__)}")
+        if x.shape[1:] != self.inputs.shape or x.shape[0] > self.batch:
+            raise ShapeError(f"input batch {x.shape} does not fit the image: (<= {self.batch}, "
+                             f"{', '.join(map(str, self.inputs.shape))})")
+        self._view(self.inputs, x.shape[0])[...] = x
+
+    def read_output(self, layer: int, n: int) -> np.ndarray:
+        """Layer ``layer``'s output for the first ``n`` images of the last run (a copy, in the IR's shape).
+
+        With ``keep_activations=False`` only the last image's intermediate outputs survive; then ``n``
+        must be 1 for them (the logits and inputs always keep the whole batch).
+        """
+        region = self.outputs[layer]
+        if region.stride == 0 and n != 1:
+            raise ParameterError(f"layer {layer}'s outputs are not kept per image (pack with keep_activations=True)")
+        return self._view(region, n).copy()
+
+    def read_logits(self, n: int) -> np.ndarray:
+        return self.read_output(len(self.outputs) - 1, n)
+
+    def read_profile(self) -> np.ndarray:
+        """Per-descriptor cycles of the last complete run, summed over its images (uint64)."""
+        words = self.buffer[self.profile_offset:self.profile_offset + 8 * len(self.plans)].view(np.uint32)
+        return words[0::2].astype(np.uint64) | (words[1::2].astype(np.uint64) << np.uint64(32))
+
+
+def _aligned_buffer(nbytes: int, allocate: Callable[[int], np.ndarray] | None) -> np.ndarray:
+    if allocate is not None:
+        buf = allocate(nbytes)
+        if buf.dtype != np.uint8 or buf.size < nbytes:
+            raise ParameterError("allocate(nbytes) must return a uint8 array of at least nbytes")
+        buf[:nbytes] = 0
+        return buf
+    raw = np.zeros(nbytes + fmt.ALIGN, dtype=np.uint8)
+    start = (-raw.ctypes.data) % fmt.ALIGN
+    return raw[start:start + nbytes]
+
+
+def weight_rows(plan: LayerPlan, layer: Conv2d | Linear) -> np.ndarray:
+    """The layer's weights as ``out_c`` rows in the order the PE lanes consume them: (ky, kx, channel)
+    with channels zero-padded to a multiple of SIMD (``plan.row_bytes`` bytes each)."""
+    cpad = plan.cg * plan.simd
+    if isinstance(layer, Conv2d):
+        w = layer.weight.transpose(0, 2, 3, 1)  # O, ky, kx, C
+    else:
+        w = layer.weight.reshape(plan.out_c, 1, 1, plan.in_c)
+    rows = np.zeros((plan.out_c, plan.kernel, plan.kernel, cpad), dtype=np.int8)
+    rows[..., :plan.in_c] = w
+    return rows.reshape(plan.out_c, plan.row_bytes)
+
+
+def param_beats(layer: Conv2d | Linear) -> np.ndarray:
+    """``out_c`` 8-byte beats: int32 bias (little-endian), uint8 shift, three zero bytes."""
+    beats = np.zeros((layer.out_channels, 2), dtype="<u4")
+    beats[:, 0] = layer.bias.astype("<i4").view("<u4")
+    if layer.requant is not None:
+        beats[:, 1] = layer.requant.shift.astype(np.uint32)
+    return beats.reshape(-1).view(np.uint8)
+
+
+def pack(model: Model, config: AccelConfig, batch: int = 1, keep_activations: bool = True,
+         allocate: Callable[[int], np.ndarray] | None = None) -> MemoryImage:
+    """Pack ``model`` for ``config`` with room for ``batch`` input images.
+
+    ``keep_activations`` gives every image its own copy of every layer's output (for chain-of-trust
+    checks); without it intermediate outputs are overwritten image after image (the deployment layout).
+    """
+    if batch < 1:
+        raise ParameterError(f"batch must be >= 1, got {batch}")
+    plans = plan_model(model, config)
+    n = len(plans)
+    offset = fmt.align(4 * fmt.HEADER_WORDS)
+    desc_offset = offset
+    offset = fmt.align(offset + 4 * fmt.DESC_WORDS * n)
+    profile_offset = offset
+    offset = fmt.align(offset + 4 * fmt.PROFILE_WORDS * n)
+
+    w_offsets: dict[int, int] = {}
+    for plan in plans:
+        if plan.op is fmt.Op.CONV:
+            w_offsets[plan.index] = offset
+            offset = fmt.align(offset + 8 * plan.out_c + plan.out_c * plan.row_bytes)
+
+    def region(shape: tuple[int, ...], dtype, per_image: bool) -> Region:
+        nonlocal offset
+        r = Region(offset, tuple(shape), np.dtype(dtype), 0)
+        stride = fmt.align(r.nbytes) if per_image else 0
+        r = Region(offset, r.shape, r.dtype, stride)
+        offset = fmt.align(offset + (stride * batch if per_image else r.nbytes))
+        return r
+
+    inputs = region(tuple(model.input.shape), np.int8, True)
+    outputs: dict[int, Region] = {}
+    last = len(model.layers) - 1
+    previous = inputs
+    for i, layer in enumerate(model.layers):
+        if isinstance(layer, Flatten):
+            outputs[i] = Region(previous.offset, model.out_shape(i), previous.dtype, previous.stride)
+        else:
+            raw = i == last and layer.requant is None
+            outputs[i] = region(model.out_shape(i), np.int32 if raw else np.int8, keep_activations or i == last)
+        previous = outputs[i]
+
+    buffer = _aligned_buffer(offset, allocate)
+    words = buffer.view("<u4")
+    header = np.zeros(fmt.HEADER_WORDS, dtype="<u4")
+    header[fmt.HeaderWord.MAGIC] = fmt.MAGIC
+    header[fmt.HeaderWord.FORMAT] = fmt.FORMAT_VERSION
+    header[fmt.HeaderWord.SIMD] = config.simd
+    header[fmt.HeaderWord.N_DESC] = n
+    header[fmt.HeaderWord.DESC_OFFSET] = desc_offset
+    header[fmt.HeaderWord.PROFILE_OFFSET] = profile_offset
+    header[fmt.HeaderWord.IMAGE_BYTES] = offset
+    header[fmt.HeaderWord.BATCH] = batch
+    words[:fmt.HEADER_WORDS] = header
+
+    table_parts, crit_start = [], 0
+    previous_region = {p.index: (inputs if p.index == 0 else outputs[p.index - 1]) for p in plans}
+    for k, plan in enumerate(plans):
+        layer = model.layers[plan.index]
+        src, dst = previous_region[plan.index], outputs[plan.index]
+        d = np.zeros(fmt.DESC_WORDS, dtype="<u4")
+        d[fmt.DescWord.OP_FLAGS] = fmt.op_flags_word(plan.op, plan.flags, plan.scheme)
+        d[fmt.DescWord.IR_LAYER] = plan.index
+        d[fmt.DescWord.IN_C:fmt.DescWord.OUT_W + 1] = (plan.in_c, plan.in_h, plan.in_w, plan.out_c, plan.out_h,
+                                                        plan.out_w)
+        d[fmt.DescWord.GEOMETRY] = fmt.geometry_word(plan.kernel, plan.stride, plan.pad)
+        d[fmt.DescWord.IN_ADDR], d[fmt.DescWord.IN_STRIDE] = src.offset, src.stride
+        d[fmt.DescWord.OUT_ADDR], d[fmt.DescWord.OUT_STRIDE] = dst.offset, dst.stride
+        d[fmt.DescWord.W_ADDR] = w_offsets.get(plan.index, 0)
+        d[fmt.DescWord.CRIT_START] = crit_start if plan.n_protected else 0
+        d[fmt.DescWord.CRIT_COUNT] = plan.n_protected
+        start = desc_offset // 4 + k * fmt.DESC_WORDS
+        words[start:start + fmt.DESC_WORDS] = d
+        if plan.op is fmt.Op.CONV:
+            base = w_offsets[plan.index]
+            beats = param_beats(layer)
+            buffer[base:base + beats.size] = beats
+            rows = weight_rows(plan, layer).view(np.uint8).reshape(-1)
+            buffer[base + beats.size:base + beats.size + rows.size] = rows
+        if plan.n_protected:
+            table_parts.append(plan.entries())
+            crit_start += plan.n_protected
+    table = np.concatenate(table_parts) if table_parts else np.zeros(0, np.uint32)
+    return MemoryImage(config, model.name, model.hash, plans, buffer, batch, table.astype(np.uint32), inputs,
+                       outputs, profile_offset, keep_activations, w_offsets)

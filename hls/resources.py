@@ -1,0 +1,116 @@
+"""Resource estimate of an accelerator build, checked against a board's budget before any build.
+
+An analytic estimate from the buffer shapes and the PE x SIMD datapath -- not a synthesis result (the
+``make -C hls ip`` report replaces it). Block RAM is counted bank by bank from the partitioned buffers
+(each bank mapped to the cheapest BRAM18 aspect ratio, small banks to LUTRAM); DSPs assume one DSP48E1
+per int8 x int8 multiply; LUT/FF use per-lane coefficients of the adder tree, requantizer, fault and
+corrector logic plus fixed costs of the AXI adapters and the controller. The coefficients are engineering
+guesses, not yet calibrated against a Vitis HLS report (none can be produced without the tool): BRAM and
+DSP are counted from the buffer and datapath shapes and should be close; read LUT/FF as order of magnitude.
+numpy only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from resilq.boards import Board
+from resilq.errors import ParameterError
+
+from . import regmap
+from .config import AccelConfig
+
+#: BRAM18 aspect ratios (depth, width).
+BRAM18_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+#: Banks of at most this many bits go to distributed RAM (LUTRAM) instead of a BRAM18.
+LUTRAM_BITS = 1024
+#: Fixed costs (estimates): one AXI4 master adapter with burst FIFOs, the AXI-Lite adapter, the
+#: controller (descriptor decode, address generation, loop FSMs).
+M_AXI_PORTS = 3
+M_AXI_LUT, M_AXI_FF, M_AXI_BRAM18 = 1200, 1600, 2
+S_AXILITE_LUT, S_AXILITE_FF = 450, 500
+CONTROL_LUT, CONTROL_FF, CONTROL_DSP = 2600, 3200, 6
+#: Per PE lane: an int8 product feeds an adder tree of SIMD-1 ~18-bit adders and a 32-bit
+#: accumulator; the lane's requantizer (5-bit barrel shifter, round, clamp), fault unit and write port.
+LUT_PER_ADDER, LANE_LUT, LANE_FF_BASE, FF_PER_PRODUCT = 18, 190, 120, 16
+LCU_LUT, LCU_FF = 80, 60
+
+
+def bram18_for(depth: int, width: int) -> int:
+    """BRAM18s for one bank of ``depth`` x ``width`` bits (0 if it fits in LUTRAM)."""
+    if depth * width <= LUTRAM_BITS:
+        return 0
+    return min(math.ceil(width / w) * math.ceil(depth / d) for d, w in BRAM18_SHAPES)
+
+
+@dataclass(frozen=True)
+class BufferCost:
+    name: str
+    banks: int
+    depth: int
+    width: int
+
+    @property
+    def bram18(self) -> int:
+        return self.banks * bram18_for(self.depth, self.width)
+
+
+@dataclass(frozen=True)
+class ResourceEstimate:
+    lut: int
+    ff: int
+    dsp: int
+    bram18: int
+    buffers: tuple[BufferCost, ...]
+
+    @property
+    def bram36(self) -> int:
+        return math.ceil(self.bram18 / 2)
+
+    def as_dict(self) -> dict[str, int]:
+        return {"LUT": self.lut, "FF": self.ff, "DSP": self.dsp, "BRAM36": self.bram36}
+
+
+def buffers(config: AccelConfig) -> tuple[BufferCost, ...]:
+    c = config
+    return (
+        BufferCost("input buffer", c.simd, c.max_in // c.simd, 8),
+        BufferCost("weight buffer", c.pe, c.max_fanin // c.simd, 8 * c.simd),
+        BufferCost("output buffer", c.out_banks, c.max_out // c.out_banks, 8),
+        BufferCost("shadow buffer", c.pe, c.shadow_lane, 8),
+        BufferCost("classifier buffer", c.out_banks, c.max_raw // c.out_banks, 32),
+        BufferCost("protected-position marks", c.pe, c.max_pos, 1),
+        BufferCost("cycle profile", 1, c.max_layers, 64),
+        BufferCost("critical table (AXI-Lite RAM)", 1, regmap.CRIT_TABLE.capacity, 32),
+    )
+
+
+def estimate(config: AccelConfig) -> ResourceEstimate:
+    pe, simd = config.pe, config.simd
+    lane_lut = LUT_PER_ADDER * (simd - 1) + 32 + LANE_LUT
+    lane_ff = FF_PER_PRODUCT * simd + LANE_FF_BASE
+    patch_lut = 8 * simd  # the SIMD-wide input read with zero padding
+    lut = pe * lane_lut + patch_lut + LCU_LUT + M_AXI_PORTS * M_AXI_LUT + S_AXILITE_LUT + CONTROL_LUT
+    ff = pe * lane_ff + 8 * simd + LCU_FF + M_AXI_PORTS * M_AXI_FF + S_AXILITE_FF + CONTROL_FF
+    dsp = pe * simd + CONTROL_DSP
+    bufs = buffers(config)
+    bram18 = sum(b.bram18 for b in bufs) + M_AXI_PORTS * M_AXI_BRAM18
+    return ResourceEstimate(lut, ff, dsp, bram18, bufs)
+
+
+def check_budget(config: AccelConfig, board: Board) -> ResourceEstimate:
+    """The estimate, or a ``ParameterError`` naming every resource the build would exceed on ``board``."""
+    est = estimate(config)
+    over = [f"{name}: {used:,} estimated > {board.budget.as_dict()[name]:,} available"
+            for name, used in est.as_dict().items() if used > board.budget.as_dict()[name]]
+    if over:
+        raise ParameterError(f"PE={config.pe} x SIMD={config.simd} does not fit the {board.name} "
+                             f"({board.part}): " + "; ".join(over))
+    return est
+
+
+def utilisation_rows(est: ResourceEstimate, board: Board) -> list[tuple[str, int, int, str]]:
+    """(resource, estimated, available, percent) rows for a table."""
+    budget = board.budget.as_dict()
+    return [(name, used, budget[name], f"{100 * used / budget[name]:.1f} %") for name, used in est.as_dict().items()]

@@ -1,0 +1,144 @@
+// resilq accelerator top level: AXI-Lite control (ap_ctrl_hs) and registers, three AXI masters into the
+// DDR memory image, the on-chip buffers, and the controller loop over images and layer descriptors.
+//
+// Build configuration: accel_config.hpp (generated per build by resilq.hls.project from AccelConfig).
+// Every s_axilite offset below is checked against resilq/hls/regmap.py by tests/test_hls_regmap.py.
+#include "accel_config.hpp"
+#include "resilq/accel.hpp"
+#include "resilq/engine.hpp"
+#include "resilq/imageformat.hpp"
+#include "resilq/regmap.hpp"
+
+namespace resilq {
+namespace state {
+uint32_t fi_last_token = NO_TOKEN;
+}  // namespace state
+}  // namespace resilq
+
+using Cfg = resilq::AccelConfig;
+namespace image = resilq::image;
+namespace regmap = resilq::regmap;
+
+void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, int8_t* act_mem, uint32_t n_images,
+                  uint32_t fi_ctrl, uint32_t fi_layer, uint32_t fi_slot, uint32_t fi_mask, uint32_t fi_mode,
+                  const uint32_t crit_table[resilq::regmap::CRIT_TABLE_CAPACITY], uint32_t* version,
+                  uint32_t* hw_config, uint32_t* config_id, uint32_t* status, uint32_t* cycles_lo,
+                  uint32_t* cycles_hi, uint32_t* corrections, uint32_t* fi_hits) {
+#pragma HLS INTERFACE mode=s_axilite port=return bundle=control
+#pragma HLS INTERFACE mode=ap_ctrl_hs port=return bundle=control
+#pragma HLS INTERFACE mode=m_axi port=ctrl_mem bundle=gmem_ctrl offset=slave depth=4194304 max_read_burst_length=16
+#pragma HLS INTERFACE mode=m_axi port=weight_mem bundle=gmem_w offset=slave depth=2097152 max_read_burst_length=64
+#pragma HLS INTERFACE mode=m_axi port=act_mem bundle=gmem_a offset=slave depth=16777216 max_read_burst_length=64 max_write_burst_length=64
+#pragma HLS INTERFACE mode=s_axilite port=ctrl_mem bundle=control offset=0x10
+#pragma HLS INTERFACE mode=s_axilite port=weight_mem bundle=control offset=0x1C
+#pragma HLS INTERFACE mode=s_axilite port=act_mem bundle=control offset=0x28
+#pragma HLS INTERFACE mode=s_axilite port=n_images bundle=control offset=0x40
+#pragma HLS INTERFACE mode=s_axilite port=fi_ctrl bundle=control offset=0x48
+#pragma HLS INTERFACE mode=s_axilite port=fi_layer bundle=control offset=0x50
+#pragma HLS INTERFACE mode=s_axilite port=fi_slot bundle=control offset=0x58
+#pragma HLS INTERFACE mode=s_axilite port=fi_mask bundle=control offset=0x60
+#pragma HLS INTERFACE mode=s_axilite port=fi_mode bundle=control offset=0x68
+#pragma HLS INTERFACE mode=s_axilite port=version bundle=control offset=0x70
+#pragma HLS INTERFACE mode=s_axilite port=hw_config bundle=control offset=0x78
+#pragma HLS INTERFACE mode=s_axilite port=config_id bundle=control offset=0x80
+#pragma HLS INTERFACE mode=s_axilite port=status bundle=control offset=0x88
+#pragma HLS INTERFACE mode=s_axilite port=cycles_lo bundle=control offset=0x90
+#pragma HLS INTERFACE mode=s_axilite port=cycles_hi bundle=control offset=0x98
+#pragma HLS INTERFACE mode=s_axilite port=corrections bundle=control offset=0xA0
+#pragma HLS INTERFACE mode=s_axilite port=fi_hits bundle=control offset=0xA8
+#pragma HLS INTERFACE mode=s_axilite port=crit_table bundle=control offset=0x8000
+
+    // On-chip buffers (paper Fig. 1): banks partitioned so every lane has its own port each cycle.
+    static resilq::Buffers<Cfg>::In in_buf;
+    static resilq::Buffers<Cfg>::Weights w_buf;
+    static resilq::Buffers<Cfg>::Out out_buf;
+    static resilq::Buffers<Cfg>::Raw raw_buf;
+    static resilq::Buffers<Cfg>::Shadow sh_buf;
+    static resilq::Buffers<Cfg>::Marks marks;
+    static uint64_t profile[Cfg::MAX_LAYERS];
+#pragma HLS ARRAY_PARTITION variable=in_buf dim=1 complete
+#pragma HLS ARRAY_PARTITION variable=w_buf dim=1 complete
+#pragma HLS AGGREGATE variable=w_buf
+#pragma HLS ARRAY_PARTITION variable=out_buf dim=1 complete
+#pragma HLS ARRAY_PARTITION variable=raw_buf dim=1 complete
+#pragma HLS ARRAY_PARTITION variable=sh_buf dim=1 complete
+#pragma HLS ARRAY_PARTITION variable=marks dim=1 complete
+
+    *version = regmap::MAP_VERSION;
+    *hw_config = Cfg::HW_CONFIG;
+    *config_id = Cfg::CONFIG_ID;
+    resilq::RunCounters ctr = {0u, 0u, 0u};
+    uint32_t code = image::STATUS_OK, bad_layer = 0;
+    uint64_t cycles = 0;
+
+    if (n_images > 0) {
+        uint32_t hdr[image::HEADER_WORDS];
+#pragma HLS ARRAY_PARTITION variable=hdr complete
+    read_header:
+        for (uint32_t i = 0; i < image::HEADER_WORDS; ++i) {
+#pragma HLS PIPELINE II=1
+            hdr[i] = ctrl_mem[i];
+        }
+        cycles = image::HEADER_WORDS + Cfg::Latency::RUN;
+        const uint32_t n_desc = hdr[image::HDR_N_DESC];
+        const uint32_t desc_word = hdr[image::HDR_DESC_OFFSET] / 4;
+        const uint32_t profile_word = hdr[image::HDR_PROFILE_OFFSET] / 4;
+        const bool fi_en = (fi_ctrl & regmap::FI_CTRL_EN_MASK) != 0;
+        const bool fi_once = (fi_ctrl & regmap::FI_CTRL_ONCE_MASK) != 0;
+        const uint32_t token = (fi_ctrl & regmap::FI_CTRL_TOKEN_MASK) >> regmap::FI_CTRL_TOKEN_LSB;
+        if (hdr[image::HDR_MAGIC] != image::MAGIC) code = image::STATUS_BAD_MAGIC;
+        else if (hdr[image::HDR_FORMAT] != image::FORMAT_VERSION) code = image::STATUS_BAD_FORMAT;
+        else if (hdr[image::HDR_SIMD] != Cfg::SIMD) code = image::STATUS_SIMD_MISMATCH;
+        else if (n_desc > Cfg::MAX_LAYERS) code = image::STATUS_CAPACITY;
+        else if (n_images > hdr[image::HDR_BATCH]) code = image::STATUS_BATCH_RANGE;
+        else if (fi_en && ((fi_mask & 0xFFu) == 0 || fi_mode > resilq::arith::STUCK_AT_1)) code = image::STATUS_FAULT_CONFIG;
+
+    images:  // sequential: one inference per iteration
+        for (uint32_t img = 0; img < n_images && code == image::STATUS_OK; ++img) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=1024
+            const bool armed = fi_en && (!fi_once || token != resilq::state::fi_last_token);
+            if (fi_en && fi_once && armed) resilq::state::fi_last_token = token;
+        layers:  // sequential: one layer descriptor per iteration
+            for (uint32_t l = 0; l < n_desc && code == image::STATUS_OK; ++l) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=64
+                resilq::LayerDesc d;
+                uint64_t lc = resilq::fetch_descriptor<Cfg>(ctrl_mem, desc_word + l * image::DESC_WORDS, d);
+                const resilq::LayerGeom g = resilq::geometry<Cfg>(d);
+                const uint32_t bad = resilq::check_descriptor<Cfg>(d, g);
+                if (bad != image::STATUS_OK) {
+                    code = bad;
+                    bad_layer = l;
+                } else {
+                    resilq::FaultSite site;
+                    site.active = armed && (d.flags & image::FLAG_NEURONS) != 0 && d.ir_layer == fi_layer;
+                    site.slot = fi_slot;
+                    site.mask = static_cast<uint8_t>(fi_mask & 0xFFu);
+                    site.mode = fi_mode & regmap::FI_MODE_MODE_MASK;
+                    lc += resilq::run_layer<Cfg>(ctrl_mem, weight_mem, act_mem, crit_table, d, g, img, in_buf, w_buf,
+                                                 out_buf, raw_buf, sh_buf, marks, site, ctr);
+                    if (ctr.error != image::STATUS_OK) {
+                        code = ctr.error;
+                        bad_layer = l;
+                    }
+                }
+                profile[l] = (img == 0 ? 0 : profile[l]) + lc;
+                cycles += lc;
+            }
+        }
+        if (code == image::STATUS_OK) {  // the per-layer profile of a complete run
+        write_profile:
+            for (uint32_t l = 0; l < n_desc; ++l) {
+#pragma HLS PIPELINE II=2
+#pragma HLS LOOP_TRIPCOUNT min=1 max=64
+                ctrl_mem[profile_word + 2 * l] = static_cast<uint32_t>(profile[l]);
+                ctrl_mem[profile_word + 2 * l + 1] = static_cast<uint32_t>(profile[l] >> 32);
+            }
+            cycles += uint64_t(image::PROFILE_WORDS) * n_desc + Cfg::Latency::STORE;
+        }
+    }
+    *status = code | (bad_layer << 8);
+    *cycles_lo = static_cast<uint32_t>(cycles);
+    *cycles_hi = static_cast<uint32_t>(cycles >> 32);
+    *corrections = ctr.corrections;
+    *fi_hits = ctr.fi_hits;
+}

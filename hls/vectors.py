@@ -1,0 +1,118 @@
+"""Golden test vectors for the Vitis HLS testbench (``hls/tb/accel_tb.cpp``).
+
+A vector is a directory the testbench reads: the packed memory image with its inputs (``image.bin``),
+the critical table (``table.bin``), the register values (``args.txt``), the image as it must look after
+the run (``expected.bin``: every layer's output from the IR executor, the per-layer profile from the
+cycle model) and the expected counters (``expect.txt``). The same testbench runs under Vitis
+``csim_design``/``cosim_design`` and, compiled with g++, in the test suite.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from resilq.arith import FaultMode, Scheme, requantize
+from resilq.faults import Fault, shadow_slot
+from resilq.ir import Conv2d, Executor, Flatten, InputQuant, Linear, MaxPool2d, Model, Protection, Requant
+from resilq.ir.kernels import accumulate, maxpool
+
+from .config import AccelConfig
+from .cycles import cycle_report
+from .packing import MemoryImage, pack
+from .reference import expected_corrections, expected_fi_hits
+
+
+def golden_model(seed: int = 7) -> Model:
+    """A small network with every layer kind and three protection schemes (seeded, calibrated shifts)."""
+    rng = np.random.default_rng(seed)
+    inp = InputQuant((2, 10, 10), 6)
+    x = inp.quantize(rng.random((32, 2, 10, 10), dtype=np.float32))
+    layers: list = []
+
+    def add(layer, relu: bool) -> None:
+        """Append ``layer`` with a shift that maps its 99th-percentile accumulator near 100."""
+        nonlocal x
+        acc = accumulate(layer, x)
+        peak = np.percentile(np.abs(np.moveaxis(acc, 1, 0).reshape(acc.shape[1], -1)), 99, axis=1) + 1
+        shift = np.clip(np.ceil(np.log2(peak / 100.0)), 0, 30).astype(np.int32)
+        layer = dataclasses.replace(layer, requant=Requant(shift, relu))
+        layers.append(layer)
+        x = requantize(acc, shift.reshape((-1,) + (1,) * (acc.ndim - 2)), *layer.requant.bounds)
+
+    def w(*shape: int) -> np.ndarray:
+        return rng.integers(-50, 51, size=shape).astype(np.int8)
+
+    def b(n: int) -> np.ndarray:
+        return rng.integers(-300, 301, size=n).astype(np.int32)
+
+    add(Conv2d("conv1", w(6, 2, 3, 3), b(6), None, stride=1, padding=1), relu=True)
+    layers.append(MaxPool2d("pool1", 2, 2))
+    x = maxpool(layers[-1], x)
+    add(Conv2d("conv2", w(9, 6, 3, 3), b(9), None, stride=2, padding=1), relu=True)
+    layers.append(Flatten("flatten"))
+    x = x.reshape(x.shape[0], -1)
+    add(Linear("fc1", w(12, x.shape[1]), b(12), None), relu=False)
+    layers.append(Linear("fc2", w(10, 12), b(10), None))
+    model = Model(inp, tuple(layers), {"name": "golden"})
+    return model.with_protection({
+        0: Protection(Scheme.SPLIT, np.sort(rng.choice(6 * 100, 60, replace=False)).astype(np.int32)),
+        2: Protection(Scheme.TMR, np.sort(rng.choice(9 * 9, 12, replace=False)).astype(np.int32)),
+        4: Protection(Scheme.DUP_MIN, np.array([1, 4, 7], np.int32)),
+    })
+
+
+@dataclass(frozen=True)
+class Vector:
+    name: str
+    model: Model
+    inputs: np.ndarray
+    fault: Fault | None
+
+
+def golden_vectors(seed: int = 7) -> list[Vector]:
+    model = golden_model(seed)
+    rng = np.random.default_rng(seed + 1)
+    x = model.quantize_input(rng.random((3, *model.input.shape), dtype=np.float32))
+    shadow = shadow_slot(model, 2, 5, 2)  # the second shadow of conv2's sixth protected neuron
+    return [
+        Vector("plain", model.unprotected(), x, None),
+        Vector("protected", model, x, None),
+        Vector("fault_shadow", model, x, Fault(2, shadow, 0x41, FaultMode.FLIP)),
+        Vector("fault_split", model, x, Fault(0, int(model.protection(0).neurons[3]), 0x40, FaultMode.STUCK_AT_1)),
+    ]
+
+
+def write_vector(vector: Vector, config: AccelConfig, directory: Path) -> Path:
+    """Write one vector directory for ``config``; returns it."""
+    out = directory / vector.name
+    out.mkdir(parents=True, exist_ok=True)
+    n = vector.inputs.shape[0]
+    image: MemoryImage = pack(vector.model, config, batch=n)
+    image.write_inputs(vector.inputs)
+    image.buffer.tofile(out / "image.bin")
+    image.table.astype("<u4").tofile(out / "table.bin")
+    faults = [] if vector.fault is None else [vector.fault]
+    result = Executor(vector.model).run(vector.inputs, faults=faults, collect=True)
+    expected = image.buffer.copy()
+    for i, region in image.outputs.items():  # packed with keep_activations: every image has its region
+        item = np.ascontiguousarray(result.activations[i]).astype(region.dtype).reshape(n, -1).view(np.uint8)
+        for k in range(n):
+            start = region.offset + k * region.stride
+            expected[start:start + region.nbytes] = item[k]
+    report = cycle_report(vector.model, config)
+    profile = np.array([layer.total * n for layer in report.layers], dtype="<u8")
+    expected[image.profile_offset:image.profile_offset + profile.nbytes] = profile.view(np.uint8)
+    expected.tofile(out / "expected.bin")
+    f = vector.fault
+    args = {"n_images": n, "fi_ctrl": 0 if f is None else 1, "fi_layer": 0 if f is None else f.layer,
+            "fi_slot": 0 if f is None else f.slot, "fi_mask": 0 if f is None else f.mask,
+            "fi_mode": 0 if f is None else int(f.mode), "table_words": image.table.size}
+    (out / "args.txt").write_text("".join(f"{k} {v}\n" for k, v in args.items()))
+    expect = {"status": 0, "cycles": report.run(n), "corrections": expected_corrections(vector.model, vector.inputs, f),
+              "fi_hits": expected_fi_hits(f, n), "version": 1, "config_id": config.config_id}
+    (out / "expect.txt").write_text("".join(f"{k} {v}\n" for k, v in expect.items()))
+    return out

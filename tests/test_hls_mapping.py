@@ -1,0 +1,156 @@
+"""Mapping a model onto the accelerator (refusals name the layer and the limit), and the memory image."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hls_support import calibrated_model, protect_fraction
+
+from resilq.arith import Scheme
+from resilq.errors import ParameterError, ShapeError, UnsupportedModelError
+from resilq.hls import imageformat as fmt
+from resilq.hls import regmap
+from resilq.hls.config import AccelConfig
+from resilq.hls.cycles import cycle_report, layer_cycles, protected_groups
+from resilq.hls.mapping import plan_model
+from resilq.hls.packing import pack, weight_rows
+from resilq.ir import Protection
+
+CFG = AccelConfig()
+LENETISH = [("conv", 6, 5, 1, 0), ("pool", 2, 2), ("conv", 16, 5, 1, 0), ("pool", 2, 2), ("flatten",), ("fc", 40),
+            ("head", 10)]
+
+
+@pytest.fixture(scope="module")
+def model():
+    return calibrated_model(np.random.default_rng(3), (1, 28, 28), LENETISH, "lenetish")
+
+
+def test_plan_maps_linear_as_a_1x1_conv(model):
+    plans = plan_model(model, CFG)
+    assert [p.index for p in plans] == [0, 1, 2, 3, 5, 6]  # the Flatten needs no descriptor
+    fc = plans[4]
+    assert (fc.op, fc.in_c, fc.in_h, fc.kernel, fc.out_c, fc.hw_out) == (fmt.Op.CONV, 256, 1, 1, 40, 1)
+    assert fc.flags == fmt.Flag.RELU | fmt.Flag.NEURONS
+    assert plans[-1].flags == fmt.Flag.RAW and plans[1].op is fmt.Op.MAXPOOL
+    conv1 = plans[0]
+    assert (conv1.cg, conv1.ft, conv1.row_bytes, conv1.tiles) == (1, 25, 200, 1)
+
+
+@pytest.mark.parametrize("spec,config,needle", [
+    ([("conv", 4, 13, 1, 0), ("flatten",), ("head", 3)], CFG, "kernel size 13 exceeds the accelerator limit 11 (max_kernel)"),
+    ([("conv", 4, 3, 5, 0), ("flatten",), ("head", 3)], CFG, "stride 5 exceeds the accelerator limit 4 (max_stride)"),
+    ([("conv", 4, 3, 1, 0), ("flatten",), ("head", 3)], AccelConfig(max_channels=2), "output channels 4 exceeds"),
+    ([("conv", 4, 3, 1, 0), ("flatten",), ("head", 3)], AccelConfig(max_in=512), "(max_in)"),
+    ([("conv", 64, 3, 1, 0), ("flatten",), ("head", 3)], AccelConfig(max_out=2048), "(max_out)"),
+    ([("conv", 4, 3, 1, 0), ("flatten",), ("head", 3)], AccelConfig(max_pos=100), "output positions per channel"),
+    ([("flatten",), ("fc", 8), ("head", 3)], AccelConfig(max_fanin=512), "fan-in"),
+    ([("flatten",), ("fc", 8), ("head", 30)], AccelConfig(max_raw=16), "int32 classifier outputs 30"),
+])
+def test_refusals_name_the_layer_and_the_limit(spec, config, needle):
+    model = calibrated_model(np.random.default_rng(0), (3, 24, 24), spec)
+    with pytest.raises(UnsupportedModelError, match="layer '") as err:
+        plan_model(model, config)
+    assert needle in str(err.value)
+
+
+def test_padding_not_smaller_than_kernel_is_refused():
+    model = calibrated_model(np.random.default_rng(0), (1, 8, 8), [("conv", 2, 1, 1, 1), ("flatten",), ("head", 2)])
+    with pytest.raises(UnsupportedModelError, match="padding 1 must be smaller than the kernel 1"):
+        plan_model(model, CFG)
+
+
+def test_table_capacity_and_shadow_lanes_are_refused(model):
+    full = protect_fraction(model, np.random.default_rng(0), Scheme.TMR, 1.0)  # 3,456 + 1,024 + 40 neurons
+    plan_model(full, CFG)  # 576 conv0 neurons x 2 shadows per lane fit the 2,048-byte lane buffer
+    with pytest.raises(UnsupportedModelError, match=r"layer 'conv0'.*shadow values in one PE lane.*\(shadow_lane\)"):
+        plan_model(full, AccelConfig(shadow_lane=1024))
+    wide = calibrated_model(np.random.default_rng(0), (1, 28, 28), [("conv", 16, 3, 1, 0), ("flatten",), ("head", 3)])
+    wide = protect_fraction(wide, np.random.default_rng(0), Scheme.SPLIT, 1.0)  # 10,816 neurons
+    with pytest.raises(UnsupportedModelError, match=f"limit {regmap.CRIT_TABLE.capacity:,} \\(critical-table capacity\\)"):
+        plan_model(wide, AccelConfig(shadow_lane=8192))
+    ok = protect_fraction(model, np.random.default_rng(0), Scheme.SPLIT, 0.05)
+    assert sum(p.n_protected for p in plan_model(ok, CFG)) == ok.n_protected
+
+
+def test_config_validation():
+    for bad, needle in [({"pe": 6}, "power of two"), ({"simd": 4}, "SIMD must be one of"),
+                        ({"max_in": 100}, "multiple of 8"), ({"max_channels": 70000}, "16-bit channel")]:
+        with pytest.raises(ParameterError, match=needle):
+            AccelConfig(**bad)
+    assert AccelConfig(pe=4, simd=16).out_banks == 16
+    assert AccelConfig().config_id != AccelConfig(pe=16).config_id
+    assert AccelConfig.from_dict(AccelConfig(pe=2).as_dict()) == AccelConfig(pe=2)
+
+
+def test_image_layout(model):
+    prot = protect_fraction(model, np.random.default_rng(1), Scheme.SPLIT, 0.05)
+    image = pack(prot, CFG, batch=3)
+    words = image.buffer.view("<u4")
+    assert image.buffer.ctypes.data % 64 == 0 and image.nbytes == words[fmt.HeaderWord.IMAGE_BYTES]
+    assert (words[0], words[1], words[2], words[3]) == (fmt.MAGIC, fmt.FORMAT_VERSION, CFG.simd, len(image.plans))
+    spans = [(image.inputs.offset, image.inputs.offset + 3 * image.inputs.stride)]
+    for i, r in image.outputs.items():
+        assert r.offset % 64 == 0
+        if i != 4:  # the Flatten aliases the pool's output
+            spans.append((r.offset, r.offset + (3 * r.stride if r.stride else r.nbytes)))
+    spans += [(o, o + 8 * p.out_c + p.out_c * p.row_bytes) for p, o in
+              ((p, image.layer_offsets[p.index]) for p in image.plans if p.op is fmt.Op.CONV)]
+    spans.sort()
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), "regions overlap"
+    assert image.outputs[4].offset == image.outputs[3].offset
+    # descriptor 0 is conv1: geometry, addresses and its slice of the critical table
+    d = words[words[fmt.HeaderWord.DESC_OFFSET] // 4:][:fmt.DESC_WORDS]
+    assert d[fmt.DescWord.OP_FLAGS] == fmt.op_flags_word(fmt.Op.CONV, fmt.Flag.RELU | fmt.Flag.NEURONS, Scheme.SPLIT)
+    assert d[fmt.DescWord.GEOMETRY] == fmt.geometry_word(5, 1, 0)
+    assert (d[fmt.DescWord.CRIT_START], d[fmt.DescWord.CRIT_COUNT]) == (0, prot.protection(0).n_protected)
+    neurons = prot.protection(0).neurons
+    assert np.array_equal(image.table[:neurons.size], (neurons // 576) << 16 | neurons % 576)
+
+
+def test_weight_rows_follow_the_lane_order(model):
+    layer, plan = model.layers[2], plan_model(model, CFG)[2]  # conv2: 16 x 6 x 5 x 5, channels padded to 8
+    rows = weight_rows(plan, layer).reshape(16, 5, 5, 8)
+    assert np.array_equal(rows[..., :6], layer.weight.transpose(0, 2, 3, 1)) and not rows[..., 6:].any()
+    image = pack(model, CFG)
+    base = image.layer_offsets[2]
+    beats = image.buffer[base:base + 8 * 16].view("<i4").reshape(16, 2)
+    assert np.array_equal(beats[:, 0], layer.bias) and np.array_equal(beats[:, 1], layer.requant.shift)
+
+
+def test_inputs_and_outputs_round_trip(model):
+    image = pack(model, CFG, batch=4)
+    x = np.random.default_rng(0).integers(-128, 128, (4, 1, 28, 28)).astype(np.int8)
+    image.write_inputs(x)
+    assert np.array_equal(image.read_output(4, 4)[:, :0].shape, (4, 0))
+    region = image.inputs
+    assert np.array_equal(image.buffer[region.offset + region.stride:][:784].view(np.int8), x[1].ravel())
+    with pytest.raises(ShapeError):
+        image.write_inputs(x.astype(np.int16))
+    with pytest.raises(ShapeError):
+        image.write_inputs(np.zeros((5, 1, 28, 28), np.int8))
+    with pytest.raises(ParameterError, match="outside 1..4"):
+        image.read_output(0, 5)
+    shared = pack(model, CFG, batch=4, keep_activations=False)
+    assert shared.outputs[0].stride == 0 and shared.outputs[6].stride > 0
+    with pytest.raises(ParameterError, match="keep_activations"):
+        shared.read_output(0, 4)
+
+
+def test_cycle_model_by_hand():
+    """A 2-tile linear layer with protected neurons in one tile, counted by hand."""
+    model = calibrated_model(np.random.default_rng(0), (1, 4, 4), [("flatten",), ("fc", 12), ("head", 3)])
+    model = model.with_protection({1: Protection(Scheme.TMR, np.array([1, 6], np.int32))})
+    plan = plan_model(model, CFG)[0]
+    lat = CFG.latency
+    c = layer_cycles(plan, CFG)
+    ft = 2  # 16 inputs / SIMD 8
+    assert c.load_input == 16 + lat.load_input
+    assert c.params == 12 + 2 * lat.params
+    assert c.weights == 12 * ft + 2 * lat.weights
+    assert c.table == 2 + 2 * lat.table and c.correct == 2 + lat.lcu
+    assert list(protected_groups(plan)) == [1, 0]  # both protected neurons sit in tile 0's only position
+    assert c.compute == (1 + 2 * 1) * ft + 1 * ft + 2 * lat.mac
+    assert c.store == 12 + lat.store
+    report = cycle_report(model, CFG)
+    assert report.run(5) == report.run_overhead + 5 * report.per_inference
