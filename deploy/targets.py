@@ -79,6 +79,12 @@ def open_device(target: Target | str, config: AccelConfig = DEFAULT_CONFIG, over
 
         return EmulatedAccelerator(config)
     if target is Target.CSIM:
+        from resilq.hls import SRC_DIR
+
+        if not (SRC_DIR / "accel_top.cpp").is_file():
+            raise ParameterError("the csim target compiles the accelerator's C++ sources, which a deployment package "
+                                 "does not carry: run `resilq run PACKAGE --target csim` where resilq is installed "
+                                 "from source (with g++)")
         return CsimTarget.open(config)
     if overlay is None:
         raise ParameterError("the board target needs the overlay's .bit file (its .hwh beside it)")
