@@ -133,3 +133,57 @@ def test_emulator_and_csim_agree_on_every_layer_and_counter(variants):
             assert all(np.array_equal(p, q) for p, q in zip(a.activations, b.activations))
             assert (a.cycles, a.corrections, a.fi_hits) == (b.cycles, b.corrections, b.fi_hits)
             assert np.array_equal(a.profile, b.profile)
+
+
+@pytest.mark.csim
+@needs_cxx
+def test_emulator_and_csim_refuse_bad_images_alike(variants):
+    """STATUS (code and descriptor) and CYCLES of refused runs: the header checks, the fault registers, a
+    descriptor the build cannot run."""
+    from resilq.hls import host
+    from resilq.hls import imageformat as fmt
+    from resilq.hls import regmap as rm
+
+    model = variants["tmr"]
+    x = model.quantize_input(np.random.default_rng(3).random((2, *model.input.shape), dtype=np.float32))
+    accels = [Accelerator(EmulatedAccelerator(), model, batch=2), Accelerator(CsimTarget.open(DEFAULT_CONFIG), model,
+                                                                              batch=2)]
+
+    def outcome(accel, corrupt, registers=()):
+        accel.run(x)  # load this network (pointers, table, inputs)
+        words = accel.image.buffer.view("<u4")
+        saved = words.copy()
+        corrupt(words, accel.image)
+        for reg, value in registers:
+            accel.device.write(reg.offset, value)
+        status = host.run(accel.device, 2)
+        words[:] = saved
+        accel.device.write(rm.FI_CTRL.offset, 0)
+        return status.code.name, status.descriptor, status.cycles
+
+    cases = {
+        "magic": (lambda w, im: w.__setitem__(fmt.HeaderWord.MAGIC, 0), ()),
+        "format": (lambda w, im: w.__setitem__(fmt.HeaderWord.FORMAT, 9), ()),
+        "batch": (lambda w, im: w.__setitem__(fmt.HeaderWord.BATCH, 1), ()),
+        "fault": (lambda w, im: None, ((rm.FI_MASK, 0), (rm.FI_LAYER, 0), (rm.FI_CTRL, 1))),
+        "op": (lambda w, im: w.__setitem__(int(w[fmt.HeaderWord.DESC_OFFSET]) // 4 + fmt.DESC_WORDS * 2, 77), ()),
+        "kernel": (lambda w, im: w.__setitem__(int(w[fmt.HeaderWord.DESC_OFFSET]) // 4 + fmt.DESC_WORDS
+                                               + fmt.DescWord.GEOMETRY, 0x0D0D), ()),
+    }
+    seen = {}
+    for name, (corrupt, registers) in cases.items():
+        emu, sim = (outcome(a, corrupt, registers) for a in accels)
+        assert emu == sim, name
+        seen[name] = emu[:2]
+    assert seen == {"magic": ("BAD_MAGIC", 0), "format": ("BAD_FORMAT", 0), "batch": ("BATCH_RANGE", 0),
+                    "fault": ("FAULT_CONFIG", 0), "op": ("BAD_OP", 2), "kernel": ("CAPACITY", 1)}
+
+
+@pytest.mark.slow
+@pytest.mark.mnist
+@pytest.mark.parametrize("kind", ["unprotected", "split", "tmr"])
+def test_chain_of_trust_3_emulator_on_mnist_large(variants, kind, tmp_path, mnist_dir):
+    """The whole MNIST test set, every chosen fault (slow)."""
+    model = variants[kind]
+    pkg = make_package(tmp_path, model, ["--dataset", "mnist", "--data-dir", str(mnist_dir)])
+    check_chain(model, pkg, tmp_path, "emulator")
