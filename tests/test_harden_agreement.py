@@ -1,0 +1,45 @@
+"""Fault-free behaviour of hardened networks on a trained LeNet-5 and the whole digits test set (SPEC §4)."""
+
+import numpy as np
+import pytest
+
+from resilq.arith import Scheme
+from resilq.harden import HardeningPlan, Threshold, fault_free_agreement, harden
+from resilq.ir import Executor, Protection
+
+from bruteforce import long_tailed_nvf
+
+
+@pytest.fixture(scope="module")
+def lenet_nvf(digits_lenet):
+    return long_tailed_nvf(digits_lenet.model, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("scheme", [Scheme.TMR, Scheme.DUP_AND, Scheme.DUP_MIN])
+def test_full_copy_schemes_are_bit_identical_on_the_whole_test_set(digits_lenet, lenet_nvf, scheme):
+    """Every neuron protected (threshold 0): every layer's int8 output and the logits are identical."""
+    model, test = digits_lenet.model, digits_lenet.test
+    hard = harden(model, lenet_nvf, HardeningPlan(scheme, Threshold(0.0))).model
+    assert hard.n_protected == model.n_neurons
+    x = model.quantize_input(test.images)
+    ours = Executor(hard).run(x, collect=True).activations
+    ref = Executor(model).run(x, collect=True).activations
+    for a, b in zip(ours, ref):
+        assert np.array_equal(a, b)
+    agreement = fault_free_agreement(model, hard, test.images, test.labels)
+    assert agreement.identical and agreement.top1_agreement == 1.0
+
+
+def test_split_changes_each_value_by_at_most_one_lsb(digits_lenet):
+    """One layer split at a time (the layers before it untouched): every neuron of it becomes even, within
+    one LSB of the unprotected value."""
+    model, test = digits_lenet.model, digits_lenet.test
+    x = model.quantize_input(test.images)
+    ref = Executor(model).run(x, collect=True).activations
+    for i in model.neuron_layers:
+        every = np.arange(model.neurons_in(i), dtype=np.int32)
+        split = model.with_protection({i: Protection(Scheme.SPLIT, every)})
+        out = Executor(split).run(x, collect=True).activations[i]
+        diff = out.astype(np.int16) - ref[i].astype(np.int16)
+        assert np.abs(diff).max() == 1 and np.all(out % 2 == 0)
+        assert np.array_equal(out == ref[i], ref[i] % 2 == 0)  # exactly the even values are kept
