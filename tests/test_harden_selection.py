@@ -145,3 +145,9 @@ def test_nvf_of_another_model_is_refused(analysed):
     other = random_model(np.random.default_rng(99))
     with pytest.raises(MismatchError, match="belongs to another network"):
         select(other, nvf, Threshold(0.1))
+
+
+def test_a_per_layer_threshold_outside_the_restricted_layers_is_refused(analysed):
+    model, nvf = analysed
+    with pytest.raises(ParameterError, match="'fc1' has its own threshold but is not among the layers"):
+        select(model, nvf, Threshold(0.1, {"fc1": 0.0}), layers=("conv1",))

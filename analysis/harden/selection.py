@@ -22,7 +22,6 @@ Ties are broken by network order (layer, then index), so a selection is determin
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -183,8 +182,10 @@ def select(model: Model, nvf: NVFResult, criterion: Criterion, granularity: Gran
     granularity = Granularity(granularity)
     allowed = resolve_layers(model, layers)
     if isinstance(criterion, Threshold):
-        named = resolve_layers(model, tuple(criterion.per_layer)) if criterion.per_layer else ()
-        allowed = tuple(sorted(set(allowed) | set(named))) if layers is not None else allowed
+        for i in resolve_layers(model, tuple(criterion.per_layer)):
+            if i not in allowed:
+                raise ParameterError(f"layer {model.layers[i].name!r} has its own threshold but is not among the "
+                                     f"layers to protect ({', '.join(layers or ())})")
     missing = [model.layers[i].name for i in allowed if i not in nvf.values]
     if missing:
         raise ParameterError(f"the NVF result has no values for layer(s) {', '.join(missing)}")
@@ -214,24 +215,20 @@ def select(model: Model, nvf: NVFResult, criterion: Criterion, granularity: Gran
         note = f"{criterion.slots - left} of {criterion.slots} extra slots used"
     else:
         raise ParameterError(f"unknown selection criterion {criterion!r}; use Threshold, TopK or Budget")
-    for _, i, u, _ in picked:
+    per_unit = {}
+    for _, i, u, per in picked:
         chosen.setdefault(i, []).append(u)
-    neurons = {i: _expand(np.array(us), _units_per(model, i, granularity)) for i, us in sorted(chosen.items())}
+        per_unit[i] = per
+    neurons = {i: _expand(np.array(us), per_unit[i]) for i, us in sorted(chosen.items())}
     return Selection(neurons, criterion, granularity, units=len(picked), note=note)
-
-
-def _units_per(model: Model, index: int, granularity: Granularity) -> int:
-    return neurons_per_channel(model, index) if granularity is Granularity.CHANNEL else 1
 
 
 def _by_threshold(model: Model, nvf: NVFResult, criterion: Threshold, granularity: Granularity,
                   allowed: tuple[int, ...]) -> Selection:
-    by_name = {model.layers[i].name: t for i, t in ((i, criterion.per_layer.get(model.layers[i].name))
-                                                    for i in allowed) if t is not None}
     neurons, units = {}, 0
     for i in allowed:
-        t = by_name.get(model.layers[i].name, criterion.value)
-        if t is None or math.isnan(t):
+        t = criterion.per_layer.get(model.layers[i].name, criterion.value)
+        if t is None:
             continue
         scores, per = _units(model, nvf, i, granularity)
         hit = np.flatnonzero(np.isfinite(scores) & (scores >= t - _EPS))
