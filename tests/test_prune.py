@@ -175,6 +175,21 @@ def test_rebuilt_pruned_network_computes_the_pruned_ir(digits_lenet):
         assert np.array_equal(a, b)
 
 
+@pytest.mark.parametrize("name,per_channel", [("mlp7", False), ("lenet5", True)])
+def test_rebuild_round_trips_zoo_models(name, per_channel, rng):
+    """IR -> Brevitas -> IR for per-tensor and per-channel weight scales (untrained zoo networks)."""
+    from resilq.train import build, export_brevitas
+    from resilq.train.from_ir import to_brevitas
+
+    shape = (1, 28, 28)
+    model = export_brevitas(build(name, shape, 10, per_channel=per_channel), shape,
+                            {"name": name, "per_channel_weights": per_channel})
+    again = export_brevitas(to_brevitas(model), shape, dict(model.metadata))
+    assert again.network_hash == model.network_hash
+    x = model.quantize_input(rng.random((16, *shape), dtype=np.float32))
+    assert np.array_equal(Executor(again).run(x).logits, Executor(model).run(x).logits)
+
+
 def test_rebuild_needs_the_quant_exponents(tiny):
     from resilq.train.from_ir import to_brevitas
 
