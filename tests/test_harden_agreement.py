@@ -65,3 +65,24 @@ def test_split_fault_free_agreement_is_measured_and_high(digits_lenet, lenet_nvf
     print(f"\n{hard.n_protected} split neurons: {agreement.describe()}")
     assert agreement.top1_agreement >= 0.985
     assert abs(agreement.hardened_accuracy - agreement.source_accuracy) <= 2 / len(test) + 1e-12
+
+
+@pytest.mark.slow
+def test_split_fault_free_agreement_on_ten_thousand_images():
+    """The same measurement on Fashion-MNIST's 10,000 test images (LeNet-5, 3 epochs, ~87.5 %), where one
+    flip is 0.01 %. Measured while writing this: 99.50 %, 99.57 %, 99.67 % for three random selections of ~4 %
+    of the neurons (seeds 0-2), 99.10 % with every neuron split; accuracy within +-0.06 points. The assertion
+    leaves room for the run-to-run spread of training; the value is printed."""
+    from resilq.data import DEBIAN_FASHION_MNIST
+    from resilq.train.qat import TrainConfig
+    from resilq.train.workflow import train_and_export
+
+    if not DEBIAN_FASHION_MNIST.is_dir():
+        pytest.skip(f"Fashion-MNIST is not in {DEBIAN_FASHION_MNIST}")
+    trained = train_and_export("lenet5", "fashion-mnist", config=TrainConfig(epochs=3, seed=0), verify_inputs=0)
+    model, test = trained.model, trained.test
+    hard = harden(model, long_tailed_nvf(model, np.random.default_rng(0)), HardeningPlan(Scheme.SPLIT, Threshold(0.2)))
+    agreement = fault_free_agreement(model, hard.model, test.images, test.labels)
+    print(f"\n{hard.model.n_protected} split neurons on {len(test)} images: {agreement.describe()}")
+    assert agreement.top1_agreement >= 0.99
+    assert abs(agreement.hardened_accuracy - agreement.source_accuracy) <= 0.005
