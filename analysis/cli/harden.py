@@ -109,13 +109,15 @@ def run(args: argparse.Namespace) -> int:
         say(f"[yellow]{result.describe_fallbacks()}[/yellow]")
     cols, rows = layer_rows(hard)
     table(f"{hard.name}: protection per layer", cols, rows)
-    costs = scheme_comparison(model, sel, fallback=plan.fallback or Scheme.TMR)
+    from resilq.hls.cycles import cycles_per_inference
+
+    costs = scheme_comparison(model, sel, fallback=plan.fallback or Scheme.TMR, cycles=cycles_per_inference())
     cols, rows = cost_rows(costs)
     for row in rows:
         if row[0] == plan.scheme.label:
             row[0] += " *"
     table("overhead: the same selection under each scheme (network size = neurons + shadow slots)", cols, rows,
-          caption="* this model; cycles come from the accelerator's cycle model (not available in this command yet)")
+          caption="* this model; cycles: one inference on the default PE x SIMD accelerator build (resilq.hls.cycles)")
     if not args.no_agreement:
         dataset = args.dataset or model.metadata.get("dataset", "digits")
         data = load_dataset(dataset, "test", args.data_dir).take(args.limit)

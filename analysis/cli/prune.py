@@ -48,7 +48,7 @@ def variant_rows(variants: list[tuple[str, Model, float]], cycles: CycleModel | 
         base_macs = macs if base_macs is None else base_macs
         rows.append([label, f"{acc:.2%}", f"{acc - base_acc:+.2%}", model.n_neurons, macs,
                      f"{(macs - base_macs) / base_macs:+.2%}", model.params(),
-                     cycles(model) if cycles is not None else "—"])
+                     _or_dash(cycles(model) if cycles is not None else None)])
     return cols, rows
 
 
@@ -69,12 +69,18 @@ def run(args: argparse.Namespace) -> int:
     variants = [("original", model, accuracy(model, test)), ("pruned", result.pruned, accuracy(result.pruned, test))]
     if finetune.epochs:
         variants.append((f"pruned + {finetune.epochs} epoch(s) fine-tuning", result.model, accuracy(result.model, test)))
-    cols, rows = variant_rows(variants)
+    from resilq.hls.cycles import cycles_per_inference
+
+    cols, rows = variant_rows(variants, cycles_per_inference())
     table(f"{model.name}: pruned by {ranking.value} on {test.describe()}", cols, rows,
-          caption="cycles come from the accelerator's cycle model (not available in this command yet)")
+          caption="cycles: one inference on the default PE x SIMD accelerator build (resilq.hls.cycles)")
     final = result.model
     final = final.replace(metadata={**final.metadata, "test_accuracy": variants[-1][2], "dataset": dataset})
     path = save_model(final, args.out)
     say(f"wrote {path} ({final.n_neurons:,} neurons, {final.macs():,} MACs, hash {final.hash[:16]}); analyse it "
         "(resilq analyze) before hardening: the pruned network has its own NVF")
     return 0
+
+
+def _or_dash(value):
+    return "—" if value is None else value

@@ -17,7 +17,7 @@ from ..ir.model import Model
 from .selection import Selection
 
 #: Cycles of one inference of a model on the accelerator (provided by the accelerator's cycle model).
-CycleModel = Callable[[Model], int]
+CycleModel = Callable[[Model], "int | None"]
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class Cost:
 
 def cost_of(model: Model, label: str, cycles: CycleModel | None = None) -> Cost:
     return Cost(label, model.n_neurons, model.n_protected, model.n_shadows, model.n_slots, model.macs(),
-                model.params(), int(cycles(model)) if cycles is not None else None)
+                model.params(), cycles(model) if cycles is not None else None)
 
 
 def _pct(new: float, old: float) -> str:
