@@ -109,3 +109,19 @@ def cycle_report(model: Model, config: AccelConfig) -> CycleReport:
     plans = plan_model(model, config)
     overhead = (fmt.HEADER_WORDS + config.latency.run) + (fmt.PROFILE_WORDS * len(plans) + config.latency.store)
     return CycleReport([layer_cycles(p, config) for p in plans], overhead)
+
+
+def cycles_per_inference(config: AccelConfig | None = None):
+    """A ``cycles(model) -> int | None`` callable for cost tables (``resilq.harden.overhead.CycleModel``):
+    the accelerator's cycles of one inference, or ``None`` for a model this build cannot map."""
+    from resilq.errors import UnsupportedModelError
+
+    config = config or AccelConfig()
+
+    def cycles(model: Model) -> int | None:
+        try:
+            return cycle_report(model, config).per_inference
+        except UnsupportedModelError:
+            return None
+
+    return cycles
