@@ -71,11 +71,17 @@ def wilson(successes: int, n: int, confidence: float = CONFIDENCE) -> Interval:
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return Interval(p, max(0.0, centre - half), min(1.0, centre + half))
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return Interval(p, low, high)
 
 
-def mean_interval(values: np.ndarray, population: int, confidence: float = CONFIDENCE) -> Interval:
-    """t-interval of the population mean from a simple random sample without replacement of ``values``."""
+def mean_interval(values: np.ndarray, population: int, confidence: float = CONFIDENCE,
+                  bounds: tuple[float, float] = (-math.inf, math.inf)) -> Interval:
+    """t-interval of the population mean from a simple random sample without replacement of ``values``.
+
+    ``bounds``: the range the values (hence the mean) cannot leave; the interval is clipped to it.
+    """
     y = np.asarray(values, dtype=np.float64)
     n = y.size
     if n == 0:
@@ -88,7 +94,7 @@ def mean_interval(values: np.ndarray, population: int, confidence: float = CONFI
     fpc = max(0.0, 1.0 - n / population) if population else 1.0
     se = float(y.std(ddof=1)) / math.sqrt(n) * math.sqrt(fpc)
     half = float(t.ppf(0.5 + confidence / 2, n - 1)) * se
-    return Interval(mean, mean - half, mean + half)
+    return Interval(mean, max(bounds[0], mean - half), min(bounds[1], mean + half))
 
 
 def _critical_and_loss(changed: np.ndarray, correct: np.ndarray, golden_correct: int, images: int, population: int,
@@ -98,8 +104,9 @@ def _critical_and_loss(changed: np.ndarray, correct: np.ndarray, golden_correct:
     The per-fault accuracy loss ``(golden_correct - correct_i) / images`` is formed from integers, so a
     fault that changes nothing contributes exactly 0.
     """
-    crit = mean_interval(changed / images, population, confidence)
-    loss = mean_interval((golden_correct - correct) / images, population, confidence)
+    crit = mean_interval(changed / images, population, confidence, bounds=(0.0, 1.0))
+    acc0 = golden_correct / images  # a fault's loss lies in [acc0 - 1, acc0]
+    loss = mean_interval((golden_correct - correct) / images, population, confidence, bounds=(acc0 - 1.0, acc0))
     if changed.size and not changed.any() and changed.size < population:
         upper = wilson(0, int(changed.size), confidence).high
         crit = Interval(0.0, 0.0, upper)
