@@ -197,5 +197,6 @@ def print_sweep(out_dir: Path, rows=None) -> None:
              f"{100 * r.accuracy_loss:.3f} ± {100 * (r.accuracy_loss_high - r.accuracy_loss_low) / 2:.3f} %",
              f"{100 * r.critical_rate:.3f} ± {100 * (r.critical_rate_high - r.critical_rate_low) / 2:.3f} %",
              f"{r.propagated:,}/{r.masked:,}/{r.shared:,}"] for r in rows]
-    table(f"sweep {out_dir}", ["scheme", "NVF >=", "protected", "size", "faults", "fault-free acc",
-                               "accuracy loss (95 % CI)", "critical rate (95 % CI)", "propagated/masked/shared"], body)
+    table(f"sweep {out_dir}", ["scheme", "NVF >=", "protected", "size", "faults", "accuracy",
+                               "acc. loss ± 95 % CI", "critical ± 95 % CI", "prop/mask/shared"], body,
+          caption="accuracy: fault-free; prop/mask/shared: faults propagated / masked at the site / shared")
