@@ -183,6 +183,8 @@ class CampaignStore:
 
         class _Txn:
             def __enter__(self):
+                if store.db.in_transaction:  # left open by an interrupt between BEGIN and COMMIT: discard it
+                    store.db.execute("ROLLBACK")
                 store.db.execute("BEGIN IMMEDIATE")
 
             def __exit__(self, exc_type, *rest):
