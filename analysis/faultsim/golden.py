@@ -1,0 +1,88 @@
+"""Fault-free ("golden") tensors of a batch, computed once by the reference executor.
+
+A fault changes nothing before its layer, so everything the propagation needs is read from here: every
+layer's output, every compute layer's accumulators, the top-1, and for each max-pool input element the
+maximum of the *other* elements of its window (so a changed value is pooled with one comparison).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import MismatchError
+from ..ir.executor import Executor, check_input
+from ..ir.kernels import accumulate
+from ..ir.layers import Conv2d, Linear, MaxPool2d
+from ..ir.model import Model
+from .outmap import OutputMap
+
+
+def is_tiling_pool(layer, in_shape) -> bool:
+    """A max-pool whose windows do not overlap (kernel == stride): each element feeds at most one output."""
+    return isinstance(layer, MaxPool2d) and layer.kernel == layer.stride
+
+
+class Golden:
+    """Golden tensors of the int8 batch ``x`` (N inputs), flattened per layer to ``(N, size)``.
+
+    ``out[i]``: layer ``i``'s output as floats (exact small integers); ``out[-1]`` is the input.
+    ``acc[i]``: accumulators of compute layer ``i`` in its exact float dtype. ``top1``: (N,) fault-free top-1.
+    """
+
+    def __init__(self, model: Model, x: np.ndarray, maps: dict[int, OutputMap], executor: Executor | None = None):
+        x = check_input(model, x)
+        self.model = model
+        self.n = int(x.shape[0])
+        executor = executor or Executor(model)
+        run = executor.run(x, collect=True, batch_size=max(1, self.n))
+        self.top1 = run.predictions.astype(np.int64)
+        self.out: dict[int, np.ndarray] = {-1: x.reshape(self.n, -1).astype(np.float32)}
+        self.acc: dict[int, np.ndarray] = {}
+        self._others: dict[int, np.ndarray] = {}
+        prev = x
+        for i, (layer, act) in enumerate(zip(model.layers, run.activations)):
+            if isinstance(layer, (Conv2d, Linear)):
+                dtype = maps[i].dtype
+                self.acc[i] = accumulate(layer, prev).reshape(self.n, -1).astype(dtype)
+                self.out[i] = act.reshape(self.n, -1).astype(dtype)
+                self._self_check(i, maps[i])
+            else:
+                self.out[i] = act.reshape(self.n, -1).astype(np.float32)
+            prev = act
+
+    def _self_check(self, index: int, omap: OutputMap) -> None:
+        """The output map must reproduce the executor's golden output of every neuron (chain of trust)."""
+        again = omap(self.acc[index].copy())
+        if not np.array_equal(again, self.out[index]):
+            bad = np.argwhere(again != self.out[index])[0]
+            raise MismatchError(f"fault simulator: output map of layer {self.model.layers[index].name!r} disagrees "
+                                f"with the executor at input {bad[0]}, neuron {bad[1]}")
+
+    @property
+    def logits(self) -> np.ndarray:
+        return self.out[len(self.model.layers) - 1]
+
+    def others_max(self, pool_index: int) -> np.ndarray:
+        """For a tiling max-pool: (N, size_in) max of the other elements of each input element's window.
+
+        Elements that no window covers (floor-mode borders) get +inf: no value can change the pool.
+        """
+        if pool_index not in self._others:
+            layer = self.model.layers[pool_index]
+            c, h, w = self.model.in_shape(pool_index)
+            k = layer.kernel
+            _, ho, wo = self.model.out_shape(pool_index)
+            x = self.out[pool_index - 1].reshape(self.n, c, h, w)
+            win = x[:, :, :ho * k, :wo * k].reshape(self.n, c, ho, k, wo, k).transpose(0, 1, 2, 4, 3, 5)
+            win = win.reshape(self.n, c, ho, wo, k * k)
+            res = np.full((self.n, c, ho, wo, k * k), -np.inf, dtype=np.float32)  # a 1x1 window: no others
+            if k * k > 1:
+                order = np.argsort(-win, axis=-1, kind="stable")
+                top = np.take_along_axis(win, order[..., :2], axis=-1)
+                res[:] = top[..., :1]  # every element but the first maximum sees the maximum ...
+                np.put_along_axis(res, order[..., :1], top[..., 1:2], axis=-1)  # ... which sees the runner-up
+            res = res.reshape(self.n, c, ho, wo, k, k).transpose(0, 1, 2, 4, 3, 5).reshape(self.n, c, ho * k, wo * k)
+            full = np.full((self.n, c, h, w), np.inf, dtype=np.float32)
+            full[:, :, :ho * k, :wo * k] = res
+            self._others[pool_index] = full.reshape(self.n, -1)
+        return self._others[pool_index]

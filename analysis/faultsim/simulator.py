@@ -1,0 +1,172 @@
+"""``FaultSimulator``: top-1 of every input under each of many single faults, identical to the executor.
+
+A fault ``(layer, slot, mask, mode)`` only ever changes ONE value that the next layer reads: the value its
+neuron's original slot holds after the fault (and, for a protected neuron, after its corrector merged the
+slots). This module turns each fault into that value per input, with :mod:`resilq.arith` exactly as the
+executor does, and hands the changes to the value-level :class:`~resilq.faultsim.propagate.Propagator`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from ..arith import Scheme, apply_fault, correct, requantize, split_half
+from ..errors import ParameterError
+from ..faults import Fault, slot_owner
+from ..ir.executor import Executor, check_input
+from ..ir.layers import neuron_shift
+from ..ir.model import Model
+from .golden import Golden
+from .propagate import Propagator
+
+#: Golden tensors above this many bytes are recomputed per call instead of being kept (per simulator).
+DEFAULT_CACHE_BYTES = 2 << 30
+#: Cases (fault x input) handed to the propagator at once; bounds the working memory (~100 B per case).
+CASES_PER_CALL = 1 << 22
+
+
+def golden_bytes_per_input(model: Model) -> int:
+    """Rough size of the golden tensors of one input (outputs, accumulators, pool helpers)."""
+    total = 4 * int(np.prod(model.input.shape))
+    for i, layer in enumerate(model.layers):
+        size = model.out_size(i)
+        total += 8 * size * (2 if hasattr(layer, "weight") else 1)
+    return total
+
+
+class FaultSimulator:
+    """Exact fault simulation of ``model`` on the int8 batch ``x`` (N inputs).
+
+    ``predictions(faults)`` gives, for each fault alone, the top-1 of every input: the same numbers as
+    ``Executor(model).run(x, faults=[f]).predictions``, at a fraction of the cost. ``golden`` is the
+    fault-free top-1. ``batch_size`` splits the inputs into chunks whose golden tensors are computed once
+    (and kept if they fit ``cache_bytes``).
+    """
+
+    def __init__(self, model: Model, x: np.ndarray, batch_size: int | None = None,
+                 cache_bytes: int = DEFAULT_CACHE_BYTES):
+        self.model = model
+        self.x = check_input(model, x)
+        self.n = int(self.x.shape[0])
+        if self.n == 0:
+            raise ParameterError("the fault simulator needs at least one input (got an empty batch)")
+        per_input = golden_bytes_per_input(model)
+        if batch_size is None:
+            batch_size = max(1, min(self.n, (1 << 30) // per_input))
+        if batch_size < 1:
+            raise ParameterError(f"batch_size must be positive, got {batch_size}")
+        self.batch_size = int(batch_size)
+        self.propagator = Propagator(model)
+        self._executor = Executor(model)
+        self._starts = list(range(0, self.n, self.batch_size))
+        self._keep = per_input * self.n <= cache_bytes
+        self._cache: dict[int, Golden] = {}
+        tops = [self._golden(c).top1 for c in range(len(self._starts))]
+        self.golden: np.ndarray = np.concatenate(tops)
+
+    # ------------------------------------------------------------------------------------------ chunks
+    @property
+    def n_chunks(self) -> int:
+        return len(self._starts)
+
+    def chunk(self, c: int) -> slice:
+        return slice(self._starts[c], min(self._starts[c] + self.batch_size, self.n))
+
+    def _golden(self, c: int) -> Golden:
+        g = self._cache.get(c)
+        if g is None:
+            g = self.propagator.golden(self.x[self.chunk(c)], self._executor)
+            if self._keep:
+                self._cache[c] = g
+        return g
+
+    # ------------------------------------------------------------------------------------------ faults
+    def predictions(self, faults: Sequence[Fault], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """(F, N) int16: top-1 of every input with each fault (alone) present."""
+        faults = list(faults)
+        for f in faults:
+            f.check(self.model)
+        out = np.empty((len(faults), self.n), dtype=np.int16)
+        by_layer: dict[int, list[int]] = {}
+        for k, f in enumerate(faults):
+            by_layer.setdefault(f.layer, []).append(k)
+        for c in range(self.n_chunks):
+            golden, sl = self._golden(c), self.chunk(c)
+            for layer, ks in by_layer.items():
+                step = max(1, CASES_PER_CALL // golden.n)
+                for a in range(0, len(ks), step):
+                    sel = ks[a:a + step]
+                    out[sel, sl] = self._layer_predictions(golden, layer, [faults[k] for k in sel])
+                    if progress is not None:
+                        progress(len(sel) * golden.n)
+        return out
+
+    def changed(self, faults: Sequence[Fault], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """(F, N) bool: whether each fault changes each input's top-1."""
+        return self.predictions(faults, progress) != self.golden[None, :]
+
+    def faulty_values(self, golden: Golden, layer: int, faults: Sequence[Fault]) -> tuple[np.ndarray, np.ndarray]:
+        """``(neurons (F,), values (F, n))``: the value each fault leaves in its neuron's original slot."""
+        slots = np.array([f.slot for f in faults], dtype=np.int64)
+        mask = np.array([f.mask for f in faults], dtype=np.uint8)[:, None]
+        mode = np.array([int(f.mode) for f in faults], dtype=np.int64)[:, None]
+        owner = [slot_owner(self.model, layer, int(s)) for s in slots]
+        neurons = np.array([o[0] for o in owner], dtype=np.int64)
+        copy = np.array([o[1] for o in owner], dtype=np.int64)[:, None]
+        base = golden.out[layer][:, neurons].T.astype(np.int8)  # (F, n) fault-free written value
+        values = apply_fault(base, mask, mode)
+        prot = self.model.protection(layer)
+        if prot is not None and prot.n_protected:
+            protected = np.isin(neurons, prot.neurons)
+            if protected.any():
+                values[protected] = self._corrected(golden, layer, neurons[protected], copy[protected],
+                                                    mask[protected], mode[protected])
+        return neurons, values
+
+    def _corrected(self, golden: Golden, layer: int, neurons, copy, mask, mode) -> np.ndarray:
+        """Corrector output when one of a protected neuron's slots holds a fault (as the executor computes it)."""
+        lay = self.model.layers[layer]
+        prot = lay.protection
+        acc = golden.acc[layer][:, neurons].T.astype(np.int64)  # (F, n)
+        shift = neuron_shift(lay, self.model.out_shape(layer), neurons)[:, None]
+        if prot.scheme is Scheme.SPLIT:
+            base = split_half(acc, shift)
+        else:
+            base = requantize(acc, shift, *lay.requant.bounds)
+        hit = apply_fault(base, mask, mode)
+        slots = [np.where(copy == j, hit, base) for j in range(prot.copies)]
+        return correct(prot.scheme, slots)
+
+    def _layer_predictions(self, golden: Golden, layer: int, faults: Sequence[Fault]) -> np.ndarray:
+        neurons, values = self.faulty_values(golden, layer, faults)
+        f, n = values.shape
+        xi = np.tile(np.arange(n), f)
+        top = self.propagator.top1(golden, layer, np.repeat(neurons, n), xi, values.ravel())
+        return top.reshape(f, n)
+
+    # ------------------------------------------------------------------------------------------ values
+    def top1_values(self, layer: int, neuron: np.ndarray, xi: np.ndarray, value: np.ndarray) -> np.ndarray:
+        """Top-1 of input ``xi[k]`` (index into ``x``) when ``neuron[k]`` of ``layer`` outputs ``value[k]``.
+
+        The value-level API: ``value`` is the int8 the neuron's original slot holds (after any corrector).
+        """
+        neuron, xi, value = (np.asarray(a).ravel() for a in (neuron, xi, value))
+        if not neuron.size == xi.size == value.size:
+            raise ParameterError("neuron, xi and value must have the same number of elements")
+        if layer not in self.model.neuron_layers:
+            raise ParameterError(f"layer {layer} is not a neuron layer of {self.model.name}")
+        if neuron.size and (neuron.min() < 0 or neuron.max() >= self.model.neurons_in(layer)):
+            raise ParameterError(f"neuron index out of range for layer {self.model.layers[layer].name!r}")
+        if xi.size and (xi.min() < 0 or xi.max() >= self.n):
+            raise ParameterError(f"input index out of range 0..{self.n - 1}")
+        if value.size and (value.min() < -128 or value.max() > 127):
+            raise ParameterError("values must be int8 (-128..127)")
+        out = np.empty(xi.size, dtype=np.int64)
+        chunk_of = xi // self.batch_size
+        for c in np.unique(chunk_of):
+            sel = np.flatnonzero(chunk_of == c)
+            golden = self._golden(int(c))
+            out[sel] = self.propagator.top1(golden, layer, neuron[sel], xi[sel] - self._starts[c], value[sel])
+        return out

@@ -1,0 +1,251 @@
+"""One propagation step per layer (or per conv + the tiling max-pool after it), exact and interval.
+
+A step maps changed values at some positions of its input to changed values at its output, for a batch of
+cases (rows), and retires the rows whose output came out unchanged. Each step has two forms:
+
+* ``exact(golden, S, xi, V)``: the new values ``V`` (K x |S|) at positions ``S`` -> new output values;
+* ``box(golden, S, xi, lo, hi)``: every value within ``[lo, hi]`` -> bounds on every output value.
+
+A compute layer followed by a tiling max-pool is ONE step: its cone is padded to whole pool windows (the
+padding elements have zero weight, so they reproduce their golden value), and pooling becomes a reshape and
+a max, with no gather. Every quantity is an exact integer in a float type chosen per layer to hold it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..ir.layers import Conv2d, Linear, MaxPool2d
+from ..ir.model import Model
+from .geometry import compute_cone, pool_cone
+from .golden import Golden, is_tiling_pool
+from .outmap import ColumnMap, OutputMap
+
+
+def runs(xi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start index and length of each run of equal values in ``xi`` (cases are kept sorted by input)."""
+    first = np.flatnonzero(np.r_[True, xi[1:] != xi[:-1]]) if xi.size else np.zeros(0, dtype=np.int64)
+    return first, np.diff(np.r_[first, xi.size])
+
+
+def gather(arr: np.ndarray, xi: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``arr[xi][:, cols]``; with repeated inputs, each distinct row is gathered once and then repeated."""
+    first, counts = runs(xi)
+    if first.size * 2 <= xi.size:
+        return np.repeat(arr[xi[first][:, None], cols[None, :]], counts, axis=0)
+    return arr[xi[:, None], cols[None, :]]
+
+
+def changed(new: np.ndarray, old: np.ndarray, cols: np.ndarray):
+    """Rows with any change, and for them the columns with any change: ``(cols', new', rows)``."""
+    diff = new != old
+    rows = np.flatnonzero(diff.any(axis=1))
+    if rows.size == new.shape[0]:
+        keep = diff.any(axis=0)
+        return (cols, new, rows) if keep.all() else (cols[keep], new[:, keep], rows)
+    keep = diff[rows].any(axis=0)
+    return cols[keep], new[rows][:, keep], rows
+
+
+def moved(lo: np.ndarray, hi: np.ndarray, old: np.ndarray, cols: np.ndarray):
+    """Rows whose box may differ from golden, and the columns where it may: ``(cols', lo', hi', rows)``."""
+    diff = (lo != old) | (hi != old)
+    rows = np.flatnonzero(diff.any(axis=1))
+    keep = diff[rows].any(axis=0)
+    return cols[keep], lo[rows][:, keep], hi[rows][:, keep], rows
+
+
+@dataclass(frozen=True, eq=False)
+class Cone:
+    """Outputs ``cols`` (of the step's output layer) reached from the input positions, and how.
+
+    ``elems``: the compute layer's outputs to evaluate (when a pool is fused: ``kk`` blocks, block ``i`` holding
+    the i-th element of every window); ``m``: |S| x |elems| weights; ``cmap``: their output map.
+    """
+
+    cols: np.ndarray
+    elems: np.ndarray
+    m: np.ndarray
+    cmap: ColumnMap
+    kk: int  # elements per pooled output (1: no pool fused)
+
+
+class ComputeStep:
+    """A Conv2d/Linear neuron layer, optionally fused with the tiling max-pool that follows it."""
+
+    def __init__(self, model: Model, index: int, omap: OutputMap, pool: int | None):
+        self.model, self.index, self.map, self.pool = model, index, omap, pool
+        self.layer = model.layers[index]
+        self.out_index = pool if pool is not None else index
+        self._cache: dict[bytes, Cone] = {}
+
+    def cone(self, positions: np.ndarray) -> Cone:
+        key = positions.tobytes()
+        cone = self._cache.get(key)
+        if cone is not None:
+            return cone
+        j = self.index
+        cols, m = compute_cone(self.layer, self.model.in_shape(j), self.model.out_shape(j), positions, self.map.dtype)
+        kk = 1
+        if self.pool is not None:
+            pool = self.model.layers[self.pool]
+            pooled, windows = pool_cone(pool, self.model.in_shape(self.pool), self.model.out_shape(self.pool), cols)
+            elems = windows.T.ravel()  # slot-major: the max runs over a middle axis, contiguous inner loop
+            ext = np.zeros((positions.size, elems.size), dtype=m.dtype)
+            order = np.argsort(elems)
+            where = np.searchsorted(elems[order], cols)
+            inside = where < elems.size
+            inside[inside] = elems[order[where[inside]]] == cols[inside]  # cone outputs no window covers: dead
+            ext[:, order[where[inside]]] = m[:, inside]
+            cols, m, kk = pooled, ext, windows.shape[1]
+        else:
+            elems = cols
+        cone = Cone(cols, elems, m, self.map.columns(elems), kk)
+        if positions.size <= 4:  # single-origin cones recur across chunks; wide ones rarely do
+            self._cache[key] = cone
+        return cone
+
+    def _finish(self, golden: Golden, xi, cone: Cone, values: np.ndarray) -> np.ndarray:
+        if cone.kk > 1:
+            values = values.reshape(values.shape[0], cone.kk, -1).max(axis=1)
+        return values
+
+    def exact(self, golden: Golden, positions, xi, values):
+        cone = self.cone(positions)
+        delta = (values - gather(golden.out[self.index - 1], xi, positions)).astype(cone.m.dtype, copy=False)
+        acc = gather(golden.acc[self.index], xi, cone.elems)
+        acc += delta * cone.m if positions.size == 1 else delta @ cone.m
+        new = self._finish(golden, xi, cone, cone.cmap(acc))
+        return changed(new, gather(golden.out[self.out_index], xi, cone.cols), cone.cols)
+
+    def box(self, golden: Golden, positions, xi, lo, hi):
+        cone = self.cone(positions)
+        base = gather(golden.out[self.index - 1], xi, positions)
+        dlo, dhi = (lo - base).astype(cone.m.dtype), (hi - base).astype(cone.m.dtype)
+        acc = gather(golden.acc[self.index], xi, cone.elems)
+        if positions.size == 1:
+            a, b = dlo * cone.m, dhi * cone.m
+            acc_lo, acc_hi = acc + np.minimum(a, b), acc + np.maximum(a, b)
+        else:
+            mp, mn = np.maximum(cone.m, 0), np.minimum(cone.m, 0)
+            acc_lo = acc + dlo @ mp + dhi @ mn
+            acc_hi = acc + dhi @ mp + dlo @ mn
+        new_lo = self._finish(golden, xi, cone, cone.cmap(acc_lo))
+        new_hi = self._finish(golden, xi, cone, cone.cmap(acc_hi))
+        return moved(new_lo, new_hi, gather(golden.out[self.out_index], xi, cone.cols), cone.cols)
+
+
+class PoolStep:
+    """A max-pool that is not fused with a compute layer (e.g. overlapping windows)."""
+
+    def __init__(self, model: Model, index: int):
+        self.model, self.index, self.out_index = model, index, index
+        self.layer = model.layers[index]
+
+    def _windows(self, golden: Golden, positions, xi):
+        pooled, elements = pool_cone(self.layer, self.model.in_shape(self.index), self.model.out_shape(self.index),
+                                     positions)
+        loc = np.searchsorted(positions, elements)
+        hit = (loc < positions.size) & (positions[np.minimum(loc, positions.size - 1)] == elements)
+        first, counts = runs(xi)
+        rest = golden.out[self.index - 1][xi[first][:, None], np.where(hit, 0, elements).ravel()[None, :]]
+        rest = rest.reshape(first.size, *elements.shape).astype(np.float64)
+        rest[:, hit] = -np.inf  # unchanged elements only: one golden maximum per window
+        return pooled, loc, hit, np.repeat(rest.max(axis=2), counts, axis=0)
+
+    @staticmethod
+    def _fold(base, values, loc, hit):
+        win, slot = np.nonzero(hit)
+        for k in np.unique(slot):
+            w = win[slot == k]
+            base[:, w] = np.maximum(base[:, w], values[:, loc[w, k]])
+        return base
+
+    def exact(self, golden: Golden, positions, xi, values):
+        pooled, loc, hit, base = self._windows(golden, positions, xi)
+        new = self._fold(base, values, loc, hit)
+        return changed(new, gather(golden.out[self.index], xi, pooled), pooled)
+
+    def box(self, golden: Golden, positions, xi, lo, hi):
+        pooled, loc, hit, base = self._windows(golden, positions, xi)
+        new_lo = self._fold(base.copy(), lo, loc, hit)
+        new_hi = self._fold(base, hi, loc, hit)
+        return moved(new_lo, new_hi, gather(golden.out[self.index], xi, pooled), pooled)
+
+
+class ClassifierStep:
+    """The last layer: exact logits and top-1, or a proof that a box keeps the golden top-1."""
+
+    def __init__(self, model: Model, index: int, omap: OutputMap):
+        self.model, self.index, self.map = model, index, omap
+        self.weight = model.layers[index].weight  # (classes, features) int8
+
+    def _cols(self, positions):
+        return np.ascontiguousarray(self.weight[:, positions].T, dtype=self.map.dtype)
+
+    def exact(self, golden: Golden, positions, xi, values) -> np.ndarray:
+        m = self._cols(positions)
+        delta = (values - gather(golden.out[self.index - 1], xi, positions)).astype(m.dtype, copy=False)
+        if self.map.identity:
+            return np.argmax(golden.logits[xi] + delta @ m, axis=1)
+        acc = golden.acc[self.index][xi] + delta @ m  # a requantizing classifier: requantize the new accumulators
+        return np.argmax(self.map.columns(np.arange(m.shape[1]))(acc), axis=1)
+
+    def safe(self, golden: Golden, positions, xi, lo, hi) -> np.ndarray:
+        m = self._cols(positions).astype(np.float64)
+        base = gather(golden.out[self.index - 1], xi, positions).astype(np.float64)
+        logits = golden.logits[xi].astype(np.float64)
+        top = golden.top1[xi]
+        rows = np.arange(xi.size)
+        if self.map.identity:
+            # L_top - L_j changes by Σ_s Δ_s (W[top,s] - W[j,s]); bound it with center and radius (exact halves).
+            center, radius = (lo + hi) / 2 - base, (hi - lo) / 2
+            diff = m[:, top].T[:, :, None] - m[None, :, :]  # (K, |S|, classes)
+            low = (logits[rows, top][:, None] - logits) + np.einsum("ks,ksc->kc", center, diff) \
+                - np.einsum("ks,ksc->kc", radius, np.abs(diff))
+        else:  # a requantizing classifier: bound each logit, then compare
+            cmap = self.map.columns(np.arange(m.shape[1]))
+            mp, mn = np.maximum(m, 0), np.minimum(m, 0)
+            acc = golden.acc[self.index][xi].astype(np.float64)
+            l_lo = cmap(acc + (lo - base) @ mp + (hi - base) @ mn)
+            l_hi = cmap(acc + (hi - base) @ mp + (lo - base) @ mn)
+            low = l_lo[rows, top][:, None] - l_hi
+        cls = np.arange(logits.shape[1])[None, :]
+        ok = np.where(cls < top[:, None], low > 0, low >= 0)  # ties go to the lowest index
+        ok[rows, top] = True
+        return ok.all(axis=1)
+
+
+def build_steps(model: Model, maps: dict[int, OutputMap]) -> dict[int, object]:
+    """The step that starts at each layer index (Flatten is transparent and has none).
+
+    A compute layer followed by a tiling max-pool is fused with it (the chain then skips the pool's own
+    step, which exists for changes that start right at the compute layer's output).
+    """
+    steps: dict[int, object] = {}
+    last = len(model.layers) - 1
+    for j, layer in enumerate(model.layers):
+        if j == last:
+            steps[j] = ClassifierStep(model, j, maps[j])
+        elif isinstance(layer, (Conv2d, Linear)):
+            nxt = j + 1
+            fuse = nxt < last and is_tiling_pool(model.layers[nxt], model.in_shape(nxt))
+            steps[j] = ComputeStep(model, j, maps[j], nxt if fuse else None)
+        elif isinstance(layer, MaxPool2d):
+            steps[j] = PoolStep(model, j)
+    return steps
+
+
+def chain_after(model: Model, steps: dict[int, object], layer: int) -> list:
+    """The steps a change at ``layer``'s output goes through, up to and including the classifier."""
+    chain, j = [], layer + 1
+    while j < len(model.layers):
+        if j not in steps:  # Flatten
+            j += 1
+            continue
+        step = steps[j]
+        chain.append(step)
+        j = getattr(step, "out_index", j) + 1
+    return chain

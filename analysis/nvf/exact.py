@@ -1,0 +1,64 @@
+"""Exact NVF (SPEC §3): for every neuron, the fraction of (input, bit) pairs whose single bit flip in the
+neuron's int8 output changes the network's top-1 from its fault-free top-1.
+
+Every one of the ``inputs x neurons x 8`` flips is decided exactly by the fault-propagation core
+(:mod:`resilq.faultsim`), which recomputes only what a flip can reach; nothing is estimated. The result
+equals re-running the full executor for each flipped bit (the tests check that for every neuron).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..arith import flip_bit
+from ..errors import ParameterError, UnsupportedModelError
+from ..ir.executor import check_input
+from ..ir.model import Model
+from .result import NVFResult
+from .runner import Context, Unit, plan, run_units
+from .sampling import check_fraction, select_neurons
+
+BITS = np.arange(8)
+#: Inputs whose golden tensors a worker holds at once, and flips handed to the core per work unit.
+CHUNK_INPUTS = 1000
+CASES_PER_UNIT = 1 << 22
+
+
+def check_analysable(model: Model, x: np.ndarray) -> np.ndarray:
+    """The int8 batch, after refusing what an NVF analysis cannot mean."""
+    if model.is_protected:
+        raise UnsupportedModelError(f"{model.name} is a protected model; NVF is defined on the unprotected network "
+                                    "(analyse the original .rq, or model.unprotected())")
+    if not isinstance(x, np.ndarray) or x.shape[0] == 0:
+        raise ParameterError("the NVF analysis needs at least one input (the input set is empty)")
+    return check_input(model, x)
+
+
+def critical_flips(ctx: Context, unit: Unit) -> np.ndarray:
+    """Per neuron of the unit: how many (input, bit) flips of its output change the top-1."""
+    golden = ctx.golden(unit.start, unit.stop)
+    n, neurons = golden.n, unit.neurons
+    values = flip_bit(golden.out[unit.layer][:, neurons].astype(np.int8)[:, :, None], BITS[None, None, :])
+    xi = np.broadcast_to(np.arange(n)[:, None, None], values.shape)
+    nn = np.broadcast_to(neurons[None, :, None], values.shape)
+    top = ctx.propagator.top1(golden, unit.layer, nn.ravel(), xi.ravel(), values.ravel())
+    flipped = top.reshape(values.shape) != golden.top1[:, None, None]
+    return flipped.sum(axis=(0, 2)).astype(np.float64)
+
+
+def exact_nvf(model: Model, x: np.ndarray, jobs: int = 1, sample: float | None = None, seed: int = 0,
+              use_bounds: bool = False, metadata: dict | None = None) -> NVFResult:
+    """Exact NVF of every neuron (or of a stratified ``sample`` fraction of them) over the int8 inputs ``x``."""
+    x = check_analysable(model, x)
+    sample = check_fraction(sample)
+    neurons = select_neurons(model, sample, seed)
+    units = plan(model, x.shape[0], neurons, CHUNK_INPUTS, CASES_PER_UNIT)
+    counts = run_units(model, x, units, critical_flips, jobs=jobs, use_bounds=use_bounds,
+                       description=f"exact NVF of {sum(v.size for v in neurons.values()):,} neurons")
+    values = {}
+    for layer in model.neuron_layers:
+        v = np.full(model.out_size(layer), np.nan)
+        v[neurons[layer]] = counts[layer][neurons[layer]] / (8 * x.shape[0])
+        values[layer] = v
+    meta = {"sample": sample, "seed": seed if sample else None, **(metadata or {})}
+    return NVFResult(model.network_hash, values, "exact", int(x.shape[0]), meta)

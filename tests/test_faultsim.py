@@ -1,0 +1,232 @@
+"""The fault-propagation core against the bit-true executor: every fault mode, every scheme, shadow slots."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from resilq.arith import MAX_SHIFT, FaultMode, Scheme, correct, requantize, split_half
+from resilq.errors import ParameterError
+from resilq.faults import Fault, shadow_slot
+from resilq.faultsim import FaultSimulator, OutputMap, Propagator
+from resilq.ir import Conv2d, Executor, Flatten, InputQuant, Linear, MaxPool2d, Model, Protection, Requant
+from resilq.ir.kernels import accumulate, maxpool
+
+from factories import protect, random_model
+
+
+# ------------------------------------------------------------------------------------------ models
+def deep_model(rng, images, overlap=False, relu_fc=False, requant_classifier=False) -> Model:
+    """conv(s1,p1)-pool-conv(s2?)-pool-fc-fc-classifier: fused conv+pool steps, overlapping pools, no-ReLU fc."""
+    inp = InputQuant(tuple(images.shape[1:]), 7)
+    x = inp.quantize(images)
+    layers = []
+
+    def add(layer, relu=True):
+        nonlocal x
+        if isinstance(layer, (Conv2d, Linear)):
+            acc = accumulate(layer, x)
+            per_ch = np.moveaxis(acc, 1, 0).reshape(acc.shape[1], -1)
+            peak = np.percentile(np.abs(per_ch), 99, axis=1) + 1
+            shift = np.clip(np.ceil(np.log2(peak / 100.0)), 0, 30).astype(np.int32)
+            layer = dataclasses.replace(layer, requant=Requant(shift, relu))
+            x = requantize(acc, shift.reshape((-1,) + (1,) * (acc.ndim - 2)), *layer.requant.bounds)
+        elif isinstance(layer, MaxPool2d):
+            x = maxpool(layer, x)
+        else:
+            x = x.reshape(x.shape[0], -1)
+        layers.append(layer)
+
+    def wb(shape):
+        return rng.integers(-60, 61, size=shape).astype(np.int8), rng.integers(-300, 301, size=shape[0]).astype(np.int32)
+
+    add(Conv2d("conv1", *wb((4, images.shape[1], 3, 3)), None, stride=1, padding=1))
+    add(MaxPool2d("pool1", 3, 2) if overlap else MaxPool2d("pool1", 2, 2))
+    add(Conv2d("conv2", *wb((5, 4, 3, 3)), None, stride=1, padding=1))
+    add(MaxPool2d("pool2", 2, 2))
+    add(Flatten("flatten"))
+    add(Linear("fc1", *wb((12, x.shape[1])), None), relu=relu_fc)
+    add(Linear("fc2", *wb((8, 12)), None))
+    w, b = wb((4, 8))
+    if requant_classifier:
+        add(Linear("fc3", w, b, None), relu=False)
+    else:
+        layers.append(Linear("fc3", w, b, None))
+    return Model(inp, tuple(layers), {"name": "deep"})
+
+
+def _faults(model, rng, per_layer=None):
+    """Random faults of every mode on every slot (shadows included), plus a random bit flip per slot."""
+    faults = []
+    for i in model.neuron_layers:
+        slots = range(model.slots_in(i)) if per_layer is None else rng.choice(model.slots_in(i), per_layer)
+        for s in slots:
+            faults.append(Fault(i, int(s), int(rng.integers(1, 256)), FaultMode(int(rng.integers(0, 3)))))
+            faults.append(Fault.bit_flip(i, int(s), int(rng.integers(0, 8))))
+    return faults
+
+
+def _assert_matches_executor(model, x, faults, **kwargs):
+    sim = FaultSimulator(model, x, **kwargs)
+    ex = Executor(model)
+    assert np.array_equal(sim.golden, ex.run(x).predictions)
+    got = sim.predictions(faults)
+    want = np.stack([ex.run(x, faults=[f]).predictions for f in faults])
+    assert got.shape == (len(faults), x.shape[0])
+    assert np.array_equal(got, want), np.argwhere(got != want)[:5]
+    assert np.array_equal(sim.changed(faults), want != sim.golden[None, :])
+    flips = (want != sim.golden[None, :])
+    assert 20 <= flips.sum() < 0.9 * flips.size, flips.sum()  # if nothing (or everything) changed, it proves nothing
+    return sim
+
+
+@pytest.fixture
+def images(rng):
+    return rng.random((24, 1, 12, 12), dtype=np.float32)
+
+
+# ------------------------------------------------------------------------------------------ output map
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_output_map_is_the_requantizer(dtype):
+    """The float twin equals arith.requantize on every tie, sign and saturation edge, for every shift."""
+    for shift in range(MAX_SHIFT + 1):
+        step = 1 << shift
+        centers = np.array([0, 1, 2, 3, 63, 64, 126, 127, 128, 129, 200, -1, -2, -63, -64, -127, -128, -129, -200])
+        acc = (centers[:, None] * step + np.array([-step // 2 - 1, -step // 2, -step // 2 + 1, -1, 0, 1,
+                                                    step // 2 - 1, step // 2, step // 2 + 1])[None, :]).ravel()
+        limit = 2**24 if dtype is np.float32 else 2**31
+        acc = acc[np.abs(acc) < limit].astype(np.int64)
+        for lo, hi in [(-128, 127), (0, 127)]:
+            want = requantize(acc, shift, lo, hi)
+            factor = np.full(acc.size, 2.0**-shift, dtype=dtype)
+            omap = OutputMap(factor, np.full(acc.size, lo, dtype), np.full(acc.size, hi, dtype), np.ones(acc.size, dtype), dtype)
+            got = omap(acc.astype(dtype)[None, :])[0]
+            assert np.array_equal(got, want.astype(dtype)), (shift, lo)
+        if shift < MAX_SHIFT:  # split: the LCU of two fault-free halves is 2 * split_half
+            h = split_half(acc, shift)
+            want = correct(Scheme.SPLIT, [h, h])
+            factor = np.full(acc.size, 2.0 ** -(shift + 1), dtype=dtype)
+            omap = OutputMap(factor, np.zeros(acc.size, dtype), np.full(acc.size, 63, dtype), np.full(acc.size, 2, dtype), dtype)
+            assert np.array_equal(omap(acc.astype(dtype)[None, :])[0], want.astype(dtype)), shift
+
+
+# ------------------------------------------------------------------------------------------ vs executor
+def test_unprotected_random_model_every_slot(rng, images):
+    model = random_model(rng, images)
+    _assert_matches_executor(model, model.quantize_input(images), _faults(model, rng))
+
+
+@pytest.mark.parametrize("scheme", list(Scheme), ids=lambda s: s.label)
+def test_protected_models_every_slot_including_shadows(rng, images, scheme):
+    model = protect(random_model(rng, images), rng, scheme, fraction=0.4)
+    faults = _faults(model, rng)
+    shadows = [f for f in faults if f.slot >= model.neurons_in(f.layer)]
+    assert shadows  # the population includes every shadow slot
+    _assert_matches_executor(model, model.quantize_input(images), faults, batch_size=10)
+
+
+@pytest.mark.parametrize("variant", [dict(), dict(overlap=True), dict(relu_fc=False), dict(requant_classifier=True)],
+                         ids=["fused-pools", "overlapping-pool", "no-relu-fc", "requant-classifier"])
+def test_deep_models(rng, variant):
+    imgs = rng.random((20, 2, 14, 14), dtype=np.float32)
+    model = deep_model(rng, imgs, **variant)
+    _assert_matches_executor(model, model.quantize_input(imgs), _faults(model, rng, per_layer=40))
+
+
+@pytest.mark.parametrize("scheme", list(Scheme), ids=lambda s: s.label)
+def test_deep_protected_shadow_slots(rng, scheme):
+    imgs = rng.random((16, 2, 14, 14), dtype=np.float32)
+    model = protect(deep_model(rng, imgs, relu_fc=True), rng, scheme, fraction=0.3)
+    faults = _faults(model, rng, per_layer=30)
+    for i in model.neuron_layers:  # every copy of one protected neuron, every bit
+        prot = model.protection(i)
+        if prot is not None:
+            for copy in range(1, prot.copies):
+                faults += [Fault.bit_flip(i, shadow_slot(model, i, 0, copy), b) for b in range(8)]
+            faults += [Fault.bit_flip(i, int(prot.neurons[0]), b) for b in range(8)]
+    _assert_matches_executor(model, model.quantize_input(imgs), faults)
+
+
+def test_bounds_do_not_change_results(rng):
+    imgs = rng.random((20, 2, 14, 14), dtype=np.float32)
+    model = deep_model(rng, imgs)
+    x = model.quantize_input(imgs)
+    faults = _faults(model, rng, per_layer=60)
+    a = FaultSimulator(model, x)
+    b = FaultSimulator(model, x)
+    a.propagator.use_bounds, b.propagator.use_bounds = True, False
+    assert np.array_equal(a.predictions(faults), b.predictions(faults))
+    assert a.propagator.stats.counts["proven by bounds"] > 0
+
+
+# ------------------------------------------------------------------------------------------ value level
+def test_value_level_api_matches_faults(rng, images):
+    """"Neuron n outputs v" equals the flip fault whose mask is golden XOR v."""
+    model = random_model(rng, images)
+    x = model.quantize_input(images)
+    sim = FaultSimulator(model, x)
+    acts = Executor(model).run(x, collect=True).activations
+    ex = Executor(model)
+    for layer in model.neuron_layers:
+        n_out = model.out_size(layer)
+        neuron = rng.integers(0, n_out, 30)
+        xi = rng.integers(0, x.shape[0], 30)
+        value = rng.integers(-128, 128, 30)
+        got = sim.top1_values(layer, neuron, xi, value)
+        golden = acts[layer].reshape(x.shape[0], -1)[xi, neuron].astype(np.int64)
+        for k in range(30):
+            mask = int((golden[k] ^ value[k]) & 0xFF)
+            faults = [Fault(layer, int(neuron[k]), mask, FaultMode.FLIP)] if mask else []
+            assert got[k] == ex.run(x[xi[k]:xi[k] + 1], faults=faults).predictions[0]
+
+
+def test_interval_bounds_are_sound(rng):
+    """Whenever the bound says "safe", every value in the box leaves the top-1 unchanged (checked exhaustively)."""
+    imgs = rng.random((30, 2, 14, 14), dtype=np.float32)
+    model = deep_model(rng, imgs)
+    x = model.quantize_input(imgs)
+    prop = Propagator(model)
+    golden = prop.golden(x)
+    proven = 0
+    for layer in (1, 3, 5, 6):  # pool1, pool2, fc1, fc2 outputs
+        size = golden.out[layer].shape[1]
+        for pos in rng.choice(size, 6, replace=False):
+            g = golden.out[layer][:, pos]
+            lo_v, hi_v = (0, 127) if layer != 5 else (-128, 127)
+            a, b = rng.integers(lo_v, hi_v + 1, (2, x.shape[0]))
+            lo, hi = np.minimum(a, b).astype(np.float32), np.maximum(a, b).astype(np.float32)
+            ok = prop.safe(golden, layer, np.array([pos]), np.arange(x.shape[0]), lo[:, None], hi[:, None])
+            proven += ok.sum()
+            for xi in np.flatnonzero(ok):
+                vals = np.arange(lo[xi], hi[xi] + 1)
+                top = prop.top1(golden, layer, np.full(vals.size, pos), np.full(vals.size, xi), vals)
+                assert np.all(top == golden.top1[xi]), (layer, pos, xi)
+            assert g is not None
+    assert proven > 20
+
+
+# ------------------------------------------------------------------------------------------ errors
+def test_empty_input_set_is_refused(rng, images):
+    model = random_model(rng, images)
+    with pytest.raises(ParameterError, match="at least one input"):
+        FaultSimulator(model, model.quantize_input(images)[:0])
+
+
+def test_bad_fault_and_value_arguments(rng, images):
+    model = random_model(rng, images)
+    sim = FaultSimulator(model, model.quantize_input(images))
+    with pytest.raises(ValueError, match="outside layer"):
+        sim.predictions([Fault(0, 10**6)])
+    with pytest.raises(ParameterError, match="not a neuron layer"):
+        sim.top1_values(1, [0], [0], [5])
+    with pytest.raises(ParameterError, match="int8"):
+        sim.top1_values(0, [0], [0], [300])
+
+
+def test_protection_of_unprotected_copy_unused(rng, images):
+    """A Protection object with no neurons behaves as no protection."""
+    model = random_model(rng, images)
+    empty = model.with_protection({0: Protection(Scheme.TMR, np.zeros(0, dtype=np.int32))})
+    x = model.quantize_input(images)
+    faults = _faults(model, rng, per_layer=20)
+    assert np.array_equal(FaultSimulator(empty, x).predictions(faults), FaultSimulator(model, x).predictions(faults))
