@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from resilq.campaign.engine import EvaluationSet, ExecutorBackend
+from resilq.campaign.engine import DEFAULT_BACKEND, EvaluationSet, ExecutorBackend
 from resilq.campaign.runner import CampaignConfig, load_campaign, run_campaign
 from resilq.campaign.sampling import FaultModel
 from resilq.campaign.store import CampaignLocked, CampaignStore
@@ -95,7 +95,7 @@ def test_metadata_records_what_and_how(tmp_path, rng):
     assert meta["sample_size"] == 10 and meta["population"] == model.n_slots * 8
     assert meta["data_digest"] == data.digest and meta["images"] == len(data)
     assert meta["code_version"].startswith("0.") and meta["schema"] == 1
-    assert rep.sessions[0]["backend"] == "executor"
+    assert rep.sessions[0]["backend"] == DEFAULT_BACKEND.value
 
 
 def test_one_writer_at_a_time(tmp_path, rng):
@@ -157,8 +157,9 @@ def test_ctrl_c_and_kill_9_then_resume(tmp_path):
     model = random_model(rng, shape=(1, 28, 28), classes=10)  # digits-shaped input
     model_file = save_model(model, tmp_path / "m.rq")
     total = 400
+    # the slow reference backend, so the campaign lasts long enough to be interrupted twice
     args = [str(model_file), "--dataset", "digits", "--images", "20", "--faults", str(total), "--seed", "3",
-            "--chunk", "4"]
+            "--chunk", "4", "--backend", "executor"]
     db = tmp_path / "run.db"
     code = _interrupt_when(_start(["campaign", *args, "--out", str(db)]), db, 20, signal.SIGINT)
     first = _count(db)

@@ -31,6 +31,7 @@ from ..arith import Scheme, apply_fault, correct
 from ..data import Dataset
 from ..errors import MismatchError, ShapeError
 from ..faults import Fault
+from ..faultsim import FaultSimulator
 from ..ir.executor import Executor, check_input
 from ..ir.model import Model
 
@@ -139,10 +140,11 @@ class ExecutorBackend:
 class BackendKind(Enum):
     """Selectable fault-propagation cores (all give identical results; they differ in speed)."""
 
+    FAULTSIM = "faultsim"
     EXECUTOR = "executor"
 
     def factory(self) -> BackendFactory:
-        return {BackendKind.EXECUTOR: ExecutorBackend}[self]
+        return {BackendKind.FAULTSIM: FaultSimulator, BackendKind.EXECUTOR: ExecutorBackend}[self]
 
     @classmethod
     def parse(cls, text: str) -> BackendKind:
@@ -153,7 +155,7 @@ class BackendKind(Enum):
 
 
 #: The core campaigns use unless told otherwise.
-DEFAULT_BACKEND = BackendKind.EXECUTOR
+DEFAULT_BACKEND = BackendKind.FAULTSIM
 
 
 # ---------------------------------------------------------------------------------------------- the fault site
