@@ -60,7 +60,10 @@ def model_spec(model: Model, include_protection: bool = True) -> tuple[dict, dic
 
 
 def model_digest(model: Model, include_protection: bool = True) -> str:
+    """SHA-256 of what the model computes: layer names and metadata are excluded."""
     header, arrays = model_spec(model, include_protection)
+    for spec in header["layers"]:
+        spec.pop("name")
     h = hashlib.sha256(json.dumps(header, sort_keys=True).encode())
     for name in sorted(arrays):
         arr = np.ascontiguousarray(arrays[name])

@@ -140,7 +140,7 @@ class Model:
     # ---------------------------------------------------------------------------------------------- identity
     @cached_property
     def hash(self) -> str:
-        """SHA-256 of the integer network and its protection (metadata excluded)."""
+        """SHA-256 of the integer network and its protection (layer names and metadata excluded)."""
         from .io import model_digest
 
         return model_digest(self, include_protection=True)

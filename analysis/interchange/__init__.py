@@ -1,0 +1,1 @@
+"""Interchange with the QONNX ecosystem (FINN, qonnx, Brevitas's QONNX export). Needs the ``[onnx]`` extra."""
