@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import numpy as np
@@ -74,8 +74,18 @@ def evaluate_chunk(model: Model, data: EvaluationSet, backend: BackendKind | Bac
     already); run several worker *processes* for parallelism, as ``--scheduler local`` does.
     """
     evaluator, lock = _worker_evaluator(model, data, backend)
-    with lock:
+    with lock, _single_threaded_blas():
         return idx, evaluator.evaluate(faults)
+
+
+def _single_threaded_blas():
+    """One BLAS thread per worker process: workers already fill the cores, and oversubscribed BLAS threads
+    slow the small matrices of a fault simulation down (threadpoolctl ships with scikit-learn)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover
+        return nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 class DaskRunner:
