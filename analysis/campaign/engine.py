@@ -167,18 +167,12 @@ def value_at_site(model: Model, fault: Fault, golden_column: np.ndarray) -> np.n
     """
     n_out = model.neurons_in(fault.layer)
     prot = model.protection(fault.layer)
-    if fault.slot < n_out:
-        neuron, copy = fault.slot, 0
-        position = None
-        if prot is not None and prot.n_protected:
-            p = int(np.searchsorted(prot.neurons, neuron))
-            if p < prot.n_protected and prot.neurons[p] == neuron:
-                position = p
-        if position is None:
-            return apply_fault(golden_column, fault.mask, fault.mode)
+    if fault.slot >= n_out:  # a shadow slot: copy 1.. of a protected neuron
+        copy = (fault.slot - n_out) % (prot.copies - 1) + 1
+    elif _is_protected(prot, fault.slot):
+        copy = 0
     else:
-        position, copy = divmod(fault.slot - n_out, prot.copies - 1)
-        copy += 1
+        return apply_fault(golden_column, fault.mask, fault.mode)
     if prot.scheme is Scheme.SPLIT:
         base = (golden_column.view(np.uint8) >> 1).view(np.int8)
     else:
@@ -186,6 +180,13 @@ def value_at_site(model: Model, fault: Fault, golden_column: np.ndarray) -> np.n
     slots = [base] * prot.copies
     slots[copy] = apply_fault(base, fault.mask, fault.mode)
     return correct(prot.scheme, slots)
+
+
+def _is_protected(prot, neuron: int) -> bool:
+    if prot is None or not prot.n_protected:
+        return False
+    p = int(np.searchsorted(prot.neurons, neuron))
+    return p < prot.n_protected and int(prot.neurons[p]) == neuron
 
 
 class How(IntEnum):
