@@ -8,6 +8,7 @@ import pytest
 from resilq.arith import Scheme
 from resilq.campaign.engine import EvaluationSet, How
 from resilq.campaign.runner import CampaignConfig, run_campaign
+from resilq.campaign.sampling import SlotKind
 from resilq.campaign.sweep import harden, parse_schemes, parse_thresholds, read_manifest, run_sweep
 from resilq.errors import MismatchError, ParameterError, UnsupportedModelError
 from resilq.nvf import NVFResult
@@ -90,6 +91,16 @@ def test_sharing_gives_the_numbers_of_separate_runs(tmp_path, rng):
         assert np.array_equal(alone.outcomes.changed, report.outcomes.changed), point.label
         assert np.array_equal(alone.outcomes.correct, report.outcomes.correct), point.label
         assert alone.outcomes.digest == report.outcomes.digest, point.label
+    # why split points must not borrow blindly: the same fault on the same *unprotected* neuron has another
+    # outcome once conv1 neurons are split (splitting changes fault-free values downstream)
+    reports = {p.label: r for p, r in shared.points}
+    none, split = reports["none"], reports["split@0.10"]
+    seen = {(int(a), int(b), int(c)): d for a, b, c, d in zip(none.sample.layer, none.sample.slot, none.sample.mask,
+                                                             none.outcomes.digest)}
+    common = [(seen[key], d) for key, kind, d in zip(zip(split.sample.layer.tolist(), split.sample.slot.tolist(),
+                                                         split.sample.mask.tolist()), split.sample.kind,
+                                                     split.outcomes.digest) if kind == SlotKind.NEURON and key in seen]
+    assert common and any(a != b for a, b in common)
     manifest = read_manifest(tmp_path / "shared")
     assert {p["scheme"] for p in manifest["points"]} == {"none", "split", "tmr", "dup-and"}
     again = run_sweep(model, nvf, data, tmp_path / "shared", schemes, thresholds, config)  # resumes: nothing to do
