@@ -10,7 +10,7 @@ from .. import __version__
 from ..errors import ResilqError
 
 #: Sub-command modules, in the order ``resilq --help`` lists them. Each defines ``register(subparsers)``.
-COMMANDS = ("demo", "train", "info", "interchange", "campaign")
+COMMANDS = ("demo", "train", "info", "interchange", "analyze", "nvf_table", "nvf_compare", "campaign")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -49,6 +49,12 @@ class Stats:
         self.counts[key] += int(n)
 
 
+def _edges(sorted_keys: np.ndarray) -> np.ndarray:
+    """Boundaries of the runs of equal keys, first 0 and last ``len``."""
+    change = np.flatnonzero(sorted_keys[1:] != sorted_keys[:-1]) + 1
+    return np.concatenate(([0], change, [sorted_keys.size]))
+
+
 class Propagator:
     """Exact, incremental forward propagation of single-neuron value changes through ``model``.
 
@@ -102,17 +108,35 @@ class Propagator:
         ux, uval = np.divmod(rest, 256)
         uval = (uval - 128).astype(np.float32)
         out = np.empty(ukey.size, dtype=np.int64)
-        edges = np.flatnonzero(np.r_[True, upos[1:] != upos[:-1], True])
-        for a, b in zip(edges[:-1], edges[1:]):
-            out[a:b] = self._group(golden, layer, int(upos[a]), ux[a:b], uval[a:b])
+        if self.chain(layer)[0].takes_rows:  # a dense step next: all positions in one pass
+            for a in range(0, ukey.size, BLOCK):
+                s = slice(a, a + BLOCK)
+                out[s] = self._exact_rows(golden, layer, upos[s], ux[s], uval[s])
+        else:
+            edges = _edges(upos)
+            for a, b in zip(edges[:-1], edges[1:]):
+                out[a:b] = self._group(golden, layer, int(upos[a]), ux[a:b], uval[a:b])
         result[live] = out[inverse]
         return result
 
     def exact(self, golden: Golden, layer: int, positions: np.ndarray, xi: np.ndarray, values: np.ndarray) -> np.ndarray:
         """Top-1 of each case when outputs ``positions`` (sorted) of ``layer`` hold ``values`` (K x |positions|)."""
+        return self._finish(golden, self.chain(layer), positions, xi, values, golden.top1[xi].copy(), np.arange(xi.size))
+
+    def _exact_rows(self, golden: Golden, layer: int, pos: np.ndarray, xi: np.ndarray, val: np.ndarray) -> np.ndarray:
+        """Top-1 when output ``pos[k]`` of ``layer`` holds ``val[k]``, the next step being dense."""
+        first, *rest = self.chain(layer)
+        if not rest:
+            return first.exact_rows(golden, pos, xi, val)
         result = golden.top1[xi].copy()
-        idx = np.arange(xi.size)
-        *inner, last = self.chain(layer)
+        positions, values, rows = first.exact_rows(golden, pos, xi, val)
+        self.stats.add(f"unchanged after {first.layer.name}", xi.size - rows.size)
+        if not rows.size:
+            return result
+        return self._finish(golden, rest, positions, xi[rows], values, result, rows)
+
+    def _finish(self, golden: Golden, steps: list, positions, xi, values, result, idx) -> np.ndarray:
+        *inner, last = steps
         for step in inner:
             positions, values, rows = step.exact(golden, positions, xi, values)
             self.stats.add(f"unchanged after {step.layer.name}", idx.size - rows.size)
@@ -126,10 +150,22 @@ class Propagator:
              hi: np.ndarray) -> np.ndarray:
         """(K,) bool: True where ANY values within ``[lo, hi]`` (K x |positions|) at ``positions`` of ``layer``
         provably leave the top-1 of input ``xi`` unchanged (a sound interval bound; False = not proven)."""
-        result = np.ones(xi.size, dtype=bool)
-        idx = np.arange(xi.size)
         lo, hi = np.asarray(lo, dtype=np.float32), np.asarray(hi, dtype=np.float32)
-        *inner, last = self.chain(layer)
+        return self._safe_chain(golden, self.chain(layer), positions, xi, lo, hi, np.ones(xi.size, dtype=bool),
+                                np.arange(xi.size))
+
+    def _safe_rows(self, golden: Golden, layer: int, pos, xi, lo, hi) -> np.ndarray:
+        first, *rest = self.chain(layer)
+        if not rest:
+            return first.safe_rows(golden, pos, xi, lo, hi)
+        result = np.ones(xi.size, dtype=bool)
+        positions, blo, bhi, rows = first.box_rows(golden, pos, xi, lo, hi)
+        if not rows.size:
+            return result
+        return self._safe_chain(golden, rest, positions, xi[rows], blo, bhi, result, rows)
+
+    def _safe_chain(self, golden: Golden, steps: list, positions, xi, lo, hi, result, idx) -> np.ndarray:
+        *inner, last = steps
         for step in inner:
             positions, lo, hi, rows = step.box(golden, positions, xi, lo, hi)
             idx, xi = idx[rows], xi[rows]
@@ -137,6 +173,56 @@ class Propagator:
                 return result
         result[idx] = last.safe(golden, positions, xi, lo, hi)
         return result
+
+    def safe_values(self, golden: Golden, layer: int, neuron: np.ndarray, xi: np.ndarray, lo: np.ndarray,
+                    hi: np.ndarray) -> np.ndarray:
+        """(K,) bool: True where EVERY value in ``[lo[k], hi[k]]`` at neuron ``neuron[k]`` of ``layer`` provably
+        leaves input ``xi[k]``'s top-1 unchanged (sound; False means "not proven")."""
+        neuron = np.asarray(neuron, dtype=np.int64).ravel()
+        xi = np.asarray(xi, dtype=np.int64).ravel()
+        lo = np.asarray(lo, dtype=np.float32).ravel()
+        hi = np.asarray(hi, dtype=np.float32).ravel()
+        # A box through a tiling pool is [max(lo, others), max(hi, others)] at the pooled position.
+        g = golden.out[layer][xi, neuron]
+        result = (lo == g) & (hi == g)
+        live = np.flatnonzero(~result)
+        pos, xl, bl, bh = neuron[live], xi[live], lo[live], hi[live]
+        while layer + 1 < self.n_layers - 1:
+            nxt = self.model.layers[layer + 1]
+            if isinstance(nxt, Flatten):
+                layer += 1
+                continue
+            if not is_tiling_pool(nxt, self.model.in_shape(layer + 1)):
+                break
+            ppos = self._pooled(layer + 1, pos)
+            others = golden.others_max(layer + 1)[xl, pos]
+            bl, bh = np.maximum(bl, others), np.maximum(bh, others)
+            gp = golden.out[layer + 1][xl, ppos]
+            still = ~((others == np.inf) | ((bl == gp) & (bh == gp)))  # +inf: a border no window covers
+            result[live[~still]] = True
+            layer += 1
+            live, pos, xl, bl, bh = live[still], ppos[still], xl[still], bl[still], bh[still]
+        if self.chain(layer)[0].takes_rows:  # a dense step next: all positions in one pass
+            for a in range(0, live.size, BLOCK):
+                s = slice(a, a + BLOCK)
+                result[live[s]] = self._safe_rows(golden, layer, pos[s], xl[s], bl[s], bh[s])
+            return result
+        order = np.lexsort((xl, pos))
+        live, pos, xl, bl, bh = live[order], pos[order], xl[order], bl[order], bh[order]
+        edges = _edges(pos)
+        for a, b in zip(edges[:-1], edges[1:]):
+            for c in range(a, b, BLOCK):
+                s = slice(c, min(b, c + BLOCK))
+                result[live[s]] = self.safe(golden, layer, pos[a:a + 1], xl[s], bl[s, None], bh[s, None])
+        return result
+
+    def _pooled(self, pool_index: int, pos: np.ndarray) -> np.ndarray:
+        """Position in a tiling pool's output of input positions ``pos`` (clamped; borders are masked)."""
+        c, h, w = self.model.in_shape(pool_index)
+        _, ho, wo = self.model.out_shape(pool_index)
+        k = self.model.layers[pool_index].kernel
+        ch, y, x = np.unravel_index(pos, (c, h, w))
+        return (ch * ho + np.minimum(y // k, ho - 1)) * wo + np.minimum(x // k, wo - 1)
 
     # ------------------------------------------------------------------------------------------ stages
     def _collapse(self, golden: Golden, layer: int, pos, xi, val):
@@ -149,14 +235,10 @@ class Propagator:
                 continue
             if not is_tiling_pool(nxt, self.model.in_shape(layer + 1)):
                 break
-            c, h, w = self.model.in_shape(layer + 1)
-            _, ho, wo = self.model.out_shape(layer + 1)
-            k = nxt.kernel
             others = golden.others_max(layer + 1)[xi, pos]
-            ch, y, x = np.unravel_index(pos, (c, h, w))
-            ppos = (ch * ho + np.minimum(y // k, ho - 1)) * wo + np.minimum(x // k, wo - 1)
+            ppos = self._pooled(layer + 1, pos)
             pooled = np.maximum(val, others)
-            keep = np.isfinite(others) & (pooled != golden.out[layer + 1][xi, ppos])
+            keep = (others != np.inf) & (pooled != golden.out[layer + 1][xi, ppos])  # +inf: uncovered border
             self.stats.add(f"masked by {nxt.name}", xi.size - np.count_nonzero(keep))
             layer += 1
             pos, xi, val, kept = ppos[keep], xi[keep], pooled[keep], kept[keep]
@@ -170,14 +252,14 @@ class Propagator:
         if self.use_bounds and xi.size >= 4:
             # Segments: runs of one input and one sign of change; one interval bound covers each.
             up = val > golden.out[layer][xi, pos]
-            start = np.flatnonzero(np.r_[True, (xi[1:] != xi[:-1]) | (up[1:] != up[:-1])])
+            start = np.flatnonzero(np.concatenate(([True], (xi[1:] != xi[:-1]) | (up[1:] != up[:-1]))))
             if start.size < xi.size:
                 lo, hi = np.minimum.reduceat(val, start), np.maximum.reduceat(val, start)
                 ok = np.empty(start.size, dtype=bool)
                 for a in range(0, start.size, BLOCK):
                     s = slice(a, a + BLOCK)
                     ok[s] = self.safe(golden, layer, positions, xi[start[s]], lo[s, None], hi[s, None])
-                proven = np.repeat(ok, np.diff(np.r_[start, xi.size]))
+                proven = np.repeat(ok, np.diff(np.append(start, xi.size)))
                 self.stats.add("proven by bounds", np.count_nonzero(proven))
                 todo = np.flatnonzero(~proven)
         for a in range(0, todo.size, BLOCK):

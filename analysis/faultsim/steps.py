@@ -26,8 +26,10 @@ from .outmap import ColumnMap, OutputMap
 
 def runs(xi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Start index and length of each run of equal values in ``xi`` (cases are kept sorted by input)."""
-    first = np.flatnonzero(np.r_[True, xi[1:] != xi[:-1]]) if xi.size else np.zeros(0, dtype=np.int64)
-    return first, np.diff(np.r_[first, xi.size])
+    if not xi.size:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    first = np.flatnonzero(np.concatenate(([True], xi[1:] != xi[:-1])))
+    return first, np.diff(np.append(first, xi.size))
 
 
 def gather(arr: np.ndarray, xi: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -80,6 +82,10 @@ class ComputeStep:
         self.layer = model.layers[index]
         self.out_index = pool if pool is not None else index
         self._cache: dict[bytes, Cone] = {}
+        if isinstance(self.layer, Linear):  # a dense cone is every output: one output map for all
+            self._all = np.arange(self.layer.out_channels, dtype=np.int64)
+            self._all_map = omap.columns(self._all)
+            self._wt = np.ascontiguousarray(self.layer.weight.T, dtype=omap.dtype)  # (in, out), converted once
 
     def cone(self, positions: np.ndarray) -> Cone:
         key = positions.tobytes()
@@ -87,6 +93,8 @@ class ComputeStep:
         if cone is not None:
             return cone
         j = self.index
+        if isinstance(self.layer, Linear) and self.pool is None:
+            return Cone(self._all, self._all, self._wt[positions], self._all_map, 1)
         cols, m = compute_cone(self.layer, self.model.in_shape(j), self.model.out_shape(j), positions, self.map.dtype)
         kk = 1
         if self.pool is not None:
@@ -137,8 +145,33 @@ class ComputeStep:
         return moved(new_lo, new_hi, gather(golden.out[self.out_index], xi, cone.cols), cone.cols)
 
 
+    # A dense step also takes ONE changed position per row (cases of many positions in one call).
+    @property
+    def takes_rows(self) -> bool:
+        return isinstance(self.layer, Linear) and self.pool is None
+
+    def _row_weights(self, golden: Golden, pos, xi):
+        m = self._wt[pos]  # (K, O): the weight column of each row's position
+        return m, golden.out[self.index - 1][xi, pos]
+
+    def exact_rows(self, golden: Golden, pos, xi, values):
+        m, base = self._row_weights(golden, pos, xi)
+        acc = golden.acc[self.index][xi] + (values - base).astype(m.dtype)[:, None] * m
+        return changed(self._all_map(acc), golden.out[self.index][xi], self._all)
+
+    def box_rows(self, golden: Golden, pos, xi, lo, hi):
+        m, base = self._row_weights(golden, pos, xi)
+        a = (lo - base).astype(m.dtype)[:, None] * m
+        b = (hi - base).astype(m.dtype)[:, None] * m
+        acc = golden.acc[self.index][xi]
+        return moved(self._all_map(acc + np.minimum(a, b)), self._all_map(acc + np.maximum(a, b)),
+                     golden.out[self.index][xi], self._all)
+
+
 class PoolStep:
     """A max-pool that is not fused with a compute layer (e.g. overlapping windows)."""
+
+    takes_rows = False
 
     def __init__(self, model: Model, index: int):
         self.model, self.index, self.out_index = model, index, index
@@ -176,43 +209,64 @@ class PoolStep:
 
 
 class ClassifierStep:
-    """The last layer: exact logits and top-1, or a proof that a box keeps the golden top-1."""
+    """The last layer: exact logits and top-1, or a proof that a box keeps the golden top-1.
+
+    Changes come at shared positions (``exact``/``safe``) or at one position per row (``*_rows``).
+    """
+
+    takes_rows = True
 
     def __init__(self, model: Model, index: int, omap: OutputMap):
         self.model, self.index, self.map = model, index, omap
         self.weight = model.layers[index].weight  # (classes, features) int8
+        self._cmap = omap.columns(np.arange(self.weight.shape[0]))
+        self._wt = np.ascontiguousarray(self.weight.T, dtype=omap.dtype)  # (features, classes)
 
-    def _cols(self, positions):
-        return np.ascontiguousarray(self.weight[:, positions].T, dtype=self.map.dtype)
+    def _top1(self, golden: Golden, xi, delta_acc) -> np.ndarray:
+        if self.map.identity:
+            return np.argmax(golden.logits[xi] + delta_acc, axis=1)
+        return np.argmax(self._cmap(golden.acc[self.index][xi] + delta_acc), axis=1)  # requantizing classifier
 
     def exact(self, golden: Golden, positions, xi, values) -> np.ndarray:
-        m = self._cols(positions)
+        m = self._wt[positions]
         delta = (values - gather(golden.out[self.index - 1], xi, positions)).astype(m.dtype, copy=False)
-        if self.map.identity:
-            return np.argmax(golden.logits[xi] + delta @ m, axis=1)
-        acc = golden.acc[self.index][xi] + delta @ m  # a requantizing classifier: requantize the new accumulators
-        return np.argmax(self.map.columns(np.arange(m.shape[1]))(acc), axis=1)
+        return self._top1(golden, xi, delta @ m)
+
+    def exact_rows(self, golden: Golden, pos, xi, values) -> np.ndarray:
+        m = self._wt[pos]
+        delta = (values - golden.out[self.index - 1][xi, pos]).astype(m.dtype)
+        return self._top1(golden, xi, delta[:, None] * m)
 
     def safe(self, golden: Golden, positions, xi, lo, hi) -> np.ndarray:
-        m = self._cols(positions).astype(np.float64)
+        m = self.weight[:, positions].T.astype(np.float64)[None]  # (1, |S|, classes)
         base = gather(golden.out[self.index - 1], xi, positions).astype(np.float64)
-        logits = golden.logits[xi].astype(np.float64)
+        return self._safe(golden, xi, m, lo - base, hi - base)
+
+    def safe_rows(self, golden: Golden, pos, xi, lo, hi) -> np.ndarray:
+        m = self.weight.T[pos].astype(np.float64)[:, None, :]  # (K, 1, classes)
+        base = golden.out[self.index - 1][xi, pos].astype(np.float64)
+        return self._safe(golden, xi, m, (lo - base)[:, None], (hi - base)[:, None])
+
+    def _safe(self, golden: Golden, xi, m: np.ndarray, dlo: np.ndarray, dhi: np.ndarray) -> np.ndarray:
+        """``m``: (1 or K, |S|, classes) weights; ``dlo``/``dhi``: (K, |S|) bounds of the input changes."""
         top = golden.top1[xi]
         rows = np.arange(xi.size)
+        k, n_s, n_c = xi.size, m.shape[1], m.shape[2]
+        mk = np.broadcast_to(m, (k, n_s, n_c))
         if self.map.identity:
-            # L_top - L_j changes by Σ_s Δ_s (W[top,s] - W[j,s]); bound it with center and radius (exact halves).
-            center, radius = (lo + hi) / 2 - base, (hi - lo) / 2
-            diff = m[:, top].T[:, :, None] - m[None, :, :]  # (K, |S|, classes)
+            # L_top - L_j changes by Σ_s Δ_s (W[top,s] - W[j,s]): bound it with center and radius (exact halves).
+            logits = golden.logits[xi].astype(np.float64)
+            diff = mk[rows, :, top][:, :, None] - mk
+            center, radius = (dlo + dhi) / 2, (dhi - dlo) / 2
             low = (logits[rows, top][:, None] - logits) + np.einsum("ks,ksc->kc", center, diff) \
                 - np.einsum("ks,ksc->kc", radius, np.abs(diff))
-        else:  # a requantizing classifier: bound each logit, then compare
-            cmap = self.map.columns(np.arange(m.shape[1]))
-            mp, mn = np.maximum(m, 0), np.minimum(m, 0)
+        else:  # a requantizing classifier: bound each logit (monotone map), then compare
+            mp, mn = np.maximum(mk, 0), np.minimum(mk, 0)
             acc = golden.acc[self.index][xi].astype(np.float64)
-            l_lo = cmap(acc + (lo - base) @ mp + (hi - base) @ mn)
-            l_hi = cmap(acc + (hi - base) @ mp + (lo - base) @ mn)
+            l_lo = self._cmap(acc + np.einsum("ks,ksc->kc", dlo, mp) + np.einsum("ks,ksc->kc", dhi, mn))
+            l_hi = self._cmap(acc + np.einsum("ks,ksc->kc", dhi, mp) + np.einsum("ks,ksc->kc", dlo, mn))
             low = l_lo[rows, top][:, None] - l_hi
-        cls = np.arange(logits.shape[1])[None, :]
+        cls = np.arange(n_c)[None, :]
         ok = np.where(cls < top[:, None], low > 0, low >= 0)  # ties go to the lowest index
         ok[rows, top] = True
         return ok.all(axis=1)

@@ -3,7 +3,9 @@ neuron's int8 output changes the network's top-1 from its fault-free top-1.
 
 Every one of the ``inputs x neurons x 8`` flips is decided exactly by the fault-propagation core
 (:mod:`resilq.faultsim`), which recomputes only what a flip can reach; nothing is estimated. The result
-equals re-running the full executor for each flipped bit (the tests check that for every neuron).
+equals re-running the full executor for each flipped bit (the tests check that for every neuron). The
+metadata also records, per layer and bit, the fraction of (input, neuron) flips that change the top-1
+(``bit_critical``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from ..ir.model import Model
 from .result import NVFResult
 from .runner import Context, Unit, plan, run_units
 from .sampling import check_fraction, select_neurons
+from .table import layers_metadata
 
 BITS = np.arange(8)
 #: Inputs whose golden tensors a worker holds at once, and flips handed to the core per work unit.
@@ -35,7 +38,7 @@ def check_analysable(model: Model, x: np.ndarray) -> np.ndarray:
 
 
 def critical_flips(ctx: Context, unit: Unit) -> np.ndarray:
-    """Per neuron of the unit: how many (input, bit) flips of its output change the top-1."""
+    """(8, neurons of the unit): how many inputs' top-1 the flip of each bit of each neuron changes."""
     golden = ctx.golden(unit.start, unit.stop)
     n, neurons = golden.n, unit.neurons
     values = flip_bit(golden.out[unit.layer][:, neurons].astype(np.int8)[:, :, None], BITS[None, None, :])
@@ -43,7 +46,7 @@ def critical_flips(ctx: Context, unit: Unit) -> np.ndarray:
     nn = np.broadcast_to(neurons[None, :, None], values.shape)
     top = ctx.propagator.top1(golden, unit.layer, nn.ravel(), xi.ravel(), values.ravel())
     flipped = top.reshape(values.shape) != golden.top1[:, None, None]
-    return flipped.sum(axis=(0, 2)).astype(np.float64)
+    return flipped.sum(axis=0).T.astype(np.float64)
 
 
 def exact_nvf(model: Model, x: np.ndarray, jobs: int = 1, sample: float | None = None, seed: int = 0,
@@ -53,12 +56,15 @@ def exact_nvf(model: Model, x: np.ndarray, jobs: int = 1, sample: float | None =
     sample = check_fraction(sample)
     neurons = select_neurons(model, sample, seed)
     units = plan(model, x.shape[0], neurons, CHUNK_INPUTS, CASES_PER_UNIT)
-    counts = run_units(model, x, units, critical_flips, jobs=jobs, use_bounds=use_bounds,
+    counts = run_units(model, x, units, critical_flips, jobs=jobs, use_bounds=use_bounds, rows=8,
                        description=f"exact NVF of {sum(v.size for v in neurons.values()):,} neurons")
-    values = {}
+    values, per_bit = {}, {}
     for layer in model.neuron_layers:
+        seen = counts[layer][:, neurons[layer]]  # (8 bits, visited neurons)
         v = np.full(model.out_size(layer), np.nan)
-        v[neurons[layer]] = counts[layer][neurons[layer]] / (8 * x.shape[0])
+        v[neurons[layer]] = seen.sum(axis=0) / (8 * x.shape[0])
         values[layer] = v
-    meta = {"sample": sample, "seed": seed if sample else None, **(metadata or {})}
+        per_bit[str(layer)] = (seen.sum(axis=1) / max(1, seen.shape[1] * x.shape[0])).tolist()
+    meta = {"model": model.name, "layers": layers_metadata(model), "sample": sample,
+            "seed": seed if sample else None, "bit_critical": per_bit, **(metadata or {})}
     return NVFResult(model.network_hash, values, "exact", int(x.shape[0]), meta)

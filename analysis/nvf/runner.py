@@ -51,12 +51,19 @@ class Context:
     def __init__(self, model: Model, x: np.ndarray, use_bounds: bool):
         self.model, self.x = model, x
         self.propagator = Propagator(model, use_bounds=use_bounds)
-        self._golden: tuple[int, int, Golden] | None = None
+        self._chunk: tuple[int, int] | None = None
+        self._cache: dict[str, object] = {}
 
     def golden(self, start: int, stop: int) -> Golden:
-        if self._golden is None or self._golden[:2] != (start, stop):
-            self._golden = (start, stop, self.propagator.golden(self.x[start:stop]))
-        return self._golden[2]
+        return self.cached(start, stop, "golden", lambda: self.propagator.golden(self.x[start:stop]))
+
+    def cached(self, start: int, stop: int, name: str, make: Callable[[], object]):
+        """A per-chunk value (golden tensors, gradients, ...), recomputed when the chunk changes."""
+        if self._chunk != (start, stop):
+            self._chunk, self._cache = (start, stop), {}
+        if name not in self._cache:
+            self._cache[name] = make()
+        return self._cache[name]
 
 
 _CONTEXT: Context | None = None
@@ -89,18 +96,19 @@ def plan(model: Model, n_inputs: int, neurons: dict[int, np.ndarray], chunk: int
 
 
 def run_units(model: Model, x: np.ndarray, units: list[Unit], function: Callable, jobs: int = 1,
-              use_bounds: bool = False, description: str = "analysis") -> dict[int, np.ndarray]:
-    """Sum ``function(context, unit)`` (one float per neuron of the unit) per layer and neuron."""
+              use_bounds: bool = False, description: str = "analysis", rows: int = 1) -> dict[int, np.ndarray]:
+    """Sum ``function(context, unit)`` -- ``rows`` floats per neuron of the unit, shape (rows, n) -- per layer
+    and neuron: returns ``{layer: (rows, n_out)}``."""
     if jobs < 1:
         raise ParameterError(f"--jobs must be at least 1, got {jobs}")
-    sums = {layer: np.zeros(model.out_size(layer), dtype=np.float64) for layer in model.neuron_layers}
+    sums = {layer: np.zeros((rows, model.out_size(layer)), dtype=np.float64) for layer in model.neuron_layers}
     total = sum(u.neurons.size * (u.stop - u.start) for u in units)
     with progress(total, description, "neuron-inputs") as advance:
         if jobs == 1 or len(units) <= 1:
             ctx = Context(model, x, use_bounds)
             with single_threaded_blas():
                 for unit in units:
-                    sums[unit.layer][unit.neurons] += function(ctx, unit)
+                    sums[unit.layer][:, unit.neurons] += function(ctx, unit)
                     advance(unit.neurons.size * (unit.stop - unit.start))
         else:
             method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
@@ -108,6 +116,6 @@ def run_units(model: Model, x: np.ndarray, units: list[Unit], function: Callable
                                      mp_context=mp.get_context(method), initializer=_init,
                                      initargs=(model, x, use_bounds, function)) as pool:
                 for unit, values in pool.map(_run, units):
-                    sums[unit.layer][unit.neurons] += values
+                    sums[unit.layer][:, unit.neurons] += values
                     advance(unit.neurons.size * (unit.stop - unit.start))
     return sums

@@ -4,7 +4,7 @@ The sampled mode follows the stratified idea of DeepVigor+ (Ahmadilivani et al.,
 of a conv layer is a stratum (a dense layer is one stratum), and a fraction ``f`` of the neurons of every
 stratum is analysed (at least one each), chosen uniformly with a fixed seed. Unvisited neurons keep NaN in
 the result; the Table I counts of a sampled result are estimated per stratum (visited critical fraction x
-stratum size), see :func:`estimated_critical`.
+stratum size), see :func:`resilq.nvf.table.critical_count`.
 """
 
 from __future__ import annotations
@@ -47,15 +47,3 @@ def select_neurons(model: Model, fraction: float | None, seed: int = 0) -> dict[
         picks = [s * per + np.sort(rng.choice(per, size=k, replace=False)) for s in range(n_strata)]
         chosen[layer] = np.concatenate(picks).astype(np.int64)
     return chosen
-
-
-def estimated_critical(model: Model, values: np.ndarray, layer: int, threshold: float) -> float:
-    """Estimated number of neurons of ``layer`` with NVF >= threshold, from the visited (non-NaN) ones."""
-    n_strata, per = strata(model, layer)
-    v = values.reshape(n_strata, per)
-    total = 0.0
-    for row in v:
-        seen = row[np.isfinite(row)]
-        if seen.size:
-            total += per * np.count_nonzero(seen >= threshold - 1e-12) / seen.size
-    return total

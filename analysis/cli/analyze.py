@@ -1,0 +1,65 @@
+"""``resilq analyze``: the NVF of every neuron of a model over an input set (exact, or the paper's δ-range)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from enum import Enum
+
+from ..data import load_dataset
+from ..errors import ParameterError
+from ..ir import load_model
+from ..nvf import save_nvf
+from ..ui import say
+from .nvf_table import print_table
+from .options import add_dataset_args, positive_int
+
+
+class Method(str, Enum):
+    EXACT = "exact"
+    DELTARANGE = "deltarange"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("analyze", help="Neuron Vulnerability Factors of every neuron (exact, or the paper's δ-range)")
+    p.add_argument("model", help="a .rq file (unprotected)")
+    add_dataset_args(p, default=None)
+    p.add_argument("--split", default="train", choices=("train", "test"),
+                   help="input set (default: train, as the paper analyses over the training set)")
+    p.add_argument("--inputs", type=positive_int, default=1000, metavar="N", help="number of inputs (default 1000)")
+    p.add_argument("--offset", type=int, default=0, metavar="K", help="skip the first K inputs of the split")
+    p.add_argument("--method", type=Method, default=Method.EXACT, choices=list(Method),
+                   help="exact (every bit flip decided exactly; default) or deltarange (the paper's Algorithm 1)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes on this machine (default 1)")
+    p.add_argument("--sample", type=float, default=None, metavar="F",
+                   help="analyse a stratified fraction F of the neurons of every channel (large networks)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the neuron sample (default 0)")
+    p.add_argument("--out", required=True, help="output .nvf file")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..nvf.deltarange import deltarange_nvf
+    from ..nvf.exact import exact_nvf
+
+    model = load_model(args.model)
+    dataset = args.dataset or model.metadata.get("dataset", "digits")
+    data = load_dataset(dataset, args.split, args.data_dir)
+    if args.offset < 0:
+        raise ParameterError(f"--offset must be non-negative, got {args.offset}")
+    chosen = data.take(args.inputs, args.offset)
+    if len(chosen) == 0:
+        raise ParameterError(f"the input set is empty: {data.describe()} has no inputs after offset {args.offset}")
+    x = model.quantize_input(chosen.images)
+    say(f"{args.method.value} NVF of {model.name} ({model.n_neurons:,} neurons x 8 bits) over {len(chosen):,} "
+        f"{dataset}/{args.split} inputs, {args.jobs} job(s)")
+    meta = {"dataset": dataset, "split": args.split, "offset": args.offset}
+    analysis = exact_nvf if args.method is Method.EXACT else deltarange_nvf
+    start = time.perf_counter()
+    result = analysis(model, x, jobs=args.jobs, sample=args.sample, seed=args.seed, metadata=meta)
+    elapsed = time.perf_counter() - start
+    result.metadata["seconds"] = round(elapsed, 3)
+    path = save_nvf(result, args.out)
+    print_table(result)
+    say(f"wrote {path} ({elapsed:.1f} s)")
+    return 0
