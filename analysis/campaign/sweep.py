@@ -246,7 +246,7 @@ def run_sweep(model: Model, nvf: NVFResult, data: EvaluationSet, out_dir: str | 
             if cache is not None:
                 def sharing(sample, golden, hardened=hardened):
                     return Sharing(cache, outcome_keys(hardened, golden, data, sample))
-            label = f"[{n}/{len(models)}] {', '.join(p.label for p in pts)}"
+            label = f"[{n}/{len(models)}] {pts[0].label}" + (f" (= {len(pts) - 1} more points)" if len(pts) > 1 else "")
             report = run_campaign(hardened, data, out / "campaigns" / f"{h[:16]}.db", config, backend=backend,
                                   client=client, evaluator=evaluator, sharing=sharing, description=label)
             results.extend((p, report) for p in pts)
