@@ -10,7 +10,7 @@ from resilq.campaign.engine import EvaluationSet, How
 from resilq.campaign.runner import CampaignConfig, run_campaign
 from resilq.campaign.sampling import SlotKind
 from resilq.campaign.sweep import harden, parse_schemes, parse_thresholds, read_manifest, run_sweep
-from resilq.errors import MismatchError, ParameterError, UnsupportedModelError
+from resilq.errors import MismatchError, ParameterError
 from resilq.nvf import NVFResult
 
 from factories import random_model
@@ -64,11 +64,13 @@ def test_harden_builds_the_critical_neurons(rng):
         harden(other, nvf, Scheme.TMR, 0.2)
 
 
-def test_split_on_a_layer_without_relu_is_refused(rng):
+def test_split_sweep_point_protects_a_layer_without_relu_with_tmr(rng):
     model = random_model(rng, relu_last_hidden=False)
     nvf = NVFResult(model.network_hash, {i: np.full(model.out_size(i), 0.3) for i in model.neuron_layers}, "t", 0)
-    with pytest.raises(UnsupportedModelError, match="split"):
-        harden(model, nvf, Scheme.SPLIT, 0.2)
+    hard = harden(model, nvf, Scheme.SPLIT, 0.2)
+    schemes = {model.layers[i].name: hard.protection(i).scheme for i in model.neuron_layers}
+    assert schemes == {"conv1": Scheme.SPLIT, "conv2": Scheme.SPLIT, "fc1": Scheme.TMR}
+    assert hard.metadata["hardening"]["fallback_layers"] == ["fc1"]
 
 
 def test_sharing_gives_the_numbers_of_separate_runs(tmp_path, rng):

@@ -40,7 +40,6 @@ import numpy as np
 
 from ..arith import Scheme
 from ..errors import FormatError, MismatchError, ParameterError
-from ..ir.layers import Protection
 from ..ir.model import Model
 from ..nvf.result import NVFResult, check_threshold
 from .engine import DEFAULT_BACKEND, BackendFactory, BackendKind, EvaluationSet, FaultEvaluator, GoldenRun, Outcomes
@@ -112,19 +111,16 @@ def sweep_points(schemes: Sequence[Scheme | None], thresholds: Sequence[float]) 
 
 
 def harden(model: Model, nvf: NVFResult, scheme: Scheme | None, threshold: float | None) -> Model:
-    """The network of a sweep point: ``scheme`` on every neuron with NVF >= ``threshold``.
+    """The network of a sweep point: ``scheme`` on every neuron with NVF >= ``threshold`` (``resilq.harden``,
+    neuron granularity; layers ``split`` cannot protect get TMR, as ``resilq harden --fallback tmr`` does)."""
+    from ..harden import HardeningPlan, Threshold
+    from ..harden import harden as protect
 
-    This is neuron-granularity hardening in its plainest form (a split on a layer without ReLU is refused
-    by the model's own validation, naming the layer). It is the one place a sweep builds hardened
-    networks, so it can be pointed at ``resilq.harden`` without touching anything else.
-    """
     base = model.unprotected()
     if scheme is None:
         return base
-    nvf.check_model(model)
-    critical = nvf.critical(threshold)
-    prots = {i: Protection(scheme, idx.astype(np.int32)) if idx.size else None for i, idx in critical.items()}
-    return base.with_protection(prots, hardening=f"{scheme.label} at NVF >= {threshold:g}")
+    fallback = Scheme.TMR if scheme is Scheme.SPLIT else None
+    return protect(base, nvf, HardeningPlan(scheme, Threshold(threshold), fallback=fallback)).model
 
 
 # ---------------------------------------------------------------------------------------------- sharing
@@ -195,15 +191,8 @@ class SharedOutcomes:
 
 
 # ---------------------------------------------------------------------------------------------- the sweep
-def nvf_digest(nvf: NVFResult) -> str:
-    h = hashlib.sha256(f"{nvf.network_hash}|{nvf.method}|{nvf.inputs}".encode())
-    for i in nvf.layers:
-        h.update(np.ascontiguousarray(nvf.values[i], dtype="<f8").tobytes())
-    return h.hexdigest()
-
-
 def _identity(model: Model, nvf: NVFResult, data: EvaluationSet, config: CampaignConfig) -> dict[str, Any]:
-    return {"network_hash": model.network_hash, "nvf_digest": nvf_digest(nvf), "data_digest": data.digest,
+    return {"network_hash": model.network_hash, "nvf_digest": nvf.digest, "data_digest": data.digest,
             "fault_model": config.fault_model.label, "seed": int(config.seed), "faults": config.faults}
 
 
