@@ -12,7 +12,6 @@ from resilq.harden import (
     TopK,
     cost_of,
     harden,
-    nvf_digest,
     scheme_comparison,
 )
 from resilq.ir import Executor, load_model, save_model
@@ -51,7 +50,7 @@ def test_provenance_is_recorded_and_survives_the_file(tiny, tmp_path):
     rec = loaded.metadata["hardening"]
     assert rec["scheme"] == "split" and rec["criterion"] == {"kind": "threshold", "threshold": 0.25, "per_layer": {}}
     assert rec["source_network_hash"] == model.network_hash and rec["source_model_hash"] == model.hash
-    assert rec["nvf_hash"] == nvf_digest(nvf) and rec["granularity"] == "neuron"
+    assert rec["nvf_hash"] == nvf.digest and rec["granularity"] == "neuron"
     assert rec["protected_neurons"] == loaded.n_protected == nvf.n_critical(0.25)
     assert sum(v["neurons"] for v in rec["layers"].values()) == loaded.n_protected
     assert loaded.hash == hard.hash
@@ -60,9 +59,9 @@ def test_provenance_is_recorded_and_survives_the_file(tiny, tmp_path):
 def test_nvf_digest_depends_on_the_values(tiny):
     model, nvf, _ = tiny
     same = NVFResult(nvf.network_hash, {i: v.copy() for i, v in nvf.values.items()}, nvf.method, nvf.inputs)
-    assert nvf_digest(same) == nvf_digest(nvf)
+    assert same.digest == nvf.digest
     same.values[0][3] += 1e-9
-    assert nvf_digest(same) != nvf_digest(nvf)
+    assert same.digest != nvf.digest
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ from .. import __version__
 from ..errors import ResilqError
 
 #: Sub-command modules, in the order ``resilq --help`` lists them. Each defines ``register(subparsers)``.
-COMMANDS = ("demo", "train", "info", "analyze", "nvf_table", "nvf_compare", "harden", "prune", "hls", "interchange",
-            "deploy")
+COMMANDS = ("demo", "train", "info", "analyze", "nvf_table", "nvf_compare", "harden", "prune", "campaign", "hls",
+            "interchange", "deploy")
 
 
 def build_parser() -> argparse.ArgumentParser:

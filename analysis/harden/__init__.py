@@ -8,12 +8,11 @@ numpy only.
 
 from .agreement import Agreement, fault_free_agreement
 from .overhead import Cost, CycleModel, cost_of, cost_rows, layer_rows, scheme_comparison
-from .provenance import nvf_digest
 from .selection import Budget, Criterion, Granularity, Selection, Threshold, TopK, channel_scores, select
 from .transform import Hardened, HardeningPlan, harden
 
 __all__ = [
     "Agreement", "Budget", "Cost", "Criterion", "CycleModel", "Granularity", "Hardened", "HardeningPlan",
     "Selection", "Threshold", "TopK", "channel_scores", "cost_of", "cost_rows", "fault_free_agreement", "harden",
-    "layer_rows", "nvf_digest", "scheme_comparison", "select",
+    "layer_rows", "scheme_comparison", "select",
 ]

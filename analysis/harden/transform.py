@@ -19,7 +19,6 @@ from ..errors import ParameterError, UnsupportedModelError
 from ..ir.layers import Protection
 from ..ir.model import Model
 from ..nvf import NVFResult
-from .provenance import nvf_digest
 from .selection import Criterion, Granularity, Selection, select
 
 
@@ -112,7 +111,7 @@ def harden(model: Model, nvf: NVFResult, plan: HardeningPlan) -> Hardened:
         "restricted_to_layers": list(plan.layers) if plan.layers is not None else None,
         "source_model_hash": model.hash,
         "source_network_hash": model.network_hash,
-        "nvf_hash": nvf_digest(nvf),
+        "nvf_hash": nvf.digest,
         "nvf_method": nvf.method,
         "nvf_inputs": int(nvf.inputs),
         "protected_neurons": selection.n_neurons,

@@ -8,6 +8,8 @@ give the paper's Table I.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +52,18 @@ class NVFResult:
         for i, arr in self.values.items():
             if i not in model.neuron_layers or arr.shape != (model.out_size(i),):
                 raise MismatchError(f"NVF layer {i} does not match the model's neuron layers")
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the content (network hash, method, inputs and every value), independent of the file it
+        was read from: the same analysis saved twice has the same digest."""
+        h = hashlib.sha256(json.dumps({"network_hash": self.network_hash, "method": self.method,
+                                       "inputs": int(self.inputs), "layers": self.layers}, sort_keys=True).encode())
+        for i in self.layers:
+            arr = np.ascontiguousarray(self.values[i], dtype=np.float64)
+            h.update(f"L{i}:{arr.shape}".encode())
+            h.update(arr.tobytes())
+        return h.hexdigest()
 
     @property
     def layers(self) -> list[int]:

@@ -15,7 +15,6 @@ import numpy as np
 
 from ..data import Dataset
 from ..errors import MismatchError, ParameterError
-from ..harden.provenance import nvf_digest
 from ..ir.model import Model
 from ..nvf import NVFResult
 from .ranking import PruningPlan, Ranking, plan_pruning
@@ -52,7 +51,7 @@ def _record(model: Model, plan: PruningPlan, nvf: NVFResult | None) -> dict:
               for i in sorted(plan.keep)}
     return {"by": plan.ranking.value, "ratio": plan.ratio, "layers": layers, "source_model_hash": model.hash,
             "source_network_hash": model.network_hash, "source_neurons": model.n_neurons,
-            "source_macs": model.macs(), "nvf_hash": nvf_digest(nvf) if nvf is not None else None}
+            "source_macs": model.macs(), "nvf_hash": nvf.digest if nvf is not None else None}
 
 
 def _check_trust(net, model: Model, trace, images: np.ndarray, what: str) -> None:

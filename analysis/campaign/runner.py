@@ -1,0 +1,176 @@
+"""Run a campaign end to end: sample, open the store, evaluate what is missing, summarise.
+
+:func:`run_campaign` is resumable by construction: it opens (or creates) the store for exactly this
+campaign, asks it which faults have no result yet, evaluates only those, chunk by chunk, and commits
+each chunk as it finishes. Running it again after a crash continues where the file stops; running it on a
+finished campaign only reports.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..errors import ParameterError
+from ..ir.model import Model
+from ..ui import progress
+from .engine import DEFAULT_BACKEND, BackendFactory, BackendKind, EvaluationSet, FaultEvaluator, GoldenRun, Outcomes
+from .sampling import SINGLE_BIT, FaultModel, FaultSample, sample_faults
+from .statistics import CampaignSummary, summarize
+from .store import CampaignStore
+
+
+@dataclass(frozen=True)
+class CampaignConfig:
+    """What to inject: the fault model, how many faults (None: Leveugle's size), the seed; and chunking."""
+
+    fault_model: FaultModel = SINGLE_BIT
+    faults: int | None = None
+    seed: int = 0
+    chunk_size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.chunk_size < 1:
+            raise ParameterError(f"chunk size must be positive, got {self.chunk_size}")
+
+
+class OutcomeCache(Protocol):
+    """Outcomes shared between campaigns, keyed by everything a fault's outcome depends on (see sweep)."""
+
+    def get(self, keys: Sequence[bytes]) -> dict[bytes, tuple[int, int, bytes]]: ...
+
+    def put(self, keys: Sequence[bytes], outcomes: Outcomes) -> None: ...
+
+
+@dataclass
+class Sharing:
+    cache: OutcomeCache
+    keys: list[bytes]  # one per fault of the sample, in fault order
+
+
+@dataclass
+class CampaignReport:
+    """A campaign as read back from its store: metadata, faults, per-fault outcomes, statistics."""
+
+    path: Path
+    meta: dict[str, Any]
+    sample: FaultSample
+    idx: np.ndarray  # finished fault numbers
+    outcomes: Outcomes
+    sessions: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def summary(self) -> CampaignSummary:
+        return summarize(self.meta, self.sample, self.idx, self.outcomes)
+
+    @property
+    def complete(self) -> bool:
+        return self.idx.size == len(self.sample)
+
+
+def campaign_metadata(model: Model, data: EvaluationSet, config: CampaignConfig, sample: FaultSample,
+                      golden: GoldenRun) -> dict[str, Any]:
+    """The store's metadata: identity of the campaign (checked on resume) and what reports need."""
+    return {
+        "model_hash": model.hash, "network_hash": model.network_hash, "model_name": model.name,
+        "data_digest": data.digest, "dataset": data.dataset, "split": data.split, "offset": int(data.offset),
+        "images": len(data), "fault_model": config.fault_model.label, "seed": int(config.seed),
+        "sample_size": len(sample), "population": int(sample.population), "plan_digest": sample.digest(),
+        "fault_free_digest": golden.digest.hex(),
+        "fault_free_correct": int((golden.predictions == data.labels).sum()),
+        "masks": len(config.fault_model.masks), "mask_values": list(config.fault_model.masks),
+        "n_neurons": model.n_neurons, "n_slots": model.n_slots, "n_protected": model.n_protected,
+        "protection": sorted({p.scheme.label for i in model.neuron_layers if (p := model.protection(i)) is not None
+                              and p.n_protected}),
+        "layers": [{"index": i, "name": model.layers[i].name, "neurons": model.neurons_in(i),
+                    "shadows": model.shadows_in(i),
+                    "protected": 0 if model.protection(i) is None else model.protection(i).n_protected}
+                   for i in model.neuron_layers],
+        "metadata": {k: v for k, v in model.metadata.items() if isinstance(v, (str, int, float, bool))},
+    }
+
+
+def _chunks(idx: np.ndarray, size: int) -> Iterator[np.ndarray]:
+    for start in range(0, idx.size, size):
+        yield idx[start:start + size]
+
+
+def run_campaign(model: Model, data: EvaluationSet, out: str | os.PathLike, config: CampaignConfig = CampaignConfig(),
+                 *, backend: BackendKind | BackendFactory = DEFAULT_BACKEND, client: Any = None,
+                 evaluator: FaultEvaluator | None = None, sharing: Sharing | Callable | None = None,
+                 description: str | None = None) -> CampaignReport:
+    """Run (or resume, or just report) the campaign ``config`` of ``model`` on ``data``, stored in ``out``.
+
+    ``client``: a ``distributed.Client`` to shard the faults over (None: this process).
+    ``evaluator``: a ready :class:`FaultEvaluator` for this model and data (saves the golden run).
+    ``sharing``: outcomes shared with other campaigns (a threshold sweep), or a callable
+    ``(sample, golden) -> Sharing``.
+    """
+    from .distributed import DaskRunner, LocalRunner
+
+    if evaluator is not None and (evaluator.model is not model or evaluator.data is not data):
+        raise ParameterError("the evaluator passed to run_campaign belongs to another model or data set")
+    if client is None and evaluator is None:
+        evaluator = FaultEvaluator(model, data, backend)
+    golden = evaluator.golden if evaluator is not None else GoldenRun.compute(model, data.x)
+    sample = sample_faults(model, config.fault_model, config.faults, config.seed)
+    meta = campaign_metadata(model, data, config, sample, golden)
+    if callable(sharing):
+        sharing = sharing(sample, golden)
+    with CampaignStore.create_or_open(out, meta, sample) as store:
+        runner = LocalRunner(evaluator) if client is None else DaskRunner(client, model, data, backend)
+        backend_name = backend.value if isinstance(backend, BackendKind) else getattr(backend, "__name__", "custom")
+        store.begin_session(backend_name, runner.name)
+        try:
+            pending = store.pending()
+            label = description or f"campaign {model.name}"
+            with progress(int(pending.size), label, "faults") as advance:
+                if sharing is not None and pending.size:
+                    pending = _fill_from_cache(store, pending, sharing, config.chunk_size, advance)
+                chunks = ((idx, sample.faults(idx)) for idx in _chunks(pending, config.chunk_size))
+                for idx, outcomes in runner.run(chunks):
+                    if sharing is not None:
+                        sharing.cache.put([sharing.keys[i] for i in idx], outcomes)
+                    store.write(idx, outcomes)
+                    advance(len(idx))
+        finally:
+            store.end_session()
+        return read_report(store)
+
+
+def _fill_from_cache(store: CampaignStore, pending: np.ndarray, sharing: Sharing, chunk_size: int,
+                     advance) -> np.ndarray:
+    """Write the outcomes the cache already knows; return the fault numbers still to evaluate."""
+    from .engine import How
+
+    hits = sharing.cache.get([sharing.keys[i] for i in pending])
+    found = np.array([sharing.keys[i] in hits for i in pending], dtype=bool)
+    for idx in _chunks(pending[found], chunk_size):
+        rows = [hits[sharing.keys[i]] for i in idx]
+        store.write(idx, Outcomes(np.array([r[0] for r in rows], dtype=np.int64),
+                                  np.array([r[1] for r in rows], dtype=np.int64), [r[2] for r in rows],
+                                  np.full(idx.size, How.SHARED, dtype=np.int64)))
+        advance(len(idx))
+    return pending[~found]
+
+
+def read_report(store: CampaignStore) -> CampaignReport:
+    idx, outcomes = store.results()
+    return CampaignReport(store.path, store.meta, store.sample(), idx, outcomes, store.sessions())
+
+
+def load_campaign(path: str | os.PathLike) -> CampaignReport:
+    """Read a campaign (finished or not) from its store, without the model."""
+    with CampaignStore.open_existing(path) as store:
+        return read_report(store)
+
+
+def campaign_identity(meta: Mapping[str, Any]) -> str:
+    return (f"{meta['model_name']} ({meta['model_hash'][:12]}), {meta['fault_model']}, seed {meta['seed']}, "
+            f"{meta['sample_size']:,} of {meta['population']:,} faults, {meta['dataset']}/{meta['split']} "
+            f"[{meta['offset']}:{meta['offset'] + meta['images']}]")
