@@ -50,31 +50,35 @@ def parse_fault(text: str | None):
     return Fault.bit_flip(layer, slot, bit)
 
 
-def evaluation_data(pkg, dataset: str, data_dir, images: int | None, offset: int):
-    """``(x int8, labels, description)`` of the images to run."""
+def evaluation_data(pkg, dataset: str | None, data_dir, images: int | None, offset: int, split: str = "test"):
+    """The images to run: the package's bundled set (``dataset`` None or ``bundled``) or a dataset's split.
+
+    Returns a :class:`resilq.campaign.engine.EvaluationSet` (int8 inputs, labels, dataset, split, offset):
+    the same object, with the same digest, a host campaign builds from the same images.
+    """
     import numpy as np
 
+    from resilq.campaign.engine import EvaluationSet
     from resilq.errors import ParameterError
 
     from .package import load_bundled_data
 
-    if dataset == "bundled":
+    if dataset in (None, "bundled"):
         data = load_bundled_data(pkg)
         if data is None:
             raise ParameterError(f"{pkg.path} carries no evaluation set: pass --dataset and --data-dir "
                                  "(or package with --dataset)")
         stop = None if images is None else offset + images
         x, labels = data.x[offset:stop], data.labels[offset:stop]
-        what = f"{data.dataset}/{data.split}[{data.offset + offset}:{data.offset + offset + len(labels)}] (bundled)"
+        name, split, first = data.dataset, data.split, data.offset + offset
     else:
         from resilq.data import load_dataset
 
-        part = load_dataset(dataset, "test", data_dir).take(images, offset)
-        x, labels = pkg.model.quantize_input(part.images), part.labels.astype(np.int64)
-        what = f"{dataset}/test[{offset}:{offset + len(labels)}]"
+        part = load_dataset(dataset, split, data_dir).take(images, offset)
+        x, labels, name, first = pkg.model.quantize_input(part.images), part.labels.astype(np.int64), part.name, offset
     if len(labels) == 0:
         raise ParameterError("no images selected (check --images and --offset)")
-    return x, labels, what
+    return EvaluationSet(np.ascontiguousarray(x), labels, name, split, first)
 
 
 def run_package(pkg, args: argparse.Namespace) -> int:
@@ -90,7 +94,8 @@ def run_package(pkg, args: argparse.Namespace) -> int:
     target = Target.parse(args.target)
     if target is Target.BOARD:
         pkg.overlay_ip()  # refuses a package without (or with a mismatched) overlay, naming it
-    x, labels, what = evaluation_data(pkg, args.dataset, args.data_dir, args.images, args.offset)
+    data = evaluation_data(pkg, args.dataset, args.data_dir, args.images, args.offset)
+    x, labels, what = data.x, data.labels, data.describe()
     fault = parse_fault(args.fault)
     device = open_device(target, pkg.config, pkg.bitfile if target is Target.BOARD else None)
     accel = Accelerator(device, pkg.model, pkg.config, batch=pkg.batch, timeout=args.timeout)
@@ -140,6 +145,78 @@ def verify(pkg, accel, x, fault, result, out: dict) -> int:
     return 1 if problems else 0
 
 
+def add_campaign_options(p: argparse.ArgumentParser) -> None:
+    """The board-side ``campaign`` options (the host's ``resilq campaign PKG`` adds --target to its own)."""
+    p.add_argument("--target", default="emulator", choices=("board", "emulator", "csim"))
+    p.add_argument("--dataset", default="bundled", choices=DATASETS)
+    p.add_argument("--data-dir", default=None, metavar="DIR")
+    p.add_argument("--split", default="test", choices=("train", "test"))
+    p.add_argument("--images", type=int, default=None, metavar="N")
+    p.add_argument("--offset", type=int, default=0)
+    p.add_argument("--faults", type=int, default=None, help="number of faults (default: Leveugle's sample size)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed: the same seed samples the same faults")
+    p.add_argument("--model", dest="fault_model", default="single-bit", metavar="FAULT_MODEL",
+                   help="single-bit (default), multi-bit:K, stuck-at-0 or stuck-at-1")
+    p.add_argument("--chunk", type=int, default=16, help="faults per committed transaction")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for AP_DONE per run")
+    p.add_argument("--out", type=Path, required=True, help="campaign database (SQLite)")
+
+
+def run_package_campaign(pkg, args: argparse.Namespace):
+    """A campaign on the package's device: the Python engine's sample and store (resilq.deploy.campaign)."""
+    from resilq.campaign.runner import CampaignConfig
+    from resilq.campaign.sampling import FaultModel
+
+    from .campaign import run_device_campaign
+    from .driver import Accelerator
+    from .targets import Target, open_device
+
+    target = Target.parse(args.target)
+    if target is Target.BOARD:
+        pkg.overlay_ip()
+    data = evaluation_data(pkg, args.dataset, args.data_dir, args.images, args.offset, getattr(args, "split", "test"))
+    config = CampaignConfig(FaultModel.parse(args.fault_model), args.faults, args.seed, args.chunk)
+    device = open_device(target, pkg.config, pkg.bitfile if target is Target.BOARD else None)
+    accel = Accelerator(device, pkg.model, pkg.config, batch=pkg.batch, timeout=getattr(args, "timeout", 30.0))
+    return run_device_campaign(accel, data, args.out, config, target.value)
+
+
+def host_package_campaign(args: argparse.Namespace, print_report) -> int:
+    """``resilq campaign PKG --target T`` on a host: the device campaign, reported like a Python one."""
+    import time
+
+    from resilq.errors import ParameterError
+    from resilq.ui import say
+
+    from .package import load_package
+
+    if args.target is None:
+        raise ParameterError(f"{args.model} is a folder: say where to inject its faults with --target board|emulator|csim")
+    if not Path(args.model).is_dir():
+        raise ParameterError(f"--target runs a deployment package (a folder from resilq package), not {args.model}")
+    if args.scheduler is not None or args.backend is not None:
+        raise ParameterError("a device campaign runs its faults on the device, one at a time: --scheduler and "
+                             "--backend do not apply")
+    pkg = load_package(args.model)
+    start = time.perf_counter()
+    say(f"campaign: {pkg.model.name} on {args.target} ({pkg.path}) -> {args.out}")
+    print_report(run_package_campaign(pkg, args), time.perf_counter() - start)
+    return 0
+
+
+def campaign_package(pkg, args: argparse.Namespace) -> int:
+    """Board-side ``campaign``: run, then point estimates (intervals need scipy: computed on the host)."""
+    from resilq.ui import say, table
+
+    from .campaign import quick_summary
+
+    report = run_package_campaign(pkg, args)
+    table(f"campaign {pkg.model.name} on {args.target} -> {args.out}", ("", "value"), quick_summary(report))
+    say(f"confidence intervals and breakdowns: resilq campaign report {args.out}; against the Python engine: "
+        f"resilq campaign-compare {args.out} OTHER.db")
+    return 0
+
+
 def info_package(pkg, args: argparse.Namespace) -> int:
     from resilq.ui import table
 
@@ -161,6 +238,9 @@ def board_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run the network: accuracy, latency, cycles, corrections")
     add_run_options(p)
     p.set_defaults(func=run_package)
+    p = sub.add_parser("campaign", help="fault-injection campaign by register pokes (the Python engine's fault list)")
+    add_campaign_options(p)
+    p.set_defaults(func=campaign_package)
     p = sub.add_parser("info", help="what the package holds and what this interpreter has")
     p.set_defaults(func=info_package)
     return parser

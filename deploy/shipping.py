@@ -19,7 +19,7 @@ from resilq.errors import ResilqError
 
 #: Where the board-side commands start.
 ENTRY_MODULES = ("resilq.deploy.cli", "resilq.deploy.package", "resilq.deploy.emulator", "resilq.deploy.pynq_ip",
-                 "resilq.deploy.targets", "resilq.deploy.environment", "resilq.boards")
+                 "resilq.deploy.targets", "resilq.deploy.environment", "resilq.deploy.campaign", "resilq.boards")
 #: Imported lazily by shipped code but never needed on the board (they need g++ or the C++ sources).
 HOST_ONLY = frozenset({"resilq.hls.csim", "resilq.hls.codegen", "resilq.hls.project", "resilq.hls.vectors",
                        "resilq.hls.simulate", "resilq.hls.cli", "resilq.deploy.build"})
@@ -32,6 +32,10 @@ OPTIONAL_IMPORTS = {
     "resilq.ui": {"rich": "plain-text tables and progress without it"},
     "resilq.deploy.environment": {"pynq": "probed inside try"},
     "resilq.boards": {"tomli": "the board.json snapshot without it"},
+    "resilq.campaign.statistics": {"scipy": "confidence intervals: resilq campaign report on the host"},
+    "resilq.campaign.distributed": {"distributed": "Dask sharding: host only (the board runs faults in-process)",
+                                    "dask_jobqueue": "Dask sharding: host only",
+                                    "threadpoolctl": "Dask workers only"},
 }
 #: Data files shipped with their package (relative to the package folder).
 PACKAGE_DATA = {"resilq.boards": ("*/board.toml",)}

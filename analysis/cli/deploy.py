@@ -33,6 +33,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_run_options(p)
     p.set_defaults(func=run_run_command)
 
+    p = sub.add_parser("campaign-compare", help="compare two campaigns of the same faults fault by fault "
+                       "(board vs emulator vs the Python engine)")
+    p.add_argument("a", type=Path, help="campaign database")
+    p.add_argument("b", type=Path, help="campaign database of the same model, data, fault model and seed")
+    p.add_argument("--show", type=int, default=10, help="mismatching faults to list (default 10)")
+    p.set_defaults(func=run_compare_command)
+
 
 def run_package_command(args: argparse.Namespace) -> int:
     import numpy as np
@@ -63,3 +70,51 @@ def run_run_command(args: argparse.Namespace) -> int:
     from resilq.deploy.package import load_package
 
     return run_package(load_package(args.package), args)
+
+
+def run_compare_command(args: argparse.Namespace) -> int:
+    """Cross-validation report: identical outcomes (exit 0) or the faults whose outcomes differ (exit 1)."""
+    from collections import Counter
+
+    import numpy as np
+
+    from resilq.campaign.engine import How
+    from resilq.deploy.campaign import compare_campaigns
+    from resilq.ui import say, table
+
+    cmp = compare_campaigns(args.a, args.b)
+
+    def source(report) -> str:
+        backends = sorted({str(s.get("backend")) for s in report.sessions})
+        return ", ".join(backends) or "?"
+
+    def how(report, idx) -> str:
+        rows = report.outcomes.how[np.searchsorted(report.idx, idx)]
+        return ", ".join(f"{n:,} {How(h).name.lower()}" for h, n in sorted(Counter(rows.tolist()).items()))
+
+    meta = cmp.a.meta
+    rows = [("campaign", f"{meta['model_name']} ({meta['model_hash'][:12]}), {meta['fault_model']}, seed {meta['seed']}, "
+             f"{meta['dataset']}/{meta['split']}[{meta['offset']}:{meta['offset'] + meta['images']}]"),
+            (f"A {args.a}", f"{source(cmp.a)}: {cmp.a.idx.size:,} of {len(cmp.a.sample):,} faults done ("
+             f"{how(cmp.a, cmp.compared)})"),
+            (f"B {args.b}", f"{source(cmp.b)}: {cmp.b.idx.size:,} of {len(cmp.b.sample):,} faults done ("
+             f"{how(cmp.b, cmp.compared)})"),
+            ("faults compared", f"{cmp.compared.size:,}"),
+            ("identical outcomes", f"{cmp.compared.size - cmp.mismatched.size:,} (top-1 of every input, changed, correct)"),
+            ("mismatches", f"{cmp.mismatched.size:,}")]
+    table("campaign cross-validation", ("", "value"), rows)
+    if cmp.mismatched.size:
+        s = cmp.a.sample
+        ra, rb = np.searchsorted(cmp.a.idx, cmp.mismatched), np.searchsorted(cmp.b.idx, cmp.mismatched)
+        body = [(int(i), int(s.layer[i]), int(s.slot[i]), f"{int(s.mask[i]):#04x}",
+                 f"{int(cmp.a.outcomes.changed[p])} / {int(cmp.b.outcomes.changed[q])}",
+                 f"{int(cmp.a.outcomes.correct[p])} / {int(cmp.b.outcomes.correct[q])}")
+                for i, p, q in list(zip(cmp.mismatched, ra, rb))[:args.show]]
+        table(f"first {len(body)} mismatching faults", ("fault", "layer", "slot", "mask", "changed A / B",
+                                                        "correct A / B"), body)
+        return 1
+    if cmp.compared.size == 0:
+        say("no fault is finished in both campaigns yet")
+        return 1
+    say("identical: every compared fault has the same outcome on every input")
+    return 0
