@@ -6,7 +6,8 @@ The folders follow the data flow of the design card (analysis -> hls -> overlays
 
 from setuptools import find_packages, setup
 
-ROOTS = {"resilq": "analysis", "resilq.hls": "hls", "resilq.boards": "boards"}
+ROOTS = {"resilq": "analysis", "resilq.hls": "hls", "resilq.boards": "boards", "resilq.overlays": "overlays",
+         "resilq.deploy": "deploy"}
 
 packages, package_dir = [], {}
 for package, folder in ROOTS.items():

@@ -1,7 +1,12 @@
-"""Progress display and tables for people: rich bars on a terminal, periodic lines in logs (CI, pipes)."""
+"""Progress display and tables for people: rich bars on a terminal, periodic lines in logs (CI, pipes).
+
+Without ``rich`` (a PYNQ image's Python, where a deployment package runs) the same calls print plain
+text: tables as aligned columns, messages as lines, progress as periodic lines.
+"""
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -10,6 +15,15 @@ from contextlib import contextmanager
 from typing import Any
 
 _console = None
+
+
+@functools.lru_cache(maxsize=1)
+def have_rich() -> bool:
+    try:
+        import rich  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def console():
@@ -32,8 +46,8 @@ def progress(total: int, description: str, unit: str = "it") -> Iterator[Callabl
     if quiet() or total <= 0:
         yield lambda n=1: None
         return
-    con = console()
-    if con.is_terminal:
+    if have_rich() and console().is_terminal:
+        con = console()
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -68,6 +82,9 @@ def progress(total: int, description: str, unit: str = "it") -> Iterator[Callabl
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], caption: str | None = None,
           justify: Sequence[str] | None = None) -> None:
     """Print a table; columns holding only numbers are right-aligned, others left-aligned."""
+    if not have_rich():
+        _plain_table(title, columns, rows, caption, justify)
+        return
     from rich.table import Table
 
     t = Table(title=title, caption=caption, title_justify="left", show_lines=False)
@@ -87,5 +104,23 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _plain_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], caption: str | None,
+                 justify: Sequence[str] | None) -> None:
+    cells = [list(columns)] + [[_fmt(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    right = [j == "right" for j in justify] if justify else [
+        all(isinstance(r[i], (int, float)) or r[i] in ("", None) for r in rows) for i in range(len(columns))]
+    print(title)
+    for k, row in enumerate(cells):
+        print("  ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(row, widths, right)).rstrip())
+        if k == 0:
+            print("  ".join("-" * w for w in widths))
+    if caption:
+        print(caption)
+
+
 def say(message: str) -> None:
+    if not have_rich():
+        print(message)
+        return
     console().print(message)

@@ -1,26 +1,28 @@
 """Board definitions: one TOML file per board in ``boards/<name>/board.toml``.
 
-The HLS generator (part, PL clock, resource budget), the overlay build (board part, AXI ports, tool
-versions) and the driver (PYNQ image, DDR size) all read the same file through :func:`load_board`, so
-a fact about a board is written once. Standard library only (``tomllib``, or ``tomli`` before 3.11).
+The HLS generator (part, PL clock, resource budget), the overlay build (board part, PS ports, clocks,
+tool versions) and the driver (PYNQ image, Python/numpy versions, DDR size) all read the same file
+through :func:`load_board`, so a fact about a board is written once. Standard library only.
+
+TOML needs ``tomllib`` (Python 3.11) or ``tomli``. A PYNQ image's Python 3.10 has neither, so a
+deployment package carries, next to the board's TOML, a ``board.json`` written from it by
+:func:`write_board_json` (the same :class:`Board`, serialised); :func:`load_board` reads that where no
+TOML parser is available. The TOML file stays the one source.
 """
 
 from __future__ import annotations
 
-import sys
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from resilq.errors import FormatError, ParameterError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on the board's Python 3.10
-    import tomli as tomllib
-
 BOARDS_DIR = Path(__file__).resolve().parent
 DEFAULT_BOARD = "pynq-z2"
+BOARD_FILE = "board.toml"
+SNAPSHOT_FILE = "board.json"
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,18 @@ class Budget:
 
 
 @dataclass(frozen=True)
+class Software:
+    """The board image and tool versions a build is made for (``MAJOR.MINOR[.PATCH]`` strings)."""
+
+    pynq_image: str  # the PYNQ SD-card image release
+    pynq: str  # the pynq Python package on that image
+    python: str  # its Python (MAJOR.MINOR): the shipped driver must run on it
+    numpy: str  # the oldest numpy the shipped driver must run on (the image's)
+    vitis_hls: str  # the tool the IP is exported with
+    vivado: str  # the tool the bitstream is built with
+
+
+@dataclass(frozen=True)
 class Board:
     name: str
     description: str
@@ -45,34 +59,74 @@ class Board:
     ddr_bytes: int
     ps_mhz: float
     pl_mhz: float
+    pl_clock: str
+    hp_port: str
     hp_port_bits: int
     address_bits: int
     lite_port: str
+    lite_base: int
     budget: Budget
-    software: dict[str, str]
+    software: Software
     path: Path
 
     @property
     def clock_period_ns(self) -> float:
         return 1000.0 / self.pl_mhz
 
+    def as_dict(self) -> dict[str, Any]:
+        """Every field as plain JSON-able values (the ``board.json`` snapshot; ``path`` excluded)."""
+        data = asdict(self)
+        data.pop("path")
+        return data
+
 
 def available_boards() -> list[str]:
-    return sorted(p.parent.name for p in BOARDS_DIR.glob("*/board.toml"))
+    return sorted(p.parent.name for p in BOARDS_DIR.glob(f"*/{BOARD_FILE}"))
+
+
+def _toml_loads():
+    """``tomllib.loads`` (3.11+) or ``tomli.loads``; None where neither is installed."""
+    try:
+        import tomllib
+    except ImportError:
+        try:
+            import tomli as tomllib
+        except ImportError:
+            return None
+    return tomllib.loads
 
 
 def load_board(name_or_path: str | Path = DEFAULT_BOARD) -> Board:
-    """Load and validate a board file, by name (``"pynq-z2"``) or by path to a ``board.toml``."""
+    """Load and validate a board file, by name (``"pynq-z2"``) or by path to a ``board.toml``/``board.json``."""
     path = Path(name_or_path)
-    if path.suffix != ".toml":
-        path = BOARDS_DIR / str(name_or_path) / "board.toml"
+    if path.suffix not in (".toml", ".json"):
+        path = BOARDS_DIR / str(name_or_path) / BOARD_FILE
         if not path.is_file():
             raise ParameterError(f"unknown board {name_or_path!r}; available: {', '.join(available_boards())}")
+    loads = _toml_loads()
+    if path.suffix == ".toml" and loads is None:
+        snapshot = path.with_name(SNAPSHOT_FILE)
+        if not snapshot.is_file():
+            raise FormatError(f"{path}: reading TOML needs Python >= 3.11 or the tomli package (pip install tomli), "
+                              f"and there is no {SNAPSHOT_FILE} snapshot beside it")
+        path = snapshot
     try:
-        data = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+        text = path.read_text()
+        if path.suffix == ".json":
+            return _from_snapshot(json.loads(text), path)
+        data = loads(text)
+    except OSError as exc:
         raise FormatError(f"{path}: cannot read board file: {exc}") from exc
+    except ValueError as exc:  # TOMLDecodeError and JSONDecodeError are ValueErrors
+        raise FormatError(f"{path}: not a valid board file: {exc}") from exc
     return _parse(data, path)
+
+
+def write_board_json(board: Board, directory: str | Path) -> Path:
+    """Write the ``board.json`` snapshot of ``board`` into ``directory`` (for Pythons without TOML)."""
+    out = Path(directory) / SNAPSHOT_FILE
+    out.write_text(json.dumps(board.as_dict(), indent=2, sort_keys=True) + "\n")
+    return out
 
 
 def _get(data: dict[str, Any], path: Path, section: str, key: str, kind: type) -> Any:
@@ -82,14 +136,25 @@ def _get(data: dict[str, Any], path: Path, section: str, key: str, kind: type) -
         raise FormatError(f"{path}: missing [{section}] {key}") from exc
     if kind is float and isinstance(value, int):
         value = float(value)
-    if not isinstance(value, kind) or (kind in (int, float) and value <= 0):
+    if not isinstance(value, kind) or isinstance(value, bool) or (kind in (int, float) and value <= 0):
         raise FormatError(f"{path}: [{section}] {key} must be a positive {kind.__name__}, got {value!r}")
+    return value
+
+
+def _version(data: dict[str, Any], path: Path, key: str) -> str:
+    value = _get(data, path, "software", key, str)
+    parts = value.split(".")
+    if not 2 <= len(parts) <= 3 or not all(p.isdigit() for p in parts):
+        raise FormatError(f"{path}: [software] {key} must be a version MAJOR.MINOR[.PATCH], got {value!r}")
     return value
 
 
 def _parse(data: dict[str, Any], path: Path) -> Board:
     budget = Budget(*(_get(data, path, "budget", k, int) for k in ("lut", "ff", "dsp", "bram36")))
-    software = {str(k): str(v) for k, v in data.get("software", {}).items()}
+    software = Software(*(_version(data, path, f.name) for f in fields(Software)))
+    hp_bits = _get(data, path, "axi", "hp_port_bits", int)
+    if hp_bits not in (32, 64):
+        raise FormatError(f"{path}: [axi] hp_port_bits must be 32 or 64 (Zynq-7000 HP ports), got {hp_bits}")
     return Board(
         name=_get(data, path, "board", "name", str),
         description=_get(data, path, "board", "description", str),
@@ -98,13 +163,31 @@ def _parse(data: dict[str, Any], path: Path) -> Board:
         ddr_bytes=_get(data, path, "board", "ddr_bytes", int),
         ps_mhz=_get(data, path, "clocks", "ps_mhz", float),
         pl_mhz=_get(data, path, "clocks", "pl_mhz", float),
-        hp_port_bits=_get(data, path, "axi", "hp_port_bits", int),
+        pl_clock=_get(data, path, "clocks", "pl_clock", str),
+        hp_port=_get(data, path, "axi", "hp_port", str),
+        hp_port_bits=hp_bits,
         address_bits=_get(data, path, "axi", "address_bits", int),
         lite_port=_get(data, path, "axi", "lite_port", str),
+        lite_base=_get(data, path, "axi", "lite_base", int),
         budget=budget,
         software=software,
         path=path,
     )
 
 
-__all__ = ["BOARDS_DIR", "Board", "Budget", "DEFAULT_BOARD", "available_boards", "load_board"]
+def _from_snapshot(data: dict[str, Any], path: Path) -> Board:
+    """Rebuild a :class:`Board` from :meth:`Board.as_dict` output, validated like the TOML."""
+    sections = {"board": ("name", "description", "part", "board_part", "ddr_bytes"),
+                "clocks": ("ps_mhz", "pl_mhz", "pl_clock"),
+                "axi": ("hp_port", "hp_port_bits", "address_bits", "lite_port", "lite_base")}
+    try:
+        toml_like = {section: {k: data[k] for k in keys} for section, keys in sections.items()}
+        toml_like["budget"] = dict(data["budget"])
+        toml_like["software"] = dict(data["software"])
+    except (KeyError, TypeError) as exc:
+        raise FormatError(f"{path}: not a board snapshot (missing {exc})") from None
+    return _parse(toml_like, path)
+
+
+__all__ = ["BOARDS_DIR", "Board", "Budget", "DEFAULT_BOARD", "Software", "available_boards", "load_board",
+           "write_board_json"]

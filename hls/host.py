@@ -120,9 +120,9 @@ def run(mmio: MMIO, n_images: int, timeout: float = 60.0) -> RunStatus:
     return read_status(mmio)
 
 
-def probe(mmio: MMIO) -> HardwareInfo:
+def probe(mmio: MMIO, timeout: float = 60.0) -> HardwareInfo:
     """A zero-image run: fills VERSION, HW_CONFIG and CONFIG_ID without touching memory."""
-    run(mmio, 0)
+    run(mmio, 0, timeout)
     hw = mmio.read(rm.HW_CONFIG.offset)
     return HardwareInfo(mmio.read(rm.VERSION_REG.offset), rm.HW_CONFIG.field("PE").get(hw),
                         rm.HW_CONFIG.field("SIMD").get(hw), mmio.read(rm.CONFIG_ID.offset))

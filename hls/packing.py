@@ -70,9 +70,13 @@ class MemoryImage:
         if region.stride == 0:
             raw = self.buffer[region.offset:region.offset + region.nbytes]
             return raw.view(dtype).reshape((1, *region.shape))
-        rows = np.lib.stride_tricks.as_strided(self.buffer[region.offset:], shape=(n, region.nbytes),
-                                               strides=(region.stride, 1), writeable=True)
-        return rows.view(dtype).reshape((n, *region.shape))
+        # view as the element type first, then stride by image: numpy < 1.23 (the PYNQ image's 1.21) cannot
+        # change the dtype of a strided array; splitting the contiguous last axis keeps the result a view
+        span = (n - 1) * region.stride + region.nbytes
+        typed = self.buffer[region.offset:region.offset + span].view(dtype)
+        rows = np.lib.stride_tricks.as_strided(typed, shape=(n, region.nbytes // dtype.itemsize),
+                                               strides=(region.stride, dtype.itemsize), writeable=True)
+        return rows.reshape((n, *region.shape))
 
     def write_inputs(self, x: np.ndarray) -> None:
         """Write an int8 batch ``(N, C, H, W)`` (N <= batch) into the input region."""

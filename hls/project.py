@@ -55,9 +55,9 @@ def tcl_arguments(project: Project, board: Board, steps: tuple[str, ...], vlnv: 
 
 
 def vitis_missing_message(board: Board) -> str:
-    version = board.software.get("vitis_hls", "2022.1")
+    version = board.software.vitis_hls
     return (f"vitis_hls is not on PATH, so the IP cannot be synthesized here. `make ip` needs AMD Vitis HLS "
-            f"{version} (the version of the PYNQ {board.software.get('pynq_image', '')} image for the {board.name}); "
+            f"{version} (the version of the PYNQ {board.software.pynq_image} image for the {board.name}); "
             "install it and `source <Vitis_HLS>/settings64.sh` first. Without it, `make csim` runs the same "
             "testbench with g++, and `resilq hls estimate` gives the cycle and resource estimates.")
 

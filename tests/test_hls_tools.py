@@ -27,7 +27,7 @@ def test_board_file():
     assert "pynq-z2" in available_boards()
     assert (board.part, board.pl_mhz, board.clock_period_ns) == ("xc7z020clg400-1", 100.0, 10.0)
     assert board.budget.as_dict() == {"LUT": 53200, "FF": 106400, "DSP": 220, "BRAM36": 140}
-    assert board.hp_port_bits == 64 and board.software["pynq_image"] == "3.0.1"
+    assert board.hp_port_bits == 64 and board.software.pynq_image == "3.0.1"
 
 
 def test_board_errors(tmp_path):

@@ -21,8 +21,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "model, shadows included, one fault at a time over the whole evaluation set. "
                                    "Results go to an SQLite file as they complete; re-running the same command "
                                    "resumes an interrupted campaign.")
-    p.add_argument("model", help="a .rq file")
+    p.add_argument("model", help="a .rq file, or a deployment package folder (resilq package) with --target")
     _add_campaign_args(p)
+    p.add_argument("--target", default=None, choices=("board", "emulator", "csim"),
+                   help="inject the same faults by register pokes on a package's device (resilq.deploy.campaign); "
+                        "the dataset defaults to the package's bundled images")
     p.add_argument("--out", type=Path, required=True, help="campaign database (SQLite), e.g. runs/x.db")
     p.set_defaults(func=run_campaign_cmd)
 
@@ -96,6 +99,10 @@ def _client(args: argparse.Namespace):
 def run_campaign_cmd(args: argparse.Namespace) -> int:
     from .runner import run_campaign
 
+    if args.target is not None or Path(args.model).is_dir():
+        from ..deploy.cli import host_package_campaign
+
+        return host_package_campaign(args, print_report)
     model = load_model(args.model)
     data, backend, config = _setup(args, model)
     say(f"campaign: {model.name} ({model.n_neurons:,} neurons, {model.n_slots:,} slots) on {data.describe()}, "

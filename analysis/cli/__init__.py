@@ -11,7 +11,7 @@ from ..errors import ResilqError
 
 #: Sub-command modules, in the order ``resilq --help`` lists them. Each defines ``register(subparsers)``.
 COMMANDS = ("demo", "train", "info", "analyze", "nvf_table", "nvf_compare", "harden", "prune", "campaign", "hls",
-            "interchange")
+            "interchange", "deploy")
 
 
 def build_parser() -> argparse.ArgumentParser:

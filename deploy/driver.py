@@ -1,0 +1,142 @@
+"""The driver: one class that loads a network onto the accelerator and runs it, on any :class:`Device`.
+
+:class:`Accelerator` is the same code on a PYNQ-Z2 (the device is the overlay's
+:class:`resilq.deploy.pynq_ip.ResilqAccelIP`), on the emulated device and on the C-simulated IP. It
+
+1. probes the IP (a zero-image run) and refuses one whose register-map version or build configuration
+   differs from what it packs for (:func:`resilq.hls.host.check_hardware`);
+2. packs the network straight into a DDR block of the device (:func:`resilq.hls.packing.pack` with the
+   device's ``allocate``), writes the pointer registers and the critical-neuron table;
+3. per run: writes the inputs, flushes the CPU cache, programs the fault-injection registers, starts the
+   IP and polls AP_DONE with a timeout (:func:`resilq.hls.host.run`), checks STATUS, invalidates the
+   cache and reads the logits (and every layer's output when packed with ``keep_activations``).
+
+Every register access goes through :mod:`resilq.hls.host` and :mod:`resilq.hls.regmap`: no offset is
+written here. numpy only.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from resilq.errors import ParameterError
+from resilq.faults import Fault
+from resilq.hls import host
+from resilq.hls.config import DEFAULT_CONFIG, AccelConfig
+from resilq.hls.packing import MemoryImage, pack
+from resilq.ir import Model
+from resilq.ir.executor import check_input, top1
+
+from .memory import Device, DeviceBuffer
+
+#: Seconds to wait for AP_DONE before declaring the accelerator hung.
+DEFAULT_TIMEOUT = 30.0
+
+
+@dataclass
+class RunResult:
+    """What one or more runs return: logits, the counters (summed over runs) and timing."""
+
+    logits: np.ndarray  # int32 (N, classes)
+    cycles: int  # CYCLES register, summed over the runs
+    corrections: int
+    fi_hits: int
+    profile: np.ndarray  # per-descriptor cycles, summed
+    seconds: float  # wall time from AP_START to AP_DONE seen by the host, summed
+    runs: int
+    activations: list[np.ndarray] | None = None
+
+    @property
+    def predictions(self) -> np.ndarray:
+        return top1(self.logits)
+
+    @property
+    def images(self) -> int:
+        return int(self.logits.shape[0])
+
+
+class Accelerator:
+    """A network loaded on one accelerator instance (``device``), ready to run batches of int8 inputs."""
+
+    def __init__(self, device: Device, model: Model, config: AccelConfig = DEFAULT_CONFIG, batch: int = 64,
+                 keep_activations: bool = False, timeout: float = DEFAULT_TIMEOUT):
+        self.device = device
+        self.model = model
+        self.config = config
+        self.timeout = timeout
+        self.info = host.probe(device, timeout)
+        host.check_hardware(self.info, config)
+        self.buffer: DeviceBuffer | None = None
+        self.image: MemoryImage = pack(model, config, batch, keep_activations, allocate=self._allocate)
+        self._token = 0
+        self._load()
+
+    def _allocate(self, nbytes: int) -> np.ndarray:
+        self.buffer = self.device.allocate(nbytes)
+        return self.buffer.array
+
+    @property
+    def physical_address(self) -> int:
+        assert self.buffer is not None
+        return self.buffer.physical_address
+
+    def _load(self) -> None:
+        """Point the IP at this network and write its critical table (again if another network used the IP)."""
+        loaded = _LOADED.get(id(self.device))
+        if loaded is not None and loaded[1] is self:
+            return
+        host.write_pointers(self.device, self.physical_address)
+        host.write_table(self.device, self.image.table)
+        _LOADED[id(self.device)] = (self.device, self)
+
+    @property
+    def batch(self) -> int:
+        return self.image.batch
+
+    def run(self, x: np.ndarray, fault: Fault | None = None, once: bool = False) -> RunResult:
+        """One run of the int8 batch ``x`` (at most ``batch`` images) with at most one fault in the registers.
+
+        ``fault`` hits every inference of the run, or with ``once`` only the first (a fresh TOKEN arms it).
+        """
+        x = check_input(self.model, x)
+        n = x.shape[0]
+        if n > self.image.batch:
+            raise ParameterError(f"{n} images exceed the packed batch of {self.image.batch}; use run_all")
+        if fault is not None:
+            try:
+                fault.check(self.model)
+            except ValueError as exc:
+                raise ParameterError(str(exc)) from None
+        self._load()
+        assert self.buffer is not None
+        self.image.write_inputs(x)
+        self.buffer.flush()
+        if once:
+            self._token = (self._token + 1) & 0xFF
+        host.set_fault(self.device, fault, once=once, token=self._token)
+        start = time.perf_counter()
+        status = host.run(self.device, n, self.timeout)
+        seconds = time.perf_counter() - start
+        status.check(self.image)
+        self.buffer.invalidate()
+        acts = None
+        if self.image.keep_activations:
+            acts = [self.image.read_output(i, n) for i in range(len(self.model.layers))]
+        return RunResult(self.image.read_logits(n), status.cycles, status.corrections, status.fi_hits,
+                         self.image.read_profile(), seconds, 1, acts)
+
+    def run_all(self, x: np.ndarray, fault: Fault | None = None) -> RunResult:
+        """Any number of images, ``batch`` at a time, the fault in every inference; counters summed."""
+        x = check_input(self.model, x)
+        parts = [self.run(x[s:s + self.image.batch], fault) for s in range(0, x.shape[0], self.image.batch)]
+        return RunResult(np.concatenate([p.logits for p in parts]), sum(p.cycles for p in parts),
+                         sum(p.corrections for p in parts), sum(p.fi_hits for p in parts),
+                         np.sum([p.profile for p in parts], axis=0), sum(p.seconds for p in parts), len(parts))
+
+
+#: id(device) -> (device, Accelerator whose network its pointer registers and table hold). The references
+#: keep both alive, so an id is never reused while it is a key.
+_LOADED: dict[int, tuple[Device, Accelerator]] = {}

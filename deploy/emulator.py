@@ -1,0 +1,277 @@
+"""The emulated accelerator: the IP's AXI-Lite registers and DDR behaviour, backed by the bit-true executor.
+
+:class:`EmulatedAccelerator` is a :class:`resilq.deploy.memory.Device`: 32-bit ``read``/``write`` at
+the offsets of :mod:`resilq.hls.regmap` and DDR blocks from :meth:`allocate`. Writing AP_START runs the
+kernel's contract in Python:
+
+* the memory image the pointer registers point at is decoded back into a network
+  (:mod:`resilq.deploy.unpack`: the same header and descriptor checks and STATUS codes as the kernel);
+* the batch is executed by :class:`resilq.ir.Executor` (the bit-true reference) with the fault of the
+  FI_* registers (every inference, or the first after a new TOKEN with ONCE, like the kernel's one-shot
+  register that survives runs), and every layer's output and the logits are written back to DDR;
+* CYCLES and the per-descriptor profile come from :mod:`resilq.hls.cycles`, CORRECTIONS and FI_HITS from
+  :mod:`resilq.hls.reference` -- the models the C-simulated kernel is tested against;
+* ap_ctrl_hs semantics as the C-sim bridge: AP_DONE and each output's ap_vld are clear-on-read, ISR
+  toggles on write.
+
+It is stricter than the hardware on purpose: a write outside the register map, to a read-only register
+or to a reserved word raises :class:`EmulatorError` naming the offset (a board would ignore it or
+answer with a bus error), so a driver bug surfaces in emulation. numpy only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from resilq.arith import FaultMode
+from resilq.errors import ResilqError, UnsupportedModelError
+from resilq.faults import Fault
+from resilq.hls import cycles as cyc
+from resilq.hls import imageformat as fmt
+from resilq.hls import reference
+from resilq.hls import regmap as rm
+from resilq.hls.config import DEFAULT_CONFIG, AccelConfig
+from resilq.ir import Executor
+
+from .memory import DeviceBuffer, HostMemory
+from .unpack import DecodedImage, DecodeError, Header, decode, read_header
+
+NO_TOKEN = -1
+
+
+class EmulatorError(ResilqError):
+    """The driver did something the accelerator does not support (a bad register access, a bad address)."""
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """The read-only registers a run writes."""
+
+    status: int = 0
+    cycles: int = 0
+    corrections: int = 0
+    fi_hits: int = 0
+
+
+def _word_map() -> dict[int, tuple[rm.Register, int]]:
+    """Every 32-bit word of the register map: offset -> (register, word index; -1 for a protocol word)."""
+    words: dict[int, tuple[rm.Register, int]] = {}
+    for reg in rm.REGISTERS:
+        data_words = 1 if reg.access is rm.Access.CTRL else reg.bits // 32
+        for w in range(reg.words):
+            words[reg.offset + 4 * w] = (reg, w if w < data_words else -1)
+    return words
+
+
+WORDS = _word_map()
+
+
+class EmulatedAccelerator:
+    """The accelerator's register file and DDR, executed by the bit-true executor (one IP instance)."""
+
+    name = "emulator"
+
+    def __init__(self, config: AccelConfig = DEFAULT_CONFIG, memory: HostMemory | None = None):
+        self.config = config
+        self.memory = memory or HostMemory()
+        self.regs = np.zeros(rm.ADDRESS_SPACE // 4, dtype=np.uint32)
+        self.reset()
+        self._cache: tuple[bytes, DecodedImage, Executor] | None = None
+        self.runs = 0
+
+    # ------------------------------------------------------------------------------------------ bus
+    def allocate(self, nbytes: int) -> DeviceBuffer:
+        return self.memory.allocate(nbytes)
+
+    def reset(self) -> None:
+        """Power-on reset: registers cleared, the one-shot fault state forgotten."""
+        self.regs[:] = 0
+        self.done = False
+        self.isr = 0
+        self.last_token = NO_TOKEN
+
+    def _locate(self, offset: int) -> tuple[rm.Register | rm.Table, int]:
+        if offset % 4 or not 0 <= offset < rm.ADDRESS_SPACE:
+            raise EmulatorError(f"AXI-Lite access at {offset:#x}: not a word inside the {rm.ADDRESS_SPACE:#x}-byte "
+                                "register space")
+        if rm.CRIT_TABLE.offset <= offset < rm.CRIT_TABLE.end:
+            return rm.CRIT_TABLE, (offset - rm.CRIT_TABLE.offset) // 4
+        if offset not in WORDS:
+            raise EmulatorError(f"AXI-Lite access at {offset:#x}: no register there (see resilq.hls.regmap)")
+        return WORDS[offset]
+
+    def write(self, offset: int, value: int) -> None:
+        target, word = self._locate(offset)
+        value = int(value) & 0xFFFFFFFF
+        if target is rm.AP_CTRL:
+            self.regs[0] = value & rm.AP_CTRL.field("AUTO_RESTART").mask
+            if value & rm.AP_CTRL.field("AP_START").mask:
+                self._start()
+            return
+        if target is rm.ISR:
+            self.isr ^= value & 0x3
+            return
+        if isinstance(target, rm.Register) and (target.access is rm.Access.RO or word < 0):
+            what = "read-only" if target.access is rm.Access.RO else "reserved protocol word of"
+            raise EmulatorError(f"write of {value:#x} to {offset:#x}: {what} register {target.name}")
+        self.regs[offset // 4] = value
+
+    def read(self, offset: int) -> int:
+        target, word = self._locate(offset)
+        if target is rm.AP_CTRL:
+            ctrl = rm.AP_CTRL
+            value = ctrl.field("AP_IDLE").mask | ctrl.field("AP_READY").mask | int(self.regs[0])
+            if self.done:
+                value |= ctrl.field("AP_DONE").mask
+            self.done = False  # clear on read
+            return value
+        if target is rm.ISR:
+            return self.isr
+        value = int(self.regs[offset // 4])
+        if isinstance(target, rm.Register) and target.access is rm.Access.RO and word < 0:
+            self.regs[offset // 4] = 0  # ap_vld: clear on read
+        return value
+
+    def _reg(self, reg: rm.Register) -> int:
+        return int(self.regs[reg.offset // 4])
+
+    def _pointer(self, reg: rm.Register) -> int:
+        return self._reg(reg) | (int(self.regs[reg.offset // 4 + 1]) << 32)
+
+    def table(self) -> np.ndarray:
+        start = rm.CRIT_TABLE.offset // 4
+        return self.regs[start:start + rm.CRIT_TABLE.capacity]
+
+    # ------------------------------------------------------------------------------------------ the kernel
+    def _start(self) -> None:
+        n = self._reg(rm.N_IMAGES)
+        out = Outputs() if n == 0 else self._run(n)
+        values = {rm.VERSION_REG: rm.VERSION, rm.HW_CONFIG: self.config.hw_config_word(),
+                  rm.CONFIG_ID: self.config.config_id, rm.STATUS: out.status,
+                  rm.CYCLES_LO: out.cycles & 0xFFFFFFFF, rm.CYCLES_HI: out.cycles >> 32,
+                  rm.CORRECTIONS: out.corrections, rm.FI_HITS: out.fi_hits}
+        for reg, value in values.items():
+            self.regs[reg.offset // 4] = value
+            self.regs[reg.valid_offset // 4] = 1
+        self.done = True
+        self.runs += 1
+        if int(self.regs[rm.IER.offset // 4]) & 1:
+            self.isr |= 1
+
+    def _image_bytes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The image as the three masters see it: control (from CTRL_MEM), weights, activations."""
+        views = []
+        for reg, align in ((rm.CTRL_MEM, 4), (rm.WEIGHT_MEM, 8), (rm.ACT_MEM, 1)):
+            address = self._pointer(reg)
+            if address % align:
+                raise EmulatorError(f"{reg.name} = {address:#x} is not {align}-byte aligned")
+            try:
+                block = self.memory.block_at(address, reg.name)
+            except ResilqError as exc:
+                raise EmulatorError(f"the accelerator did not start: {exc}") from None
+            views.append(block.array[address - block.physical_address:])
+        return views[0], views[1], views[2]
+
+    def _decoded(self, ctrl: np.ndarray, weights: np.ndarray, header: Header) -> tuple[DecodedImage, Executor]:
+        """Decode the image, cached by its descriptor and weight bytes (not the profile) and the table."""
+        desc = fmt.DescWord
+        first = header.desc_offset
+        inputs = int(ctrl[first + 4 * desc.IN_ADDR:first + 4 * desc.IN_ADDR + 4].view("<u4")[0])
+        key = hashlib.blake2b(ctrl[:header.profile_offset].tobytes(), digest_size=16)
+        key.update(ctrl[header.profile_offset + 4 * fmt.PROFILE_WORDS * header.n_desc:inputs].tobytes())
+        key.update(self.table().tobytes())
+        digest = key.digest()
+        if self._cache is not None and self._cache[0] == digest:
+            return self._cache[1], self._cache[2]
+        image = decode(ctrl, weights, self.table(), self.config, header)
+        executor = Executor(image.model)
+        self._cache = (digest, image, executor)
+        return image, executor
+
+    def _fault(self, image: DecodedImage) -> tuple[Fault | None, bool]:
+        """The fault the FI registers describe if it reaches a slot, and whether it is a one-shot."""
+        ctrl = self._reg(rm.FI_CTRL)
+        if not rm.FI_CTRL.field("EN").get(ctrl):
+            return None, False
+        once = bool(rm.FI_CTRL.field("ONCE").get(ctrl))
+        layer, slot = self._reg(rm.FI_LAYER), self._reg(rm.FI_SLOT)
+        mask, mode = self._reg(rm.FI_MASK) & 0xFF, rm.FI_MODE.field("MODE").get(self._reg(rm.FI_MODE))
+        neuron_layers = {d.ir_layer for d in image.descriptors if d.flags & fmt.Flag.NEURONS}
+        if layer not in neuron_layers or slot >= image.model.slots_in(layer):
+            return None, once  # the comparator never matches: no value is hit
+        return Fault(layer, slot, mask, FaultMode(mode)), once
+
+    def _run(self, n: int) -> Outputs:
+        cfg = self.config
+        cycles = fmt.HEADER_WORDS + cfg.latency.run
+        ctrl, weights, act = self._image_bytes()
+        fi_ctrl = self._reg(rm.FI_CTRL)
+        try:  # the kernel's order: header, fault registers, then each descriptor as it comes
+            header = read_header(ctrl, cfg, n)
+            if rm.FI_CTRL.field("EN").get(fi_ctrl) and (self._reg(rm.FI_MASK) & 0xFF == 0 or
+                                                        self._reg(rm.FI_MODE) > FaultMode.STUCK_AT_1):
+                raise DecodeError(fmt.Status.FAULT_CONFIG, 0, "fault injection enabled with a zero mask or mode 3")
+            image, executor = self._decoded(ctrl, weights, header)
+        except DecodeError as exc:
+            # image 0 ran the descriptors before the refused one, then fetched that one and stopped
+            if exc.fetched:
+                cycles += sum(cyc.layer_cycles(p, cfg).total for p in exc.plans) + fmt.DESC_WORDS + cfg.latency.descriptor
+            return Outputs(int(exc.status) | (exc.descriptor << 8), cycles)
+        except UnsupportedModelError as exc:
+            raise EmulatorError(f"the emulator cannot run this memory image: {exc}") from None
+        fault, once = self._fault(image)
+        token = rm.FI_CTRL.field("TOKEN").get(fi_ctrl)
+        armed = np.zeros(n, dtype=bool)
+        if rm.FI_CTRL.field("EN").get(fi_ctrl):
+            if once:
+                if token != self.last_token:
+                    armed[0] = True
+                    self.last_token = token
+            else:
+                armed[:] = True
+        first = image.descriptors[0]
+        x = np.stack([act[first.in_addr + i * first.in_stride:][:first.in_bytes] for i in range(n)]).view(np.int8)
+        x = x.reshape(n, first.in_c, first.in_h, first.in_w)
+        hit = armed if fault is not None else np.zeros(n, dtype=bool)
+        activations = self._execute(executor, x, fault, hit)
+        for d in image.descriptors:
+            self._store(d, activations[d.ir_layer], ctrl, act)
+        per_image = [cyc.layer_cycles(p, cfg).total for p in image.plans]
+        profile = np.asarray(per_image, dtype=np.uint64) * np.uint64(n)
+        words = ctrl[image.header.profile_offset:image.header.profile_offset + 8 * len(per_image)].view("<u4")
+        words[0::2] = (profile & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+        words[1::2] = (profile >> np.uint64(32)).astype(np.uint32)
+        cycles += n * sum(per_image) + fmt.PROFILE_WORDS * len(per_image) + cfg.latency.store
+        corrections = reference.expected_corrections(image.model, x[hit], fault) if hit.any() else 0
+        return Outputs(int(fmt.Status.OK), cycles, corrections, int(hit.sum()))
+
+    @staticmethod
+    def _execute(executor: Executor, x: np.ndarray, fault: Fault | None, hit: np.ndarray) -> list[np.ndarray]:
+        """Every layer's output with the fault in the inferences ``hit`` marks (batched by fault state)."""
+        if fault is None or hit.all() or not hit.any():
+            faults = [fault] if fault is not None and hit.any() else []
+            return executor.run(x, faults=faults, collect=True).activations
+        with_fault = executor.run(x[hit], faults=[fault], collect=True).activations
+        without = executor.run(x[~hit], collect=True).activations
+        merged = []
+        for a, b in zip(with_fault, without):
+            out = np.empty((x.shape[0], *a.shape[1:]), dtype=a.dtype)
+            out[hit], out[~hit] = a, b
+            merged.append(out)
+        return merged
+
+    @staticmethod
+    def _store(d, values: np.ndarray, ctrl: np.ndarray, act: np.ndarray) -> None:
+        """Write one descriptor's outputs (C-H-W per image) where its OUT_ADDR/OUT_STRIDE say."""
+        n = values.shape[0]
+        flat = values.reshape(n, -1)
+        target = ctrl if d.raw else act  # int32 logits go through the control master
+        dtype = np.dtype("<i4") if d.raw else np.dtype(np.int8)
+        nbytes = flat.shape[1] * dtype.itemsize
+        images = range(n) if d.out_stride else [n - 1]
+        for i in images:
+            start = d.out_addr + i * d.out_stride
+            target[start:start + nbytes] = flat[i].astype(dtype).view(np.uint8)

@@ -1,0 +1,246 @@
+"""Memory image -> the network it encodes: what the emulated accelerator executes.
+
+The emulator sees only what a board's accelerator sees -- the bytes in DDR and the critical-neuron
+table in its AXI-Lite RAM -- and rebuilds from them, descriptor by descriptor, the integer network
+(:class:`resilq.ir.Model`) and the accelerator plan (:class:`resilq.hls.mapping.LayerPlan`) it runs.
+Nothing is taken from the host's model object, so an emulated run checks the packing too: a byte
+written to the wrong place changes the emulated result exactly as it would change the board's.
+
+Decoding applies the kernel's checks in the kernel's order and reports a refusal as the STATUS code
+and descriptor index the kernel would (:class:`DecodeError`). numpy only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from resilq.arith import Scheme
+from resilq.errors import ResilqError, UnsupportedModelError
+from resilq.hls import imageformat as fmt
+from resilq.hls import regmap as rm
+from resilq.hls.config import AccelConfig
+from resilq.hls.mapping import LayerPlan, check_plan
+from resilq.ir import Conv2d, Flatten, InputQuant, Linear, MaxPool2d, Model, Protection, Requant
+
+Status = fmt.Status
+
+
+class DecodeError(ResilqError):
+    """The image is one the kernel refuses: ``status`` and ``descriptor`` are what STATUS would read."""
+
+    def __init__(self, status: Status, descriptor: int, message: str):
+        super().__init__(f"{status.name} at descriptor {descriptor}: {message}")
+        self.status = status
+        self.descriptor = descriptor
+        self.fetched = False  # refused after fetching a descriptor (not in the header checks)
+        self.plans: list[LayerPlan] = []  # the descriptors before ``descriptor``, which the kernel ran
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """One layer descriptor as the kernel reads it (addresses are byte offsets from the image base)."""
+
+    op: int
+    flags: fmt.Flag
+    scheme: int
+    ir_layer: int
+    in_c: int
+    in_h: int
+    in_w: int
+    out_c: int
+    out_h: int
+    out_w: int
+    kernel: int
+    stride: int
+    pad: int
+    in_addr: int
+    in_stride: int
+    out_addr: int
+    out_stride: int
+    w_addr: int
+    crit_start: int
+    crit_count: int
+
+    @classmethod
+    def from_words(cls, w: np.ndarray) -> Descriptor:
+        d = fmt.DescWord
+        op_flags, geometry = int(w[d.OP_FLAGS]), int(w[d.GEOMETRY])
+        return cls(op_flags & 0xFF, fmt.Flag((op_flags >> 8) & 0xFF), (op_flags >> 16) & 0xFF, int(w[d.IR_LAYER]),
+                   *(int(w[k]) for k in (d.IN_C, d.IN_H, d.IN_W, d.OUT_C, d.OUT_H, d.OUT_W)),
+                   geometry & 0xFF, (geometry >> 8) & 0xFF, (geometry >> 16) & 0xFF,
+                   *(int(w[k]) for k in (d.IN_ADDR, d.IN_STRIDE, d.OUT_ADDR, d.OUT_STRIDE, d.W_ADDR, d.CRIT_START,
+                                         d.CRIT_COUNT)))
+
+    @property
+    def raw(self) -> bool:
+        return bool(self.flags & fmt.Flag.RAW)
+
+    @property
+    def in_bytes(self) -> int:
+        return self.in_c * self.in_h * self.in_w
+
+    @property
+    def out_elements(self) -> int:
+        return self.out_c * self.out_h * self.out_w
+
+
+@dataclass(frozen=True)
+class Header:
+    n_desc: int
+    desc_offset: int
+    profile_offset: int
+    image_bytes: int
+    batch: int
+
+
+@dataclass
+class DecodedImage:
+    """The network a memory image encodes, with the plan and addresses of each descriptor."""
+
+    header: Header
+    descriptors: list[Descriptor]
+    plans: list[LayerPlan]
+    model: Model
+
+
+def read_header(ctrl: np.ndarray, config: AccelConfig, n_images: int) -> Header:
+    """Check the header words (the kernel's order) and return them; raises :class:`DecodeError`."""
+    h = ctrl[:4 * fmt.HEADER_WORDS].view("<u4")
+    w = fmt.HeaderWord
+    if int(h[w.MAGIC]) != fmt.MAGIC:
+        raise DecodeError(Status.BAD_MAGIC, 0, f"header word {int(h[w.MAGIC]):#010x} is not RQAC")
+    if int(h[w.FORMAT]) != fmt.FORMAT_VERSION:
+        raise DecodeError(Status.BAD_FORMAT, 0, f"image format {int(h[w.FORMAT])}, the kernel reads {fmt.FORMAT_VERSION}")
+    if int(h[w.SIMD]) != config.simd:
+        raise DecodeError(Status.SIMD_MISMATCH, 0, f"packed for SIMD={int(h[w.SIMD])}, the build has {config.simd}")
+    header = Header(int(h[w.N_DESC]), int(h[w.DESC_OFFSET]), int(h[w.PROFILE_OFFSET]), int(h[w.IMAGE_BYTES]),
+                    int(h[w.BATCH]))
+    if header.n_desc > config.max_layers:
+        raise DecodeError(Status.CAPACITY, 0, f"{header.n_desc} descriptors exceed max_layers={config.max_layers}")
+    if n_images > header.batch:
+        raise DecodeError(Status.BATCH_RANGE, 0, f"N_IMAGES={n_images} exceeds the image's batch of {header.batch}")
+    return header
+
+
+def read_descriptors(ctrl: np.ndarray, header: Header) -> list[Descriptor]:
+    words = ctrl[header.desc_offset:header.desc_offset + 4 * fmt.DESC_WORDS * header.n_desc].view("<u4")
+    return [Descriptor.from_words(words[k * fmt.DESC_WORDS:(k + 1) * fmt.DESC_WORDS]) for k in range(header.n_desc)]
+
+
+def plan_of(d: Descriptor, protected: np.ndarray, config: AccelConfig) -> LayerPlan:
+    return LayerPlan(d.ir_layer, f"descriptor {d.ir_layer}", fmt.Op(d.op), d.flags, d.in_c, d.in_h, d.in_w, d.out_c,
+                     d.out_h, d.out_w, d.kernel, d.stride, d.pad, d.scheme, protected, config.simd, config.pe)
+
+
+def check_descriptor(k: int, d: Descriptor, config: AccelConfig) -> LayerPlan:
+    """The kernel's ``check_descriptor``: BAD_OP, then CAPACITY (the mapping's limits), then TABLE_RANGE."""
+    if d.op not in (fmt.Op.CONV, fmt.Op.MAXPOOL) or d.scheme > max(Scheme):
+        raise DecodeError(Status.BAD_OP, k, f"op {d.op}, scheme {d.scheme}")
+    dims = (d.in_c, d.in_h, d.in_w, d.out_c, d.out_h, d.out_w, d.kernel, d.stride)
+    fits = min(dims) >= 1
+    fits = fits and (d.out_h - 1) * d.stride + d.kernel <= d.in_h + 2 * d.pad
+    fits = fits and (d.out_w - 1) * d.stride + d.kernel <= d.in_w + 2 * d.pad
+    if d.op == fmt.Op.MAXPOOL:
+        fits = fits and d.in_c == d.out_c and d.pad == 0 and not d.raw
+    if not fits:
+        raise DecodeError(Status.CAPACITY, k, f"inconsistent geometry {dims} padding {d.pad}")
+    plan = plan_of(d, np.zeros(0, np.int64), config)
+    try:
+        check_plan(plan, config)
+    except UnsupportedModelError as exc:
+        raise DecodeError(Status.CAPACITY, k, str(exc)) from None
+    if d.crit_start + d.crit_count > rm.CRIT_TABLE.capacity:
+        raise DecodeError(Status.TABLE_RANGE, k, f"table range {d.crit_start}+{d.crit_count} exceeds "
+                          f"{rm.CRIT_TABLE.capacity} entries")
+    if d.crit_count and (d.scheme == 0 or d.raw or d.op != fmt.Op.CONV):
+        raise DecodeError(Status.TABLE_RANGE, k, "a table range on a layer that cannot be protected")
+    return plan
+
+
+def protected_neurons(k: int, d: Descriptor, table: np.ndarray) -> np.ndarray:
+    """Flat neuron indices of the descriptor's table entries (strictly increasing, inside the layer)."""
+    entries = table[d.crit_start:d.crit_start + d.crit_count].astype(np.int64)
+    channel = (entries >> 16) & 0xFFFF
+    pos = entries & 0xFFFF
+    hw = d.out_h * d.out_w
+    if np.any(channel >= d.out_c) or np.any(pos >= hw):
+        raise DecodeError(Status.TABLE_RANGE, k, "a critical-table entry lies outside the layer")
+    neurons = channel * hw + pos
+    if np.any(np.diff(neurons) <= 0):
+        raise DecodeError(Status.TABLE_RANGE, k, "critical-table entries of a layer must strictly increase")
+    return neurons
+
+
+def check_shadows(k: int, plan: LayerPlan, config: AccelConfig) -> None:
+    """The kernel stops with SHADOW_OVERFLOW when a PE lane receives more shadow values than it holds."""
+    if plan.n_protected:
+        lanes = np.bincount((plan.protected // plan.hw_out) % plan.pe, minlength=plan.pe)
+        if int(lanes.max()) * (plan.copies - 1) > config.shadow_lane:
+            raise DecodeError(Status.SHADOW_OVERFLOW, k, f"{int(lanes.max())} protected neurons in one PE lane")
+
+
+def _weights(d: Descriptor, weights: np.ndarray, config: AccelConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(weight int8 [O, C, k, k], bias int32 [O], shift int32 [O]) of a CONV descriptor."""
+    cg = -(-d.in_c // config.simd)
+    row_bytes = d.kernel * d.kernel * cg * config.simd
+    beats = weights[d.w_addr:d.w_addr + 8 * d.out_c].view("<u4").reshape(d.out_c, 2)
+    bias = beats[:, 0].view("<i4").astype(np.int32)
+    shift = (beats[:, 1] & 0xFF).astype(np.int32)
+    start = d.w_addr + 8 * d.out_c
+    rows = weights[start:start + d.out_c * row_bytes].view(np.int8).reshape(d.out_c, d.kernel, d.kernel, cg * config.simd)
+    return np.ascontiguousarray(rows[..., :d.in_c].transpose(0, 3, 1, 2)), bias, shift
+
+
+def decode(ctrl: np.ndarray, weights: np.ndarray, table: np.ndarray, config: AccelConfig,
+           header: Header) -> DecodedImage:
+    """Rebuild the network of the image whose bytes are ``ctrl`` (control master's view) and ``weights``.
+
+    ``header`` comes from :func:`read_header` (the kernel checks it, and the fault registers, first).
+    Raises :class:`DecodeError` where the kernel would stop with a STATUS code, and
+    :class:`resilq.errors.UnsupportedModelError` for an image the kernel would run but whose descriptors
+    do not form the layer chain :func:`resilq.hls.packing.pack` writes (the emulator executes chains).
+    """
+    descriptors = read_descriptors(ctrl, header)
+    plans: list[LayerPlan] = []
+    layers: list = []
+    for k, d in enumerate(descriptors):
+        try:
+            plan = check_descriptor(k, d, config)
+            if d.crit_count:
+                plan = plan_of(d, protected_neurons(k, d, table), config)
+                check_shadows(k, plan, config)
+        except DecodeError as exc:
+            exc.fetched, exc.plans = True, plans
+            raise
+        plans.append(plan)
+        if k and (d.in_addr, d.in_stride) != (descriptors[k - 1].out_addr, descriptors[k - 1].out_stride):
+            raise UnsupportedModelError(f"descriptor {k} does not read the output of descriptor {k - 1}: the "
+                                        "emulator runs layer chains as resilq.hls.packing writes them")
+        while len(layers) < d.ir_layer:  # IR layers without a descriptor: Flatten (its output aliases its input)
+            layers.append(Flatten(f"flatten{len(layers)}"))
+        if len(layers) != d.ir_layer:
+            raise UnsupportedModelError(f"descriptor {k} names IR layer {d.ir_layer} after layer {len(layers) - 1}")
+        layers.append(_layer(d, weights, config, plan, vector_input=bool(layers) and
+                             isinstance(layers[-1], (Flatten, Linear))))
+    if not descriptors:
+        raise UnsupportedModelError("the image holds no layer descriptors")
+    first = descriptors[0]
+    shape = (first.in_c, first.in_h, first.in_w)
+    return DecodedImage(header, descriptors, plans, Model(InputQuant(shape, 0), tuple(layers), {"name": "decoded"}))
+
+
+def _layer(d: Descriptor, weights: np.ndarray, config: AccelConfig, plan: LayerPlan, vector_input: bool):
+    name = f"layer{d.ir_layer}"
+    if d.op == fmt.Op.MAXPOOL:
+        return MaxPool2d(name, d.kernel, d.stride)
+    weight, bias, shift = _weights(d, weights, config)
+    requant = None if d.raw else Requant(shift, bool(d.flags & fmt.Flag.RELU))
+    protection = None
+    if plan.n_protected:
+        protection = Protection(Scheme(d.scheme), plan.protected.astype(np.int32))
+    linear = vector_input and d.kernel == 1 and d.in_h == d.in_w == d.out_h == d.out_w == 1 and d.pad == 0
+    if linear:
+        return Linear(name, weight.reshape(d.out_c, d.in_c), bias, requant, protection)
+    return Conv2d(name, weight, bias, requant, d.stride, d.pad, protection)

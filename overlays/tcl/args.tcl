@@ -1,0 +1,93 @@
+# Parameters of the overlay build: load the generated parameter script and validate it. Plain Tcl 8.6
+# (no Vivado commands), so the test suite runs it with tclsh.
+#
+#   vivado -mode batch -source build_overlay.tcl -tclargs params=<build dir>/overlay_params.tcl
+#
+# The parameter script is written by `python -m resilq.overlays params|build` from the board file and the
+# register map (resilq/overlays/params.py); every key below is one field of its OverlayParams.
+namespace eval ::resilq::overlay {
+    variable keys {board part board_part vivado_version design pl_mhz pl_clock_index lite_port_index lite_base
+                   lite_range hp_port_index hp_width ddr_range ip_vlnv ip_instance lite_interface masters ip_repo
+                   out_dir build_dir jobs}
+}
+
+# {params=FILE} -> the validated parameter dict. Errors name the bad argument or value.
+proc ::resilq::overlay::load_params {words} {
+    set file ""
+    foreach word $words {
+        if {![regexp {^params=(.+)$} $word -> file]} {
+            error "resilq: unknown argument '$word' (expected params=FILE)"
+        }
+    }
+    if {$file eq ""} {
+        error "resilq: missing argument params=FILE (written by `python -m resilq.overlays params`)"
+    }
+    if {![file readable $file]} {
+        error "resilq: parameter file '$file' cannot be read"
+    }
+    variable params
+    set params [dict create]
+    source $file
+    return [validate $params]
+}
+
+proc ::resilq::overlay::validate {p} {
+    variable keys
+    foreach key $keys {
+        if {![dict exists $p $key]} {
+            error "resilq: parameter '$key' is missing"
+        }
+    }
+    foreach key {part board_part design ip_instance lite_interface ip_repo out_dir build_dir} {
+        if {[dict get $p $key] eq ""} {
+            error "resilq: parameter '$key' must not be empty"
+        }
+    }
+    if {![regexp {^[0-9]{4}\.[0-9]+$} [dict get $p vivado_version]]} {
+        error "resilq: vivado_version must look like 2022.1, got '[dict get $p vivado_version]'"
+    }
+    if {![string is double -strict [dict get $p pl_mhz]] || [dict get $p pl_mhz] <= 0} {
+        error "resilq: pl_mhz must be a positive number, got '[dict get $p pl_mhz]'"
+    }
+    foreach {key lo hi} {pl_clock_index 0 3 lite_port_index 0 1 hp_port_index 0 3} {
+        set v [dict get $p $key]
+        if {![string is integer -strict $v] || $v < $lo || $v > $hi} {
+            error "resilq: $key must be an integer in $lo..$hi, got '$v'"
+        }
+    }
+    if {[dict get $p hp_width] ni {32 64}} {
+        error "resilq: hp_width must be 32 or 64 (Zynq-7000 HP ports), got '[dict get $p hp_width]'"
+    }
+    set base [dict get $p lite_base]
+    if {![string is wideinteger -strict $base] || $base < 0x40000000 || $base > 0x7FFFFFFF} {
+        error "resilq: lite_base must lie in M_AXI_GP's range 0x40000000-0x7FFFFFFF, got '$base'"
+    }
+    foreach key {lite_range ddr_range} {
+        if {![regexp {^[0-9]+[KMG]?$} [dict get $p $key]]} {
+            error "resilq: $key must be a size like 64K or 512M, got '[dict get $p $key]'"
+        }
+    }
+    set parts [split [dict get $p ip_vlnv] :]
+    if {[llength $parts] != 4 || "" in $parts} {
+        error "resilq: ip_vlnv must be vendor:library:name:version, got '[dict get $p ip_vlnv]'"
+    }
+    if {[llength [dict get $p masters]] < 1 || [llength [dict get $p masters]] > 16} {
+        error "resilq: masters must list 1..16 m_axi ports, got '[dict get $p masters]'"
+    }
+    if {![string is integer -strict [dict get $p jobs]] || [dict get $p jobs] < 1} {
+        error "resilq: jobs must be a positive integer, got '[dict get $p jobs]'"
+    }
+    return $p
+}
+
+# Port and pin names of the PS7 for the configured indices.
+proc ::resilq::overlay::ps_names {p} {
+    set clk [dict get $p pl_clock_index]
+    set gp [dict get $p lite_port_index]
+    set hp [dict get $p hp_port_index]
+    return [dict create \
+        fclk FCLK_CLK$clk fclk_reset FCLK_RESET${clk}_N fclk_freq CONFIG.PCW_FPGA${clk}_PERIPHERAL_FREQMHZ \
+        gp M_AXI_GP$gp gp_clk M_AXI_GP${gp}_ACLK gp_enable CONFIG.PCW_USE_M_AXI_GP$gp \
+        hp S_AXI_HP$hp hp_clk S_AXI_HP${hp}_ACLK hp_enable CONFIG.PCW_USE_S_AXI_HP$hp \
+        hp_width CONFIG.PCW_S_AXI_HP${hp}_DATA_WIDTH hp_segment HP${hp}_DDR_LOWOCM]
+}
