@@ -1,0 +1,192 @@
+"""Step ``report``: one self-contained HTML file (plots embedded as data URIs) from the steps' saved
+summaries, and the same content as ``report.json`` and CSV tables. Steps that have not run are marked so."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from ... import __version__
+from ...ui import say
+from ..config import to_toml
+from ..context import Context
+
+TRUST_LINKS = (  # (step, summary key, link)
+    ("train", "trust_brevitas_ir", "Brevitas ⇄ integer IR executor"),
+    ("campaign", "trust_engine_executor", "campaign engine ⇄ executor with the fault applied"),
+    ("hls", "trust_csim_executor", "HLS C-simulation ⇄ executor"),
+    ("deploy", "trust_driver_executor", "driver on the accelerator emulator ⇄ executor and campaign engine"),
+)
+
+
+def pct(v: float | None, digits: int = 2) -> str:
+    return "" if v is None else f"{100 * v:.{digits}f} %"
+
+
+def image(path: Path, caption: str) -> dict[str, str]:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return {"src": f"data:image/png;base64,{data}", "caption": caption}
+
+
+def trust_rows(s: dict[str, dict]) -> list[list[str]]:
+    rows = []
+    for step, key, link in TRUST_LINKS:
+        t = s.get(step, {}).get(key)
+        if t is None:
+            rows.append([link, "not run", f"step {step} has not been run"])
+            continue
+        rows.append([link, t["status"], trust_detail(key, t)])
+    return rows
+
+
+def trust_detail(key: str, t: dict) -> str:
+    if t["status"] == "skipped":
+        return t.get("reason", "")
+    if key == "trust_brevitas_ir":
+        mism = sum(layer["mismatches"] for layer in t["layers"])
+        elems = sum(layer["elements"] for layer in t["layers"])
+        return (f"{t['inputs']:,} test images, {len(t['layers'])} tensors, {elems:,} int8 values: {mism:,} mismatches; "
+                f"top-1 agreement {pct(t['top1_agreement'])}")
+    if key == "trust_engine_executor":
+        return "; ".join(f"{c['protected']} protected: {c['faults']} faults × {c['images']} images, "
+                         f"{c['differing_faults']} differ" for c in t["checks"])
+    if key == "trust_csim_executor":
+        return "; ".join(f"{c['variant']}: {c['images']} images, every layer "
+                         f"{'equal' if not any(x['mismatches'] for x in c['layers']) else 'DIFFERENT'}, "
+                         f"{c['faults'] - c['faults_differing']}/{c['faults']} faults equal, CYCLES {c['cycles']:,} "
+                         f"(model {c['cycles_model']:,})" for c in t["checks"])
+    return "; ".join(f"{c['variant']}: logits {'equal' if c['logits_equal'] else 'DIFFERENT'}, CYCLES {c['cycles']:,} "
+                     f"(model {c['cycles_model']:,}), {c['campaign']['faults']} device faults, "
+                     f"{c['campaign'].get('mismatched', 0)} differ from the engine" for c in t["checks"])
+
+
+def sections(ctx: Context) -> dict[str, Any]:
+    s = {step: ctx.summary(step) for step in ("train", "analyze", "harden", "campaign", "hls", "deploy")
+         if ctx.has(step)}
+    doc: dict[str, Any] = {"trust": trust_rows(s)}
+    if "train" in s:
+        t = s["train"]
+        doc["model"] = {"columns": t["layers"]["columns"], "rows": t["layers"]["rows"],
+                        "text": f"{t['name']} on {t['dataset']}: {t['neurons']:,} neurons, {t['macs']:,} MACs, "
+                                f"{t['params']:,} parameters; integer test accuracy {pct(t['int_accuracy'])} over "
+                                f"{t['test_images']:,} images" + (f" (Brevitas float {pct(t['float_accuracy'])})"
+                                                                  if t.get("float_accuracy") is not None else "")}
+    if "analyze" in s:
+        a = s["analyze"]
+        paper = a["paper"] is not None
+        cols = ["NVF ≥", "critical neurons", "portion"] + (["paper", "paper portion"] if paper else [])
+        rows = [[pct(r["threshold"], 0), f"{r['critical']:,}", pct(r["portion"])] +
+                ([f"{r['paper_critical']:,}", pct(r["paper_portion"])] if paper else []) for r in a["table1"]]
+        doc["table1"] = {"columns": cols, "rows": rows,
+                         "layers": [[x["name"], f"{x['neurons']:,}", pct(x["mean"], 3), pct(x["max"])]
+                                    for x in a["layers"]],
+                         "text": f"{a['method']} NVF over {a['inputs']:,} {a['split']} inputs "
+                                 f"({a['seconds']:.1f} s)" + (f"; the paper's column is {a['paper']}'s" if paper else "")}
+        doc["nvf_figures"] = [image(ctx.out / p, Path(p).stem.replace("_", " ")) for p in a["plots"]]
+    if "harden" in s:
+        h = s["harden"]
+        doc["overhead"] = {
+            "text": f"{h['criterion']}: {h['selected']:,} of {h['neurons']:,} neurons"
+                    + (f" (NVF ≥ {pct(h['equivalent_threshold'])})" if h.get("equivalent_threshold") is not None else ""),
+            "columns": ["variant", "protected", "shadows", "network size", "MACs", "cycles / inference"],
+            "rows": [[c["variant"], f"{c['protected']:,}", f"{c['shadows']:,}", f"{c['network_size']:,}",
+                      f"{c['macs']:,}", "" if c["cycles"] is None else f"{c['cycles']:,}"] for c in h["overhead"]],
+            "variants": [[v["scheme"], f"{v['protected']:,}", f"{v['slots']:,}", pct(v["top1_agreement"]),
+                          pct(v["accuracy"]), ", ".join(v["fallback_layers"]) or "-"] for v in h["variants"]]}
+    if "hls" in s:
+        x = s["hls"]
+        doc["hardware"] = {
+            "board": x["board"],
+            "text": f"PE {x['pe']} × SIMD {x['simd']} on the {x['part']} at {x['clock_mhz']:g} MHz (model estimates, "
+                    f"not synthesis results); HLS project in {x['project']}; build: {x['build']}",
+            "resources": [[r["resource"], f"{r['estimated']:,}", f"{r['available']:,}", r["utilisation"]]
+                          for r in x["resources"]],
+            "cycles": [[c["variant"], f"{c['slots']:,}", f"{c['cycles']:,}", f"{c['microseconds']:.0f}",
+                        f"{100 * c['overhead']:+.1f} %"] for c in x["cycles"]]}
+    if "campaign" in s:
+        c = s["campaign"]
+        doc["fig4"] = {
+            "text": f"{c['fault_model']} faults on every slot (shadows included), each applied to {c['images']:,} "
+                    f"{c['dataset']} test images; 95 % confidence intervals; {c['shared_outcomes']:,} outcomes shared "
+                    f"between sweep points",
+            "figure": image(ctx.out / c["plot"], "accuracy loss, critical faults and network size vs NVF threshold"),
+            "columns": ["scheme", "NVF ≥", "protected", "network size", "faults", "accuracy loss (95 % CI)",
+                        "critical inferences (95 % CI)"],
+            "rows": [[r["scheme"], "" if r["threshold"] is None else pct(r["threshold"]), f"{r['n_protected']:,}",
+                      f"{r['network_size']:,}", f"{r['faults_done']:,}",
+                      f"{pct(r['accuracy_loss'], 3)} [{pct(r['accuracy_loss_low'], 3)}, {pct(r['accuracy_loss_high'], 3)}]",
+                      f"{pct(r['critical_rate'], 3)} [{pct(r['critical_rate_low'], 3)}, {pct(r['critical_rate_high'], 3)}]"]
+                     for r in c["rows"]],
+            "paper": (c.get("paper") or {}).get("rows")}
+    if "deploy" in s:
+        d = s["deploy"]
+        doc["deployment"] = {
+            "text": f"each variant packaged for the {d['board']} and run through the driver on the {d['target']}",
+            "rows": [[r["variant"], f"{r['images']:,}", pct(r["accuracy"]), f"{r['cycles_per_image']:,.0f}",
+                      f"{r['corrections']:,}", r["package"]] for r in d["results"]]}
+    kpis = []
+    if "train" in s:
+        kpis.append({"label": "integer test accuracy", "value": pct(s["train"]["int_accuracy"])})
+    if "harden" in s:
+        kpis.append({"label": "neurons protected", "value": f"{s['harden']['selected']:,}"})
+    passed = sum(1 for r in doc["trust"] if r[1] == "pass")
+    kpis.append({"label": "chain-of-trust links passed", "value": f"{passed} / {len(doc['trust'])}"})
+    doc["kpis"] = kpis
+    doc["summaries"] = s
+    return doc
+
+
+def write_csvs(ctx: Context, out: Path, doc: dict[str, Any]) -> list[str]:
+    """Machine-readable tables (raw numbers, not the report's formatted strings)."""
+    written = []
+    for step, name in (("analyze", "table1.csv"), ("campaign", "fig4.csv")):
+        if ctx.has(step):
+            shutil.copyfile(ctx.file(step, name), out / name)
+            written.append(name)
+    s = doc["summaries"]
+    tables = {"overhead.csv": s.get("harden", {}).get("overhead"), "cycles.csv": [
+        {k: v for k, v in c.items() if k != "layers"} for c in s.get("hls", {}).get("cycles", [])] or None,
+        "deployment.csv": s.get("deploy", {}).get("results"),
+        "trust.csv": [{"link": r[0], "status": r[1], "compared": r[2]} for r in doc["trust"]]}
+    for name, rows in tables.items():
+        if rows:
+            with open(out / name, "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=list(rows[0]))
+                w.writeheader()
+                w.writerows(rows)
+            written.append(name)
+    return written
+
+
+def run(ctx: Context) -> dict:
+    import jinja2
+
+    out = ctx.dir("report")
+    doc = sections(ctx)
+    steps = []
+    for step in ("train", "analyze", "harden", "campaign", "hls", "deploy"):
+        seconds = ctx.summary(step).get("seconds_step") if ctx.has(step) else None
+        steps.append([step, "done" if ctx.has(step) else "not run", "" if seconds is None else f"{seconds:.1f}"])
+    env = jinja2.Environment(loader=jinja2.PackageLoader("resilq.pipeline", "templates"),
+                             autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined)
+    html = env.get_template("report.html.j2").render(
+        title=ctx.config.run.name, generated=time.strftime("%Y-%m-%d %H:%M"), version=__version__,
+        out=str(ctx.out), steps=steps, config_toml=to_toml(ctx.config), model=doc.get("model"),
+        table1=doc.get("table1"), nvf_figures=doc.get("nvf_figures"), overhead=doc.get("overhead"),
+        hardware=doc.get("hardware"), fig4=doc.get("fig4"), deployment=doc.get("deployment"), trust=doc["trust"],
+        kpis=doc["kpis"])
+    (out / "report.html").write_text(html, encoding="utf-8")
+    public = {k: v for k, v in doc.items() if k != "nvf_figures"}
+    for key in ("fig4",):
+        if key in public:
+            public[key] = {k: v for k, v in public[key].items() if k != "figure"}
+    (out / "report.json").write_text(json.dumps(public, indent=1, ensure_ascii=False))
+    csvs = write_csvs(ctx, out, doc)
+    failed = [r[0] for r in doc["trust"] if r[1] == "FAIL"]
+    say(f"report: {out / 'report.html'} ({len(html) / 1e6:.1f} MB, plots embedded); JSON and CSV beside it")
+    return {"html": "report.html", "json": "report.json", "csv": csvs, "failed_links": failed}

@@ -1,0 +1,160 @@
+"""The end-to-end pipeline: TOML config, named steps, ``resilq demo --quick`` and its report (also rendered in
+headless Chromium)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from resilq.cli import main
+from resilq.errors import MismatchError, ParameterError
+from resilq.pipeline import Context, MissingStepError, PipelineConfig, demo_config, load_config, select, to_toml
+from resilq.pipeline.config import from_dict
+
+SECTIONS = ("summary", "chain-of-trust", "model", "table-i", "nvf-plots", "overhead", "fig4", "deployment", "steps")
+
+
+# ------------------------------------------------------------------------------------------------ config
+def test_config_round_trips_through_toml(tmp_path):
+    cfg = demo_config(str(tmp_path / "out"), quick=True)
+    path = tmp_path / "p.toml"
+    path.write_text(to_toml(cfg))
+    assert load_config(path) == cfg
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"harden": {"treshold": 0.2}}, "unknown key harden.treshold"),
+    ({"hardening": {}}, "unknown section [hardening]"),
+    ({"analysis": {"inputs": "500"}}, "analysis.inputs must be int"),
+    ({"harden": {"threshold": 1.5}}, "harden.threshold must lie in [0, 1]"),
+    ({"campaign": {"protect_fractions": [0.1, 2]}}, "campaign.protect_fractions must lie in [0, 1)"),
+    ({"deploy": {"target": "fpga"}}, "deploy.target must be emulator, csim or board"),
+])
+def test_config_refuses_mistakes_by_name(data, message):
+    with pytest.raises(ParameterError, match=re.escape(message)):
+        from_dict(data)
+
+
+def test_bad_toml_and_missing_file_are_named(tmp_path):
+    (tmp_path / "bad.toml").write_text("[model\narch = 1")
+    with pytest.raises(ParameterError, match="bad.toml: not valid TOML"):
+        load_config(tmp_path / "bad.toml")
+    with pytest.raises(ParameterError, match="pipeline config not found"):
+        load_config(tmp_path / "none.toml")
+
+
+def test_step_selection():
+    assert select(None, None)[0] == "train" and select(None, None)[-1] == "report"
+    assert select("harden", "hls") == ["harden", "campaign", "hls"]
+    with pytest.raises(ParameterError, match="unknown step 'prune'"):
+        select("prune", None)
+    with pytest.raises(ParameterError, match="comes after"):
+        select("hls", "train")
+
+
+def test_a_step_without_its_inputs_says_which_step_to_run(tmp_path, capsys):
+    path = tmp_path / "p.toml"
+    assert main(["pipeline", "init", str(path)]) == 0
+    assert main(["pipeline", "init", str(path)]) == 2  # refuses to overwrite
+    assert main(["pipeline", "run", str(path), "--from", "harden", "--out", str(tmp_path / "out")]) == 2
+    assert "step 'train' has no output" in capsys.readouterr().err
+
+
+def test_stale_results_are_set_aside_not_mixed(tmp_path):
+    ctx = Context(PipelineConfig())
+    store = tmp_path / "x.db"
+    store.write_text("results of another model")
+    calls = []
+
+    def work(value):
+        calls.append(value)
+        if len(calls) == 1:
+            raise MismatchError("x.db holds a different campaign")
+        return value
+
+    assert ctx.fresh_on_mismatch(store, work, 7) == 7 and calls == [7, 7]
+    assert (tmp_path / "x.db.stale").read_text() == "results of another model"
+
+
+# ------------------------------------------------------------------------------------------------ demo
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "run"
+    assert main(["demo", "--quick", "--out", str(out)]) == 0
+    return out
+
+
+def test_demo_report_has_every_section_with_real_numbers(demo):
+    html = (demo / "report" / "report.html").read_text()
+    for section in SECTIONS:
+        assert f'id="{section}"' in html
+    assert "has not been run" not in html
+    doc = json.loads((demo / "report" / "report.json").read_text())
+    s = doc["summaries"]
+    assert 0.5 < s["train"]["int_accuracy"] <= 1.0 and s["train"]["neurons"] == 4684
+    assert [r["critical"] for r in s["analyze"]["table1"]][0] == 4684 and len(s["analyze"]["table1"]) == 11
+    assert {v["scheme"] for v in s["harden"]["variants"]} == {"split", "tmr"}
+    assert all(v["protected"] > 0 for v in s["harden"]["variants"])
+    rows = s["campaign"]["rows"]
+    assert {r["scheme"] for r in rows} == {"none", "split", "tmr"}
+    assert all(r["faults_done"] == r["sample_size"] > 0 for r in rows)
+    none = next(r for r in rows if r["scheme"] == "none")
+    assert none["critical_rate"] > 0  # single-bit faults do change some predictions
+    assert {r["resource"] for r in s["hls"]["resources"]} == {"LUT", "FF", "DSP", "BRAM36"}
+    cycles = {c["variant"]: c["cycles"] for c in s["hls"]["cycles"]}
+    assert cycles["unprotected"] < cycles["split"] < cycles["tmr"]
+    assert {r["variant"] for r in s["deploy"]["results"]} == {"unprotected", "split", "tmr"}
+    assert [r[1] for r in doc["trust"]] == ["pass"] * 4
+    for name in ("table1.csv", "fig4.csv", "overhead.csv", "cycles.csv", "deployment.csv", "trust.csv"):
+        assert (demo / "report" / name).stat().st_size > 50
+    assert len(re.findall(r'<img src="data:image/png;base64,', html)) >= 4
+
+
+def test_steps_restart_from_any_step(demo, tmp_path):
+    out = tmp_path / "again"
+    shutil.copytree(demo, out)
+    report = out / "report" / "report.html"
+    report.unlink()
+    assert main(["pipeline", "run", str(out / "pipeline.toml"), "--out", str(out), "--from", "report"]) == 0
+    assert report.is_file()
+    train = json.loads((out / "train" / "summary.json").read_text())
+    assert train == json.loads((demo / "train" / "summary.json").read_text())  # not re-run
+
+
+def _chromium() -> tuple[str, str] | None:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    return (browser, driver) if browser and driver else None
+
+
+@pytest.mark.skipif(_chromium() is None, reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")
+def test_report_renders_in_headless_chromium(demo):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    browser, driver = _chromium()
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        options.add_argument(arg)
+    web = webdriver.Chrome(service=Service(executable_path=driver), options=options)
+    try:
+        web.get((demo / "report" / "report.html").resolve().as_uri())
+        assert web.title.startswith("resilq report")
+        images = web.execute_script(
+            "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight, "
+            "i.src.slice(0, 22)])")
+        assert len(images) >= 4
+        for complete, width, height, src in images:
+            assert complete and width > 100 and height > 100 and src == "data:image/png;base64,"
+        for section in SECTIONS:
+            box = web.execute_script(f"return document.getElementById('{section}').getBoundingClientRect().height")
+            assert box > 10, section
+        text = web.execute_script("return document.body.innerText")
+        assert "Table I" in text and "pass" in text and "FAIL" not in text
+    finally:
+        web.quit()
