@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -62,6 +61,10 @@ def test_a_step_without_its_inputs_says_which_step_to_run(tmp_path, capsys):
     assert main(["pipeline", "init", str(path)]) == 2  # refuses to overwrite
     assert main(["pipeline", "run", str(path), "--from", "harden", "--out", str(tmp_path / "out")]) == 2
     assert "step 'train' has no output" in capsys.readouterr().err
+    config = load_config(path)
+    config.run.out = str(tmp_path / "empty")
+    with pytest.raises(MissingStepError, match="run step 'train' first|step 'train' has no output"):
+        Context(config).model()
 
 
 def test_stale_results_are_set_aside_not_mixed(tmp_path):
