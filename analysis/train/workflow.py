@@ -16,7 +16,7 @@ from ..errors import UnsupportedModelError
 from ..evaluate import accuracy
 from ..ir.model import Model
 from .export import ExportTrace, check_structure, export_brevitas
-from .qat import TrainConfig, TrainHistory, float_accuracy, train
+from .qat import TrainConfig, TrainHistory, float_accuracy, seed_everything, train
 from .trust import TrustReport, compare_brevitas
 from .zoo import ZOO, build
 
@@ -66,6 +66,7 @@ def train_and_export(architecture: str, dataset: str = "digits", data_dir: str |
     test_set = load_dataset(dataset, "test", data_dir)
     name, factory = resolve_architecture(architecture)
     n_classes = len(train_set.classes)
+    seed_everything(config.seed)  # the initial weights too: the same seed gives the same network
     if factory in ZOO.values():
         net = build(name, train_set.shape, n_classes, per_channel=per_channel)
     else:
