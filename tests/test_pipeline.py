@@ -32,10 +32,22 @@ def test_config_round_trips_through_toml(tmp_path):
     ({"harden": {"threshold": 1.5}}, "harden.threshold must lie in [0, 1]"),
     ({"campaign": {"protect_fractions": [0.1, 2]}}, "campaign.protect_fractions must lie in [0, 1)"),
     ({"deploy": {"target": "fpga"}}, "deploy.target must be emulator, csim or board"),
+    ({"harden": {"schemes": ["split", "tmrr"]}}, "harden.schemes"),
+    ({"campaign": {"fault_model": "double-bit"}}, "campaign.fault_model"),
+    ({"model": {"dataset": "imagenet"}}, "model.dataset must be one of"),
 ])
 def test_config_refuses_mistakes_by_name(data, message):
     with pytest.raises(ParameterError, match=re.escape(message)):
         from_dict(data)
+
+
+def test_every_option_is_documented_in_the_written_toml():
+    import dataclasses
+
+    text = to_toml(PipelineConfig())
+    for section in dataclasses.fields(PipelineConfig):
+        for f in dataclasses.fields(getattr(PipelineConfig(), section.name)):
+            assert f.metadata["doc"] and f"# {f.metadata['doc']}\n{f.name} = " in text
 
 
 def test_bad_toml_and_missing_file_are_named(tmp_path):

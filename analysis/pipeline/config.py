@@ -20,77 +20,77 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 
+def opt(default: Any, doc: str) -> Any:
+    """A config option: its default and the one-line documentation ``resilq pipeline init`` writes above it."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"doc": doc})
+    return field(default=default, metadata={"doc": doc})
+
+
 @dataclass
 class RunConfig:
-    name: str = "resilq"
-    out: str = "resilq-out"
+    name: str = opt("resilq", "title of the run (the report's heading)")
+    out: str = opt("resilq-out", "output folder: one sub-folder per step, each with a summary.json")
 
 
 @dataclass
 class ModelConfig:
-    #: Zoo model (lenet5, mlp7, alexnet) or FILE.py:FACTORY; ignored when ``path`` is set.
-    arch: str = "lenet5"
-    #: An existing .rq model to use instead of training one ("" = train).
-    path: str = ""
-    dataset: str = "digits"
-    data_dir: str = ""
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 2e-3
-    seed: int = 0
-    per_channel: bool = False
-    #: Test images on which Brevitas and the integer executor are compared bit for bit (0 = all).
-    verify_images: int = 0
+    arch: str = opt("lenet5", "zoo model (lenet5, mlp7, alexnet) or FILE.py:FACTORY (bring your own Brevitas model)")
+    path: str = opt("", "an existing .rq model to use instead of training one (\"\" = train)")
+    dataset: str = opt("digits", "digits (bundled), mnist, fashion-mnist or cifar10")
+    data_dir: str = opt("", "folder of the dataset's standard files (\"\" = bundled / Debian's location)")
+    epochs: int = opt(10, "quantization-aware training epochs")
+    batch_size: int = opt(64, "training batch size")
+    lr: float = opt(2e-3, "Adam learning rate")
+    seed: int = opt(0, "training seed: the same seed gives the same network")
+    per_channel: bool = opt(False, "per-output-channel weight scales")
+    verify_images: int = opt(0, "test images Brevitas and the integer executor are compared on (0 = all)")
 
 
 @dataclass
 class AnalysisConfig:
-    method: str = "exact"  # exact | deltarange
-    inputs: int = 500
-    split: str = "train"
-    jobs: int = 2
+    method: str = opt("exact", "exact (every bit of every neuron) or deltarange (the paper's Algorithm 1)")
+    inputs: int = opt(500, "inputs the NVF is averaged over")
+    split: str = opt("train", "dataset split the NVF inputs come from")
+    jobs: int = opt(2, "worker processes")
 
 
 @dataclass
 class HardenConfig:
-    schemes: list[str] = field(default_factory=lambda: ["split", "tmr"])
-    #: Protect neurons with NVF >= threshold; or, when ``protect_fraction`` > 0, the most vulnerable
-    #: fraction of the neurons (the paper's LeNet-5 protects 3.99 % at NVF >= 20 %).
-    threshold: float = 0.2
-    protect_fraction: float = 0.04
-    granularity: str = "neuron"  # neuron | channel
-    fallback: str = "tmr"  # scheme for layers split cannot protect ("" = refuse)
+    schemes: list[str] = opt(["split", "tmr"], "protection schemes to build: split, tmr, dup-and, dup-min")
+    threshold: float = opt(0.2, "protect neurons with NVF >= threshold (used when protect_fraction = 0)")
+    protect_fraction: float = opt(0.04, "protect this fraction of the most vulnerable neurons (0 = use threshold; "
+                                        "the paper's LeNet-5 protects 3.99 % at NVF >= 20 %)")
+    granularity: str = opt("neuron", "neuron or channel (whole output channels)")
+    fallback: str = opt("tmr", "scheme for layers split cannot protect (no ReLU); \"\" = refuse")
 
 
 @dataclass
 class CampaignConfigSection:
-    #: Faults per campaign (0 = Leveugle's sample size, SPEC §5).
-    faults: int = 0
-    #: Test images every fault is applied to (0 = the whole test set).
-    images: int = 0
-    fault_model: str = "single-bit"
-    seed: int = 0
-    #: Fig. 4's x axis: NVF thresholds, or protected fractions turned into thresholds when
-    #: ``thresholds`` is empty (useful when the NVFs are small).
-    thresholds: list[float] = field(default_factory=list)
-    protect_fractions: list[float] = field(default_factory=lambda: [0.0, 0.01, 0.02, 0.04, 0.08, 0.16])
+    faults: int = opt(0, "faults per campaign (0 = Leveugle's sample size, SPEC §5)")
+    images: int = opt(0, "test images every fault is applied to (0 = the whole test set)")
+    fault_model: str = opt("single-bit", "single-bit, multi-bit:K, stuck-at-0 or stuck-at-1")
+    seed: int = opt(0, "sampling seed: the same seed samples the same faults")
+    thresholds: list[float] = opt([], "Fig. 4's NVF thresholds; empty = derived from protect_fractions")
+    protect_fractions: list[float] = opt([0.0, 0.01, 0.02, 0.04, 0.08, 0.16],
+                                         "fractions of the neurons to protect, turned into NVF thresholds "
+                                         "(useful when the NVFs are small)")
 
 
 @dataclass
 class HLSConfig:
-    board: str = "pynq-z2"
-    pe: int = 8
-    simd: int = 8
-    #: Images run through the C-simulated accelerator for chain-of-trust link #2 (0 = skip C-sim).
-    csim_images: int = 32
-    csim_faults: int = 20
+    board: str = opt("pynq-z2", "a folder of boards/ (part, clock, resource budget)")
+    pe: int = opt(8, "PE output lanes (power of two)")
+    simd: int = opt(8, "SIMD input lanes (8, 16, ...)")
+    csim_images: int = opt(32, "images run on the C-simulated accelerator (0 = skip the C-sim check)")
+    csim_faults: int = opt(20, "faults injected through the C-sim's registers per variant")
 
 
 @dataclass
 class DeployConfig:
-    target: str = "emulator"  # emulator | csim | board
-    images: int = 200
-    faults: int = 30
+    target: str = opt("emulator", "emulator, csim or board (needs the overlay and a PYNQ-Z2)")
+    images: int = opt(200, "test images run through the driver")
+    faults: int = opt(30, "faults of the device campaign compared with the engine's (0 = none)")
 
 
 @dataclass
@@ -125,7 +125,29 @@ class PipelineConfig:
         need(self.campaign.faults >= 0 and self.campaign.images >= 0, "campaign.faults/images must be >= 0")
         need(self.model.epochs > 0, "model.epochs must be positive")
         need(self.deploy.target in ("emulator", "csim", "board"), "deploy.target must be emulator, csim or board")
+        need(self.analysis.split in ("train", "test"), "analysis.split must be train or test")
+        from ..data import DATASETS
+
+        need(self.model.dataset in DATASETS, f"model.dataset must be one of {', '.join(DATASETS)}, "
+             f"got {self.model.dataset!r}")
+        self._parses("harden.schemes", self.harden.schemes + ([self.harden.fallback] if self.harden.fallback else []))
+        from ..campaign.sampling import FaultModel
+
+        try:
+            FaultModel.parse(self.campaign.fault_model)
+        except ParameterError as exc:
+            raise ParameterError(f"pipeline config: campaign.fault_model: {exc}") from None
         return self
+
+    @staticmethod
+    def _parses(where: str, schemes: list[str]) -> None:
+        from ..arith import Scheme
+
+        for label in schemes:
+            try:
+                Scheme.parse(label)
+            except (ParameterError, ValueError) as exc:
+                raise ParameterError(f"pipeline config: {where}: {exc}") from None
 
 
 SECTIONS = {f.name: f.type for f in dataclasses.fields(PipelineConfig)}
@@ -175,11 +197,13 @@ def load_config(path: str | Path) -> PipelineConfig:
 
 def to_toml(config: PipelineConfig) -> str:
     """The configuration as TOML (round-trips through :func:`load_config`)."""
-    lines = []
+    lines = ["# resilq pipeline: resilq pipeline run THIS.toml [--from STEP] [--to STEP]", ""]
     for section in SECTIONS:
         lines.append(f"[{section}]")
-        for key, value in dataclasses.asdict(getattr(config, section)).items():
-            lines.append(f"{key} = {_toml_value(value)}")
+        part = getattr(config, section)
+        for f in dataclasses.fields(part):
+            lines.append(f"# {f.metadata['doc']}")
+            lines.append(f"{f.name} = {_toml_value(getattr(part, f.name))}")
         lines.append("")
     return "\n".join(lines)
 
