@@ -96,7 +96,7 @@ def compare_campaigns(path_a: str | Path, path_b: str | Path) -> Comparison:
 
 def quick_summary(report: CampaignReport) -> list[tuple[str, str]]:
     """Point estimates without scipy (the board): the confidence intervals and breakdowns of
-    ``resilq campaign report`` need scipy and are computed on the host from the same store."""
+    ``resilq report`` need scipy and are computed on the host from the same store."""
     meta, out = report.meta, report.outcomes
     images = int(meta["images"])
     rows = [("faults done", f"{report.idx.size:,} of {len(report.sample):,}"),

@@ -212,7 +212,7 @@ def campaign_package(pkg, args: argparse.Namespace) -> int:
 
     report = run_package_campaign(pkg, args)
     table(f"campaign {pkg.model.name} on {args.target} -> {args.out}", ("", "value"), quick_summary(report))
-    say(f"confidence intervals and breakdowns: resilq campaign report {args.out}; against the Python engine: "
+    say(f"confidence intervals and breakdowns: resilq report {args.out}; against the Python engine: "
         f"resilq campaign-compare {args.out} OTHER.db")
     return 0
 

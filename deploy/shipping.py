@@ -32,7 +32,7 @@ OPTIONAL_IMPORTS = {
     "resilq.ui": {"rich": "plain-text tables and progress without it"},
     "resilq.deploy.environment": {"pynq": "probed inside try"},
     "resilq.boards": {"tomli": "the board.json snapshot without it"},
-    "resilq.campaign.statistics": {"scipy": "confidence intervals: resilq campaign report on the host"},
+    "resilq.campaign.statistics": {"scipy": "confidence intervals: resilq report on the host"},
     "resilq.campaign.distributed": {"distributed": "Dask sharding: host only (the board runs faults in-process)",
                                     "dask_jobqueue": "Dask sharding: host only",
                                     "threadpoolctl": "Dask workers only"},
