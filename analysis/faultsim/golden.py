@@ -77,10 +77,13 @@ class Golden:
             win = win.reshape(self.n, c, ho, wo, k * k)
             res = np.full((self.n, c, ho, wo, k * k), -np.inf, dtype=np.float32)  # a 1x1 window: no others
             if k * k > 1:
-                order = np.argsort(-win, axis=-1, kind="stable")
-                top = np.take_along_axis(win, order[..., :2], axis=-1)
-                res[:] = top[..., :1]  # every element but the first maximum sees the maximum ...
-                np.put_along_axis(res, order[..., :1], top[..., 1:2], axis=-1)  # ... which sees the runner-up
+                # Every element but the first maximum sees the maximum; the first maximum sees the runner-up
+                # (the max of the window with that one element removed). No sort: two max passes.
+                first = win.argmax(axis=-1)[..., None]
+                res[:] = np.take_along_axis(win, first, axis=-1)
+                rest = win.copy()
+                np.put_along_axis(rest, first, -np.inf, axis=-1)
+                np.put_along_axis(res, first, rest.max(axis=-1, keepdims=True), axis=-1)
             res = res.reshape(self.n, c, ho, wo, k, k).transpose(0, 1, 2, 4, 3, 5).reshape(self.n, c, ho * k, wo * k)
             full = np.full((self.n, c, h, w), np.inf, dtype=np.float32)
             full[:, :, :ho * k, :wo * k] = res
