@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ..arith import Scheme, apply_fault, correct, requantize, split_half
 from ..errors import ParameterError
@@ -25,6 +26,10 @@ from .propagate import Propagator
 DEFAULT_CACHE_BYTES = 2 << 30
 #: Cases (fault x input) handed to the propagator at once; bounds the working memory (~100 B per case).
 CASES_PER_CALL = 1 << 22
+#: BLAS threads while propagating. The propagation's products are small (a cone's rows times a few hundred
+#: columns): a multi-threaded BLAS spends more on waking and syncing threads than it saves, and on a loaded
+#: machine it is several times slower (measured in benchmarks/campaign.py). Use processes for more cores.
+BLAS_THREADS = 1
 
 
 def golden_bytes_per_input(model: Model) -> int:
@@ -46,8 +51,9 @@ class FaultSimulator:
     """
 
     def __init__(self, model: Model, x: np.ndarray, batch_size: int | None = None,
-                 cache_bytes: int = DEFAULT_CACHE_BYTES):
+                 cache_bytes: int = DEFAULT_CACHE_BYTES, blas_threads: int | None = BLAS_THREADS):
         self.model = model
+        self.blas_threads = blas_threads  # None: leave the BLAS thread pool as it is
         self.x = check_input(model, x)
         self.n = int(self.x.shape[0])
         if self.n == 0:
@@ -85,7 +91,10 @@ class FaultSimulator:
     # ------------------------------------------------------------------------------------------ faults
     def predictions(self, faults: Sequence[Fault], progress: Callable[[int], None] | None = None) -> np.ndarray:
         """(F, N) int16: top-1 of every input with each fault (alone) present."""
-        faults = list(faults)
+        with threadpool_limits(limits=self.blas_threads, user_api="blas"):
+            return self._predictions(list(faults), progress)
+
+    def _predictions(self, faults: list[Fault], progress: Callable[[int], None] | None) -> np.ndarray:
         for f in faults:
             f.check(self.model)
         out = np.empty((len(faults), self.n), dtype=np.int16)
@@ -165,8 +174,9 @@ class FaultSimulator:
             raise ParameterError("values must be int8 (-128..127)")
         out = np.empty(xi.size, dtype=np.int64)
         chunk_of = xi // self.batch_size
-        for c in np.unique(chunk_of):
-            sel = np.flatnonzero(chunk_of == c)
-            golden = self._golden(int(c))
-            out[sel] = self.propagator.top1(golden, layer, neuron[sel], xi[sel] - self._starts[c], value[sel])
+        with threadpool_limits(limits=self.blas_threads, user_api="blas"):
+            for c in np.unique(chunk_of):
+                sel = np.flatnonzero(chunk_of == c)
+                golden = self._golden(int(c))
+                out[sel] = self.propagator.top1(golden, layer, neuron[sel], xi[sel] - self._starts[c], value[sel])
         return out
