@@ -26,12 +26,14 @@ from functools import cached_property
 from typing import Protocol
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ..arith import Scheme, apply_fault, correct
 from ..data import Dataset
 from ..errors import MismatchError, ShapeError
 from ..faults import Fault
 from ..faultsim import FaultSimulator
+from ..faultsim.simulator import BLAS_THREADS
 from ..ir.executor import Executor, check_input
 from ..ir.model import Model
 
@@ -95,12 +97,13 @@ class GoldenRun:
         n = x.shape[0]
         outputs = {i: np.empty((n, model.out_size(i)), dtype=np.int8) for i in model.neuron_layers}
         preds = np.empty(n, dtype=np.int64)
-        for start in range(0, n, batch_size):
-            stop = min(n, start + batch_size)
-            run = executor.run(x[start:stop], collect=True, batch_size=batch_size)
-            for i in outputs:
-                outputs[i][start:stop] = run.activations[i].reshape(stop - start, -1)
-            preds[start:stop] = run.predictions
+        with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):  # one core per campaign process
+            for start in range(0, n, batch_size):
+                stop = min(n, start + batch_size)
+                run = executor.run(x[start:stop], collect=True, batch_size=batch_size)
+                for i in outputs:
+                    outputs[i][start:stop] = run.activations[i].reshape(stop - start, -1)
+                preds[start:stop] = run.predictions
         digests = {i: hashlib.sha256(a.tobytes()).hexdigest() for i, a in outputs.items()}
         return cls(outputs, preds, digests)
 

@@ -69,7 +69,8 @@ class FaultSimulator:
         self._starts = list(range(0, self.n, self.batch_size))
         self._keep = per_input * self.n <= cache_bytes
         self._cache: dict[int, Golden] = {}
-        tops = [self._golden(c).top1 for c in range(len(self._starts))]
+        with threadpool_limits(limits=self.blas_threads, user_api="blas"):
+            tops = [self._golden(c).top1 for c in range(len(self._starts))]
         self.golden: np.ndarray = np.concatenate(tops)
 
     # ------------------------------------------------------------------------------------------ chunks
