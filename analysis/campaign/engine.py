@@ -26,14 +26,13 @@ from functools import cached_property
 from typing import Protocol
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from ..arith import Scheme, apply_fault, correct
 from ..data import Dataset
 from ..errors import MismatchError, ShapeError
 from ..faults import Fault
 from ..faultsim import FaultSimulator
-from ..faultsim.simulator import BLAS_THREADS
+from ..faultsim.simulator import BLAS_THREADS, limit_blas_threads
 from ..ir.executor import Executor, check_input
 from ..ir.model import Model
 
@@ -97,7 +96,7 @@ class GoldenRun:
         n = x.shape[0]
         outputs = {i: np.empty((n, model.out_size(i)), dtype=np.int8) for i in model.neuron_layers}
         preds = np.empty(n, dtype=np.int64)
-        with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):  # one core per campaign process
+        with limit_blas_threads(BLAS_THREADS):  # one core per campaign process
             for start in range(0, n, batch_size):
                 stop = min(n, start + batch_size)
                 run = executor.run(x[start:stop], collect=True, batch_size=batch_size)

@@ -9,9 +9,9 @@ executor does, and hands the changes to the value-level :class:`~resilq.faultsim
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from ..arith import Scheme, apply_fault, correct, requantize, split_half
 from ..errors import ParameterError
@@ -30,6 +30,18 @@ CASES_PER_CALL = 1 << 22
 #: columns): a multi-threaded BLAS spends more on waking and syncing threads than it saves, and on a loaded
 #: machine it is several times slower (measured in benchmarks/campaign.py). Use processes for more cores.
 BLAS_THREADS = 1
+
+
+def limit_blas_threads(limit: int | None) -> AbstractContextManager:
+    """At most ``limit`` BLAS threads inside the context (via threadpoolctl, which ships with scikit-learn;
+    without it, e.g. next to the driver on a board, or with ``limit=None``: the pool is left as it is)."""
+    if limit is None:
+        return nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
+        return nullcontext()
+    return threadpool_limits(limits=limit, user_api="blas")
 
 
 def golden_bytes_per_input(model: Model) -> int:
@@ -69,7 +81,7 @@ class FaultSimulator:
         self._starts = list(range(0, self.n, self.batch_size))
         self._keep = per_input * self.n <= cache_bytes
         self._cache: dict[int, Golden] = {}
-        with threadpool_limits(limits=self.blas_threads, user_api="blas"):
+        with limit_blas_threads(self.blas_threads):
             tops = [self._golden(c).top1 for c in range(len(self._starts))]
         self.golden: np.ndarray = np.concatenate(tops)
 
@@ -92,7 +104,7 @@ class FaultSimulator:
     # ------------------------------------------------------------------------------------------ faults
     def predictions(self, faults: Sequence[Fault], progress: Callable[[int], None] | None = None) -> np.ndarray:
         """(F, N) int16: top-1 of every input with each fault (alone) present."""
-        with threadpool_limits(limits=self.blas_threads, user_api="blas"):
+        with limit_blas_threads(self.blas_threads):
             return self._predictions(list(faults), progress)
 
     def _predictions(self, faults: list[Fault], progress: Callable[[int], None] | None) -> np.ndarray:
@@ -175,7 +187,7 @@ class FaultSimulator:
             raise ParameterError("values must be int8 (-128..127)")
         out = np.empty(xi.size, dtype=np.int64)
         chunk_of = xi // self.batch_size
-        with threadpool_limits(limits=self.blas_threads, user_api="blas"):
+        with limit_blas_threads(self.blas_threads):
             for c in np.unique(chunk_of):
                 sel = np.flatnonzero(chunk_of == c)
                 golden = self._golden(int(c))
