@@ -41,7 +41,7 @@ def _take(arr: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     then the columns (two ``take``s, about twice as fast as a 2-D fancy index); all columns: the rows only."""
     width = arr.shape[1]
     if cols.size * 4 <= width:
-        return arr.reshape(-1).take(rows[:, None] * width + cols[None, :])
+        return arr.reshape(-1).take(rows.astype(np.int64, copy=False)[:, None] * width + cols[None, :])
     block = arr.take(rows, axis=0)
     if cols.size == arr.shape[1] and cols.size and cols[0] == 0 and cols[-1] == cols.size - 1 \
             and np.array_equal(cols, np.arange(cols.size)):
