@@ -32,6 +32,7 @@ from ..data import Dataset
 from ..errors import MismatchError, ShapeError
 from ..faults import Fault
 from ..faultsim import FaultSimulator
+from ..faultsim.simulator import BLAS_THREADS, limit_blas_threads
 from ..ir.executor import Executor, check_input
 from ..ir.model import Model
 
@@ -95,12 +96,13 @@ class GoldenRun:
         n = x.shape[0]
         outputs = {i: np.empty((n, model.out_size(i)), dtype=np.int8) for i in model.neuron_layers}
         preds = np.empty(n, dtype=np.int64)
-        for start in range(0, n, batch_size):
-            stop = min(n, start + batch_size)
-            run = executor.run(x[start:stop], collect=True, batch_size=batch_size)
-            for i in outputs:
-                outputs[i][start:stop] = run.activations[i].reshape(stop - start, -1)
-            preds[start:stop] = run.predictions
+        with limit_blas_threads(BLAS_THREADS):  # one core per campaign process
+            for start in range(0, n, batch_size):
+                stop = min(n, start + batch_size)
+                run = executor.run(x[start:stop], collect=True, batch_size=batch_size)
+                for i in outputs:
+                    outputs[i][start:stop] = run.activations[i].reshape(stop - start, -1)
+                preds[start:stop] = run.predictions
         digests = {i: hashlib.sha256(a.tobytes()).hexdigest() for i, a in outputs.items()}
         return cls(outputs, preds, digests)
 

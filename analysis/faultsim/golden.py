@@ -73,16 +73,26 @@ class Golden:
             k = layer.kernel
             _, ho, wo = self.model.out_shape(pool_index)
             x = self.out[pool_index - 1].reshape(self.n, c, h, w)
-            win = x[:, :, :ho * k, :wo * k].reshape(self.n, c, ho, k, wo, k).transpose(0, 1, 2, 4, 3, 5)
-            win = win.reshape(self.n, c, ho, wo, k * k)
-            res = np.full((self.n, c, ho, wo, k * k), -np.inf, dtype=np.float32)  # a 1x1 window: no others
-            if k * k > 1:
-                order = np.argsort(-win, axis=-1, kind="stable")
-                top = np.take_along_axis(win, order[..., :2], axis=-1)
-                res[:] = top[..., :1]  # every element but the first maximum sees the maximum ...
-                np.put_along_axis(res, order[..., :1], top[..., 1:2], axis=-1)  # ... which sees the runner-up
-            res = res.reshape(self.n, c, ho, wo, k, k).transpose(0, 1, 2, 4, 3, 5).reshape(self.n, c, ho * k, wo * k)
             full = np.full((self.n, c, h, w), np.inf, dtype=np.float32)
-            full[:, :, :ho * k, :wo * k] = res
+            # Window element (dy, dx) of every window is a strided view; the max of the others of element i
+            # is max(prefix max before i, suffix max after i) in window order: 2*k*k elementwise passes.
+            offsets = [(dy, dx) for dy in range(k) for dx in range(k)]
+            elems = [x[:, :, dy:ho * k:k, dx:wo * k:k] for dy, dx in offsets]
+            suffix = [None] * len(elems)
+            for i in range(len(elems) - 2, -1, -1):
+                nxt = elems[i + 1]
+                suffix[i] = nxt if suffix[i + 1] is None else np.maximum(nxt, suffix[i + 1])
+            prefix = None
+            for i, (dy, dx) in enumerate(offsets):
+                view = full[:, :, dy:ho * k:k, dx:wo * k:k]
+                if prefix is None and suffix[i] is None:  # a 1x1 window: no others
+                    view[...] = -np.inf
+                elif prefix is None:
+                    view[...] = suffix[i]
+                elif suffix[i] is None:
+                    view[...] = prefix
+                else:
+                    np.maximum(prefix, suffix[i], out=view)
+                prefix = elems[i] if prefix is None else np.maximum(prefix, elems[i])
             self._others[pool_index] = full.reshape(self.n, -1)
         return self._others[pool_index]

@@ -36,8 +36,9 @@ from .golden import Golden, is_tiling_pool
 from .outmap import OutputMap
 from .steps import build_steps, chain_after
 
-#: Cases evaluated per block inside a group: keeps the working arrays in cache.
-BLOCK = 4096
+#: Cases evaluated per block inside a group: keeps the working arrays in cache (1024 measured ~6 % faster
+#: than 4096 for LeNet-5 campaigns, the same for its exact NVF).
+BLOCK = 1024
 
 
 @dataclass

@@ -9,6 +9,7 @@ executor does, and hands the changes to the value-level :class:`~resilq.faultsim
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
 
@@ -25,6 +26,22 @@ from .propagate import Propagator
 DEFAULT_CACHE_BYTES = 2 << 30
 #: Cases (fault x input) handed to the propagator at once; bounds the working memory (~100 B per case).
 CASES_PER_CALL = 1 << 22
+#: BLAS threads while propagating. The propagation's products are small (a cone's rows times a few hundred
+#: columns): a multi-threaded BLAS spends more on waking and syncing threads than it saves, and on a loaded
+#: machine it is several times slower (measured in benchmarks/campaign.py). Use processes for more cores.
+BLAS_THREADS = 1
+
+
+def limit_blas_threads(limit: int | None) -> AbstractContextManager:
+    """At most ``limit`` BLAS threads inside the context (via threadpoolctl, which ships with scikit-learn;
+    without it, e.g. next to the driver on a board, or with ``limit=None``: the pool is left as it is)."""
+    if limit is None:
+        return nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
+        return nullcontext()
+    return threadpool_limits(limits=limit, user_api="blas")
 
 
 def golden_bytes_per_input(model: Model) -> int:
@@ -46,8 +63,9 @@ class FaultSimulator:
     """
 
     def __init__(self, model: Model, x: np.ndarray, batch_size: int | None = None,
-                 cache_bytes: int = DEFAULT_CACHE_BYTES):
+                 cache_bytes: int = DEFAULT_CACHE_BYTES, blas_threads: int | None = BLAS_THREADS):
         self.model = model
+        self.blas_threads = blas_threads  # None: leave the BLAS thread pool as it is
         self.x = check_input(model, x)
         self.n = int(self.x.shape[0])
         if self.n == 0:
@@ -63,7 +81,8 @@ class FaultSimulator:
         self._starts = list(range(0, self.n, self.batch_size))
         self._keep = per_input * self.n <= cache_bytes
         self._cache: dict[int, Golden] = {}
-        tops = [self._golden(c).top1 for c in range(len(self._starts))]
+        with limit_blas_threads(self.blas_threads):
+            tops = [self._golden(c).top1 for c in range(len(self._starts))]
         self.golden: np.ndarray = np.concatenate(tops)
 
     # ------------------------------------------------------------------------------------------ chunks
@@ -85,7 +104,10 @@ class FaultSimulator:
     # ------------------------------------------------------------------------------------------ faults
     def predictions(self, faults: Sequence[Fault], progress: Callable[[int], None] | None = None) -> np.ndarray:
         """(F, N) int16: top-1 of every input with each fault (alone) present."""
-        faults = list(faults)
+        with limit_blas_threads(self.blas_threads):
+            return self._predictions(list(faults), progress)
+
+    def _predictions(self, faults: list[Fault], progress: Callable[[int], None] | None) -> np.ndarray:
         for f in faults:
             f.check(self.model)
         out = np.empty((len(faults), self.n), dtype=np.int16)
@@ -165,8 +187,9 @@ class FaultSimulator:
             raise ParameterError("values must be int8 (-128..127)")
         out = np.empty(xi.size, dtype=np.int64)
         chunk_of = xi // self.batch_size
-        for c in np.unique(chunk_of):
-            sel = np.flatnonzero(chunk_of == c)
-            golden = self._golden(int(c))
-            out[sel] = self.propagator.top1(golden, layer, neuron[sel], xi[sel] - self._starts[c], value[sel])
+        with limit_blas_threads(self.blas_threads):
+            for c in np.unique(chunk_of):
+                sel = np.flatnonzero(chunk_of == c)
+                golden = self._golden(int(c))
+                out[sel] = self.propagator.top1(golden, layer, neuron[sel], xi[sel] - self._starts[c], value[sel])
         return out

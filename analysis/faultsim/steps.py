@@ -36,12 +36,25 @@ def runs(xi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return first, np.diff(np.append(first, xi.size))
 
 
+def _take(arr: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``arr[rows][:, cols]``: few columns (at most a quarter): one ``take`` of flat indices; more: whole rows,
+    then the columns (two ``take``s, about twice as fast as a 2-D fancy index); all columns: the rows only."""
+    width = arr.shape[1]
+    if cols.size * 4 <= width:
+        return arr.reshape(-1).take(rows.astype(np.int64, copy=False)[:, None] * width + cols[None, :])
+    block = arr.take(rows, axis=0)
+    if cols.size == arr.shape[1] and cols.size and cols[0] == 0 and cols[-1] == cols.size - 1 \
+            and np.array_equal(cols, np.arange(cols.size)):
+        return block
+    return block.take(cols, axis=1)
+
+
 def gather(arr: np.ndarray, xi: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """``arr[xi][:, cols]``; with repeated inputs, each distinct row is gathered once and then repeated."""
     first, counts = runs(xi)
     if first.size * 2 <= xi.size:
-        return np.repeat(arr[xi[first][:, None], cols[None, :]], counts, axis=0)
-    return arr[xi[:, None], cols[None, :]]
+        return np.repeat(_take(arr, xi[first], cols), counts, axis=0)
+    return _take(arr, xi, cols)
 
 
 def changed(new: np.ndarray, old: np.ndarray, cols: np.ndarray):
