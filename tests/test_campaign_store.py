@@ -174,3 +174,18 @@ def test_ctrl_c_and_kill_9_then_resume(tmp_path):
     data = EvaluationSet.from_dataset(model, load_dataset("digits", "test"), 20)
     reference = run_campaign(model, data, tmp_path / "ref.db", CampaignConfig(faults=total, seed=3))
     _same_results(resumed, reference)
+
+
+def test_ctrl_c_is_deferred_to_the_chunk_boundary_and_a_second_one_is_not():
+    from resilq.campaign.runner import _Interrupts
+
+    with _Interrupts.deferred() as interrupts:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # the handler ran; nothing was raised mid-chunk
+        assert interrupts.pending
+        with pytest.raises(KeyboardInterrupt):
+            interrupts.check()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -8,7 +8,10 @@ finished campaign only reports.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,6 +98,40 @@ def campaign_metadata(model: Model, data: EvaluationSet, config: CampaignConfig,
     }
 
 
+class _Interrupts:
+    """Ctrl-C (SIGINT) during a campaign stops it at the next chunk boundary, after that chunk is committed.
+
+    A KeyboardInterrupt raised wherever the signal happens to land can be swallowed (inside a finalizer, a
+    C callback or a library's cleanup) and the campaign would run on; recording the signal and raising at a
+    known point is never lost. A second Ctrl-C interrupts at once.
+    """
+
+    def __init__(self) -> None:
+        self.pending = False
+
+    def _handle(self, signum, frame) -> None:
+        if self.pending:
+            raise KeyboardInterrupt
+        self.pending = True
+
+    def check(self) -> None:
+        if self.pending:
+            raise KeyboardInterrupt
+
+    @classmethod
+    @contextlib.contextmanager
+    def deferred(cls) -> Iterator[_Interrupts]:
+        state = cls()
+        if threading.current_thread() is not threading.main_thread():
+            yield state  # signal handlers belong to the main thread: leave SIGINT alone
+            return
+        previous = signal.signal(signal.SIGINT, state._handle)
+        try:
+            yield state
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
 def _chunks(idx: np.ndarray, size: int) -> Iterator[np.ndarray]:
     for start in range(0, idx.size, size):
         yield idx[start:start + size]
@@ -129,7 +166,7 @@ def run_campaign(model: Model, data: EvaluationSet, out: str | os.PathLike, conf
         try:
             pending = store.pending()
             label = description or f"campaign {model.name}"
-            with progress(int(pending.size), label, "faults") as advance:
+            with progress(int(pending.size), label, "faults") as advance, _Interrupts.deferred() as interrupts:
                 if sharing is not None and pending.size:
                     pending = _fill_from_cache(store, pending, sharing, config.chunk_size, advance)
                 chunks = ((idx, sample.faults(idx)) for idx in _chunks(pending, config.chunk_size))
@@ -138,6 +175,7 @@ def run_campaign(model: Model, data: EvaluationSet, out: str | os.PathLike, conf
                         sharing.cache.put([sharing.keys[i] for i in idx], outcomes)
                     store.write(idx, outcomes)
                     advance(len(idx))
+                    interrupts.check()  # Ctrl-C: stop here, with every finished chunk committed
         finally:
             store.end_session()
         return read_report(store)
