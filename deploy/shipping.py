@@ -33,6 +33,7 @@ OPTIONAL_IMPORTS = {
     "resilq.deploy.environment": {"pynq": "probed inside try"},
     "resilq.boards": {"tomli": "the board.json snapshot without it"},
     "resilq.campaign.statistics": {"scipy": "confidence intervals: resilq report on the host"},
+    "resilq.faultsim.simulator": {"threadpoolctl": "BLAS thread limit while propagating; skipped without it"},
     "resilq.campaign.distributed": {"distributed": "Dask sharding: host only (the board runs faults in-process)",
                                     "dask_jobqueue": "Dask sharding: host only",
                                     "threadpoolctl": "Dask workers only"},
