@@ -16,8 +16,10 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from ..data import Dataset, load_dataset
 from ..errors import MismatchError, ResilqError
 from ..ir import Model, load_model
+from ..nvf import NVFResult, load_nvf
 from ..ui import say
 from .config import PipelineConfig
 
@@ -82,6 +84,14 @@ class Context:
 
     def model(self) -> Model:
         return load_model(self.file("train", self.summary("train")["model_file"]))
+
+    def nvf(self, model: Model) -> NVFResult:
+        """The NVF of step ``analyze`` (checked against ``model``)."""
+        return load_nvf(self.file("analyze", self.summary("analyze")["nvf_file"]), model)
+
+    def dataset(self, split: str = "test") -> Dataset:
+        """A split of the dataset the model of step ``train`` was trained on."""
+        return load_dataset(self.summary("train")["dataset"], split, self.config.model.data_dir or None)
 
     def fresh_on_mismatch(self, path: Path, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``work(*args, **kwargs)``, which resumes results stored at ``path``; if those belong to another model or data

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-from ...data import load_dataset
 from ...nvf import save_nvf
 from ...nvf.table import layer_info, paper_column, table_i, write_csv
 from ...ui import say
@@ -22,7 +21,7 @@ def run(ctx: Context) -> dict:
     model = ctx.model()
     out = ctx.dir("analyze")
     dataset = ctx.summary("train")["dataset"]
-    data = load_dataset(dataset, cfg.split, ctx.config.model.data_dir or None).take(cfg.inputs)
+    data = ctx.dataset(cfg.split).take(cfg.inputs)
     analysis = exact_nvf if cfg.method == "exact" else deltarange_nvf
     start = time.perf_counter()
     result = analysis(model, model.quantize_input(data.images), jobs=cfg.jobs,

@@ -8,8 +8,7 @@ import math
 import numpy as np
 
 from ...arith import Scheme
-from ...data import load_dataset
-from ...nvf import NVFResult, load_nvf
+from ...nvf import NVFResult
 from ...ui import say
 from ..context import Context
 
@@ -55,9 +54,9 @@ def run(ctx: Context) -> dict:
 
     cfg = ctx.config.campaign
     model = ctx.model()
-    nvf = load_nvf(ctx.file("analyze", ctx.summary("analyze")["nvf_file"]), model)
+    nvf = ctx.nvf(model)
     out = ctx.dir("campaign")
-    test = load_dataset(ctx.summary("train")["dataset"], "test", ctx.config.model.data_dir or None)
+    test = ctx.dataset("test")
     data = EvaluationSet.from_dataset(model, test, cfg.images or None)
     points = sweep_thresholds(ctx, nvf)
     thresholds = [p["threshold"] for p in points]

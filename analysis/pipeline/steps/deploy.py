@@ -9,7 +9,6 @@ import time
 
 import numpy as np
 
-from ...data import load_dataset
 from ...ir import Executor
 from ...ui import say
 from ..context import Context
@@ -34,7 +33,7 @@ def run(ctx: Context) -> dict:
     config = AccelConfig(pe=ctx.config.hls.pe, simd=ctx.config.hls.simd)
     out = ctx.dir("deploy")
     dataset = ctx.summary("train")["dataset"]
-    test = load_dataset(dataset, "test", ctx.config.model.data_dir or None).take(cfg.images or None)
+    test = ctx.dataset("test").take(cfg.images or None)
     target = Target.parse(cfg.target)
     results, checks = [], []
     for label, model in variants(ctx):

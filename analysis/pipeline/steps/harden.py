@@ -8,10 +8,8 @@ import math
 import numpy as np
 
 from ...arith import Scheme
-from ...data import load_dataset
 from ...harden import Granularity, HardeningPlan, Threshold, TopK, fault_free_agreement, harden, scheme_comparison
 from ...ir import save_model
-from ...nvf import load_nvf
 from ...ui import say
 from ..context import Context
 
@@ -34,9 +32,9 @@ def run(ctx: Context) -> dict:
 
     cfg = ctx.config.harden
     model = ctx.model()
-    nvf = load_nvf(ctx.file("analyze", ctx.summary("analyze")["nvf_file"]), model)
+    nvf = ctx.nvf(model)
     out = ctx.dir("harden")
-    test = load_dataset(ctx.summary("train")["dataset"], "test", ctx.config.model.data_dir or None)
+    test = ctx.dataset("test")
     chosen = criterion(ctx, model.n_neurons)
     fallback = Scheme.parse(cfg.fallback) if cfg.fallback else None
     variants, selection = [], None

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...data import load_dataset
 from ...ir import Executor, load_model
 from ...ui import say
 from ..context import Context
@@ -86,7 +85,7 @@ def run(ctx: Context) -> dict:
         except Exception as exc:  # no g++: say so in the report rather than pretend
             trust = {"status": "skipped", "reason": str(exc)}
         else:
-            test = load_dataset(ctx.summary("train")["dataset"], "test", ctx.config.model.data_dir or None)
+            test = ctx.dataset("test")
             x = nets[0][1].quantize_input(test.take(cfg.csim_images).images)
             checks = []
             for label, model in nets:
