@@ -34,11 +34,11 @@ def sweep_thresholds(ctx: Context, nvf: NVFResult) -> list[dict]:
     return sorted(points.values(), key=lambda p: p["threshold"])
 
 
-def engine_vs_executor(model, data, faults: int, seed: int) -> dict:
+def engine_vs_executor(model, data, fault_model, faults: int, seed: int) -> dict:
     """Per-fault predictions of the campaign engine and of the executor with the fault applied, compared."""
     from ...campaign import ExecutorBackend, FaultEvaluator, sample_faults
 
-    sample = sample_faults(model, n=faults, seed=seed).faults()
+    sample = sample_faults(model, fault_model, n=faults, seed=seed).faults()
     fast, _ = FaultEvaluator(model, data).predictions(sample)
     slow = ExecutorBackend(model, data.x).predictions(sample)
     differing = int((fast != slow).any(axis=1).sum())
@@ -77,9 +77,10 @@ def run(ctx: Context) -> dict:
 
     probe = data if len(data) <= 200 else EvaluationSet(data.x[:200], data.labels[:200], data.dataset, data.split)
     middle = thresholds[len(thresholds) // 2] if thresholds else None
-    checks = [engine_vs_executor(model, probe, 24, cfg.seed)]
+    fm = config.fault_model
+    checks = [engine_vs_executor(model, probe, fm, 24, cfg.seed)]
     if middle is not None:
-        checks += [engine_vs_executor(harden(model, nvf, s, middle), probe, 24, cfg.seed) for s in schemes[1:]]
+        checks += [engine_vs_executor(harden(model, nvf, s, middle), probe, fm, 24, cfg.seed) for s in schemes[1:]]
     for c in checks:
         say(f"engine vs executor ({c['protected']} protected): {c['faults']} faults, {c['differing_faults']} differ")
     return {"points": points, "schemes": ["none"] + [s.label for s in schemes[1:]], "images": len(data),
