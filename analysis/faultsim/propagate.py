@@ -190,20 +190,14 @@ class Propagator:
         result = (lo == g) & (hi == g)
         live = np.flatnonzero(~result)
         pos, xl, bl, bh = neuron[live], xi[live], lo[live], hi[live]
-        while layer + 1 < self.n_layers - 1:
-            nxt = self.model.layers[layer + 1]
-            if isinstance(nxt, Flatten):
-                layer += 1
-                continue
-            if not is_tiling_pool(nxt):
-                break
-            ppos = self._pooled(layer + 1, pos)
-            others = golden.others_max(layer + 1)[xl, pos]
+        pools, layer = self._pools_after(layer)
+        for pool in pools:
+            ppos = self._pooled(pool, pos)
+            others = golden.others_max(pool)[xl, pos]
             bl, bh = np.maximum(bl, others), np.maximum(bh, others)
-            gp = golden.out[layer + 1][xl, ppos]
+            gp = golden.out[pool][xl, ppos]
             still = ~((others == np.inf) | ((bl == gp) & (bh == gp)))  # +inf: a border no window covers
             result[live[~still]] = True
-            layer += 1
             live, pos, xl, bl, bh = live[still], ppos[still], xl[still], bl[still], bh[still]
         if self.chain(layer)[0].takes_rows:  # a dense step next: all positions in one pass
             for a in range(0, live.size, BLOCK):
@@ -219,6 +213,19 @@ class Propagator:
                 result[live[s]] = self.safe(golden, layer, pos[a:a + 1], xl[s], bl[s, None], bh[s, None])
         return result
 
+    def _pools_after(self, layer: int) -> tuple[list[int], int]:
+        """The tiling max-pools that directly follow ``layer`` (flattens skipped), and the layer after them
+        where propagation continues: a fault's value goes through these by a max with the window's others."""
+        pools = []
+        while layer + 1 < self.n_layers - 1:
+            nxt = self.model.layers[layer + 1]
+            if not isinstance(nxt, Flatten):
+                if not is_tiling_pool(nxt):
+                    break
+                pools.append(layer + 1)
+            layer += 1
+        return pools, layer
+
     def _pooled(self, pool_index: int, pos: np.ndarray) -> np.ndarray:
         """Position in a tiling pool's output of input positions ``pos`` (clamped; borders are masked)."""
         c, h, w = self.model.in_shape(pool_index)
@@ -231,19 +238,13 @@ class Propagator:
     def _collapse(self, golden: Golden, layer: int, pos, xi, val):
         """Apply the tiling max-pools and flattens after ``layer`` to all cases; drop what a pool masks."""
         kept = np.arange(xi.size)
-        while layer + 1 < self.n_layers - 1:
-            nxt = self.model.layers[layer + 1]
-            if isinstance(nxt, Flatten):
-                layer += 1
-                continue
-            if not is_tiling_pool(nxt):
-                break
-            others = golden.others_max(layer + 1)[xi, pos]
-            ppos = self._pooled(layer + 1, pos)
+        pools, layer = self._pools_after(layer)
+        for pool in pools:
+            others = golden.others_max(pool)[xi, pos]
+            ppos = self._pooled(pool, pos)
             pooled = np.maximum(val, others)
-            keep = (others != np.inf) & (pooled != golden.out[layer + 1][xi, ppos])  # +inf: uncovered border
-            self.stats.add(f"masked by {nxt.name}", xi.size - np.count_nonzero(keep))
-            layer += 1
+            keep = (others != np.inf) & (pooled != golden.out[pool][xi, ppos])  # +inf: uncovered border
+            self.stats.add(f"masked by {self.model.layers[pool].name}", xi.size - np.count_nonzero(keep))
             pos, xi, val, kept = ppos[keep], xi[keep], pooled[keep], kept[keep]
         return layer, pos, xi, val, kept
 
