@@ -86,6 +86,14 @@ def render_config(config: AccelConfig) -> str:
     lines.append(f"    static constexpr unsigned OUT_BANKS = {config.out_banks}u;")
     lines.append(f"    static constexpr uint32_t HW_CONFIG = {config.hw_config_word():#x}u;")
     lines.append(f"    static constexpr uint32_t CONFIG_ID = {config.config_id:#010x}u;")
+    from .vectors import cosim_depths
+
+    depth = cosim_depths(config)
+    lines.append("    // C/RTL co-simulation depth of each m_axi port (elements): the largest golden-vector image.")
+    lines.append("    struct CosimDepth {")
+    for name, value in (("CTRL", depth.ctrl), ("WEIGHTS", depth.weights), ("ACT", depth.act)):
+        lines.append(f"        static constexpr unsigned {name} = {value}u;")
+    lines.append("    };")
     lines.append("    // Modelled pipeline depths (resilq.hls.config.Latency), added once per loop execution.")
     lines.append("    struct Latency {")
     for fld in fields(config.latency):

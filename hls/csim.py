@@ -110,6 +110,22 @@ def _ptr(array: np.ndarray, ctype) -> ctypes._Pointer:
     return array.ctypes.data_as(ctypes.POINTER(ctype))
 
 
+#: The m_axi ports in resilq::probe::Port order (resilq/probe.hpp).
+PORTS = ("ctrl", "weights", "act")
+
+
+@dataclass(frozen=True)
+class PortExtent:
+    """One past the highest element index an m_axi port read / wrote in a run (0: untouched)."""
+
+    reads: int
+    writes: int
+
+    @property
+    def end(self) -> int:
+        return max(self.reads, self.writes)
+
+
 @dataclass
 class Memory:
     """The DDR block attached to the device: a host array and the physical address it stands for."""
@@ -140,6 +156,9 @@ class CsimDevice:
         lib.resilq_csim_error.restype = ctypes.c_char_p
         lib.resilq_csim_config_id.restype = ctypes.c_uint32
         lib.resilq_csim_reset.restype = None
+        lib.resilq_csim_extent.argtypes = [ctypes.c_uint32, ctypes.POINTER(ctypes.c_uint64),
+                                           ctypes.POINTER(ctypes.c_uint64)]
+        lib.resilq_csim_extent.restype = ctypes.c_int
         if lib.resilq_csim_config_id() != config.config_id:
             raise CsimError(f"{lib_path} was built for configuration {lib.resilq_csim_config_id():#010x}, "
                             f"not {config.config_id:#010x}")
@@ -182,3 +201,13 @@ class CsimDevice:
 
     def read(self, offset: int) -> int:
         return int(self._lib.resilq_csim_read(offset))
+
+    def extents(self) -> dict[str, PortExtent]:
+        """What each m_axi port touched in the last run (resilq/probe.hpp), in elements of its type."""
+        out = {}
+        for index, port in enumerate(PORTS):
+            reads, writes = ctypes.c_uint64(0), ctypes.c_uint64(0)
+            if self._lib.resilq_csim_extent(index, ctypes.byref(reads), ctypes.byref(writes)) != 0:
+                raise CsimError(f"the C-sim library has no m_axi port {index}")
+            out[port] = PortExtent(int(reads.value), int(writes.value))
+        return out

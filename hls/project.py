@@ -82,9 +82,14 @@ def build_ip(config: AccelConfig, board: Board, directory: Path, steps: tuple[st
 
 def build_testbench(config: AccelConfig, directory: Path) -> Path:
     """Compile ``tb/accel_tb.cpp`` with the accelerator source using g++; returns the executable."""
+    codegen.write_config(config, directory)
+    return compile_testbench(directory)
+
+
+def compile_testbench(directory: Path) -> Path:
+    """Compile the testbench against the ``accel_config.hpp`` already in ``directory``."""
     cxx = compiler()
     directory.mkdir(parents=True, exist_ok=True)
-    codegen.write_config(config, directory)
     exe = directory / "accel_tb"
     cmd = [cxx, "-std=c++14", "-O2", "-Wall", "-Wextra", "-Wno-unknown-pragmas", "-Wno-unused-label",
            f"-I{INCLUDE_DIR}", f"-I{directory}", str(SRC_DIR / "accel_top.cpp"), str(TB_DIR / "accel_tb.cpp"),

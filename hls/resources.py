@@ -2,8 +2,10 @@
 
 An analytic estimate from the buffer shapes and the PE x SIMD datapath -- not a synthesis result (the
 ``make -C hls ip`` report replaces it). Block RAM is counted bank by bank from the partitioned buffers
-(each bank mapped to the cheapest BRAM18 aspect ratio, small banks to LUTRAM); DSPs assume one DSP48E1
-per int8 x int8 multiply; LUT/FF use per-lane coefficients of the adder tree, requantizer, fault and
+(each bank mapped to the cheapest BRAM18 aspect ratio, small banks to LUTRAM); DSPs are counted from
+what the sources instantiate (:data:`DSP_PER_MAC`, :data:`INDEX_MULTIPLIERS`: every multiplication of
+the C++ is an ``ops::mac_product`` or ``ops::index_product`` call, tests/test_hls_resources.py ties the
+count to the source); LUT/FF use per-lane coefficients of the adder tree, requantizer, fault and
 corrector logic plus fixed costs of the AXI adapters and the controller. The coefficients are engineering
 guesses, not yet calibrated against a Vitis HLS report (none can be produced without the tool): BRAM and
 DSP are counted from the buffer and datapath shapes and should be close; read LUT/FF as order of magnitude.
@@ -30,7 +32,16 @@ LUTRAM_BITS = 1024
 M_AXI_PORTS = 3
 M_AXI_LUT, M_AXI_FF, M_AXI_BRAM18 = 1200, 1600, 2
 S_AXILITE_LUT, S_AXILITE_FF = 450, 500
-CONTROL_LUT, CONTROL_FF, CONTROL_DSP = 2600, 3200, 6
+CONTROL_LUT, CONTROL_FF = 2600, 3200
+#: One DSP48E1 per int8 x int8 product of the PE x SIMD array: resilq/ops.hpp mac_product binds it to a DSP
+#: (UG1399 BIND_OP impl=dsp); 8 x 8 bits fit the DSP48E1's 25 x 18 multiplier (UG953 MULT_MACRO).
+DSP_PER_MAC = 1
+#: ops::index_product call sites in the synthesized sources (descriptor.hpp: 14 sizes derived once per
+#: descriptor; lcu.hpp: 1 output-buffer row address): 24 x 17-bit unsigned products, one DSP48E1 each.
+#: An upper bound -- HLS may share the per-descriptor ones across control steps; csynth reports the truth.
+#: Every other index is a counter, a shift or a multiplexer (no multiplier).
+INDEX_MULTIPLIERS = 15
+DSP_PER_INDEX_MULTIPLIER = 1
 #: Per PE lane: an int8 product feeds an adder tree of SIMD-1 ~18-bit adders and a 32-bit
 #: accumulator; the lane's requantizer (5-bit barrel shifter, round, clamp), fault unit and write port.
 LUT_PER_ADDER, LANE_LUT, LANE_FF_BASE, FF_PER_PRODUCT = 18, 190, 120, 16
@@ -93,7 +104,7 @@ def estimate(config: AccelConfig) -> ResourceEstimate:
     patch_lut = 8 * simd  # the SIMD-wide input read with zero padding
     lut = pe * lane_lut + patch_lut + LCU_LUT + M_AXI_PORTS * M_AXI_LUT + S_AXILITE_LUT + CONTROL_LUT
     ff = pe * lane_ff + 8 * simd + LCU_FF + M_AXI_PORTS * M_AXI_FF + S_AXILITE_FF + CONTROL_FF
-    dsp = pe * simd + CONTROL_DSP
+    dsp = pe * simd * DSP_PER_MAC + INDEX_MULTIPLIERS * DSP_PER_INDEX_MULTIPLIER
     bufs = buffers(config)
     bram18 = sum(b.bram18 for b in bufs) + M_AXI_PORTS * M_AXI_BRAM18
     return ResourceEstimate(lut, ff, dsp, bram18, bufs)

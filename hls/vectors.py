@@ -3,14 +3,21 @@
 A vector is a directory the testbench reads: the packed memory image with its inputs (``image.bin``),
 the critical table (``table.bin``), the register values (``args.txt``), the image as it must look after
 the run (``expected.bin``: every layer's output from the IR executor, the per-layer profile from the
-cycle model) and the expected counters (``expect.txt``). The same testbench runs under Vitis
-``csim_design``/``cosim_design`` and, compiled with g++, in the test suite.
+cycle model), the regions each m_axi port writes (``regions.txt``) and the expected counters
+(``expect.txt``). The same testbench runs under Vitis ``csim_design``/``cosim_design`` and, compiled with
+g++, in the test suite.
+
+C/RTL co-simulation treats every m_axi pointer as its own memory of ``depth`` elements (the INTERFACE
+pragma's depth, UG1399): the testbench gives each port its own copy of the image, compares each copy only
+where that port writes (``regions.txt``; everything else must be untouched), and :func:`cosim_depths` sizes
+the declared depths from the largest image these vectors pack, so depth, buffers and images agree.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +93,44 @@ def golden_vectors(seed: int = 7) -> list[Vector]:
     ]
 
 
+#: The m_axi ports as the testbench names them, with their element size in bytes (accel_top.cpp: uint32_t
+#: ctrl_mem, uint64_t weight_mem, int8_t act_mem).
+PORT_BYTES = {"ctrl": 4, "weights": 8, "act": 1}
+
+
+@dataclass(frozen=True)
+class CosimDepth:
+    """Declared co-simulation depth of each m_axi port, in elements of the port's type."""
+
+    ctrl: int
+    weights: int
+    act: int
+
+    @classmethod
+    def for_bytes(cls, nbytes: int) -> CosimDepth:
+        return cls(*(-(-nbytes // PORT_BYTES[p]) for p in ("ctrl", "weights", "act")))
+
+
+@cache
+def cosim_depths(config: AccelConfig) -> CosimDepth:
+    """The depths of ``config``'s build: each port can hold the largest golden-vector image."""
+    largest = max(pack(v.model, config, batch=v.inputs.shape[0]).nbytes for v in golden_vectors())
+    return CosimDepth.for_bytes(largest)
+
+
+def written_regions(image: MemoryImage, n: int) -> dict[str, list[tuple[int, int]]]:
+    """``(offset, nbytes)`` of every byte range each port writes in a run of ``n`` images: the control
+    master the cycle profile and the int32 logits, the activation master every int8 layer output."""
+    regions: dict[str, list[tuple[int, int]]] = {"ctrl": [(image.profile_offset, 8 * len(image.plans))],
+                                                  "weights": [], "act": []}
+    for plan in image.plans:
+        region = image.outputs[plan.index]
+        port = "ctrl" if region.dtype == np.int32 else "act"
+        for k in range(n if region.stride else 1):
+            regions[port].append((region.offset + k * region.stride, region.nbytes))
+    return regions
+
+
 def write_vector(vector: Vector, config: AccelConfig, directory: Path) -> Path:
     """Write one vector directory for ``config``; returns it."""
     out = directory / vector.name
@@ -107,6 +152,8 @@ def write_vector(vector: Vector, config: AccelConfig, directory: Path) -> Path:
     profile = np.array([layer.total * n for layer in report.layers], dtype="<u8")
     expected[image.profile_offset:image.profile_offset + profile.nbytes] = profile.view(np.uint8)
     expected.tofile(out / "expected.bin")
+    (out / "regions.txt").write_text("".join(f"{port} {offset} {nbytes}\n" for port, spans in
+                                             written_regions(image, n).items() for offset, nbytes in spans))
     f = vector.fault
     args = {"n_images": n, "fi_ctrl": 0 if f is None else 1, "fi_layer": 0 if f is None else f.layer,
             "fi_slot": 0 if f is None else f.slot, "fi_mask": 0 if f is None else f.mask,

@@ -9,14 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from hls_support import HAVE_CXX
 
 from resilq.boards import available_boards, load_board
 from resilq.errors import FormatError, ParameterError
 from resilq.hls import HLS_DIR, TCL_DIR
 from resilq.hls.config import AccelConfig
-from resilq.hls.project import DEFAULT_VLNV, run_testbench, vitis_missing_message
-from resilq.hls.resources import bram18_for, check_budget, estimate
+from resilq.hls.project import DEFAULT_VLNV, vitis_missing_message
+from resilq.hls.resources import INDEX_MULTIPLIERS, bram18_for, check_budget, estimate
 
 HAVE_TCLSH = shutil.which("tclsh") is not None
 HAVE_VITIS = shutil.which("vitis_hls") is not None
@@ -42,10 +41,10 @@ def test_board_errors(tmp_path):
 def test_resource_estimate_and_budget():
     board = load_board()
     est = check_budget(AccelConfig(), board)  # the default build fits
-    assert est.dsp == 8 * 8 + 6 and 0 < est.bram36 <= 140
+    assert est.dsp == 8 * 8 + INDEX_MULTIPLIERS and 0 < est.bram36 <= 140
     assert bram18_for(8192, 8) == 4 and bram18_for(512, 64) == 2 and bram18_for(64, 8) == 0
     assert estimate(AccelConfig(pe=16)).bram18 > est.bram18 and estimate(AccelConfig(pe=16)).dsp > est.dsp
-    with pytest.raises(ParameterError, match=r"PE=32 x SIMD=16 does not fit the pynq-z2.*DSP: 518 estimated > 220"):
+    with pytest.raises(ParameterError, match=r"PE=32 x SIMD=16 does not fit the pynq-z2.*DSP: 527 estimated > 220"):
         check_budget(AccelConfig(pe=32, simd=16), board)
     with pytest.raises(ParameterError, match=r"BRAM36: \d+ estimated > 140"):
         check_budget(AccelConfig(max_in=262144, max_out=262144), board)
@@ -115,22 +114,6 @@ def test_make_ip_with_vitis(tmp_path):  # pragma: no cover - needs the vendor to
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-@pytest.mark.csim
-@pytest.mark.skipif(not HAVE_CXX, reason="the testbench needs g++ on PATH (apt-get install g++)")
-def test_testbench_passes_the_golden_vectors_and_can_fail(tmp_path):
-    proc = run_testbench(AccelConfig(), load_board(), tmp_path)
-    assert proc.returncode == 0, proc.stdout
-    assert "4 of 4 vectors passed" in proc.stdout and "FAIL" not in proc.stdout
-    # the testbench really compares: corrupt one expected byte of one layer's output
-    expected = tmp_path / "vectors" / "protected" / "expected.bin"
-    data = bytearray(expected.read_bytes())
-    data[-1] ^= 0xFF
-    expected.write_bytes(bytes(data))
-    exe = tmp_path / "accel_tb"
-    proc = subprocess.run([str(exe), str(expected.parent)], capture_output=True, text=True, check=False)
-    assert proc.returncode == 1 and "FAIL" in proc.stdout and "1 mismatching bytes" in proc.stdout
-
-
 def test_cli_estimate_and_codegen_check(tmp_path, capsys):
     import numpy as np
     from hls_support import calibrated_model
@@ -145,7 +128,7 @@ def test_cli_estimate_and_codegen_check(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "DSP" in out and "tiny:" in out and "cycles/inference" in out
     assert main(["hls", "estimate", "--pe", "64", "--simd", "16"]) == 2
-    assert "DSP: 1,030 estimated > 220 available" in capsys.readouterr().err
+    assert "DSP: 1,039 estimated > 220 available" in capsys.readouterr().err
     assert main(["hls", "codegen", "--check"]) == 0
 
 

@@ -7,6 +7,7 @@
 #include "resilq/accel.hpp"
 #include "resilq/engine.hpp"
 #include "resilq/imageformat.hpp"
+#include "resilq/probe.hpp"
 #include "resilq/regmap.hpp"
 
 namespace resilq {
@@ -17,7 +18,17 @@ uint32_t fi_last_token = NO_TOKEN;
 
 using Cfg = resilq::AccelConfig;
 namespace image = resilq::image;
+namespace probe = resilq::probe;
 namespace regmap = resilq::regmap;
+
+// C/RTL co-simulation depth of each m_axi port, in elements of the port's type: the adapter Vitis HLS builds
+// for co-simulation holds this many elements per port (UG1399 "pragma HLS interface", depth), and the
+// testbench gives each port its own buffer of at least that size. Generated per build from the golden
+// vectors the testbench runs (resilq.hls.vectors.cosim_depths); depth does not change the synthesized IP.
+// UG1399 "Using Constants with Pragmas": a constexpr may stand for a pragma value.
+constexpr unsigned CTRL_MEM_DEPTH = Cfg::CosimDepth::CTRL;
+constexpr unsigned WEIGHT_MEM_DEPTH = Cfg::CosimDepth::WEIGHTS;
+constexpr unsigned ACT_MEM_DEPTH = Cfg::CosimDepth::ACT;
 
 void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, int8_t* act_mem, uint32_t n_images,
                   uint32_t fi_ctrl, uint32_t fi_layer, uint32_t fi_slot, uint32_t fi_mask, uint32_t fi_mode,
@@ -26,9 +37,9 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, int8_t* act_me
                   uint32_t* cycles_hi, uint32_t* corrections, uint32_t* fi_hits) {
 #pragma HLS INTERFACE mode=s_axilite port=return bundle=control
 #pragma HLS INTERFACE mode=ap_ctrl_hs port=return bundle=control
-#pragma HLS INTERFACE mode=m_axi port=ctrl_mem bundle=gmem_ctrl offset=slave depth=4194304 max_read_burst_length=16
-#pragma HLS INTERFACE mode=m_axi port=weight_mem bundle=gmem_w offset=slave depth=2097152 max_read_burst_length=64
-#pragma HLS INTERFACE mode=m_axi port=act_mem bundle=gmem_a offset=slave depth=16777216 max_read_burst_length=64 max_write_burst_length=64
+#pragma HLS INTERFACE mode=m_axi port=ctrl_mem bundle=gmem_ctrl offset=slave depth=CTRL_MEM_DEPTH max_read_burst_length=16
+#pragma HLS INTERFACE mode=m_axi port=weight_mem bundle=gmem_w offset=slave depth=WEIGHT_MEM_DEPTH max_read_burst_length=64
+#pragma HLS INTERFACE mode=m_axi port=act_mem bundle=gmem_a offset=slave depth=ACT_MEM_DEPTH max_read_burst_length=64 max_write_burst_length=64
 #pragma HLS INTERFACE mode=s_axilite port=ctrl_mem bundle=control offset=0x10
 #pragma HLS INTERFACE mode=s_axilite port=weight_mem bundle=control offset=0x1C
 #pragma HLS INTERFACE mode=s_axilite port=act_mem bundle=control offset=0x28
@@ -77,7 +88,7 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, int8_t* act_me
     read_header:
         for (uint32_t i = 0; i < image::HEADER_WORDS; ++i) {
 #pragma HLS PIPELINE II=1
-            hdr[i] = ctrl_mem[i];
+            hdr[i] = probe::load<probe::CTRL>(ctrl_mem, i);
         }
         cycles = image::HEADER_WORDS + Cfg::Latency::RUN;
         const uint32_t n_desc = hdr[image::HDR_N_DESC];
@@ -93,6 +104,8 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, int8_t* act_me
         else if (n_images > hdr[image::HDR_BATCH]) code = image::STATUS_BATCH_RANGE;
         else if (fi_en && ((fi_mask & 0xFFu) == 0 || fi_mode > resilq::arith::STUCK_AT_1)) code = image::STATUS_FAULT_CONFIG;
 
+        // image * IN_STRIDE and image * OUT_STRIDE of every descriptor, advanced image by image (no multiplier)
+        uint32_t in_offset[Cfg::MAX_LAYERS], out_offset[Cfg::MAX_LAYERS];
     images:  // sequential: one inference per iteration
         for (uint32_t img = 0; img < n_images && code == image::STATUS_OK; ++img) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=1024
@@ -103,8 +116,12 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, int8_t* act_me
 #pragma HLS LOOP_TRIPCOUNT min=1 max=64
                 resilq::LayerDesc d;
                 uint64_t lc = resilq::fetch_descriptor<Cfg>(ctrl_mem, desc_word + l * image::DESC_WORDS, d);
-                const resilq::LayerGeom g = resilq::geometry<Cfg>(d);
-                const uint32_t bad = resilq::check_descriptor<Cfg>(d, g);
+                resilq::LayerGeom g;
+                const uint32_t bad = resilq::plan_descriptor<Cfg>(d, g);
+                const uint32_t in_off = (img == 0) ? 0u : in_offset[l];
+                const uint32_t out_off = (img == 0) ? 0u : out_offset[l];
+                in_offset[l] = in_off + d.in_stride;
+                out_offset[l] = out_off + d.out_stride;
                 if (bad != image::STATUS_OK) {
                     code = bad;
                     bad_layer = l;
@@ -114,8 +131,9 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, int8_t* act_me
                     site.slot = fi_slot;
                     site.mask = static_cast<uint8_t>(fi_mask & 0xFFu);
                     site.mode = fi_mode & regmap::FI_MODE_MODE_MASK;
-                    lc += resilq::run_layer<Cfg>(ctrl_mem, weight_mem, act_mem, crit_table, d, g, img, in_buf, w_buf,
-                                                 out_buf, raw_buf, sh_buf, marks, site, ctr);
+                    lc += resilq::run_layer<Cfg>(ctrl_mem, weight_mem, act_mem, crit_table, d, g, d.in_addr + in_off,
+                                                 d.out_addr + out_off, in_buf, w_buf, out_buf, raw_buf, sh_buf, marks,
+                                                 site, ctr);
                     if (ctr.error != image::STATUS_OK) {
                         code = ctr.error;
                         bad_layer = l;
@@ -130,8 +148,8 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, int8_t* act_me
             for (uint32_t l = 0; l < n_desc; ++l) {
 #pragma HLS PIPELINE II=2
 #pragma HLS LOOP_TRIPCOUNT min=1 max=64
-                ctrl_mem[profile_word + 2 * l] = static_cast<uint32_t>(profile[l]);
-                ctrl_mem[profile_word + 2 * l + 1] = static_cast<uint32_t>(profile[l] >> 32);
+                probe::store<probe::CTRL>(ctrl_mem, profile_word + 2 * l, static_cast<uint32_t>(profile[l]));
+                probe::store<probe::CTRL>(ctrl_mem, profile_word + 2 * l + 1, static_cast<uint32_t>(profile[l] >> 32));
             }
             cycles += uint64_t(image::PROFILE_WORDS) * n_desc + Cfg::Latency::STORE;
         }

@@ -14,6 +14,7 @@
 #include "accel_config.hpp"
 #include "resilq/accel.hpp"
 #include "resilq/imageformat.hpp"
+#include "resilq/probe.hpp"
 #include "resilq/regmap.hpp"
 
 namespace {
@@ -83,6 +84,7 @@ void start() {
         }
     }
     uint32_t out[8];
+    resilq::probe::reset();
     resilq_accel(reinterpret_cast<uint32_t*>(ctrl), reinterpret_cast<const uint64_t*>(weights),
                  reinterpret_cast<int8_t*>(act), dev.regs[rm::N_IMAGES / 4], dev.regs[rm::FI_CTRL / 4],
                  dev.regs[rm::FI_LAYER / 4], dev.regs[rm::FI_SLOT / 4], dev.regs[rm::FI_MASK / 4],
@@ -150,6 +152,15 @@ uint32_t resilq_csim_read(uint32_t offset) {
     const uint32_t v = dev.regs[offset / 4];
     if (is_valid_word(offset)) dev.regs[offset / 4] = 0;  // clear on read
     return v;
+}
+
+// The highest element index + 1 that m_axi port `port` (resilq::probe::Port) read and wrote during the last
+// run (0 when untouched); returns -1 for an unknown port.
+int resilq_csim_extent(uint32_t port, uint64_t* reads, uint64_t* writes) {
+    if (port >= resilq::probe::PORTS || reads == nullptr || writes == nullptr) return -1;
+    *reads = resilq::probe::extents()[port].reads;
+    *writes = resilq::probe::extents()[port].writes;
+    return 0;
 }
 
 // The reason the last AP_START did not run the kernel ("" if it ran).

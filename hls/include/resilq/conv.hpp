@@ -8,11 +8,16 @@
 // the original slots) or to the lane's shadow buffer (passes 1..copies-1). A position holding a
 // protected neuron in any lane of the tile is recomputed copies-1 more times by the same lanes with
 // the same inputs and weights: the shadow slots.
+//
+// Every array index inside the pipelined loops is either a compile-time bank per lane (each lane writes
+// only its own banks, so several lanes never compete for one BRAM port in an iteration: II = 1 needs no
+// proof from the tool) or an incremental counter (no run-time multiplier, resilq/ops.hpp).
 #pragma once
 #include <cstdint>
 
 #include "resilq/arith.hpp"
 #include "resilq/imageformat.hpp"
+#include "resilq/ops.hpp"
 #include "resilq/types.hpp"
 
 namespace resilq {
@@ -20,6 +25,9 @@ namespace resilq {
 // Walk the critical-table entries of the tile's channels (entries sorted by channel, then position):
 // mark each protected (lane, position) and remember the layer-local index of each lane's first entry.
 // `ptr` and `last` (the previous entry) carry over from tile to tile; entries must strictly increase.
+// The word deciding whether the loop goes on is read one iteration ahead (`next_entry`), so the exit of
+// iteration i+1 depends on a register loaded in iteration i, not on a table read of the same iteration;
+// each lane's marks and first-entry registers are written through its own compile-time index.
 template <class Cfg>
 uint64_t mark_tile(const uint32_t* crit_table, uint32_t& ptr, uint32_t& last, uint32_t end, uint32_t layer_start,
                    uint32_t c0, uint32_t rows, uint32_t hw_out, typename Buffers<Cfg>::Marks& marks,
@@ -32,24 +40,30 @@ init_seen:
         seen[p] = false;
     }
     uint32_t n = 0;
+    uint32_t next_entry = (ptr < end) ? crit_table[ptr] : 0u;
 mark_tile:
     for (;;) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=0 max=8192
         if (ptr >= end) break;
-        const uint32_t entry = crit_table[ptr];
+        const uint32_t entry = next_entry;
         const uint32_t c = entry >> 16;
         const uint32_t pos = entry & 0xFFFFu;
         if (c >= c0 + rows) break;
-        if (c < c0 || pos >= hw_out || (ptr > layer_start && entry <= last)) {
-            error = image::STATUS_TABLE_RANGE;  // unsorted or outside the layer: skipped, run flagged
-        } else {
-            const uint32_t lane = c - c0;
-            if (!seen[lane]) {
-                seen[lane] = true;
-                first[lane] = ptr - layer_start;
+        next_entry = crit_table[(ptr + 1 < end) ? ptr + 1 : ptr];
+        const bool bad = c < c0 || pos >= hw_out || (ptr > layer_start && entry <= last);
+        if (bad) error = image::STATUS_TABLE_RANGE;  // unsorted or outside the layer: skipped, run flagged
+        const uint32_t lane = c - c0;
+    mark_lanes:
+        for (uint32_t p = 0; p < Cfg::PE; ++p) {
+#pragma HLS UNROLL
+            if (!bad && lane == p) {
+                if (!seen[p]) {
+                    seen[p] = true;
+                    first[p] = ptr - layer_start;
+                }
+                marks[p][pos] = true;
             }
-            marks[lane][pos] = true;
         }
         last = entry;
         ++ptr;
@@ -58,11 +72,11 @@ mark_tile:
     return uint64_t(n) + Cfg::Latency::TABLE;
 }
 
-// Compute one tile: rows (<= PE) output channels starting at c0, every output position, shadow passes.
+// Compute one tile (tile.rows <= PE output channels from tile.c0), every output position, shadow passes.
 // lane_count[p] counts the protected neurons lane p has produced in this layer so far (its shadow
 // buffer fill); first[p] is the layer-local table index of lane p's first entry in this tile.
 template <class Cfg>
-uint64_t conv_tile(const LayerDesc& d, const LayerGeom& g, uint32_t c0, uint32_t rows, const int32_t bias[Cfg::PE],
+uint64_t conv_tile(const LayerDesc& d, const LayerGeom& g, const Tile& tile, const int32_t bias[Cfg::PE],
                    const uint32_t shift[Cfg::PE], const typename Buffers<Cfg>::In& in_buf,
                    const typename Buffers<Cfg>::Weights& w_buf, typename Buffers<Cfg>::Marks& marks,
                    typename Buffers<Cfg>::Out& out_buf, typename Buffers<Cfg>::Raw& raw_buf,
@@ -76,30 +90,35 @@ uint64_t conv_tile(const LayerDesc& d, const LayerGeom& g, uint32_t c0, uint32_t
     const int32_t in_h = static_cast<int32_t>(d.in_h), in_w = static_cast<int32_t>(d.in_w);
 
     int32_t acc[Cfg::PE];
+    int8_t val[Cfg::PE];         // the lanes' int8 results of the position (after the fault unit)
     bool prot[Cfg::PE];
     uint32_t seen[Cfg::PE];      // protected neurons of each lane met in this tile
-    uint32_t slot0[Cfg::PE];     // original slot of the lane's neuron at position 0: c * hw_out
-    uint32_t row0[Cfg::PE];      // output-buffer row of the lane's channel: (c / OUT_BANKS) * hw_out
-    // The lane's output bank c % OUT_BANKS = (c0 % OUT_BANKS) + p: c0 is a multiple of PE and PE divides
-    // OUT_BANKS, so with OUT_BANKS == PE every lane owns bank p outright.
-    const uint32_t bank0 = c0 % Cfg::OUT_BANKS;
+    uint32_t slot0[Cfg::PE];     // original slot of the lane's neuron at position 0: (c0 + p) * hw_out
 #pragma HLS ARRAY_PARTITION variable=acc complete
+#pragma HLS ARRAY_PARTITION variable=val complete
 #pragma HLS ARRAY_PARTITION variable=prot complete
 #pragma HLS ARRAY_PARTITION variable=seen complete
 #pragma HLS ARRAY_PARTITION variable=slot0 complete
-#pragma HLS ARRAY_PARTITION variable=row0 complete
+    uint32_t lane_slot = tile.slot_base;
 init_lanes:
     for (uint32_t p = 0; p < Cfg::PE; ++p) {
 #pragma HLS UNROLL
         acc[p] = 0;
+        val[p] = 0;
         prot[p] = false;
         seen[p] = 0;
-        slot0[p] = (c0 + p) * g.hw_out;
-        row0[p] = ((c0 + p) / Cfg::OUT_BANKS) * g.hw_out;
+        slot0[p] = lane_slot;
+        lane_slot += g.hw_out;
     }
 
-    uint32_t pos = 0, oy = 0, ox = 0, pass = 0, npass = 1;
+    uint32_t pos = 0, ox = 0, pass = 0, npass = 1;
     uint32_t f = 0, cg = 0, kx = 0, ky = 0;
+    // The receptive field, counted instead of multiplied: (iy0, ix0) = (oy, ox) * stride - pad; the input
+    // buffer word of window pixel (ky, kx), channel group cg is window + inner, with
+    // window = ((oy * stride - pad) * in_w + ox * stride - pad) * cg_count and inner = ky * line + kx * cg_count + cg.
+    int32_t iy0 = -pad, ix0 = -pad;
+    int32_t row_window = -static_cast<int32_t>(g.pad_offset), window = row_window;
+    uint32_t inner = 0, ky_off = 0;
     uint64_t iters = 0;
 compute:
     for (;;) {
@@ -118,10 +137,10 @@ compute:
             npass = any ? g.copies : 1;
         }
         // SIMD channels of one pixel of the receptive field (zero outside the padded input)
-        const int32_t iy = static_cast<int32_t>(oy) * stride + static_cast<int32_t>(ky) - pad;
-        const int32_t ix = static_cast<int32_t>(ox) * stride + static_cast<int32_t>(kx) - pad;
+        const int32_t iy = iy0 + static_cast<int32_t>(ky);
+        const int32_t ix = ix0 + static_cast<int32_t>(kx);
         const bool inside = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w;
-        const uint32_t addr = inside ? (static_cast<uint32_t>(iy * in_w + ix) * g.cg + cg) : 0;
+        const uint32_t addr = inside ? static_cast<uint32_t>(window + static_cast<int32_t>(inner)) : 0u;
         int8_t x[Cfg::SIMD];
 #pragma HLS ARRAY_PARTITION variable=x complete
     read_patch:
@@ -136,7 +155,7 @@ compute:
         mac_simd:
             for (uint32_t s = 0; s < Cfg::SIMD; ++s) {
 #pragma HLS UNROLL
-                sum += static_cast<int32_t>(w_buf[p][f].v[s]) * static_cast<int32_t>(x[s]);
+                sum += ops::mac_product(w_buf[p][f].v[s], x[s]);
             }
             acc[p] = sum;
         }
@@ -145,51 +164,61 @@ compute:
             ++f;
             if (cg + 1 < g.cg) {
                 ++cg;
+                ++inner;
             } else {
                 cg = 0;
                 if (kx + 1 < d.kernel) {
                     ++kx;
+                    ++inner;
                 } else {
                     kx = 0;
                     ++ky;
+                    ky_off += g.line;
+                    inner = ky_off;
                 }
             }
             continue;
         }
-    write_lanes:
+    lane_values:  // requantize, split, fault unit; shadow slots go to the lane's own shadow bank
         for (uint32_t p = 0; p < Cfg::PE; ++p) {
 #pragma HLS UNROLL
-            if (p < rows) {
-                const uint32_t c = c0 + p;
-                if (raw) {
-                    raw_buf[bank0 + p][c / Cfg::OUT_BANKS] = acc[p];
-                } else {
-                    int8_t v = (prot[p] && split) ? arith::split_half(acc[p], shift[p])
-                                                  : arith::requantize(acc[p], shift[p], lo, arith::INT8_HI);
-                    if (pass == 0) {
-                        if (fault.active && fault.slot == slot0[p] + pos) {
-                            v = arith::apply_fault(v, fault.mask, fault.mode);
-                            ++ctr.fi_hits;
-                        }
-                        out_buf[bank0 + p][row0[p] + pos] = v;
-                    } else if (prot[p]) {
-                        const uint32_t entry = first[p] + seen[p];
-                        const uint32_t slot = g.n_out + entry * extra + (pass - 1);
-                        if (fault.active && fault.slot == slot) {
-                            v = arith::apply_fault(v, fault.mask, fault.mode);
-                            ++ctr.fi_hits;
-                        }
-                        const uint32_t idx = lane_count[p] * extra + (pass - 1);
-                        if (idx < Cfg::SHADOW_LANE) sh_buf[p][idx] = v;
-                        else ctr.error = image::STATUS_SHADOW_OVERFLOW;
+            if (p < tile.rows && !raw) {
+                int8_t v = (prot[p] && split) ? arith::split_half(acc[p], shift[p])
+                                              : arith::requantize(acc[p], shift[p], lo, arith::INT8_HI);
+                if (pass == 0) {
+                    if (fault.active && fault.slot == slot0[p] + pos) {
+                        v = arith::apply_fault(v, fault.mask, fault.mode);
+                        ++ctr.fi_hits;
                     }
+                } else if (prot[p]) {
+                    const uint32_t entry = first[p] + seen[p];
+                    const uint32_t slot = g.n_out + ops::times_shadows(entry, extra) + (pass - 1);
+                    if (fault.active && fault.slot == slot) {
+                        v = arith::apply_fault(v, fault.mask, fault.mode);
+                        ++ctr.fi_hits;
+                    }
+                    const uint32_t idx = ops::times_shadows(lane_count[p], extra) + (pass - 1);
+                    if (idx < Cfg::SHADOW_LANE) sh_buf[p][idx] = v;
+                    else ctr.error = image::STATUS_SHADOW_OVERFLOW;
                 }
+                val[p] = v;
+            }
+        }
+    write_banks:  // bank b holds lane b % PE of the tiles in group b / PE: a compile-time bank per lane
+        for (uint32_t b = 0; b < Cfg::OUT_BANKS; ++b) {
+#pragma HLS UNROLL
+            const uint32_t p = b % Cfg::PE;
+            if (b / Cfg::PE == tile.group && p < tile.rows) {
+                if (raw) raw_buf[b][tile.raw_row] = acc[p];
+                else if (pass == 0) out_buf[b][tile.row_base + pos] = val[p];
             }
         }
         f = 0;
         cg = 0;
         kx = 0;
         ky = 0;
+        inner = 0;
+        ky_off = 0;
         if (pass + 1 < npass) {
             ++pass;
             continue;
@@ -207,9 +236,14 @@ compute:
         ++pos;
         if (ox + 1 < d.out_w) {
             ++ox;
+            ix0 += stride;
+            window += static_cast<int32_t>(g.step_x);
         } else {
             ox = 0;
-            ++oy;
+            ix0 = -pad;
+            iy0 += stride;
+            row_window += static_cast<int32_t>(g.step_y);
+            window = row_window;
         }
     }
     return iters + Cfg::Latency::MAC;

@@ -1,11 +1,14 @@
-// Fetching a layer descriptor from DDR and checking it against the build's capacities.
-// The checks are the same rules resilq.hls.mapping applies at generation time; here they keep a bad
-// image from overrunning a buffer (the run stops with STATUS CAPACITY / TABLE_RANGE / BAD_OP).
+// Fetching a layer descriptor from DDR, checking it against the build's capacities and deriving its
+// geometry. The checks are the same rules resilq.hls.mapping applies at generation time (and
+// resilq.deploy.unpack in emulation); here they keep a bad image from overrunning a buffer (the run stops
+// with STATUS CAPACITY / TABLE_RANGE / BAD_OP).
 #pragma once
 #include <cstdint>
 
 #include "resilq/arith.hpp"
 #include "resilq/imageformat.hpp"
+#include "resilq/ops.hpp"
+#include "resilq/probe.hpp"
 #include "resilq/regmap.hpp"
 #include "resilq/types.hpp"
 
@@ -18,7 +21,7 @@ uint64_t fetch_descriptor(const uint32_t* ctrl_mem, uint32_t word, LayerDesc& d)
 fetch_words:
     for (uint32_t i = 0; i < image::DESC_WORDS; ++i) {
 #pragma HLS PIPELINE II=1
-        w[i] = ctrl_mem[word + i];
+        w[i] = probe::load<probe::CTRL>(ctrl_mem, word + i);
     }
     d.op = w[image::DESC_OP_FLAGS] & 0xFFu;
     d.flags = (w[image::DESC_OP_FLAGS] >> 8) & 0xFFu;
@@ -43,41 +46,54 @@ fetch_words:
     return image::DESC_WORDS + Cfg::Latency::DESCRIPTOR;
 }
 
-template <class Cfg>
-LayerGeom geometry(const LayerDesc& d) {
-    LayerGeom g;
-    g.cg = (d.in_c + Cfg::SIMD - 1) / Cfg::SIMD;
-    g.ft = d.kernel * d.kernel * g.cg;
-    g.hw_in = d.in_h * d.in_w;
-    g.hw_out = d.out_h * d.out_w;
-    g.n_out = d.out_c * g.hw_out;
-    g.tiles = (d.out_c + Cfg::PE - 1) / Cfg::PE;
-    g.copies = arith::copies(d.scheme);
-    return g;
-}
+// Largest spatial size and channel count a descriptor may carry: 16-bit fields keep every product below
+// exact in one DSP48E1 (ops::index_product). resilq.hls.mapping and resilq.deploy.unpack apply the same limit.
+constexpr uint32_t MAX_DIM = 0xFFFFu;
 
-// STATUS code for a descriptor this build cannot run (0 = runnable). Mirrors resilq.hls.mapping.
+// Check descriptor d against this build and fill its geometry g; returns the STATUS code (0 = runnable).
+// The checks run in stages so that every ops::index_product sees operands inside its 24 x 17-bit range:
+// first the raw fields, then the sizes built from them.
 template <class Cfg>
-uint32_t check_descriptor(const LayerDesc& d, const LayerGeom& g) {
+uint32_t plan_descriptor(const LayerDesc& d, LayerGeom& g) {
+    static_assert(Cfg::MAX_IN < (1u << ops::INDEX_A_BITS), "max_in must stay below 2^24 (index multipliers)");
+    static_assert(Cfg::MAX_POS <= (1u << 16), "max_pos must stay <= 2^16 (16-bit table positions)");
+    g = LayerGeom{0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0};
     if (d.op != image::OP_CONV && d.op != image::OP_MAXPOOL) return image::STATUS_BAD_OP;
     if (d.scheme > arith::DUP_MIN) return image::STATUS_BAD_OP;
     const bool raw = (d.flags & image::FLAG_RAW) != 0;
-    const uint64_t in_bytes = uint64_t(g.hw_in) * g.cg * Cfg::SIMD;
-    const uint64_t out_rows = (uint64_t(d.out_c) + Cfg::OUT_BANKS - 1) / Cfg::OUT_BANKS;
-    bool ok = d.in_c >= 1 && d.out_c >= 1 && g.hw_in >= 1 && g.hw_out >= 1;
+    bool ok = d.in_c >= 1 && d.in_c <= MAX_DIM && d.in_h >= 1 && d.in_h <= MAX_DIM && d.in_w >= 1 && d.in_w <= MAX_DIM;
+    ok = ok && d.out_c >= 1 && d.out_c <= Cfg::MAX_CHANNELS && d.out_h >= 1 && d.out_h <= MAX_DIM && d.out_w >= 1 &&
+         d.out_w <= MAX_DIM;
     ok = ok && d.kernel >= 1 && d.kernel <= Cfg::MAX_KERNEL && d.stride >= 1 && d.stride <= Cfg::MAX_STRIDE;
-    ok = ok && d.pad < d.kernel && in_bytes <= Cfg::MAX_IN && g.hw_out <= Cfg::MAX_POS;
-    ok = ok && d.out_c <= Cfg::MAX_CHANNELS && d.out_h >= 1 && d.out_w >= 1;
+    ok = ok && d.pad < d.kernel;
+    if (!ok) return image::STATUS_CAPACITY;
+    g.cg = (d.in_c + Cfg::SIMD - 1) / Cfg::SIMD;
+    g.hw_in = static_cast<uint32_t>(ops::index_product(d.in_h, d.in_w));
+    g.hw_out = static_cast<uint32_t>(ops::index_product(d.out_h, d.out_w));
+    if (g.hw_in > Cfg::MAX_IN || g.hw_out > Cfg::MAX_POS) return image::STATUS_CAPACITY;
+    const uint64_t in_bytes = ops::index_product(g.hw_in, g.cg) * Cfg::SIMD;
+    const uint32_t out_rows = (d.out_c + Cfg::OUT_BANKS - 1) / Cfg::OUT_BANKS;
+    g.ft = static_cast<uint32_t>(ops::index_product(static_cast<uint32_t>(ops::index_product(d.kernel, d.kernel)), g.cg));
+    g.n_out = static_cast<uint32_t>(ops::index_product(g.hw_out, d.out_c));
+    ok = in_bytes <= Cfg::MAX_IN;
     // every window the output asks for lies inside the (padded) input
-    ok = ok && uint64_t(d.out_h - 1) * d.stride + d.kernel <= uint64_t(d.in_h) + 2 * d.pad;
-    ok = ok && uint64_t(d.out_w - 1) * d.stride + d.kernel <= uint64_t(d.in_w) + 2 * d.pad;
+    ok = ok && ops::index_product(d.out_h - 1, d.stride) + d.kernel <= uint64_t(d.in_h) + 2 * d.pad;
+    ok = ok && ops::index_product(d.out_w - 1, d.stride) + d.kernel <= uint64_t(d.in_w) + 2 * d.pad;
     if (raw) ok = ok && d.op == image::OP_CONV && g.n_out <= Cfg::MAX_RAW && d.out_c <= Cfg::MAX_RAW;
-    else ok = ok && out_rows * g.hw_out <= Cfg::MAX_OUT / Cfg::OUT_BANKS;
+    else ok = ok && ops::index_product(g.hw_out, out_rows) <= Cfg::MAX_OUT / Cfg::OUT_BANKS;
     if (d.op == image::OP_CONV) ok = ok && uint64_t(g.ft) * Cfg::SIMD <= Cfg::MAX_FANIN;
     if (d.op == image::OP_MAXPOOL) ok = ok && d.in_c == d.out_c && d.pad == 0;
     if (!ok) return image::STATUS_CAPACITY;
     if (uint64_t(d.crit_start) + d.crit_count > regmap::CRIT_TABLE_CAPACITY) return image::STATUS_TABLE_RANGE;
     if (d.crit_count > 0 && (d.scheme == arith::NONE || raw || d.op != image::OP_CONV)) return image::STATUS_TABLE_RANGE;
+    // the loop geometry, from checked sizes (hw_in * cg * SIMD <= MAX_IN < 2^24 bounds every operand)
+    g.n_in = static_cast<uint32_t>(ops::index_product(g.hw_in, d.in_c));
+    g.line = static_cast<uint32_t>(ops::index_product(d.in_w, g.cg));
+    g.step_x = static_cast<uint32_t>(ops::index_product(g.cg, d.stride));
+    g.step_y = static_cast<uint32_t>(ops::index_product(g.line, d.stride));
+    g.pad_offset = static_cast<uint32_t>(ops::index_product(g.line + g.cg, d.pad));
+    g.tiles = (d.out_c + Cfg::PE - 1) / Cfg::PE;
+    g.copies = arith::copies(d.scheme);
     return image::STATUS_OK;
 }
 

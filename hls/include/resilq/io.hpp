@@ -1,8 +1,10 @@
 // DDR <-> on-chip transfers of one layer: input map, parameter beats, weight rows, outputs.
-// Each returns the cycles it took: its trip count plus the modelled latency of its pipeline.
+// Each returns the modelled cycles it took: its trip count plus the modelled latency of its pipeline.
+// Trip counts come from plan_descriptor (descriptor.hpp) or from counters: no run-time multiplier here.
 #pragma once
 #include <cstdint>
 
+#include "resilq/probe.hpp"
 #include "resilq/types.hpp"
 
 namespace resilq {
@@ -10,15 +12,14 @@ namespace resilq {
 // C-H-W int8 map from DDR into the input buffer, re-laid out as (position, channel group) words with
 // channel c in bank c % SIMD, so the conv engine reads SIMD channels of one pixel per cycle.
 template <class Cfg>
-uint64_t load_input(const int8_t* act_mem, uint32_t addr, uint32_t channels, uint32_t hw, uint32_t cg,
+uint64_t load_input(const int8_t* act_mem, uint32_t addr, uint32_t n, uint32_t hw, uint32_t cg,
                     typename Buffers<Cfg>::In& in_buf) {
-    const uint32_t n = channels * hw;
     uint32_t c = 0, pix = 0, word = 0;
 load_input:
     for (uint32_t i = 0; i < n; ++i) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=65536
-        in_buf[c % Cfg::SIMD][word] = act_mem[addr + i];
+        in_buf[c % Cfg::SIMD][word] = probe::load<probe::ACT>(act_mem, addr + i);
         if (pix + 1 == hw) {
             pix = 0;
             ++c;
@@ -39,27 +40,28 @@ load_params:
     for (uint32_t r = 0; r < rows; ++r) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=64
-        const uint64_t word = weight_mem[beat + r];
+        const uint64_t word = probe::load<probe::WEIGHTS>(weight_mem, beat + r);
         bias[r] = static_cast<int32_t>(static_cast<uint32_t>(word & 0xFFFFFFFFu));
         shift[r] = static_cast<uint32_t>((word >> 32) & 0x1Fu);
     }
     return uint64_t(rows) + Cfg::Latency::PARAMS;
 }
 
-// `rows` weight rows of `ft` SIMD words each; a SIMD word is SIMD/8 consecutive 64-bit beats.
+// `rows` (>= 1) weight rows of `ft` SIMD words each; a SIMD word is SIMD/8 consecutive 64-bit beats.
+// The loop ends on its row counter: rows * ft * SIMD/8 beats, counted, not multiplied.
 template <class Cfg>
 uint64_t load_weights(const uint64_t* weight_mem, uint32_t beat, uint32_t rows, uint32_t ft,
                       typename Buffers<Cfg>::Weights& w_buf) {
     constexpr uint32_t BEATS = Cfg::SIMD / 8;
-    const uint32_t n = rows * ft * BEATS;
     Pack<Cfg::SIMD> word;
 #pragma HLS AGGREGATE variable=word
-    uint32_t r = 0, f = 0, b = 0;
+    uint32_t r = 0, f = 0, b = 0, n = 0;
 load_weights:
-    for (uint32_t i = 0; i < n; ++i) {
+    for (;;) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=32768
-        const uint64_t beat_bits = weight_mem[beat + i];
+        const uint64_t beat_bits = probe::load<probe::WEIGHTS>(weight_mem, beat + n);
+        ++n;
     unpack:
         for (uint32_t k = 0; k < 8; ++k) {
 #pragma HLS UNROLL
@@ -70,6 +72,7 @@ load_weights:
             b = 0;
             if (f + 1 == ft) {
                 f = 0;
+                if (r + 1 == rows) break;
                 ++r;
             } else {
                 ++f;
@@ -83,15 +86,14 @@ load_weights:
 
 // Output buffer -> DDR in C-H-W order (the IR's flat order).
 template <class Cfg>
-uint64_t store_output(int8_t* act_mem, uint32_t addr, uint32_t channels, uint32_t hw,
+uint64_t store_output(int8_t* act_mem, uint32_t addr, uint32_t n, uint32_t hw,
                       const typename Buffers<Cfg>::Out& out_buf) {
-    const uint32_t n = channels * hw;
     uint32_t c = 0, pos = 0, row = 0;
 store_output:
     for (uint32_t i = 0; i < n; ++i) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=65536
-        act_mem[addr + i] = out_buf[c % Cfg::OUT_BANKS][row + pos];
+        probe::store<probe::ACT>(act_mem, addr + i, out_buf[c % Cfg::OUT_BANKS][row + pos]);
         if (pos + 1 == hw) {
             pos = 0;
             ++c;
@@ -110,7 +112,7 @@ store_raw:
     for (uint32_t i = 0; i < n; ++i) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=1024
-        ctrl_mem[word + i] = static_cast<uint32_t>(raw_buf[i % Cfg::OUT_BANKS][i / Cfg::OUT_BANKS]);
+        probe::store<probe::CTRL>(ctrl_mem, word + i, static_cast<uint32_t>(raw_buf[i % Cfg::OUT_BANKS][i / Cfg::OUT_BANKS]));
     }
     return uint64_t(n) + Cfg::Latency::STORE;
 }

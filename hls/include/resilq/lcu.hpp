@@ -8,6 +8,7 @@
 
 #include "resilq/arith.hpp"
 #include "resilq/imageformat.hpp"
+#include "resilq/ops.hpp"
 #include "resilq/types.hpp"
 
 namespace resilq {
@@ -33,13 +34,14 @@ correct:
         const uint32_t c = entry >> 16;
         const uint32_t pos = entry & 0xFFFFu;
         const uint32_t lane = c % Cfg::PE;
-        const uint32_t idx = taken[lane] * extra;
+        const uint32_t idx = ops::times_shadows(taken[lane], extra);
         ++taken[lane];
         if (c >= d.out_c || pos >= g.hw_out || idx + extra > Cfg::SHADOW_LANE) {
             ctr.error = image::STATUS_TABLE_RANGE;
             continue;
         }
-        const uint32_t addr = (c / Cfg::OUT_BANKS) * g.hw_out + pos;
+        // row of channel c times the row length: one DSP48E1 (hw_out <= MAX_POS <= 2^16, c / OUT_BANKS < 2^16)
+        const uint32_t addr = static_cast<uint32_t>(ops::index_product(g.hw_out, c / Cfg::OUT_BANKS)) + pos;
         const int8_t a = out_buf[c % Cfg::OUT_BANKS][addr];
         const int8_t b = sh_buf[lane][idx];
         const int8_t s = (extra > 1) ? sh_buf[lane][idx + 1] : b;

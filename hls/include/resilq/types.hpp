@@ -32,15 +32,33 @@ struct LayerDesc {
     uint32_t crit_start, crit_count;
 };
 
-// Sizes derived from a descriptor, computed once per layer.
+// Sizes derived from a descriptor, computed once per layer by plan_descriptor (descriptor.hpp), so the
+// pipelined loops only add (no run-time multiplier, resilq/ops.hpp).
 struct LayerGeom {
-    uint32_t cg;      // SIMD groups of input channels: ceil(in_c / SIMD)
-    uint32_t ft;      // SIMD words per weight row: kernel * kernel * cg
-    uint32_t hw_in;   // input positions
-    uint32_t hw_out;  // output positions
-    uint32_t n_out;   // neurons (= original slots) of the layer
-    uint32_t tiles;   // PE tiles of output channels
-    uint32_t copies;  // slots per protected neuron (1 unprotected)
+    uint32_t cg;          // SIMD groups of input channels: ceil(in_c / SIMD)
+    uint32_t ft;          // SIMD words per weight row: kernel * kernel * cg
+    uint32_t hw_in;       // input positions
+    uint32_t hw_out;      // output positions
+    uint32_t n_in;        // input values: in_c * hw_in
+    uint32_t n_out;       // neurons (= original slots) of the layer
+    uint32_t tiles;       // PE tiles of output channels
+    uint32_t copies;      // slots per protected neuron (1 unprotected)
+    uint32_t line;        // input-buffer words of one input row: in_w * cg
+    uint32_t step_x;      // input-buffer words between horizontally adjacent windows: stride * cg
+    uint32_t step_y;      // input-buffer words between vertically adjacent windows: stride * line
+    uint32_t pad_offset;  // pad * (line + cg): how far the padded window (0, 0) starts before word 0
+};
+
+// Where one tile of PE output channels goes (counted tile by tile by the controller, engine.hpp).
+// Channel c0 + p of the tile lives in output-buffer bank group * PE + p, row row_base / hw_out:
+// OUT_BANKS / PE consecutive tiles share a row, each in its own group of PE banks.
+struct Tile {
+    uint32_t c0;         // first output channel
+    uint32_t rows;       // channels in the tile (<= PE)
+    uint32_t group;      // tile % (OUT_BANKS / PE)
+    uint32_t row_base;   // (tile / (OUT_BANKS / PE)) * hw_out: output-buffer word of position 0
+    uint32_t raw_row;    // tile / (OUT_BANKS / PE): classifier-buffer word
+    uint32_t slot_base;  // c0 * hw_out: slot number of the tile's first neuron
 };
 
 // The fault-injection registers as seen by one layer of one inference.
