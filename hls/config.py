@@ -78,6 +78,9 @@ class AccelConfig:
         if self.max_channels > 0xFFFF or self.max_pos > 0x10000:
             raise ParameterError("critical-table entries hold a 16-bit channel and a 16-bit position: "
                                  "max_channels <= 65535 and max_pos <= 65536")
+        if self.max_in >= 1 << 24:
+            raise ParameterError(f"max_in ({self.max_in}) must stay below 2**24: the kernel's index multipliers are "
+                                 "24 x 17 bits (hls/include/resilq/ops.hpp)")
         if self.max_kernel > 255 or self.max_stride > 255:
             raise ParameterError("kernel and stride are 8-bit descriptor fields")
 

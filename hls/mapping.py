@@ -20,6 +20,10 @@ from . import regmap
 from .config import AccelConfig
 from .imageformat import Flag, Op
 
+#: Largest channel count and spatial size of a descriptor field: the kernel's MAX_DIM
+#: (hls/include/resilq/descriptor.hpp), which keeps every index product exact in one DSP48E1.
+MAX_DIM = 0xFFFF
+
 
 @dataclass(frozen=True)
 class LayerPlan:
@@ -149,6 +153,10 @@ def _refuse(plan: LayerPlan, what: str, value: int, limit: int, knob: str) -> No
 
 def check_plan(plan: LayerPlan, config: AccelConfig) -> None:
     """Refuse a layer beyond this build's limits (the same rules as the kernel's check_descriptor)."""
+    for what, value in (("input channels", plan.in_c), ("input height", plan.in_h), ("input width", plan.in_w),
+                        ("output height", plan.out_h), ("output width", plan.out_w)):
+        if value > MAX_DIM:
+            _refuse(plan, what, value, MAX_DIM, "16-bit descriptor fields")
     if plan.kernel > config.max_kernel:
         _refuse(plan, "kernel size", plan.kernel, config.max_kernel, "max_kernel")
     if plan.stride > config.max_stride:

@@ -54,6 +54,15 @@ def test_refusals_name_the_layer_and_the_limit(spec, config, needle):
     assert needle in str(err.value)
 
 
+def test_descriptor_fields_are_16_bit():
+    """The kernel's MAX_DIM (descriptor.hpp): a fan-in of 65,536 fits max_fanin here but not the 16-bit fields
+    that keep every index product inside one DSP48E1; the emulator's decoder applies the same rule."""
+    model = calibrated_model(np.random.default_rng(0), (1, 1, 65536), [("flatten",), ("head", 3)], "wide")
+    with pytest.raises(UnsupportedModelError, match=r"input channels 65,536 exceeds the accelerator limit 65,535 "
+                       r"\(16-bit descriptor fields\)"):
+        plan_model(model, AccelConfig(max_fanin=65536))
+
+
 def test_padding_not_smaller_than_kernel_is_refused():
     model = calibrated_model(np.random.default_rng(0), (1, 8, 8), [("conv", 2, 1, 1, 1), ("flatten",), ("head", 2)])
     with pytest.raises(UnsupportedModelError, match="padding 1 must be smaller than the kernel 1"):
