@@ -23,9 +23,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("hls", help="the HLS accelerator: estimates, C-sim testbench, Vitis HLS IP build")
     hs = p.add_subparsers(dest="hls_command", metavar="STEP")
 
-    q = hs.add_parser("estimate", help="resources vs the board budget, and cycles per inference of .rq models")
+    q = hs.add_parser("estimate", help="resources vs the board budget (and vs the implemented overlay when built), "
+                                       "and modelled cycles per inference of .rq models")
     _config_args(q)
     q.add_argument("models", nargs="*", help=".rq files to map and time")
+    q.add_argument("--overlay", type=Path, default=None, metavar="DIR",
+                   help="folder of a built overlay (resilq.json beside resilq.bit); default overlays/<board>/")
     q.set_defaults(func=run_estimate)
 
     q = hs.add_parser("codegen", help="rewrite (or --check) the generated regmap/imageformat headers")
@@ -37,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--out", type=Path, default=Path("build/csim"), help="build directory")
     q.set_defaults(func=run_csim_tb)
 
-    q = hs.add_parser("ip", help="Vitis HLS csim/csynth/cosim/export (needs vitis_hls)")
+    q = hs.add_parser("ip", help="Vitis HLS csim/csynth/cosim/export (needs vitis_hls or vitis-run, 2022.1 - 2024.x)")
     _config_args(q)
     q.add_argument("--out", type=Path, default=Path("build/ip"), help="build directory")
     q.add_argument("--steps", default="csim,csynth,cosim,export", help="comma-separated subset of the flow")
@@ -58,17 +61,51 @@ def run_estimate(args: argparse.Namespace) -> int:
 
     board, config = load_board(args.board), _config(args)
     est = estimate(config)
-    table(f"PE={config.pe} x SIMD={config.simd} on {board.name} ({board.part}) -- analytic estimate",
-          ("resource", "estimated", "available", "use"), utilisation_rows(est, board))
+    meta, note = _implemented(args.overlay, board, config)
+    if meta is None:
+        table(f"PE={config.pe} x SIMD={config.simd} on {board.name} ({board.part}) -- analytic estimate",
+              ("resource", "estimated", "available", "use"), utilisation_rows(est, board))
+    else:
+        rows = []
+        for name, used, available, use in utilisation_rows(est, board):
+            accel = "" if meta.accelerator is None else f"{meta.accelerator.as_dict()[name]:g}"
+            rows.append((name, used, accel, f"{meta.design.as_dict()[name]:g}", available, use))
+        table(f"PE={config.pe} x SIMD={config.simd} on {board.name}: analytic estimate vs the implemented overlay "
+              f"(Vivado {meta.vivado}, WNS {meta.wns_ns} ns, WHS {meta.whs_ns} ns)",
+              ("resource", "estimated", "implemented (accelerator)", "implemented (whole overlay)", "available",
+               "estimated use"), rows)
+    if note:
+        say(note)
     check_budget(config, board)
     for path in args.models:
         model = load_model(path)
         rep = cycle_report(model, config)
         rows = [(c.name, c.load_input + c.descriptor, c.params + c.weights, c.table + c.compute + c.pool, c.correct,
                  c.store, c.total) for c in rep.layers]
-        table(f"{model.name}: {rep.per_inference:,} cycles/inference = {rep.microseconds(board.pl_mhz):,.1f} us at "
-              f"{board.pl_mhz:g} MHz", ("layer", "load", "weights", "compute", "correct", "store", "total"), rows)
+        table(f"{model.name}: {rep.per_inference:,} modelled cycles/inference (cycle model, not a measurement) = "
+              f"{rep.microseconds(board.pl_mhz):,.1f} us at {board.pl_mhz:g} MHz",
+              ("layer", "load", "weights", "compute", "correct", "store", "total"), rows)
     return 0
+
+
+def _implemented(directory: Path | None, board, config: AccelConfig):
+    """The built overlay's metadata when it is this build's, else None and a note saying why (or nothing)."""
+    from resilq.overlays.implementation import METADATA_FILE, OverlayMetadata
+
+    asked = directory is not None
+    if directory is None:
+        from resilq.overlays import OVERLAYS_DIR
+
+        directory = OVERLAYS_DIR / board.name
+    path = Path(directory) / METADATA_FILE
+    if not path.is_file():
+        return None, (f"no implemented overlay to compare with ({path} does not exist: make -C overlays builds one)"
+                      if asked else "")
+    meta = OverlayMetadata.read(path)
+    if meta.config_id != config.config_id:
+        return None, (f"{path} is the overlay of PE={meta.pe} x SIMD={meta.simd} (config {meta.config_id:#010x}), not "
+                      f"this build (config {config.config_id:#010x}): not compared")
+    return meta, ""
 
 
 def run_codegen(args: argparse.Namespace) -> int:
@@ -94,9 +131,11 @@ def run_csim_tb(args: argparse.Namespace) -> int:
 
 def run_ip(args: argparse.Namespace) -> int:
     from .project import DEFAULT_VLNV, build_ip
+    from .tools import tool_warnings_shown
 
-    out = build_ip(_config(args), load_board(args.board), args.out, tuple(s for s in args.steps.split(",") if s),
-                   args.vlnv or DEFAULT_VLNV)
+    with tool_warnings_shown("resilq hls ip"):
+        out = build_ip(_config(args), load_board(args.board), args.out, tuple(s for s in args.steps.split(",") if s),
+                       args.vlnv or DEFAULT_VLNV)
     say(f"IP exported under {out}")
     return 0
 

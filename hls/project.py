@@ -1,15 +1,17 @@
 """Build directories for the Vitis HLS flow: configuration header, golden vectors, tool invocation.
 
 :func:`build_ip` is what ``make -C hls ip`` runs: it checks the configuration against the board's
-budget (refusing, with the resource named, before anything is built), looks for ``vitis_hls`` (and
-says exactly what is missing when it is not there), writes the build directory and runs
-``tcl/run_hls.tcl`` (csim, csynth, cosim, export as an IP-catalog IP with the given VLNV).
+budget (refusing, with the resource named, before anything is built), looks for Vitis HLS
+(``vitis_hls`` or ``vitis-run``, :mod:`.tools`; it says exactly what is missing when neither is there and
+warns about a release outside 2022.1 - 2024.x), writes the build directory and runs ``tcl/run_hls.tcl``
+(csim, csynth, cosim, export as an IP-catalog IP with the given VLNV) with its arguments in
+``hls_args.txt``, named by ``$RESILQ_HLS_ARGS``.
 :func:`run_testbench` compiles the very testbench Vitis runs with g++ instead, for machines without it.
 """
 
 from __future__ import annotations
 
-import shutil
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,14 +23,17 @@ from . import INCLUDE_DIR, SRC_DIR, TB_DIR, TCL_DIR, codegen, regmap
 from .config import AccelConfig
 from .csim import CompileError, compiler
 from .resources import ResourceEstimate, check_budget
+from .tools import ARGS_ENV, ToolError, find_vitis_hls, hls_missing_message, warn_if_unsupported
 from .vectors import golden_vectors, write_vector
 
 STEPS = ("csim", "csynth", "cosim", "export")
 DEFAULT_VLNV = f"resilq.org:hls:resilq_accel:{regmap.VERSION}.0"
 
 
-class ToolNotFoundError(ResilqError):
+class ToolNotFoundError(ToolError):
     """A vendor tool the requested step needs is not installed."""
+
+ARGS_FILE = "hls_args.txt"
 
 
 @dataclass(frozen=True)
@@ -55,11 +60,14 @@ def tcl_arguments(project: Project, board: Board, steps: tuple[str, ...], vlnv: 
 
 
 def vitis_missing_message(board: Board) -> str:
-    version = board.software.vitis_hls
-    return (f"vitis_hls is not on PATH, so the IP cannot be synthesized here. `make ip` needs AMD Vitis HLS "
-            f"{version} (the version of the PYNQ {board.software.pynq_image} image for the {board.name}); "
-            "install it and `source <Vitis_HLS>/settings64.sh` first. Without it, `make csim` runs the same "
-            "testbench with g++, and `resilq hls estimate` gives the cycle and resource estimates.")
+    return hls_missing_message(board.software.vitis_hls, board.software.pynq_image, board.name)
+
+
+def write_arguments(project: Project, words: list[str]) -> Path:
+    """The key=value words of run_hls.tcl, one per line (``tcl/args.tcl`` reads them back)."""
+    path = project.directory / ARGS_FILE
+    path.write_text("".join(f"{w}\n" for w in words))
+    return path
 
 
 def build_ip(config: AccelConfig, board: Board, directory: Path, steps: tuple[str, ...] = STEPS,
@@ -69,14 +77,17 @@ def build_ip(config: AccelConfig, board: Board, directory: Path, steps: tuple[st
     if unknown:
         raise ResilqError(f"unknown HLS steps {sorted(unknown)}; known: {', '.join(STEPS)}")
     check_budget(config, board)
-    tool = shutil.which("vitis_hls")
+    tool = find_vitis_hls()
     if tool is None:
         raise ToolNotFoundError(vitis_missing_message(board))
+    warn_if_unsupported(tool)
     project = write_project(config, board, directory)
-    cmd = [tool, "-f", str(TCL_DIR / "run_hls.tcl"), "-tclargs", *tcl_arguments(project, board, steps, vlnv)]
-    proc = subprocess.run(cmd, cwd=directory, check=False)
+    args_file = write_arguments(project, tcl_arguments(project, board, steps, vlnv))
+    proc = subprocess.run(tool.tcl_command(TCL_DIR / "run_hls.tcl"), cwd=directory, check=False,
+                          env={**os.environ, ARGS_ENV: str(args_file)})
     if proc.returncode != 0:
-        raise ResilqError(f"vitis_hls failed (exit {proc.returncode}); see {directory / 'vitis_hls.log'}")
+        raise ResilqError(f"{tool.command} failed (exit {proc.returncode}); see the log in {directory} "
+                          "(vitis_hls.log, or the vitis-run log)")
     return directory / "resilq_accel_prj"
 
 

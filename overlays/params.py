@@ -1,8 +1,10 @@
 """The overlay build's parameters, derived from the board file, the register map and the HLS interfaces.
 
 :func:`overlay_params` turns the typed facts -- :class:`resilq.boards.Board` (part, board part, PL clock,
-HP port and width, AXI-Lite port and base, DDR size, tool version), :mod:`resilq.hls.regmap` (the
-AXI-Lite window) and the accelerator's interface (VLNV, s_axilite and m_axi bundle names) -- into one
+HP port and width, AXI-Lite port and base, DDR size, tool version), the PS7 configuration
+(:mod:`.ps7`: explicit properties from ``boards/<board>/ps7.toml``, or the board preset),
+:mod:`resilq.hls.regmap` (the AXI-Lite window), the supported tool releases (:mod:`resilq.hls.tools`)
+and the accelerator's interface (VLNV, s_axilite and m_axi bundle names) -- into one
 :class:`OverlayParams`. :func:`render_params_tcl` writes it as a Tcl script of ``dict set`` commands
 whose every value is quoted by :func:`tcl_word` (a Tcl word that reads back as exactly that string);
 ``tcl/build_overlay.tcl`` sources it and ``tcl/args.tcl`` validates it before any Vivado command runs.
@@ -18,6 +20,9 @@ from resilq.boards import Board
 from resilq.errors import ParameterError
 from resilq.hls import regmap as rm
 from resilq.hls.config import AccelConfig
+from resilq.hls.tools import SUPPORTED_FIRST, SUPPORTED_LAST_YEAR
+
+from .ps7 import Ps7Mode, load_ps7
 
 #: The accelerator's AXI interfaces, as the HLS top function names them (``bundle=`` of its INTERFACE
 #: pragmas, checked against hls/src/accel_top.cpp by the tests): the exported IP's ports are
@@ -36,7 +41,9 @@ class OverlayParams:
     board: str
     part: str
     board_part: str
-    vivado_version: str
+    vivado_version: str  # the board image's release (messages); any of release_first .. release_last_year.x runs
+    release_first: str  # oldest supported Vivado release (resilq.hls.tools)
+    release_last_year: int  # newest supported release year
     design: str
     pl_mhz: float
     pl_clock_index: int  # FCLK_CLK<k> / FCLK_RESET<k>_N of the PS7
@@ -50,6 +57,8 @@ class OverlayParams:
     ip_instance: str
     lite_interface: str  # the IP's AXI-Lite port
     masters: tuple[str, ...]  # the IP's m_axi ports
+    ps7_mode: str  # Ps7Mode value: "explicit" (part only) or "board-preset" (needs the board files)
+    ps7_config: tuple[str, ...]  # PCW_* name, value, name, value, ... (explicit mode)
     ip_repo: str
     out_dir: str
     build_dir: str
@@ -74,7 +83,7 @@ def _index(name: str, pattern: str, what: str) -> int:
 
 
 def overlay_params(board: Board, config: AccelConfig, ip_repo: Path, out_dir: Path, build_dir: Path,
-                   jobs: int = 2) -> OverlayParams:
+                   jobs: int = 2, ps7: Ps7Mode = Ps7Mode.EXPLICIT) -> OverlayParams:
     """The build parameters of ``config``'s overlay for ``board`` (validated)."""
     from resilq.deploy.hwh import VLNV
 
@@ -85,14 +94,17 @@ def overlay_params(board: Board, config: AccelConfig, ip_repo: Path, out_dir: Pa
         raise ParameterError(f"board file: lite_base {board.lite_base:#x} is outside M_AXI_GP0's range 0x40000000-0x7FFFFFFF")
     if jobs < 1:
         raise ParameterError(f"jobs must be positive, got {jobs}")
+    ps7_config: tuple[str, ...] = ()
+    if ps7 is Ps7Mode.EXPLICIT:
+        ps7_config = tuple(x for item in load_ps7(board).properties for x in item)
     return OverlayParams(
         board=board.name, part=board.part, board_part=board.board_part, vivado_version=board.software.vivado,
-        design=DESIGN, pl_mhz=board.pl_mhz, pl_clock_index=_index(board.pl_clock, r"FCLK_CLK([0-3])", "pl_clock"),
+        release_first=str(SUPPORTED_FIRST), release_last_year=SUPPORTED_LAST_YEAR, design=DESIGN, pl_mhz=board.pl_mhz, pl_clock_index=_index(board.pl_clock, r"FCLK_CLK([0-3])", "pl_clock"),
         lite_port_index=_index(board.lite_port, r"M_AXI_GP([01])", "lite_port"), lite_base=board.lite_base,
         lite_range=size_string(rm.ADDRESS_SPACE), hp_port_index=_index(board.hp_port, r"S_AXI_HP([0-3])", "hp_port"),
         hp_width=board.hp_port_bits, ddr_range=size_string(board.ddr_bytes), ip_vlnv=VLNV, ip_instance=IP_INSTANCE,
         lite_interface=f"s_axi_{LITE_BUNDLE}", masters=tuple(f"m_axi_{b}" for b in MASTER_BUNDLES),
-        ip_repo=str(ip_repo), out_dir=str(out_dir), build_dir=str(build_dir), jobs=jobs)
+        ps7_mode=ps7.value, ps7_config=ps7_config, ip_repo=str(ip_repo), out_dir=str(out_dir), build_dir=str(build_dir), jobs=jobs)
 
 
 _BARE = re.compile(r"[A-Za-z0-9_.:/+\-=,@%]+")

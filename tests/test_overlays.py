@@ -1,11 +1,11 @@
-"""The overlay build without Vivado: generated parameters, Tcl that parses and runs, tool checks, Makefile."""
+"""The overlay build without Vivado: generated parameters, Tcl that parses and runs, Makefile (the PS7, the
+tool releases and the implementation checks have their own test modules)."""
 
 from __future__ import annotations
 
 import os
 import re
 import shutil
-import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +19,6 @@ from resilq.hls import regmap as rm
 from resilq.hls.config import DEFAULT_CONFIG
 from resilq.overlays import OVERLAYS_DIR, TCL_DIR
 from resilq.overlays.params import LITE_BUNDLE, MASTER_BUNDLES, overlay_params, render_params_tcl, tcl_word
-from resilq.overlays.tools import ToolError, check_tools
 
 needs_tclsh = pytest.mark.skipif(shutil.which("tclsh") is None, reason="needs tclsh (apt-get install tcl)")
 
@@ -129,32 +128,12 @@ def test_tcl_word_reads_back_exactly(text, tmp_path):
     assert out.returncode == 0 and out.stdout == text, out.stderr
 
 
-def _stand_in_tools(directory: Path, version: str) -> dict[str, str]:
-    """Executables named vivado/vitis_hls that report ``version`` the way the real tools do."""
-    directory.mkdir()
-    for name, banner in (("vivado", f"vivado v{version} (64-bit)"),
-                         ("vitis_hls", f"Vitis HLS - High-Level Synthesis from C, C++ and OpenCL v{version} (64-bit)")):
-        exe = directory / name
-        exe.write_text(f"#!/bin/sh\necho '{banner}'\n")
-        exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
-    return {**os.environ, "PATH": f"{directory}{os.pathsep}{os.environ['PATH']}"}
-
-
-def test_tool_versions_are_checked_against_the_board_file(tmp_path, monkeypatch):
-    board = load_board("pynq-z2")
-    monkeypatch.setenv("PATH", _stand_in_tools(tmp_path / "old", "2023.2")["PATH"])
-    with pytest.raises(ToolError, match=r"vivado is AMD Vivado 2023\.2; the board file .* expects 2022\.1"):
-        check_tools(board)
-    monkeypatch.setenv("PATH", _stand_in_tools(tmp_path / "right", "2022.1")["PATH"])
-    assert [t.version for t in check_tools(board)] == ["2022.1", "2022.1"]
-
-
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 def test_make_fails_clearly_without_the_tools(tmp_path):
     path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep)
-                           if not (Path(p) / "vivado").exists() and not (Path(p) / "vitis_hls").exists())
+                           if not any((Path(p) / tool).exists() for tool in ("vivado", "vitis_hls", "vitis-run")))
     proc = subprocess.run(["make", "-C", str(OVERLAYS_DIR), "BOARD=pynq-z2", f"PYTHON={sys.executable}",
                            f"BUILD={tmp_path / 'build'}"], capture_output=True, text=True, env={**os.environ, "PATH": path})
     assert proc.returncode != 0
-    assert "vivado is not on PATH" in proc.stderr and "vitis_hls is not on PATH" in proc.stderr
-    assert "Vivado 2022.1" in proc.stderr and not (OVERLAYS_DIR / "pynq-z2" / "resilq.bit").exists()
+    assert "vivado is not on PATH" in proc.stderr and "vitis_hls (or vitis-run) is not on PATH" in proc.stderr
+    assert "AMD Vivado 2022.1 - 2024.x" in proc.stderr and not (OVERLAYS_DIR / "pynq-z2" / "resilq.bit").exists()

@@ -12,6 +12,30 @@ namespace eval ::resilq {
         top resilq_accel]
 }
 
+# The argument words: the script's argv, or -- when it has none (`vitis-run --mode hls --tcl` passes none,
+# UG1702) -- the key=value lines of the file $env(RESILQ_HLS_ARGS), written by resilq.hls.project.
+proc ::resilq::argument_words {} {
+    if {[info exists ::argv] && [llength $::argv] > 0} {
+        return $::argv
+    }
+    if {![info exists ::env(RESILQ_HLS_ARGS)]} {
+        error "resilq: no arguments: pass key=value words, or name an argument file in RESILQ_HLS_ARGS"
+    }
+    set path $::env(RESILQ_HLS_ARGS)
+    if {![file readable $path]} {
+        error "resilq: argument file '$path' (RESILQ_HLS_ARGS) cannot be read"
+    }
+    set f [open $path r]
+    set words {}
+    foreach line [split [read $f] \n] {
+        if {[string trim $line] ne ""} {
+            lappend words [string trim $line]
+        }
+    }
+    close $f
+    return $words
+}
+
 # Parse {key=value ...}; keys: part period vlnv steps project solution top src include config vectors.
 # Lists (steps, vectors) are comma-separated. Returns a dict or raises an error naming the bad word.
 proc ::resilq::parse_args {words} {

@@ -1,13 +1,15 @@
 # Vitis HLS flow of the resilq accelerator: C simulation, synthesis, RTL co-simulation, IP export.
 #
-#   vitis_hls -f run_hls.tcl -tclargs part=xc7z020clg400-1 period=10.0 vlnv=resilq.org:hls:resilq_accel:1.0 \
-#       src=<hls/src> include=<hls/include> config=<build dir with accel_config.hpp> \
-#       vectors=<dir>,<dir> steps=csim,csynth,cosim,export
+#   RESILQ_HLS_ARGS=<build dir>/hls_args.txt vitis_hls -f run_hls.tcl
+#   RESILQ_HLS_ARGS=<build dir>/hls_args.txt vitis-run --mode hls --tcl run_hls.tcl
 #
-# `python -m resilq.hls ip` (and `make -C hls ip`) writes the build directory and calls this script.
+# The argument file holds key=value lines (part, period, vlnv, src, include, config, vectors, steps; see
+# args.tcl). `python -m resilq.hls ip` (and `make -C hls ip`) writes the build directory and calls this
+# script with Vitis HLS 2022.1 - 2024.x (resilq.hls.tools). The commands below are UG1399's "Vitis HLS
+# Command Reference" (project, solution, configuration and design commands), unchanged over that range.
 source [file join [file dirname [info script]] args.tcl]
 
-set cfg [::resilq::parse_args $argv]
+set cfg [::resilq::parse_args [::resilq::argument_words]]
 set src [dict get $cfg src]
 set tb [file join [file dirname $src] tb]
 set cflags "-std=c++14 -I[dict get $cfg include] -I[dict get $cfg config]"

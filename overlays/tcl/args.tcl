@@ -6,9 +6,9 @@
 # The parameter script is written by `python -m resilq.overlays params|build` from the board file and the
 # register map (resilq/overlays/params.py); every key below is one field of its OverlayParams.
 namespace eval ::resilq::overlay {
-    variable keys {board part board_part vivado_version design pl_mhz pl_clock_index lite_port_index lite_base
-                   lite_range hp_port_index hp_width ddr_range ip_vlnv ip_instance lite_interface masters ip_repo
-                   out_dir build_dir jobs}
+    variable keys {board part board_part vivado_version release_first release_last_year design pl_mhz pl_clock_index
+                   lite_port_index lite_base lite_range hp_port_index hp_width ddr_range ip_vlnv ip_instance
+                   lite_interface masters ps7_mode ps7_config ip_repo out_dir build_dir jobs}
 }
 
 # {params=FILE} -> the validated parameter dict. Errors name the bad argument or value.
@@ -43,8 +43,28 @@ proc ::resilq::overlay::validate {p} {
             error "resilq: parameter '$key' must not be empty"
         }
     }
-    if {![regexp {^[0-9]{4}\.[0-9]+$} [dict get $p vivado_version]]} {
-        error "resilq: vivado_version must look like 2022.1, got '[dict get $p vivado_version]'"
+    foreach key {vivado_version release_first} {
+        if {![regexp {^[0-9]{4}\.[0-9]+$} [dict get $p $key]]} {
+            error "resilq: $key must look like 2022.1, got '[dict get $p $key]'"
+        }
+    }
+    if {![regexp {^[0-9]{4}$} [dict get $p release_last_year]]} {
+        error "resilq: release_last_year must be a year like 2024, got '[dict get $p release_last_year]'"
+    }
+    if {[dict get $p ps7_mode] ni {explicit board-preset}} {
+        error "resilq: ps7_mode must be explicit or board-preset, got '[dict get $p ps7_mode]'"
+    }
+    set ps7 [dict get $p ps7_config]
+    if {[llength $ps7] % 2 != 0} {
+        error "resilq: ps7_config must be PCW_* name/value pairs, got [llength $ps7] words"
+    }
+    foreach {name value} $ps7 {
+        if {![regexp {^PCW_[A-Z0-9_]+$} $name]} {
+            error "resilq: ps7_config: '$name' is not a PCW_* property of processing_system7"
+        }
+    }
+    if {[dict get $p ps7_mode] eq "explicit" && [llength $ps7] == 0} {
+        error "resilq: ps7_mode explicit needs the PS7 properties (ps7_config is empty)"
     }
     if {![string is double -strict [dict get $p pl_mhz]] || [dict get $p pl_mhz] <= 0} {
         error "resilq: pl_mhz must be a positive number, got '[dict get $p pl_mhz]'"
@@ -78,6 +98,46 @@ proc ::resilq::overlay::validate {p} {
         error "resilq: jobs must be a positive integer, got '[dict get $p jobs]'"
     }
     return $p
+}
+
+# Whether Vivado release $have (as `version -short` prints it: 2022.1, 2023.2.1) is one the flow supports.
+proc ::resilq::overlay::release_supported {have p} {
+    if {![regexp {^([0-9]{4})\.([0-9]+)} $have -> year minor]} {
+        return 0
+    }
+    if {[package vcompare "$year.$minor" [dict get $p release_first]] < 0} {
+        return 0
+    }
+    return [expr {$year <= [dict get $p release_last_year]}]
+}
+
+# The explicit PS7 properties as a set_property -dict list: CONFIG.<name> <value> ...
+proc ::resilq::overlay::ps7_properties {p} {
+    set props {}
+    foreach {name value} [dict get $p ps7_config] {
+        lappend props CONFIG.$name $value
+    }
+    return $props
+}
+
+# Post-route timing: an error naming the timing report unless the worst setup (WNS) and hold (WHS) slack are
+# numbers >= 0. A bitstream with negative slack misbehaves on the board, so none is copied out.
+proc ::resilq::overlay::check_timing {wns whs report} {
+    foreach {name value} [list WNS $wns WHS $whs] {
+        if {![string is double -strict $value]} {
+            error "resilq: post-route $name is '$value', not a number: timing was not analysed; see $report"
+        }
+    }
+    set failed {}
+    if {$wns < 0} {
+        lappend failed "setup (WNS $wns ns)"
+    }
+    if {$whs < 0} {
+        lappend failed "hold (WHS $whs ns)"
+    }
+    if {[llength $failed] > 0} {
+        error "resilq: the routed design fails timing: [join $failed {, }]; no bitstream is copied out. See the timing report $report"
+    }
 }
 
 # Port and pin names of the PS7 for the configured indices.

@@ -1,6 +1,9 @@
-# The overlay's block design (Vivado IP integrator): the Zynq PS7 with the board preset, the resilq
-# accelerator, AXI-Lite from the PS's general-purpose master, the accelerator's AXI masters to a
-# high-performance port into DDR, clock and reset, and the address map.
+# The overlay's block design (Vivado IP integrator): the Zynq PS7 (configured explicitly with the DDR, clock and
+# MIO properties of PYNQ's PYNQ-Z2 base design -- ps7_config, from boards/<board>/ps7.toml -- or with the
+# board files' preset), the resilq accelerator, AXI-Lite from the PS's general-purpose master, the
+# accelerator's AXI masters to a high-performance port into DDR, clock and reset, and the address map.
+# SmartConnect (PG247) converts the masters' 32/64/8-bit data widths to the HP port's and the PS master's
+# 32-bit AXI3 to the accelerator's AXI4-Lite.
 #
 #   PS7 M_AXI_GP<k> ──► smartconnect ──► accelerator s_axi_control      (registers at lite_base, lite_range)
 #   accelerator m_axi_* ──► smartconnect ──► PS7 S_AXI_HP<k> (hp_width)  (DDR at 0, ddr_range)
@@ -13,8 +16,13 @@ proc ::resilq::overlay::create_design {p} {
     create_bd_design $design
 
     set ps [create_bd_cell -type ip -vlnv xilinx.com:ip:processing_system7:5.5 processing_system7_0]
+    set preset [expr {[dict get $p ps7_mode] eq "board-preset" ? 1 : 0}]
     apply_bd_automation -rule xilinx.com:bd_rule:processing_system7 \
-        -config {make_external "FIXED_IO, DDR" apply_board_preset "1" Master "Disable" Slave "Disable"} $ps
+        -config [list make_external "FIXED_IO, DDR" apply_board_preset $preset Master Disable Slave Disable] $ps
+    if {!$preset} {
+        # only the part: DDR, clocks and MIO set one by one (the values of PYNQ's PYNQ-Z2 base design)
+        set_property -dict [ps7_properties $p] $ps
+    }
     set_property -dict [list \
         [dict get $ps_name fclk_freq] [dict get $p pl_mhz] \
         [dict get $ps_name gp_enable] 1 \
