@@ -151,7 +151,7 @@ class EmulatedAccelerator:
         out = Outputs() if n == 0 else self._run(n)
         values = {rm.VERSION_REG: rm.VERSION, rm.HW_CONFIG: self.config.hw_config_word(),
                   rm.CONFIG_ID: self.config.config_id, rm.STATUS: out.status,
-                  rm.CYCLES_LO: out.cycles & 0xFFFFFFFF, rm.CYCLES_HI: out.cycles >> 32,
+                  rm.MODEL_CYCLES_LO: out.cycles & 0xFFFFFFFF, rm.MODEL_CYCLES_HI: out.cycles >> 32,
                   rm.CORRECTIONS: out.corrections, rm.FI_HITS: out.fi_hits}
         for reg, value in values.items():
             self.regs[reg.offset // 4] = value

@@ -109,7 +109,7 @@ def wait(mmio: MMIO, timeout: float = 60.0, poll: float = 1e-4) -> None:
 
 def read_status(mmio: MMIO) -> RunStatus:
     status = mmio.read(rm.STATUS.offset)
-    cycles = mmio.read(rm.CYCLES_LO.offset) | (mmio.read(rm.CYCLES_HI.offset) << 32)
+    cycles = mmio.read(rm.MODEL_CYCLES_LO.offset) | (mmio.read(rm.MODEL_CYCLES_HI.offset) << 32)
     return RunStatus(Status(rm.STATUS.field("CODE").get(status)), rm.STATUS.field("LAYER").get(status), cycles,
                      mmio.read(rm.CORRECTIONS.offset), mmio.read(rm.FI_HITS.offset))
 

@@ -17,8 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-#: Register-map version (the VERSION register). 1 = first release.
-VERSION = 1
+#: Register-map version (the VERSION register and the IP's major version). 1 = first release;
+#: 2 = CYCLES_LO/HI renamed MODEL_CYCLES_LO/HI (the kernel's cycle model, not a measurement; issue #13).
+VERSION = 2
 #: Size of the AXI-Lite address space (bytes).
 ADDRESS_SPACE = 0x10000
 
@@ -146,8 +147,11 @@ STATUS = Register("STATUS", 0x88, Access.RO, "outcome of the last run", arg="sta
     Field("CODE", 0, 8, "resilq.hls.imageformat.Status code (0 = OK)"),
     Field("LAYER", 8, 8, "descriptor index the error refers to"),
 ))
-CYCLES_LO = Register("CYCLES_LO", 0x90, Access.RO, "cycles of the last run, bits 0-31", arg="cycles_lo")
-CYCLES_HI = Register("CYCLES_HI", 0x98, Access.RO, "cycles of the last run, bits 32-63", arg="cycles_hi")
+MODEL_CYCLES_LO = Register("MODEL_CYCLES_LO", 0x90, Access.RO, "modelled cycles of the last run, bits 0-31: the "
+                           "kernel adds each loop's trip count and modelled pipeline depth (resilq.hls.cycles), "
+                           "a model, not a measurement", arg="model_cycles_lo")
+MODEL_CYCLES_HI = Register("MODEL_CYCLES_HI", 0x98, Access.RO, "modelled cycles of the last run, bits 32-63",
+                           arg="model_cycles_hi")
 CORRECTIONS = Register("CORRECTIONS", 0xA0, Access.RO, "corrector invocations of the last run whose slots "
                        "disagreed (the LCU/voter resolved a difference between a neuron's copies)",
                        arg="corrections")
@@ -163,7 +167,7 @@ CRIT_TABLE = Table("CRIT_TABLE", 0x8000, 8192, "crit_table", "critical-neuron ta
 
 REGISTERS: tuple[Register, ...] = (
     AP_CTRL, GIE, IER, ISR, CTRL_MEM, WEIGHT_MEM, ACT_MEM, N_IMAGES, FI_CTRL, FI_LAYER, FI_SLOT, FI_MASK,
-    FI_MODE, VERSION_REG, HW_CONFIG, CONFIG_ID, STATUS, CYCLES_LO, CYCLES_HI, CORRECTIONS, FI_HITS,
+    FI_MODE, VERSION_REG, HW_CONFIG, CONFIG_ID, STATUS, MODEL_CYCLES_LO, MODEL_CYCLES_HI, CORRECTIONS, FI_HITS,
 )
 TABLES: tuple[Table, ...] = (CRIT_TABLE,)
 BY_NAME: dict[str, Register] = {r.name: r for r in REGISTERS}

@@ -12,6 +12,7 @@ from hls_support import calibrated_model
 from resilq.boards import load_board
 from resilq.cli import main
 from resilq.deploy.build import PackageRequest, build_package
+from resilq.deploy.hwh import VLNV
 from resilq.deploy.package import load_package
 from resilq.errors import FormatError, MismatchError, ParameterError, UnsupportedModelError
 from resilq.ir import save_model
@@ -35,7 +36,7 @@ def test_package_with_an_overlay(model_file, tmp_path):
     out = build_package(PackageRequest(model_file, load_board("pynq-z2"), tmp_path / "pkg", overlay_dir=overlay))
     pkg = load_package(out)
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["overlay"]["vlnv"] == "resilq.org:hls:resilq_accel:1.0" and pkg.bitfile.name == "resilq.bit"
+    assert manifest["overlay"]["vlnv"] == VLNV and pkg.bitfile.name == "resilq.bit"
     assert pkg.overlay_ip().base_address == 0x4000_0000
     assert manifest["requirements"] == {"python": "3.10", "numpy": "1.21", "pynq": "3.0.1"}
     assert (out / "lib" / "resilq" / "boards" / "pynq-z2" / "board.json").is_file()
@@ -60,8 +61,8 @@ def test_refusals(model_file, tmp_path, capsys):
     overlay = tmp_path / "v2"
     overlay.mkdir()
     (overlay / "resilq.bit").write_bytes(b"bits")
-    write_hwh(overlay / "resilq.hwh", vlnv="resilq.org:hls:resilq_accel:2.0")
-    with pytest.raises(MismatchError, match="register map v2"):
+    write_hwh(overlay / "resilq.hwh", vlnv="resilq.org:hls:resilq_accel:1.0")
+    with pytest.raises(MismatchError, match="register map v1"):
         build_package(PackageRequest(model_file, load_board("pynq-z2"), tmp_path / "p1", overlay_dir=overlay))
     (tmp_path / "occupied").mkdir()
     (tmp_path / "occupied" / "notes.txt").write_text("mine")

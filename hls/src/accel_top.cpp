@@ -33,8 +33,8 @@ constexpr unsigned ACT_MEM_DEPTH = Cfg::CosimDepth::ACT;
 void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, int8_t* act_mem, uint32_t n_images,
                   uint32_t fi_ctrl, uint32_t fi_layer, uint32_t fi_slot, uint32_t fi_mask, uint32_t fi_mode,
                   const uint32_t crit_table[resilq::regmap::CRIT_TABLE_CAPACITY], uint32_t* version,
-                  uint32_t* hw_config, uint32_t* config_id, uint32_t* status, uint32_t* cycles_lo,
-                  uint32_t* cycles_hi, uint32_t* corrections, uint32_t* fi_hits) {
+                  uint32_t* hw_config, uint32_t* config_id, uint32_t* status, uint32_t* model_cycles_lo,
+                  uint32_t* model_cycles_hi, uint32_t* corrections, uint32_t* fi_hits) {
 #pragma HLS INTERFACE mode=s_axilite port=return bundle=control
 #pragma HLS INTERFACE mode=ap_ctrl_hs port=return bundle=control
 #pragma HLS INTERFACE mode=m_axi port=ctrl_mem bundle=gmem_ctrl offset=slave depth=CTRL_MEM_DEPTH max_read_burst_length=16
@@ -53,8 +53,8 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, int8_t* act_me
 #pragma HLS INTERFACE mode=s_axilite port=hw_config bundle=control offset=0x78
 #pragma HLS INTERFACE mode=s_axilite port=config_id bundle=control offset=0x80
 #pragma HLS INTERFACE mode=s_axilite port=status bundle=control offset=0x88
-#pragma HLS INTERFACE mode=s_axilite port=cycles_lo bundle=control offset=0x90
-#pragma HLS INTERFACE mode=s_axilite port=cycles_hi bundle=control offset=0x98
+#pragma HLS INTERFACE mode=s_axilite port=model_cycles_lo bundle=control offset=0x90
+#pragma HLS INTERFACE mode=s_axilite port=model_cycles_hi bundle=control offset=0x98
 #pragma HLS INTERFACE mode=s_axilite port=corrections bundle=control offset=0xA0
 #pragma HLS INTERFACE mode=s_axilite port=fi_hits bundle=control offset=0xA8
 #pragma HLS INTERFACE mode=s_axilite port=crit_table bundle=control offset=0x8000
@@ -155,8 +155,8 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, int8_t* act_me
         }
     }
     *status = code | (bad_layer << 8);
-    *cycles_lo = static_cast<uint32_t>(cycles);
-    *cycles_hi = static_cast<uint32_t>(cycles >> 32);
+    *model_cycles_lo = static_cast<uint32_t>(cycles);
+    *model_cycles_hi = static_cast<uint32_t>(cycles >> 32);
     *corrections = ctr.corrections;
     *fi_hits = ctr.fi_hits;
 }

@@ -55,12 +55,12 @@ uint8_t* translate(const char* name, uint64_t address, uint64_t align) {
 
 bool is_output(uint32_t offset) {
     return offset == rm::VERSION || offset == rm::HW_CONFIG || offset == rm::CONFIG_ID || offset == rm::STATUS ||
-           offset == rm::CYCLES_LO || offset == rm::CYCLES_HI || offset == rm::CORRECTIONS || offset == rm::FI_HITS;
+           offset == rm::MODEL_CYCLES_LO || offset == rm::MODEL_CYCLES_HI || offset == rm::CORRECTIONS || offset == rm::FI_HITS;
 }
 
 bool is_valid_word(uint32_t offset) {
     return offset == rm::VERSION_VLD || offset == rm::HW_CONFIG_VLD || offset == rm::CONFIG_ID_VLD ||
-           offset == rm::STATUS_VLD || offset == rm::CYCLES_LO_VLD || offset == rm::CYCLES_HI_VLD ||
+           offset == rm::STATUS_VLD || offset == rm::MODEL_CYCLES_LO_VLD || offset == rm::MODEL_CYCLES_HI_VLD ||
            offset == rm::CORRECTIONS_VLD || offset == rm::FI_HITS_VLD;
 }
 
@@ -91,7 +91,7 @@ void start() {
                  dev.regs[rm::FI_MODE / 4], &dev.regs[rm::CRIT_TABLE / 4], &out[0], &out[1], &out[2], &out[3],
                  &out[4], &out[5], &out[6], &out[7]);
     const uint32_t offsets[8] = {rm::VERSION, rm::HW_CONFIG, rm::CONFIG_ID, rm::STATUS,
-                                 rm::CYCLES_LO, rm::CYCLES_HI, rm::CORRECTIONS, rm::FI_HITS};
+                                 rm::MODEL_CYCLES_LO, rm::MODEL_CYCLES_HI, rm::CORRECTIONS, rm::FI_HITS};
     for (int i = 0; i < 8; ++i) {
         dev.regs[offsets[i] / 4] = out[i];
         dev.regs[offsets[i] / 4 + 1] = 1u;  // ap_vld

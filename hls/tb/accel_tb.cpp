@@ -129,13 +129,13 @@ int run_vector(const std::string& dir) {
     std::vector<uint32_t> table(resilq::regmap::CRIT_TABLE_CAPACITY, 0);
     if (!table_bytes.empty()) std::memcpy(table.data(), table_bytes.data(), table_bytes.size());
 
-    uint32_t version = 0, hw_config = 0, config_id = 0, status = 0, cycles_lo = 0, cycles_hi = 0;
+    uint32_t version = 0, hw_config = 0, config_id = 0, status = 0, model_cycles_lo = 0, model_cycles_hi = 0;
     uint32_t corrections = 0, fi_hits = 0;
     resilq::probe::reset();
     resilq_accel(ctrl.data.data(), weights.data.data(), act.data.data(), uint32_t(args["n_images"]),
                  uint32_t(args["fi_ctrl"]), uint32_t(args["fi_layer"]), uint32_t(args["fi_slot"]),
                  uint32_t(args["fi_mask"]), uint32_t(args["fi_mode"]), table.data(), &version, &hw_config, &config_id,
-                 &status, &cycles_lo, &cycles_hi, &corrections, &fi_hits);
+                 &status, &model_cycles_lo, &model_cycles_hi, &corrections, &fi_hits);
 
     int failures = 0, shown = 0;
     size_t mismatches = compare_port(dir, ctrl, image, expected, regions["ctrl"], shown);
@@ -143,7 +143,7 @@ int run_vector(const std::string& dir) {
     mismatches += compare_port(dir, act, image, expected, regions["act"], shown);
     if (mismatches) ++failures;
     failures += check_extent(dir, ctrl) + check_extent(dir, weights) + check_extent(dir, act);
-    const uint64_t cycles = uint64_t(cycles_lo) | (uint64_t(cycles_hi) << 32);
+    const uint64_t cycles = uint64_t(model_cycles_lo) | (uint64_t(model_cycles_hi) << 32);
     const struct {
         const char* name;
         uint64_t got;

@@ -180,8 +180,8 @@ def test_driver_through_pynq_defaultip_mmio_and_allocate(package):
 def test_pynq_path_refusals(package):
     from resilq.deploy.pynq_ip import ResilqAccelIP
 
-    with pytest.raises(MismatchError, match="register map v2"):
-        ResilqAccelIP(description(EmulatedPynqDevice(EmulatedAccelerator()), "resilq.org:hls:resilq_accel:2.0"))
+    with pytest.raises(MismatchError, match="register map v1"):
+        ResilqAccelIP(description(EmulatedPynqDevice(EmulatedAccelerator()), "resilq.org:hls:resilq_accel:1.0"))
     idle = ResilqAccelIP(description(EmulatedPynqDevice(IdleBackend())))
     with pytest.raises(host.AcceleratorError, match="did not finish within 0.3 s"):
         Accelerator(idle, package.model, package.config, timeout=0.3)

@@ -7,7 +7,7 @@
 namespace resilq {
 namespace regmap {
 
-constexpr uint32_t MAP_VERSION = 1u;  // register-map version, written to the VERSION register
+constexpr uint32_t MAP_VERSION = 2u;  // register-map version, written to the VERSION register
 constexpr uint32_t ADDRESS_SPACE = 0x10000u;  // bytes of AXI-Lite address space
 
 constexpr uint32_t AP_CTRL = 0x0u;  // block control (ap_ctrl_hs)
@@ -60,10 +60,10 @@ constexpr uint32_t STATUS_CODE_LSB = 0u;
 constexpr uint32_t STATUS_CODE_MASK = 0xffu;  // resilq.hls.imageformat.Status code (0 = OK)
 constexpr uint32_t STATUS_LAYER_LSB = 8u;
 constexpr uint32_t STATUS_LAYER_MASK = 0xff00u;  // descriptor index the error refers to
-constexpr uint32_t CYCLES_LO = 0x90u;  // cycles of the last run, bits 0-31
-constexpr uint32_t CYCLES_LO_VLD = 0x94u;  // ap_vld (bit 0, clear on read)
-constexpr uint32_t CYCLES_HI = 0x98u;  // cycles of the last run, bits 32-63
-constexpr uint32_t CYCLES_HI_VLD = 0x9cu;  // ap_vld (bit 0, clear on read)
+constexpr uint32_t MODEL_CYCLES_LO = 0x90u;  // modelled cycles of the last run, bits 0-31: the kernel adds each loop's trip count and modelled pipeline depth (resilq.hls.cycles), a model, not a measurement
+constexpr uint32_t MODEL_CYCLES_LO_VLD = 0x94u;  // ap_vld (bit 0, clear on read)
+constexpr uint32_t MODEL_CYCLES_HI = 0x98u;  // modelled cycles of the last run, bits 32-63
+constexpr uint32_t MODEL_CYCLES_HI_VLD = 0x9cu;  // ap_vld (bit 0, clear on read)
 constexpr uint32_t CORRECTIONS = 0xa0u;  // corrector invocations of the last run whose slots disagreed (the LCU/voter resolved a difference between a neuron's copies)
 constexpr uint32_t CORRECTIONS_VLD = 0xa4u;  // ap_vld (bit 0, clear on read)
 constexpr uint32_t FI_HITS = 0xa8u;  // slot values the fault was applied to in the last run (one per inference that carried the fault)
