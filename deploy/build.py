@@ -109,7 +109,7 @@ def build_package(request: PackageRequest) -> Path:
         "accelerator": request.config.as_dict(), "config_id": request.config.config_id, "vlnv": VLNV,
         "batch": request.batch,
         "board": {"name": request.board.name, "part": request.board.part, "pl_mhz": request.board.pl_mhz,
-                  "pynq_image": sw.pynq_image},
+                  "ps_mhz": request.board.ps_mhz, "pynq_image": sw.pynq_image},
         "requirements": {"python": sw.python, "numpy": sw.numpy, "pynq": sw.pynq},
         "overlay": overlay,
         "data": None if request.data is None else write_bundled_data(out, request.data),

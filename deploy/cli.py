@@ -82,7 +82,7 @@ def evaluation_data(pkg, dataset: str | None, data_dir, images: int | None, offs
 
 
 def run_package(pkg, args: argparse.Namespace) -> int:
-    """``run``: accuracy, latency, cycles and counters of the package's network on a target."""
+    """``run``: accuracy, measured and modelled latency, counters of the package's network on a target."""
     import numpy as np
 
     from resilq.hls.cycles import cycle_report
@@ -97,29 +97,35 @@ def run_package(pkg, args: argparse.Namespace) -> int:
     data = evaluation_data(pkg, args.dataset, args.data_dir, args.images, args.offset)
     x, labels, what = data.x, data.labels, data.describe()
     fault = parse_fault(args.fault)
-    device = open_device(target, pkg.config, pkg.bitfile if target is Target.BOARD else None)
+    device = open_device(target, pkg.config, pkg.bitfile if target is Target.BOARD else None, pkg.clocks)
     accel = Accelerator(device, pkg.model, pkg.config, batch=pkg.batch, timeout=args.timeout)
     result = accel.run_all(x, fault)
     pred = result.predictions
     report = cycle_report(pkg.model, pkg.config)
     n = result.images
+    measured_us = 1e6 * result.measured_seconds / n
+    modelled_us = result.cycles / pkg.pl_mhz / n  # the kernel's MODEL_CYCLES, runs' fixed costs included
     out = {"target": target.value, "model": pkg.model.name, "data": what, "images": n,
            "accuracy": float(np.mean(pred == labels)), "cycles": int(result.cycles),
            "cycles_per_inference": report.per_inference, "model_us_per_inference": report.microseconds(pkg.pl_mhz),
+           "measured_us_per_image": measured_us, "modelled_us_per_image": modelled_us, "timer": result.timer,
            "wall_ms_per_image": 1e3 * result.seconds / n, "corrections": int(result.corrections),
            "fi_hits": int(result.fi_hits), "runs": result.runs, "fault": args.fault,
            "predictions": pred.astype(int).tolist()}
     rows = [("target", target.value), ("data", what), ("accuracy", f"{out['accuracy']:.2%}"),
-            ("cycles (CYCLES, summed)", f"{result.cycles:,}"),
-            ("cycles per inference (model)", f"{report.per_inference:,} = {out['model_us_per_inference']:,.1f} us at "
-             f"{pkg.pl_mhz:g} MHz"),
-            ("wall time per image", f"{out['wall_ms_per_image']:.3f} ms (host-observed, {result.runs} runs)"),
+            ("latency per image, measured", f"{measured_us:,.1f} us ({result.timer}; {result.runs} runs)"),
+            ("latency per image, modelled", f"{modelled_us:,.1f} us (MODEL_CYCLES at {pkg.pl_mhz:g} MHz: the cycle "
+             f"model; measured / modelled = {measured_us / modelled_us:.3f})"),
+            ("modelled cycles (MODEL_CYCLES, summed)", f"{result.cycles:,}"),
+            ("modelled cycles per inference", f"{report.per_inference:,} = {out['model_us_per_inference']:,.1f} us "
+             "(cycle model, without the runs' fixed costs)"),
+            ("host wall time per image", f"{out['wall_ms_per_image']:.3f} ms (perf_counter around each run)"),
             ("corrections / fault hits", f"{result.corrections:,} / {result.fi_hits:,}")]
     table(f"{pkg.model.name} on {target.value}", ("", "value"), rows)
     status = 0
     if args.verify:
         status = verify(pkg, accel, x, fault, result, out)
-        say(f"verify: {'predictions, logits and cycles equal the bit-true executor and the cycle model' if not status else 'MISMATCH: ' + out['verify']}")
+        say(f"verify: {'predictions, logits and modelled cycles equal the bit-true executor and the cycle model' if not status else 'MISMATCH: ' + out['verify']}")
     if args.json:
         args.json.write_text(json.dumps(out, indent=1) + "\n")
     return status
@@ -140,7 +146,7 @@ def verify(pkg, accel, x, fault, result, out: dict) -> int:
         problems.append(f"{int(np.sum(np.any(result.logits != ref.logits, axis=1)))} images' logits differ")
     expected_cycles = sum(report.run(b) for b in batches)
     if result.cycles != expected_cycles:
-        problems.append(f"CYCLES {result.cycles:,} != model {expected_cycles:,}")
+        problems.append(f"MODEL_CYCLES {result.cycles:,} != the cycle model's {expected_cycles:,}")
     out["verify"] = "; ".join(problems) or "ok"
     return 1 if problems else 0
 
@@ -176,7 +182,7 @@ def run_package_campaign(pkg, args: argparse.Namespace):
         pkg.overlay_ip()
     data = evaluation_data(pkg, args.dataset, args.data_dir, args.images, args.offset, getattr(args, "split", "test"))
     config = CampaignConfig(FaultModel.parse(args.fault_model), args.faults, args.seed, args.chunk)
-    device = open_device(target, pkg.config, pkg.bitfile if target is Target.BOARD else None)
+    device = open_device(target, pkg.config, pkg.bitfile if target is Target.BOARD else None, pkg.clocks)
     accel = Accelerator(device, pkg.model, pkg.config, batch=pkg.batch, timeout=getattr(args, "timeout", 30.0))
     return run_device_campaign(accel, data, args.out, config, target.value)
 

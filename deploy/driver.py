@@ -7,9 +7,11 @@
    differs from what it packs for (:func:`resilq.hls.host.check_hardware`);
 2. packs the network straight into a DDR block of the device (:func:`resilq.hls.packing.pack` with the
    device's ``allocate``), writes the pointer registers and the critical-neuron table;
-3. per run: writes the inputs, flushes the CPU cache, programs the fault-injection registers, starts the
-   IP and polls AP_DONE with a timeout (:func:`resilq.hls.host.run`), checks STATUS, invalidates the
-   cache and reads the logits (and every layer's output when packed with ``keep_activations``).
+3. per run: writes the inputs, flushes the CPU cache, programs the fault-injection registers, reads the
+   device's hardware timer (:mod:`resilq.deploy.timer`: the Zynq global timer on a board), starts the IP,
+   busy-polls AP_DONE with a timeout, reads the timer again (the *measured* latency), checks STATUS,
+   invalidates the cache and reads the logits (and every layer's output when packed with
+   ``keep_activations``). MODEL_CYCLES is the kernel's cycle model; the timer is the measurement.
 
 Every register access goes through :mod:`resilq.hls.host` and :mod:`resilq.hls.regmap`: no offset is
 written here. numpy only.
@@ -41,13 +43,15 @@ class RunResult:
     """What one or more runs return: logits, the counters (summed over runs) and timing."""
 
     logits: np.ndarray  # int32 (N, classes)
-    cycles: int  # CYCLES register, summed over the runs
+    cycles: int  # MODEL_CYCLES register (the cycle model, not a measurement), summed over the runs
     corrections: int
     fi_hits: int
-    profile: np.ndarray  # per-descriptor cycles, summed
-    seconds: float  # wall time from AP_START to AP_DONE seen by the host, summed
+    profile: np.ndarray  # per-descriptor modelled cycles, summed
+    seconds: float  # host wall time (perf_counter) from AP_START to AP_DONE seen by the host, summed
     runs: int
     activations: list[np.ndarray] | None = None
+    measured_seconds: float = 0.0  # the device timer from just before AP_START to the poll seeing AP_DONE, summed
+    timer: str = ""  # what measured it (the Zynq global timer, or an emulated one)
 
     @property
     def predictions(self) -> np.ndarray:
@@ -69,6 +73,7 @@ class Accelerator:
         self.timeout = timeout
         self.info = host.probe(device, timeout)
         host.check_hardware(self.info, config)
+        self.timer = device.timer()
         self.buffer: DeviceBuffer | None = None
         self.image: MemoryImage = pack(model, config, batch, keep_activations, allocate=self._allocate)
         self._token = 0
@@ -117,16 +122,20 @@ class Accelerator:
         if once:
             self._token = (self._token + 1) & 0xFF
         host.set_fault(self.device, fault, once=once, token=self._token)
+        host.set_images(self.device, n)
         start = time.perf_counter()
-        status = host.run(self.device, n, self.timeout)
+        t0 = self.timer.ticks()
+        host.go(self.device)
+        host.wait(self.device, self.timeout)
+        t1 = self.timer.ticks()
         seconds = time.perf_counter() - start
-        status.check(self.image)
+        status = host.read_status(self.device).check(self.image)
         self.buffer.invalidate()
         acts = None
         if self.image.keep_activations:
             acts = [self.image.read_output(i, n) for i in range(len(self.model.layers))]
         return RunResult(self.image.read_logits(n), status.cycles, status.corrections, status.fi_hits,
-                         self.image.read_profile(), seconds, 1, acts)
+                         self.image.read_profile(), seconds, 1, acts, self.timer.seconds(t0, t1), self.timer.source)
 
     def run_all(self, x: np.ndarray, fault: Fault | None = None) -> RunResult:
         """Any number of images, ``batch`` at a time, the fault in every inference; counters summed."""
@@ -134,7 +143,8 @@ class Accelerator:
         parts = [self.run(x[s:s + self.image.batch], fault) for s in range(0, x.shape[0], self.image.batch)]
         return RunResult(np.concatenate([p.logits for p in parts]), sum(p.cycles for p in parts),
                          sum(p.corrections for p in parts), sum(p.fi_hits for p in parts),
-                         np.sum([p.profile for p in parts], axis=0), sum(p.seconds for p in parts), len(parts))
+                         np.sum([p.profile for p in parts], axis=0), sum(p.seconds for p in parts), len(parts),
+                         measured_seconds=sum(p.measured_seconds for p in parts), timer=self.timer.source)
 
 
 #: id(device) -> (device, Accelerator whose network its pointer registers and table hold). The references

@@ -9,8 +9,10 @@ kernel's contract in Python:
 * the batch is executed by :class:`resilq.ir.Executor` (the bit-true reference) with the fault of the
   FI_* registers (every inference, or the first after a new TOKEN with ONCE, like the kernel's one-shot
   register that survives runs), and every layer's output and the logits are written back to DDR;
-* CYCLES and the per-descriptor profile come from :mod:`resilq.hls.cycles`, CORRECTIONS and FI_HITS from
-  :mod:`resilq.hls.reference` -- the models the C-simulated kernel is tested against;
+* MODEL_CYCLES and the per-descriptor profile come from :mod:`resilq.hls.cycles`, CORRECTIONS and FI_HITS
+  from :mod:`resilq.hls.reference` -- the models the C-simulated kernel is tested against;
+* the Zynq global timer the driver measures runs with (:mod:`resilq.deploy.timer`) advances by each run's
+  modelled cycles, so "measured" equals modelled here by construction and the board's code path is exercised;
 * ap_ctrl_hs semantics as the C-sim bridge: AP_DONE and each output's ap_vld are clear-on-read, ISR
   toggles on write.
 
@@ -37,9 +39,17 @@ from resilq.hls.config import DEFAULT_CONFIG, AccelConfig
 from resilq.ir import Executor
 
 from .memory import DeviceBuffer, HostMemory
+from .timer import DeviceClocks, EmulatedGlobalTimer, GlobalTimer
 from .unpack import DecodedImage, DecodeError, Header, decode, read_header
 
 NO_TOKEN = -1
+
+
+def default_clocks() -> DeviceClocks:
+    """The default board's CPU and PL clocks (boards/pynq-z2/board.toml, or its board.json in a package)."""
+    from resilq.boards import load_board
+
+    return DeviceClocks.of_board(load_board())
 
 
 class EmulatorError(ResilqError):
@@ -74,9 +84,11 @@ class EmulatedAccelerator:
 
     name = "emulator"
 
-    def __init__(self, config: AccelConfig = DEFAULT_CONFIG, memory: HostMemory | None = None):
+    def __init__(self, config: AccelConfig = DEFAULT_CONFIG, memory: HostMemory | None = None,
+                 clocks: DeviceClocks | None = None):
         self.config = config
         self.memory = memory or HostMemory()
+        self.global_timer = EmulatedGlobalTimer(clocks or default_clocks())
         self.regs = np.zeros(rm.ADDRESS_SPACE // 4, dtype=np.uint32)
         self.reset()
         self._cache: tuple[bytes, DecodedImage, Executor] | None = None
@@ -85,6 +97,9 @@ class EmulatedAccelerator:
     # ------------------------------------------------------------------------------------------ bus
     def allocate(self, nbytes: int) -> DeviceBuffer:
         return self.memory.allocate(nbytes)
+
+    def timer(self) -> GlobalTimer:
+        return self.global_timer.timer()
 
     def reset(self) -> None:
         """Power-on reset: registers cleared, the one-shot fault state forgotten."""
@@ -156,6 +171,7 @@ class EmulatedAccelerator:
         for reg, value in values.items():
             self.regs[reg.offset // 4] = value
             self.regs[reg.valid_offset // 4] = 1
+        self.global_timer.advance(out.cycles)
         self.done = True
         self.runs += 1
         if int(self.regs[rm.IER.offset // 4]) & 1:

@@ -19,6 +19,8 @@ import numpy as np
 from resilq.errors import ResilqError
 from resilq.hls import imageformat as fmt
 
+from .timer import GlobalTimer
+
 
 class AddressError(ResilqError):
     """An address the accelerator was given lies outside the memory the host allocated."""
@@ -43,7 +45,8 @@ class DeviceBuffer:
 
 
 class Device(Protocol):
-    """What :class:`resilq.deploy.driver.Accelerator` drives: 32-bit registers and DDR blocks."""
+    """What :class:`resilq.deploy.driver.Accelerator` drives: 32-bit registers, DDR blocks and the hardware
+    timer it measures runs with (:mod:`resilq.deploy.timer`)."""
 
     name: str
 
@@ -52,6 +55,8 @@ class Device(Protocol):
     def write(self, offset: int, value: int) -> None: ...
 
     def allocate(self, nbytes: int) -> DeviceBuffer: ...
+
+    def timer(self) -> GlobalTimer: ...
 
 
 def aligned_bytes(nbytes: int, align: int = fmt.ALIGN) -> np.ndarray:

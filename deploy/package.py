@@ -30,8 +30,9 @@ from resilq.hls.config import AccelConfig
 from resilq.ir import Model, load_model
 
 from .hwh import OverlayIP, accelerator_in_hwh
+from .timer import DeviceClocks
 
-FORMAT = 1
+FORMAT = 2  # 2: the board's ps_mhz (the global timer's clock) in the manifest
 MANIFEST = "manifest.json"
 MODEL_FILE = "model.rq"
 OVERLAY_DIR = "overlay"
@@ -64,6 +65,11 @@ class Package:
     @property
     def pl_mhz(self) -> float:
         return float(self.manifest["board"]["pl_mhz"])
+
+    @property
+    def clocks(self) -> DeviceClocks:
+        """The board's CPU clock (the global timer counts at half of it) and PL clock (the accelerator's)."""
+        return DeviceClocks(float(self.manifest["board"]["ps_mhz"]), self.pl_mhz)
 
     @property
     def bitfile(self) -> Path | None:

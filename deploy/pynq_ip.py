@@ -19,6 +19,7 @@ from resilq.errors import FormatError, MismatchError
 
 from .hwh import VLNV, accelerator_in_hwh, check_ip, ip_from_description
 from .memory import DeviceBuffer
+from .timer import GTC_BASE, GTC_SPAN, DeviceClocks, GlobalTimer
 
 
 class ResilqAccelIP(pynq.DefaultIP):
@@ -26,6 +27,8 @@ class ResilqAccelIP(pynq.DefaultIP):
 
     bindto = [VLNV]
     name = "board"
+    #: The board's CPU and PL clocks; open_overlay sets them from the package's board file.
+    clocks: DeviceClocks | None = None
 
     def __init__(self, description: dict):
         check_ip(ip_from_description(description))
@@ -43,8 +46,15 @@ class ResilqAccelIP(pynq.DefaultIP):
         buf = pynq.allocate(shape=(nbytes,), dtype=np.uint8, target=self.device)
         return DeviceBuffer(buf, int(buf.physical_address), buf.flush, buf.invalidate)
 
+    def timer(self) -> GlobalTimer:
+        """The Zynq global timer, read through pynq's MMIO on this IP's device (pynq.ps reads the SLCR the same way)."""
+        from .emulator import default_clocks
 
-def open_overlay(bitfile: str | Path, download: bool = True) -> ResilqAccelIP:
+        return GlobalTimer(pynq.MMIO(GTC_BASE, GTC_SPAN, device=self.device), self.clocks or default_clocks(),
+                           "Zynq global timer (UG585), read by the driver around AP_START .. AP_DONE")
+
+
+def open_overlay(bitfile: str | Path, download: bool = True, clocks: DeviceClocks | None = None) -> ResilqAccelIP:
     """Load the overlay ``bitfile`` (its ``.hwh`` beside it) and return its accelerator.
 
     The ``.hwh`` is checked first, with this driver's own parser, so a wrong overlay is refused before
@@ -60,4 +70,5 @@ def open_overlay(bitfile: str | Path, download: bool = True) -> ResilqAccelIP:
     if not isinstance(ip, ResilqAccelIP):
         raise MismatchError(f"pynq did not bind {expected.instance!r} of {bitfile} to the resilq driver "
                             f"(got {type(ip).__name__}); is its VLNV {VLNV}?")
+    ip.clocks = clocks
     return ip

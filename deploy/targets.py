@@ -11,9 +11,11 @@ from enum import Enum
 from pathlib import Path
 
 from resilq.errors import ParameterError
+from resilq.hls import regmap as rm
 from resilq.hls.config import DEFAULT_CONFIG, AccelConfig
 
 from .memory import Device, DeviceBuffer, HostMemory
+from .timer import DeviceClocks, EmulatedGlobalTimer, GlobalTimer
 
 
 class Target(Enum):
@@ -33,18 +35,22 @@ class CsimTarget:
     """The C-simulated IP (:class:`resilq.hls.csim.CsimDevice`) as a :class:`Device`.
 
     The C-sim bridge maps one DDR block at a time: each :meth:`allocate` attaches the new block (the
-    driver allocates one per loaded network and re-attaches it before running that network).
+    driver allocates one per loaded network and re-attaches it before running that network). Its global
+    timer advances by the MODEL_CYCLES the C-simulated kernel counted in each run.
     """
 
     name = "csim"
     _instances: dict[int, CsimTarget] = {}
 
-    def __init__(self, config: AccelConfig = DEFAULT_CONFIG):
+    def __init__(self, config: AccelConfig = DEFAULT_CONFIG, clocks: DeviceClocks | None = None):
         from resilq.hls.csim import CsimDevice
+
+        from .emulator import default_clocks
 
         self.csim = CsimDevice.open(config)
         self.csim.reset()
         self.memory = HostMemory()
+        self.global_timer = EmulatedGlobalTimer(clocks or default_clocks())
 
     @classmethod
     def open(cls, config: AccelConfig = DEFAULT_CONFIG) -> CsimTarget:
@@ -69,15 +75,23 @@ class CsimTarget:
 
     def write(self, offset: int, value: int) -> None:
         self.csim.write(offset, value)
+        if offset == rm.AP_CTRL.offset and value & rm.AP_CTRL.field("AP_START").mask:  # the run has finished
+            self.global_timer.advance(self.csim.read(rm.MODEL_CYCLES_LO.offset) |
+                                      (self.csim.read(rm.MODEL_CYCLES_HI.offset) << 32))
+
+    def timer(self) -> GlobalTimer:
+        return self.global_timer.timer("emulated global timer (the C-sim kernel's cycle count)")
 
 
-def open_device(target: Target | str, config: AccelConfig = DEFAULT_CONFIG, overlay: str | Path | None = None) -> Device:
-    """The device of ``target`` (a new emulator; the process's C-sim IP); ``overlay`` is the ``.bit`` (with its ``.hwh``) for ``board``."""
+def open_device(target: Target | str, config: AccelConfig = DEFAULT_CONFIG, overlay: str | Path | None = None,
+                clocks: DeviceClocks | None = None) -> Device:
+    """The device of ``target`` (a new emulator; the process's C-sim IP); ``overlay`` is the ``.bit`` (with its
+    ``.hwh``) for ``board``; ``clocks`` the board's CPU and PL clocks (the timer's and the cycle model's)."""
     target = Target.parse(target) if isinstance(target, str) else target
     if target is Target.EMULATOR:
         from .emulator import EmulatedAccelerator
 
-        return EmulatedAccelerator(config)
+        return EmulatedAccelerator(config, clocks=clocks)
     if target is Target.CSIM:
         from resilq.hls import SRC_DIR
 
@@ -90,4 +104,4 @@ def open_device(target: Target | str, config: AccelConfig = DEFAULT_CONFIG, over
         raise ParameterError("the board target needs the overlay's .bit file (its .hwh beside it)")
     from .pynq_ip import open_overlay
 
-    return open_overlay(overlay)
+    return open_overlay(overlay, clocks=clocks)

@@ -46,7 +46,7 @@ class RunStatus:
 
     code: Status
     descriptor: int  # the descriptor STATUS.LAYER names (meaningful when code != OK)
-    cycles: int
+    cycles: int  # MODEL_CYCLES: the kernel's cycle model (resilq.hls.cycles), not a measurement
     corrections: int
     fi_hits: int
 
@@ -92,19 +92,32 @@ def set_fault(mmio: MMIO, fault=None, once: bool = False, token: int = 0) -> Non
     mmio.write(rm.FI_CTRL.offset, ctrl)
 
 
-def start(mmio: MMIO, n_images: int) -> None:
+def set_images(mmio: MMIO, n_images: int) -> None:
     mmio.write(rm.N_IMAGES.offset, n_images)
+
+
+def go(mmio: MMIO) -> None:
+    """Write AP_START (ap_ctrl_hs: the kernel starts; AP_DONE rises when it returns)."""
     mmio.write(rm.AP_CTRL.offset, rm.AP_CTRL.field("AP_START").put(1))
 
 
-def wait(mmio: MMIO, timeout: float = 60.0, poll: float = 1e-4) -> None:
-    """Poll AP_CTRL until AP_DONE (clear on read) or raise after ``timeout`` seconds."""
+def start(mmio: MMIO, n_images: int) -> None:
+    set_images(mmio, n_images)
+    go(mmio)
+
+
+def wait(mmio: MMIO, timeout: float = 60.0) -> None:
+    """Busy-poll AP_CTRL until AP_DONE (clear on read) or raise after ``timeout`` seconds.
+
+    No sleep between polls: a sleeping loop adds up to its period (the operating system's sleep
+    granularity, tens of microseconds and more) to a run of a few hundred microseconds, and the driver's
+    timed interval ends at the poll that sees AP_DONE.
+    """
     deadline = time.monotonic() + timeout
-    done = rm.AP_CTRL.field("AP_DONE")
-    while not done.get(mmio.read(rm.AP_CTRL.offset)):
+    done = rm.AP_CTRL.field("AP_DONE").mask
+    while not mmio.read(rm.AP_CTRL.offset) & done:
         if time.monotonic() > deadline:
             raise AcceleratorError(f"the accelerator did not finish within {timeout} s")
-        time.sleep(poll)
 
 
 def read_status(mmio: MMIO) -> RunStatus:

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from resilq.deploy.emulator import default_clocks
 from resilq.deploy.hwh import LITE_INTERFACE, VLNV, expected_registers
 from resilq.deploy.memory import DeviceBuffer, HostMemory
+from resilq.deploy.timer import EmulatedGlobalTimer, GlobalTimer
 from resilq.hls import regmap as rm
 
 
@@ -83,6 +85,9 @@ class RecordingDevice:
     def allocate(self, nbytes: int) -> DeviceBuffer:
         return self.device.allocate(nbytes)
 
+    def timer(self) -> GlobalTimer:
+        return self.device.timer()
+
 
 class IdleRegisters:
     """An AXI-Lite register file with no kernel behind it: writes are stored, nothing ever runs."""
@@ -101,6 +106,9 @@ class IdleRegisters:
 
     def allocate(self, nbytes: int) -> DeviceBuffer:
         return self.memory.allocate(nbytes)
+
+    def timer(self) -> GlobalTimer:
+        return EmulatedGlobalTimer(default_clocks()).timer("a global timer nothing advances (no kernel)")
 
 
 def writable_words() -> set[int]:

@@ -30,6 +30,7 @@ from resilq.deploy.driver import Accelerator  # noqa: E402
 from resilq.deploy.emulator import EmulatedAccelerator  # noqa: E402
 from resilq.deploy.hwh import VLNV, expected_registers  # noqa: E402
 from resilq.deploy.package import load_bundled_data, load_package  # noqa: E402
+from resilq.deploy.timer import GTC_BASE, GTC_SPAN, EmulatedGlobalTimer  # noqa: E402
 from resilq.errors import MismatchError  # noqa: E402
 from resilq.faults import Fault  # noqa: E402
 from resilq.hls import host  # noqa: E402
@@ -43,8 +44,9 @@ NOT_ON_THE_IMAGE = ("torch", "brevitas", "rich", "scipy", "sklearn", "matplotlib
 
 class EmulatedPynqDevice(Device):
     """A pynq Device (REGISTER_RW: pynq's MMIO calls read_registers/write_registers) whose AXI-Lite window at
-    BASE is ``backend``'s register file and whose memory is ``backend``'s DDR; ``pynq.allocate`` on it
-    returns real PynqBuffers over that memory."""
+    BASE is ``backend``'s register file, whose Zynq global timer block (0xF8F00200) is ``backend``'s emulated
+    timer and whose memory is ``backend``'s DDR; ``pynq.allocate`` on it returns real PynqBuffers over that
+    memory."""
 
     def __init__(self, backend):
         super().__init__("resilq-emulated")
@@ -52,8 +54,13 @@ class EmulatedPynqDevice(Device):
         self.backend = backend
         self.writes: list[tuple[int, int]] = []
         self.flushes = self.invalidates = 0
+        self.timer_reads = 0
 
     def read_registers(self, address: int, length: int) -> bytes:
+        if GTC_BASE <= address < GTC_BASE + GTC_SPAN:
+            assert length == 4, length
+            self.timer_reads += 1
+            return self.backend.global_timer.read(address - GTC_BASE).to_bytes(4, "little")
         assert length == 4 and BASE <= address < BASE + rm.ADDRESS_SPACE, (address, length)
         return self.backend.read(address - BASE).to_bytes(4, "little")
 
@@ -82,6 +89,7 @@ class IdleBackend:
     def __init__(self):
         self.regs = {}
         self.emulator = EmulatedAccelerator()
+        self.global_timer = EmulatedGlobalTimer(self.emulator.global_timer.clocks)  # nothing advances it
 
     def read(self, offset):
         return self.regs.get(offset, 0)
@@ -166,6 +174,9 @@ def test_driver_through_pynq_defaultip_mmio_and_allocate(package):
     assert np.array_equal(clean.logits, ref.logits)
     report = cycle_report(package.model, package.config)
     assert clean.cycles == 2 * report.run(16) + report.run(8)
+    # the latency measured through pynq's MMIO on the Zynq global timer (emulated: it counts the cycle model)
+    assert device.timer_reads >= 3 * 2 * 3 and "global timer" in clean.timer
+    assert abs(clean.measured_seconds - clean.cycles / (package.pl_mhz * 1e6)) <= 3 / accel.timer.hz
     layer = package.model.neuron_layers[-1]
     fault = Fault.bit_flip(layer, 5, 6)
     faulty = accel.run_all(x, fault)
