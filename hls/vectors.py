@@ -27,6 +27,7 @@ from resilq.faults import Fault, shadow_slot
 from resilq.ir import Conv2d, Executor, Flatten, InputQuant, Linear, MaxPool2d, Model, Protection, Requant
 from resilq.ir.kernels import accumulate, maxpool
 
+from . import regmap
 from .config import AccelConfig
 from .cycles import cycle_report
 from .packing import MemoryImage, pack
@@ -160,6 +161,6 @@ def write_vector(vector: Vector, config: AccelConfig, directory: Path) -> Path:
             "fi_mode": 0 if f is None else int(f.mode), "table_words": image.table.size}
     (out / "args.txt").write_text("".join(f"{k} {v}\n" for k, v in args.items()))
     expect = {"status": 0, "cycles": report.run(n), "corrections": expected_corrections(vector.model, vector.inputs, f),
-              "fi_hits": expected_fi_hits(f, n), "version": 1, "config_id": config.config_id}
+              "fi_hits": expected_fi_hits(f, n), "version": regmap.VERSION, "config_id": config.config_id}
     (out / "expect.txt").write_text("".join(f"{k} {v}\n" for k, v in expect.items()))
     return out

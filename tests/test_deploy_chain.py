@@ -1,7 +1,7 @@
 """Chain-of-trust test #3: ``resilq run PKG --target emulator|csim`` through the driver equals the Python engine.
 
 A trained LeNet-5 (digits), unprotected and hardened, is packaged with ``resilq package`` and run with
-``resilq run``; its predictions, CYCLES and fault-injection outcomes (per-input top-1 under each fault,
+``resilq run``; its predictions, MODEL_CYCLES and fault-injection outcomes (per-input top-1 under each fault,
 FI_HITS, CORRECTIONS) must equal the bit-true executor, the fast fault engine (resilq.faultsim), the
 cycle model and the counter reference -- on the bundled digits test images and on the MNIST test set.
 The C-simulated accelerator (the HLS C++ itself) must give the same through the same driver code.
@@ -138,7 +138,7 @@ def test_emulator_and_csim_agree_on_every_layer_and_counter(variants):
 @pytest.mark.csim
 @needs_cxx
 def test_emulator_and_csim_refuse_bad_images_alike(variants):
-    """STATUS (code and descriptor) and CYCLES of refused runs: the header checks, the fault registers, a
+    """STATUS (code and descriptor) and MODEL_CYCLES of refused runs: the header checks, the fault registers, a
     descriptor the build cannot run."""
     from resilq.hls import host
     from resilq.hls import imageformat as fmt

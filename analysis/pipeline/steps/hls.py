@@ -22,7 +22,7 @@ def variants(ctx: Context) -> list[tuple[str, object]]:
 
 def csim_check(model, config, x: np.ndarray, faults: int, seed: int) -> dict:
     """Every layer's int8 output and the logits of the C-sim equal the executor's; so do the logits under
-    ``faults`` sampled faults; the CYCLES counter equals the cycle model."""
+    ``faults`` sampled faults; the MODEL_CYCLES counter (the kernel's cycle model) equals the Python cycle model."""
     from resilq.hls.cycles import cycle_report
     from resilq.hls.simulate import CsimAccelerator
 

@@ -58,9 +58,9 @@ def trust_detail(key: str, t: dict) -> str:
     if key == "trust_csim_executor":
         return "; ".join(f"{c['variant']}: {c['images']} images, every layer "
                          f"{'equal' if not any(x['mismatches'] for x in c['layers']) else 'DIFFERENT'}, "
-                         f"{c['faults'] - c['faults_differing']}/{c['faults']} faults equal, CYCLES {c['cycles']:,} "
+                         f"{c['faults'] - c['faults_differing']}/{c['faults']} faults equal, MODEL_CYCLES {c['cycles']:,} "
                          f"(model {c['cycles_model']:,})" for c in t["checks"])
-    return "; ".join(f"{c['variant']}: logits {'equal' if c['logits_equal'] else 'DIFFERENT'}, CYCLES {c['cycles']:,} "
+    return "; ".join(f"{c['variant']}: logits {'equal' if c['logits_equal'] else 'DIFFERENT'}, MODEL_CYCLES {c['cycles']:,} "
                      f"(model {c['cycles_model']:,}), {c['campaign']['faults']} device faults, "
                      f"{c['campaign'].get('mismatched', 0)} differ from the engine" for c in t["checks"])
 

@@ -5,7 +5,7 @@
 // crash ("Read request address ... exceed AXI master ... array depth", or SIGSEGV with "insufficient depth
 // of array argument" -- the tool messages quoted in Xilinx/BNN-PYNQ#61 and dhm2013724/yolov2_xilinx_fpga#16).
 // In synthesis they are the plain access: __SYNTHESIS__ is defined only while Vitis HLS synthesizes
-// (UG1399, "Using the __SYNTHESIS__ macro").
+// (UG1399 "System Calls": "Vitis HLS defines the macro __SYNTHESIS__ when synthesis is performed").
 #pragma once
 #include <cstdint>
 
