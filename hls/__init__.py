@@ -12,9 +12,10 @@ the facts the host and the hardware share, each written once:
 * :mod:`.host` -- the register-level run sequence, for any MMIO-like device (C-sim here, the board later);
 * :mod:`.csim` -- the accelerator source compiled by g++ and driven through ctypes (integers only);
 * :mod:`.cycles` / :mod:`.resources` -- cycle model and resource estimate against the board budget.
+* :mod:`.tools` -- Vitis HLS (vitis_hls or vitis-run) and Vivado on PATH, releases 2022.1 - 2024.x.
 
 Everything but :mod:`.cli` imports numpy and the standard library only (a test checks it), so the PYNQ
-driver can import it on the board; :mod:`.csim` and :mod:`.project` call g++ / vitis_hls when used.
+driver can import it on the board; :mod:`.csim` and :mod:`.project` call g++ / Vitis HLS when used.
 """
 
 from pathlib import Path
