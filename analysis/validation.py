@@ -142,3 +142,4 @@ def cli_number(lo: float | None = None, hi: float | None = None, positive: bool 
 
 
 timeout_seconds = cli_number(None, MAX_TIMEOUT_S, positive=True, what=f"seconds in (0, {MAX_TIMEOUT_S:g}]")
+learning_rate = cli_number(None, 1.0, positive=True, what="a learning rate in (0, 1]")

@@ -31,6 +31,7 @@ from resilq.hls.config import DEFAULT_CONFIG, AccelConfig
 from resilq.hls.packing import MemoryImage, pack
 from resilq.ir import Model
 from resilq.ir.executor import check_input, top1
+from resilq.validation import MAX_BATCH, check_int, check_timeout
 
 from .memory import Device, DeviceBuffer
 
@@ -70,7 +71,8 @@ class Accelerator:
         self.device = device
         self.model = model
         self.config = config
-        self.timeout = timeout
+        self.timeout = check_timeout(timeout)
+        check_int(batch, "batch", 1, MAX_BATCH)
         self.info = host.probe(device, timeout)
         host.check_hardware(self.info, config)
         self.timer = device.timer()

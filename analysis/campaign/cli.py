@@ -7,7 +7,7 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
-from ..cli.options import add_dataset_args, positive_int
+from ..cli.options import add_dataset_args, non_negative_int, positive_int
 from ..data import load_dataset
 from ..errors import ParameterError
 from ..ir import load_model
@@ -56,10 +56,10 @@ def _add_campaign_args(p: argparse.ArgumentParser) -> None:
     add_dataset_args(p, default=None)
     p.add_argument("--split", default="test", choices=("train", "test"))
     p.add_argument("--images", type=positive_int, default=None, help="evaluate on the first N images (default: all)")
-    p.add_argument("--offset", type=int, default=0, help="skip the first N images")
+    p.add_argument("--offset", type=non_negative_int, default=0, help="skip the first N images")
     p.add_argument("--faults", type=positive_int, default=None,
                    help="number of faults (default: Leveugle's sample size, e = 1 %%, 95 %% confidence)")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="sampling seed (default 0)")
     p.add_argument("--model", dest="fault_model", default="single-bit", metavar="FAULT_MODEL",
                    help="single-bit (default), multi-bit:K, stuck-at-0 or stuck-at-1")
     p.add_argument("--scheduler", default=None, metavar="local|tcp://HOST:PORT|slurm",

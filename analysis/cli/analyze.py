@@ -11,8 +11,9 @@ from ..errors import ParameterError
 from ..ir import load_model
 from ..nvf import save_nvf
 from ..ui import say
+from ..validation import cli_number
 from .nvf_table import print_table
-from .options import add_dataset_args, positive_int
+from .options import add_dataset_args, non_negative_int, positive_int
 
 
 class Method(str, Enum):
@@ -27,13 +28,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="train", choices=("train", "test"),
                    help="input set (default: train, as the paper analyses over the training set)")
     p.add_argument("--inputs", type=positive_int, default=1000, metavar="N", help="number of inputs (default 1000)")
-    p.add_argument("--offset", type=int, default=0, metavar="K", help="skip the first K inputs of the split")
+    p.add_argument("--offset", type=non_negative_int, default=0, metavar="K", help="skip the first K inputs of the split")
     p.add_argument("--method", type=Method, default=Method.EXACT, choices=list(Method),
                    help="exact (every bit flip decided exactly; default) or deltarange (the paper's Algorithm 1)")
-    p.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes on this machine (default 1; at most the number of cores)")
-    p.add_argument("--sample", type=float, default=None, metavar="F",
+    p.add_argument("--jobs", type=positive_int, default=1, metavar="N", help="worker processes on this machine (default 1; at most the number of cores)")
+    p.add_argument("--sample", type=cli_number(0.0, 1.0, positive=True, what="a fraction in (0, 1]"), default=None, metavar="F",
                    help="analyse a stratified fraction F of the neurons of every channel (large networks)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the neuron sample (default 0)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the neuron sample (default 0)")
     p.add_argument("--out", required=True, help="output .nvf file")
     p.set_defaults(func=run)
 

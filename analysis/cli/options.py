@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..data import DATASETS
+from ..validation import batch_size, non_negative_int, positive_int, timeout_seconds  # noqa: F401 (shared types)
 
 
 def add_dataset_args(p: argparse.ArgumentParser, default: str | None = "digits") -> None:
@@ -13,10 +14,3 @@ def add_dataset_args(p: argparse.ArgumentParser, default: str | None = "digits")
     p.add_argument("--data-dir", default=None, metavar="DIR",
                    help="directory holding the dataset's standard files (IDX for MNIST/Fashion-MNIST, "
                         "python batches for CIFAR-10)")
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value

@@ -8,6 +8,7 @@ from pathlib import Path
 from ..ir import save_model
 from ..ir.summary import summary_table
 from ..ui import say, table
+from ..validation import learning_rate, non_negative_int
 from .options import add_dataset_args, positive_int
 
 
@@ -18,10 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_dataset_args(p)
     p.add_argument("--epochs", type=positive_int, default=10)
     p.add_argument("--batch-size", type=positive_int, default=64)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr", type=learning_rate, default=2e-3)
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--per-channel", action="store_true", help="one power-of-two weight scale per output channel")
-    p.add_argument("--verify", type=int, default=1000, metavar="N",
+    p.add_argument("--verify", type=non_negative_int, default=1000, metavar="N",
                    help="compare Brevitas and the integer executor bit for bit on N test images (0: skip)")
     p.add_argument("--checkpoint", type=Path, default=None, help="also save the Brevitas state_dict here")
     p.add_argument("--out", type=Path, required=True, help="output .rq file")
