@@ -45,12 +45,14 @@ def run_package_command(args: argparse.Namespace) -> int:
     import numpy as np
 
     from resilq.boards import load_board
-    from resilq.deploy.build import PackageRequest, build_package
+    from resilq.deploy.build import PackageRequest, build_package, check_out
     from resilq.deploy.package import BundledData
     from resilq.hls.config import AccelConfig
     from resilq.ir import load_model
     from resilq.ui import say
 
+    # before the dataset is read: refuse an --out that is not a package, or holds the model or the data
+    check_out(args.out, {"model": args.model, "data folder": None if args.data_dir is None else Path(args.data_dir)})
     data = None
     if args.dataset is not None:
         from resilq.data import load_dataset
