@@ -10,6 +10,7 @@ from ..nvf.paper import PAPER_TABLE_I
 from ..nvf.result import TABLE_THRESHOLDS, NVFResult
 from ..nvf.table import is_sampled, paper_column, parse_thresholds, per_bit_rows, per_layer_rows, table_i, write_csv
 from ..ui import say, table
+from .nvf_metadata import check_nvf_metadata
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -52,7 +53,7 @@ def print_table(result: NVFResult, thresholds=TABLE_THRESHOLDS, paper: str | Non
 
 def run(args: argparse.Namespace) -> int:
     model = load_model(args.model) if args.model else None
-    result = load_nvf(args.nvf, model)
+    result = check_nvf_metadata(load_nvf(args.nvf, model), args.nvf)
     thresholds = parse_thresholds(args.thresholds)
     print_table(result, thresholds, args.paper)
     if args.csv:

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="session")
 def tiny_model_file(tmp_path_factory) -> Path:
     rng = np.random.default_rng(5)
-    model = calibrated_model(rng, (1, 8, 8), [("conv", 4, 3, 1, 0), ("pool", 2, 2), ("flatten",), ("head", 10)],
+    model = calibrated_model(rng, (1, 28, 28), [("conv", 4, 3, 2, 0), ("pool", 2, 2), ("flatten",), ("head", 10)],
                              name="tiny")
     model = model.replace(metadata={**model.metadata, "dataset": "digits"})
     return save_model(model, tmp_path_factory.mktemp("model") / "tiny.rq")
@@ -40,7 +40,7 @@ def built_package(tiny_model_file, tmp_path_factory) -> Path:
     from resilq.deploy.package import BundledData
 
     rng = np.random.default_rng(6)
-    data = BundledData(rng.integers(-128, 128, (16, 1, 8, 8)).astype(np.int8), rng.integers(0, 10, 16), "digits",
+    data = BundledData(rng.integers(-128, 128, (16, 1, 28, 28)).astype(np.int8), rng.integers(0, 10, 16), "digits",
                        "test", 0)
     out = tmp_path_factory.mktemp("pkg") / "pkg"
     return build_package(PackageRequest(tiny_model_file, load_board("pynq-z2"), out, batch=8,
