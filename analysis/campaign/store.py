@@ -179,7 +179,8 @@ class CampaignStore:
             db.close()
             # a WAL file in a folder where its -shm cannot be created: without a -wal file every committed
             # transaction is in the main file and nobody is writing it, so it may be read as immutable
-            if Path(f"{self.path}-wal").exists():
+            wal = Path(f"{self.path}-wal")
+            if wal.exists() and wal.stat().st_size:
                 raise
         return sqlite3.connect(uri + "&immutable=1", uri=True, isolation_level=None)
 
@@ -200,8 +201,8 @@ class CampaignStore:
                 store._claim_writer()
             else:
                 store.check_identity(meta)
+                store.verify()  # before anything is written to the file
                 store._claim_writer()
-                store.verify()
         except BaseException:
             store.close()
             raise
