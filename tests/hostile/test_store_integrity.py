@@ -245,3 +245,25 @@ def test_a_writer_row_left_by_a_dead_process_is_taken_over(campaign, tmp_path):
                           text=True).stdout.strip()
     _sql(path, "INSERT INTO writer VALUES (0, ?, ?, '1', 'gone')", (int(dead), socket.gethostname()))
     assert run_campaign(model, data, path, config).complete
+
+
+def test_a_damaged_shared_outcome_is_refused_not_copied_into_a_campaign(tmp_path):
+    from resilq.campaign.engine import How, Outcomes
+    from resilq.campaign.sweep import SharedOutcomes
+
+    keys = [bytes([i]) * 20 for i in range(4)]
+    outcomes = Outcomes(np.array([0, 3, 1, 0]), np.array([20, 17, 19, 20]), [b"g" * 16, b"a" * 16, b"b" * 16, b"g" * 16],
+                        np.full(4, How.PROPAGATED))
+    cache = SharedOutcomes(tmp_path / "shared.db")
+    cache.put(keys, outcomes)
+    assert cache.get(keys)[keys[1]] == (3, 17, b"a" * 16)
+    cache.db.execute("UPDATE outcomes SET correct = correct + 1 WHERE key = ?", (keys[2],))
+    with pytest.raises(FormatError, match="shared.db: 1 shared outcome rows are damaged"):
+        cache.get(keys)
+    assert cache.get(keys[:2])[keys[0]] == (0, 20, b"g" * 16)  # intact rows still read
+    cache.close()
+    old = tmp_path / "old.db"
+    _sql(old, "CREATE TABLE outcomes(key BLOB PRIMARY KEY, changed INTEGER NOT NULL, correct INTEGER NOT NULL, "
+              "digest BLOB NOT NULL)")
+    with pytest.raises(FormatError, match="older resilq"):
+        SharedOutcomes(old)
