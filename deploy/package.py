@@ -18,13 +18,13 @@ configuration against its CONFIG_ID, the overlay files against their recorded SH
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from resilq.archive import read_json_file, read_npz
 from resilq.errors import FormatError, MismatchError, ParameterError
 from resilq.hls.config import AccelConfig
 from resilq.ir import Model, load_model
@@ -91,10 +91,9 @@ def load_package(path: str | Path) -> Package:
     manifest_path = path / MANIFEST
     if not manifest_path.is_file():
         raise FormatError(f"{path}: not a resilq deployment package (no {MANIFEST}; create one with resilq package)")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except ValueError as exc:
-        raise FormatError(f"{manifest_path}: not valid JSON: {exc}") from None
+    manifest = read_json_file(manifest_path, "package manifest")  # bounded size and nesting
+    if not isinstance(manifest, dict):
+        raise FormatError(f"{manifest_path}: a package manifest is a JSON object")
     if manifest.get("format") != FORMAT:
         raise FormatError(f"{manifest_path}: package format {manifest.get('format')}, this resilq reads {FORMAT}")
     model = load_model(path / manifest["model"]["file"])
@@ -141,8 +140,10 @@ def load_bundled_data(pkg: Package) -> BundledData | None:
     path = pkg.path / entry["file"]
     if not path.is_file() or sha256(path) != entry["sha256"]:
         raise MismatchError(f"{path} is missing or not the evaluation set the package was built with")
-    with np.load(path, allow_pickle=False) as npz:
-        x, labels = npz["x"], npz["labels"]
+    arrays = read_npz(path, ("x", "labels"))  # declared sizes checked before decompressing
+    x, labels = arrays["x"], arrays["labels"]
+    if x.ndim != 4 or labels.ndim != 1 or labels.dtype.kind not in "iu":
+        raise FormatError(f"{path}: expected int8 inputs of shape (N, {pkg.model.input.shape}) and N integer labels")
     if x.dtype != np.int8 or x.shape[1:] != tuple(pkg.model.input.shape) or labels.shape != (x.shape[0],):
         raise FormatError(f"{path}: expected int8 inputs of shape (N, {pkg.model.input.shape}) and N labels")
     return BundledData(x, labels.astype(np.int64), entry["dataset"], entry["split"], int(entry["offset"]))
