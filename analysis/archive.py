@@ -136,7 +136,7 @@ def _read_array(zf: zipfile.ZipFile, path: Path, name: str, spec: dict) -> np.nd
         info = zf.getinfo(member)
     except KeyError:
         raise FormatError(f"{path}: array {name!r} is listed in the manifest but missing from the file") from None
-    return read_npy_member(zf, info, f"{path}: array {name!r}", (np.dtype(spec["dtype"]), tuple(spec["shape"])))
+    return read_npy_member(zf, info, path, name, (np.dtype(spec["dtype"]), tuple(spec["shape"])))
 
 
 # ---------------------------------------------------------------------------------------------- bounded readers
@@ -164,7 +164,7 @@ def _declared_bytes(where: Any, name: str, dtype: np.dtype, shape: Any) -> int:
     return nbytes
 
 
-def read_npy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str,
+def read_npy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path, name: str,
                     expect: tuple[np.dtype, tuple[int, ...]] | None = None) -> np.ndarray:
     """One ``.npy`` member of a zip, read in bounded memory.
 
@@ -172,13 +172,14 @@ def read_npy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str,
     limits; data size: exactly what the member holds; and ``expect``, when given) are checked before its
     data is read, straight into the array (no intermediate copy).
     """
+    where = f"{path}: array {name!r}"
     if info.file_size > MAX_ARRAY_BYTES + MAX_NPY_HEADER:
         raise FormatError(f"{where} declares {info.file_size:,} bytes, more than the {MAX_ARRAY_BYTES:,} a "
                           "resilq array may have; refusing to decompress it")
     try:
         with zf.open(info) as fh:
             dtype, shape, fortran, header_bytes = _npy_header(fh, where)
-            nbytes = _declared_bytes(where.rsplit(": ", 1)[0], where.rsplit(": ", 1)[-1], dtype, shape)
+            nbytes = _declared_bytes(path, name, dtype, shape)
             if expect is not None and (dtype != expect[0] or tuple(shape) != tuple(expect[1])):
                 raise FormatError(f"{where} is {dtype.name}{list(shape)}, the manifest says "
                                   f"{expect[0].name}{list(expect[1])}")
@@ -244,7 +245,7 @@ def read_npz(path: str | os.PathLike, names: tuple[str, ...]) -> dict[str, np.nd
         if total > MAX_TOTAL_BYTES + len(infos) * MAX_NPY_HEADER:
             raise FormatError(f"{path}: its arrays declare {total:,} bytes, more than the {MAX_TOTAL_BYTES:,} "
                               "accepted; refusing to decompress them")
-        return {name: read_npy_member(zf, info, f"{path}: array {name!r}") for name, info in infos.items()}
+        return {name: read_npy_member(zf, info, path, name) for name, info in infos.items()}
 
 
 def parse_json(raw: bytes | str, where: str) -> Any:

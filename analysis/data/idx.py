@@ -14,8 +14,8 @@ from ..errors import DatasetError
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-#: The data of one IDX file (MNIST's training images are 47 MB; EMNIST's largest about 0.5 GB).
-MAX_IDX_BYTES = 1 << 30
+#: The data of one IDX file (MNIST's and Fashion-MNIST's training images are 47 MB each).
+MAX_IDX_BYTES = 256 << 20
 #: Dimensions of one IDX array.
 MAX_IDX_NDIM = 8
 
