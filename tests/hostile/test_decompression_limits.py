@@ -11,8 +11,14 @@ import zipfile
 import numpy as np
 import pytest
 
-from resilq.archive import (MAX_ARRAY_BYTES, MAX_JSON_DEPTH, MAX_MANIFEST_BYTES, MAX_TOTAL_BYTES, read_json_file,
-                            read_npz)
+from resilq.archive import (
+    MAX_ARRAY_BYTES,
+    MAX_JSON_DEPTH,
+    MAX_MANIFEST_BYTES,
+    MAX_TOTAL_BYTES,
+    read_json_file,
+    read_npz,
+)
 from resilq.cli import main
 from resilq.data.cifar import MAX_BATCH_BYTES, load_cifar10
 from resilq.data.idx import MAX_IDX_BYTES, read_idx
