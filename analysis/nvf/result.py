@@ -104,7 +104,7 @@ def _check_range(path, layer: int, v: np.ndarray, metadata: dict) -> None:
     bad = np.flatnonzero(~nan & ~((v >= 0) & (v <= 1)))  # inf and -inf fail both comparisons' conjunction
     if bad.size:
         raise FormatError(f"{path}: NVF of layer {layer} has {bad.size} value(s) outside [0, 1] (neuron {bad[0]}: "
-                          f"{v[bad[0]]!r}); the file is damaged or was not written by resilq")
+                          f"{float(v[bad[0]])!r}); the file is damaged or was not written by resilq")
     if nan.any() and "sample" in metadata and not metadata["sample"]:
         raise FormatError(f"{path}: NVF of layer {layer} has {int(nan.sum())} NaN value(s) (neuron "
                           f"{int(np.flatnonzero(nan)[0])}), but the analysis was not sampled: every neuron has an NVF")
