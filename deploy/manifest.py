@@ -9,11 +9,11 @@ Standard library only.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from resilq.archive import read_json_file
 from resilq.errors import FormatError
 from resilq.validation import MAX_BATCH, MAX_COUNT, NAME, check_int, check_mapping, check_number, check_str
 
@@ -97,10 +97,7 @@ def read_manifest(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise FormatError(f"{path.parent}: not a resilq deployment package (no {MANIFEST}; create one with "
                           "resilq package)")
-    try:
-        manifest = json.loads(path.read_text())
-    except (ValueError, RecursionError) as exc:
-        raise FormatError(f"{path}: not valid JSON: {exc}") from None
+    manifest = read_json_file(path, "package manifest")  # bounded size and nesting, before parsing
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
         raise FormatError(f"{path}: package format {found!r}, this resilq reads {FORMAT}")

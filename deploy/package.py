@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from resilq.archive import read_npz
 from resilq.errors import FormatError, MismatchError, ParameterError
 from resilq.hls.config import AccelConfig
 from resilq.ir import Model, load_model
@@ -135,11 +136,8 @@ def load_bundled_data(pkg: Package) -> BundledData | None:
     path = package_file(pkg.path, entry["file"], f"{pkg.path / MANIFEST}: data.file")
     if not path.is_file() or sha256(path) != entry["sha256"]:
         raise MismatchError(f"{path} is missing or not the evaluation set the package was built with")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            x, labels = npz["x"], npz["labels"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise FormatError(f"{path}: not an evaluation set (x, labels): {exc}") from None
+    arrays = read_npz(path, ("x", "labels"))  # declared sizes checked before decompressing; no pickles
+    x, labels = arrays["x"], arrays["labels"]
     if x.dtype != np.int8 or x.shape[1:] != tuple(pkg.model.input.shape) or labels.shape != (x.shape[0],):
         raise FormatError(f"{path}: expected int8 inputs of shape (N, {pkg.model.input.shape}) and N labels")
     if labels.dtype.kind not in "iu":

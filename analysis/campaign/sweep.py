@@ -31,6 +31,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,31 +154,65 @@ def outcome_keys(model: Model, golden: GoldenRun, data: EvaluationSet, sample: F
 
 
 class SharedOutcomes:
-    """The sweep's outcome cache: SQLite, key -> (changed, correct, top-1 digest); safe to interrupt."""
+    """The sweep's outcome cache: SQLite, key -> (changed, correct, top-1 digest); safe to interrupt.
+
+    Every row carries a SHA-256 checksum of its key and outcome, verified when it is read: a damaged or
+    edited row is refused (naming the file) instead of being copied, with a fresh checksum, into a campaign.
+    """
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        self.db = sqlite3.connect(str(self.path), isolation_level=None, timeout=60)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute("CREATE TABLE IF NOT EXISTS outcomes(key BLOB PRIMARY KEY, changed INTEGER NOT NULL, "
-                        "correct INTEGER NOT NULL, digest BLOB NOT NULL)")
+        try:
+            self.db = sqlite3.connect(str(self.path), isolation_level=None, timeout=60)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("CREATE TABLE IF NOT EXISTS outcomes(key BLOB PRIMARY KEY, changed INTEGER NOT NULL, "
+                            "correct INTEGER NOT NULL, digest BLOB NOT NULL, checksum BLOB NOT NULL)")
+            columns = [r[1] for r in self.db.execute("PRAGMA table_info(outcomes)")]
+        except sqlite3.DatabaseError as exc:
+            raise FormatError(f"{self.path}: not a usable sweep outcome cache ({exc}); it only holds shared "
+                              "outcomes: delete it and run the sweep again") from None
+        if "checksum" not in columns:
+            self.db.close()
+            raise FormatError(f"{self.path}: an outcome cache of an older resilq (no checksums); it only holds "
+                              "shared outcomes: delete it and run the sweep again")
+
+    @staticmethod
+    def _checksum(key: bytes, changed: int, correct: int, digest: bytes) -> bytes:
+        h = hashlib.sha256(b"resilq-shared-outcome")
+        h.update(struct.pack("<I", len(key)) + bytes(key) + struct.pack("<2q", int(changed), int(correct)))
+        h.update(bytes(digest))
+        return h.digest()
 
     def get(self, keys: Sequence[bytes]) -> dict[bytes, tuple[int, int, bytes]]:
         found: dict[bytes, tuple[int, int, bytes]] = {}
         keys = list(keys)
-        for start in range(0, len(keys), 500):
-            part = keys[start:start + 500]
-            rows = self.db.execute(f"SELECT key, changed, correct, digest FROM outcomes WHERE key IN "
-                                   f"({','.join('?' * len(part))})", part)
-            found.update({bytes(k): (int(c), int(r), bytes(d)) for k, c, r, d in rows})
+        damaged = 0
+        try:
+            for start in range(0, len(keys), 500):
+                part = keys[start:start + 500]
+                rows = self.db.execute(f"SELECT key, changed, correct, digest, checksum FROM outcomes WHERE key IN "
+                                       f"({','.join('?' * len(part))})", part).fetchall()
+                for k, c, r, d, check in rows:
+                    ok = isinstance(c, int) and isinstance(r, int) and isinstance(d, bytes) and c >= 0 and r >= 0
+                    if not ok or check != self._checksum(k, c, r, d):
+                        damaged += 1
+                        continue
+                    found[bytes(k)] = (int(c), int(r), bytes(d))
+        except sqlite3.DatabaseError as exc:
+            raise FormatError(f"{self.path}: the sweep outcome cache is damaged ({exc}); delete it and run the "
+                              "sweep again") from None
+        if damaged:
+            raise FormatError(f"{self.path}: {damaged} shared outcome rows are damaged or were edited (checksum "
+                              "mismatch); the file only holds shared outcomes: delete it and run the sweep again")
         return found
 
     def put(self, keys: Sequence[bytes], outcomes: Outcomes) -> None:
-        rows = [(k, int(c), int(r), d) for k, c, r, d in zip(keys, outcomes.changed, outcomes.correct, outcomes.digest)]
+        rows = [(k, int(c), int(r), d, self._checksum(k, c, r, d))
+                for k, c, r, d in zip(keys, outcomes.changed, outcomes.correct, outcomes.digest)]
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            self.db.executemany("INSERT OR IGNORE INTO outcomes VALUES (?, ?, ?, ?)", rows)
+            self.db.executemany("INSERT OR IGNORE INTO outcomes VALUES (?, ?, ?, ?, ?)", rows)
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")

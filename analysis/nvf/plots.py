@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..paths import file_component, inside
 from .result import NVFResult
 from .table import layer_info, table_i
 
@@ -99,5 +100,6 @@ def save_plots(result: NVFResult, directory: str | os.PathLike, paper: tuple[int
              plot_table(result, directory / "nvf_table1.png", paper)]
     for info in layer_info(result):
         if len(info.shape) == 3:
-            files.append(plot_heatmap(result, info, directory / f"nvf_heatmap_{info.name}.png"))
+            name = f"nvf_heatmap_{file_component(info.name)}.png"  # the layer name comes from the file
+            files.append(plot_heatmap(result, info, inside(directory, directory / name)))
     return files
