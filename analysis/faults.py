@@ -10,6 +10,7 @@ shadows ``n_out + p*(copies-1) + j`` for ``j = 0 .. copies-2``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -25,6 +26,7 @@ class Fault:
     slot: int
     mask: int = 1
     mode: FaultMode = FaultMode.FLIP
+    kind: ClassVar[str] = "output"  # the fault kind (SPEC §7); lane/weight/ber are in resilq.fault_kinds
 
     @classmethod
     def bit_flip(cls, layer: int, slot: int, bit: int) -> Fault:
