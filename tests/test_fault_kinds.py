@@ -189,3 +189,38 @@ def test_lane_mapping_is_the_accelerator_mapping(base):
         lanes = slot_lanes(prot, i, 4)
         assert lanes.shape == (prot.slots_in(i),)
         assert set(lanes) <= set(range(4))
+
+
+# ---------------------------------------------------------------------------------------------- deployed accelerator
+@pytest.mark.parametrize("scheme", SCHEMES, ids=lambda s: "none" if s is None else s.label)
+def test_emulator_weight_upsets_match_the_executor(base, scheme):
+    """Weight and bias upsets written into the DDR image: the emulated accelerator (decoding the image it is
+    given, as the board's kernel reads it) equals the executor, and the image is restored after the run."""
+    from resilq.deploy.driver import Accelerator
+    from resilq.deploy.emulator import EmulatedAccelerator
+
+    model, x = _model(base, scheme)
+    x = x[:8]
+    acc = Accelerator(EmulatedAccelerator(), model, batch=8)
+    params = slice(min(acc.image.layer_offsets.values()), acc.image.inputs.offset)  # every parameter block
+    clean = acc.image.buffer[params].copy()
+    ex = Executor(model)
+    rng = np.random.default_rng(2)
+    faults = [BerFault(3e-3, "weights", 7)]
+    for i, layer in enumerate(model.layers):
+        if hasattr(layer, "weight"):
+            faults.append(WeightFault(i, int(rng.integers(layer.out_channels)), int(rng.integers(layer.fan_in)),
+                                      int(rng.integers(8))))
+            faults.append(WeightFault(i, int(rng.integers(layer.out_channels)), None, int(rng.integers(28))))
+    differs = 0
+    for f in faults:
+        want = ex.run(x, [f]).logits
+        got = acc.run(x, f)
+        assert np.array_equal(got.logits, want), str(f)
+        assert np.array_equal(acc.image.buffer[params], clean)
+        differs += not np.array_equal(want, ex.run(x).logits)
+    assert differs
+    with pytest.raises(ParameterError, match="fault-injection registers"):
+        acc.run(x, LaneFault(0, None, 1, FaultMode.FLIP, 8))
+    with pytest.raises(ParameterError, match="fault-injection registers"):
+        acc.run(x, BerFault(1e-2, "outputs"))
