@@ -14,6 +14,8 @@ a BER draw over all sites) is run by the bit-true executor on the chunk: exact, 
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from ..fault_kinds import Resolved, resolve
@@ -34,6 +36,18 @@ def layer_input(golden: Golden, model, layer: int) -> np.ndarray:
     return golden.out[layer - 1].reshape((golden.n,) + tuple(model.in_shape(layer))).astype(np.int8)
 
 
+def add_word_change(acc: np.ndarray, clean, faulty, x: np.ndarray) -> None:
+    """Add to the golden accumulators ``acc`` (in place) what the flipped stored words of ``faulty`` change:
+    only the channels whose weights or bias differ are convolved, with the weight *difference* (exact in
+    float64: |Δw| <= 255, far below 2**53 for any fan-in the int32 contract allows)."""
+    dw = faulty.weight.astype(np.int64) - clean.weight.astype(np.int64)
+    db = faulty.bias.astype(np.int64) - clean.bias.astype(np.int64)
+    channels = np.flatnonzero(dw.reshape(dw.shape[0], -1).any(axis=1) | (db != 0))
+    sub = dataclasses.replace(clean, weight=dw[channels], bias=db[channels])
+    matrix = np.ascontiguousarray(dw[channels].reshape(channels.size, -1).T.astype(np.float64))
+    acc[:, channels] += accumulate(sub, x, matrix)
+
+
 def fault_predictions(sim, golden: Golden, chunk: slice, fault) -> np.ndarray:
     """(n,) top-1 of the chunk's inputs with the many-value ``fault`` present (bit-identical to the executor)."""
     model = sim.model
@@ -45,10 +59,9 @@ def fault_predictions(sim, golden: Golden, chunk: slice, fault) -> np.ndarray:
                           resolved.row_masks if resolved.per_inference else None)
         return run.predictions
     lay = resolved.model.layers[layer]
-    if lay is model.layers[layer]:
-        acc = golden.acc[layer].reshape((golden.n,) + tuple(model.out_shape(layer))).astype(np.int64)
-    else:
-        acc = accumulate(lay, layer_input(golden, model, layer))
+    acc = golden.acc[layer].reshape((golden.n,) + tuple(model.out_shape(layer))).astype(np.int64)
+    if lay is not model.layers[layer]:
+        add_word_change(acc, model.layers[layer], lay, layer_input(golden, model, layer))
     if layer == model.classifier_index:  # a weight of the classifier: the logits directly
         if lay.requant is not None:
             acc = sim._executor._finish(layer, lay, acc, ())
