@@ -132,3 +132,21 @@ def test_cli_kinds(tmp_path, capsys):
     assert "p = 0.001" in capsys.readouterr().out
     assert main(base + ["--kind", "output", "--ber", "0.1", "--out", str(tmp_path / "x.db")]) != 0
     assert "--kind ber" in capsys.readouterr().err
+
+
+def test_sweep_accepts_a_fault_kind(tmp_path):
+    from resilq.campaign.sweep import read_manifest, run_sweep
+    from resilq.nvf import NVFResult
+
+    rng = np.random.default_rng(8)
+    model = random_model(rng)
+    x = model.quantize_input(rng.random((12, *model.input.shape), dtype=np.float32))
+    data = EvaluationSet(x, rng.integers(0, model.n_classes, 12))
+    values = {i: rng.random(model.out_size(i)) * 0.4 for i in model.neuron_layers}
+    nvf = NVFResult(model.network_hash, values, "test", 0)
+    config = CampaignConfig(faults=12, seed=1, kind=KindSpec("lane", pe=2))
+    result = run_sweep(model, nvf, data, tmp_path / "s", [None, Scheme.TMR], [0.2], config)
+    assert result.shared == 0 and all(r.meta["fault_kind"] == "lane" for _, r in result.points)
+    assert read_manifest(tmp_path / "s")["fault_kind"] == "lane"
+    with pytest.raises(MismatchError, match="fault_kind"):  # the same directory for output faults: another sweep
+        run_sweep(model, nvf, data, tmp_path / "s", [None, Scheme.TMR], [0.2], CampaignConfig(faults=12, seed=1))

@@ -255,6 +255,8 @@ def _open_manifest(out: Path, identity: dict[str, Any]) -> dict[str, Any]:
         return {"version": MANIFEST_VERSION, **identity, "points": []}
     manifest = read_manifest(out)
     diffs = [f"{k}: stored {manifest.get(k)!r}, requested {v!r}" for k, v in identity.items() if manifest.get(k) != v]
+    if manifest.get("fault_kind", "output") != identity.get("fault_kind", "output") and "fault_kind" not in identity:
+        diffs.append(f"fault_kind: stored {manifest['fault_kind']!r}, requested 'output'")
     if diffs:
         raise MismatchError(f"{out} holds a sweep of another configuration; refusing to mix results "
                             "(use another --out directory): " + "; ".join(diffs))
