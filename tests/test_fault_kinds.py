@@ -224,3 +224,25 @@ def test_emulator_weight_upsets_match_the_executor(base, scheme):
         acc.run(x, LaneFault(0, None, 1, FaultMode.FLIP, 8))
     with pytest.raises(ParameterError, match="fault-injection registers"):
         acc.run(x, BerFault(1e-2, "outputs"))
+
+
+def test_per_inference_ber_in_a_single_neuron_layer_goes_through_the_change_map():
+    """With one neuron layer a per-inference BER draw is a one-layer change: the engine's change-map path
+    with per-input masks, across chunks, equals the executor."""
+    from resilq.arith import Scheme
+    from resilq.ir import Flatten, InputQuant, Linear, Model, Protection, Requant
+
+    rng = np.random.default_rng(0)
+    w1, b1 = rng.integers(-50, 50, (16, 16)).astype(np.int8), rng.integers(-100, 100, 16).astype(np.int32)
+    w2 = rng.integers(-50, 50, (4, 16)).astype(np.int8)
+    model = Model(InputQuant((1, 4, 4), 7), (Flatten("f"), Linear("fc1", w1, b1, Requant(np.full(16, 6, np.int32), True)),
+                                              Linear("fc2", w2, np.zeros(4, np.int32), None)))
+    model = model.with_protection({1: Protection(Scheme.TMR, np.array([1, 5, 9], np.int32))})
+    x = model.quantize_input(rng.random((30, 1, 4, 4), dtype=np.float32))
+    sim = FaultSimulator(model, x, batch_size=7)
+    faults = [BerFault(0.05, "outputs", s, "inference") for s in range(5)]
+    got = sim.predictions(faults)
+    ex = Executor(model)
+    for f, row in zip(faults, got):
+        assert np.array_equal(row, ex.run(x, [f]).predictions)
+    assert (got != sim.golden[None]).any()
