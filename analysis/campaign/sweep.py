@@ -227,8 +227,11 @@ class SharedOutcomes:
 
 # ---------------------------------------------------------------------------------------------- the sweep
 def _identity(model: Model, nvf: NVFResult, data: EvaluationSet, config: CampaignConfig) -> dict[str, Any]:
-    return {"network_hash": model.network_hash, "nvf_digest": nvf.digest, "data_digest": data.digest,
-            "fault_model": config.fault_model.label, "seed": int(config.seed), "faults": config.faults}
+    identity = {"network_hash": model.network_hash, "nvf_digest": nvf.digest, "data_digest": data.digest,
+                "fault_model": config.fault_model.label, "seed": int(config.seed), "faults": config.faults}
+    if config.kind.kind != "output":  # output sweeps keep the identity they always had
+        identity.update(fault_kind=config.kind.kind, kind_params=config.kind.params)
+    return identity
 
 
 @dataclass
@@ -261,7 +264,8 @@ def run_sweep(model: Model, nvf: NVFResult, data: EvaluationSet, out_dir: str | 
                                            "n_neurons": hardened.n_neurons, "n_slots": hardened.n_slots,
                                            "n_protected": hardened.n_protected})
     _write_manifest(out, manifest)
-    cache = SharedOutcomes(out / SHARED) if share else None
+    # Sharing keys identify an output fault by its slot; other kinds are not shared between points.
+    cache = SharedOutcomes(out / SHARED) if share and config.kind.kind == "output" else None
     results: list[tuple[SweepPoint, CampaignReport]] = []
     try:
         for n, (h, (hardened, pts)) in enumerate(models.items(), start=1):
@@ -286,6 +290,8 @@ def _open_manifest(out: Path, identity: dict[str, Any]) -> dict[str, Any]:
         return {"version": MANIFEST_VERSION, **identity, "points": []}
     manifest = read_manifest(out)
     diffs = [f"{k}: stored {manifest.get(k)!r}, requested {v!r}" for k, v in identity.items() if manifest.get(k) != v]
+    if manifest.get("fault_kind", "output") != identity.get("fault_kind", "output") and "fault_kind" not in identity:
+        diffs.append(f"fault_kind: stored {manifest['fault_kind']!r}, requested 'output'")
     if diffs:
         raise MismatchError(f"{out} holds a sweep of another configuration; refusing to mix results "
                             "(use another --out directory): " + "; ".join(diffs))
