@@ -141,4 +141,4 @@ def load_dataset(name: str, split: str = "test", data_dir: str | Path | None = N
     raise DatasetError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
 
 
-__all__ = ["DATASETS", "Dataset", "load_dataset"]
+__all__ = ["DATASETS", "Dataset", "load_dataset", "rgb32"]
