@@ -24,8 +24,13 @@ from .golden import Golden, is_tiling_pool
 from .outmap import ColumnMap, OutputMap
 from .patch import conv_delta, conv_patch, pool_box
 
-#: A conv step with more changed input positions than this convolves the change over its bounding box.
+#: A conv step with more changed input positions than this convolves the change over its bounding box
+#: (or, for a small map, takes rows of its unrolled matrix).
 WIDE = 16
+#: A conv layer whose unrolled (input positions x outputs) weight matrix fits in this many bytes keeps it:
+#: deep layers on small maps (AlexNet's conv4/conv5 on 3x3) then propagate a wide change as ONE product
+#: ``Δin[:, S] @ M[S]``, |S| x outputs per case, instead of a full im2col convolution of the patch.
+UNROLL_BYTES = 48 << 20
 
 
 def runs(xi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -106,15 +111,29 @@ class ComputeStep:
         else:  # the (C*k*k, O) matrix of the wide path, and its positive / negative parts for bounds
             w = self.layer.weight.reshape(self.layer.out_channels, -1).T.astype(omap.dtype)
             self._wmat, self._wpos, self._wneg = np.ascontiguousarray(w), np.maximum(w, 0), np.minimum(w, 0)
+        self._unrolled: Cone | None = None
+        if isinstance(self.layer, Conv2d):
+            n_in, n_out = int(np.prod(model.in_shape(index))), model.out_size(index)
+            if n_in * n_out * np.dtype(omap.dtype).itemsize <= UNROLL_BYTES:
+                self._unrolled = self._build_cone(np.arange(n_in, dtype=np.int64))
 
     def cone(self, positions: np.ndarray) -> Cone:
         key = positions.tobytes()
         cone = self._cache.get(key)
         if cone is not None:
             return cone
-        j = self.index
         if isinstance(self.layer, Linear) and self.pool is None:
             return Cone(self._all, self._all, self._wt[positions], self._all_map, 1)
+        if self._unrolled is not None and positions.size > WIDE:  # rows of the unrolled matrix
+            u = self._unrolled
+            return Cone(u.cols, u.elems, u.m[positions], u.cmap, u.kk)
+        cone = self._build_cone(positions)
+        if positions.size <= 4:  # single-origin cones recur across chunks; wide ones rarely do
+            self._cache[key] = cone
+        return cone
+
+    def _build_cone(self, positions: np.ndarray) -> Cone:
+        j = self.index
         cols, m = compute_cone(self.layer, self.model.in_shape(j), self.model.out_shape(j), positions, self.map.dtype)
         kk = 1
         if self.pool is not None:
@@ -130,10 +149,7 @@ class ComputeStep:
             cols, m, kk = pooled, ext, windows.shape[1]
         else:
             elems = cols
-        cone = Cone(cols, elems, m, self.map.columns(elems), kk)
-        if positions.size <= 4:  # single-origin cones recur across chunks; wide ones rarely do
-            self._cache[key] = cone
-        return cone
+        return Cone(cols, elems, m, self.map.columns(elems), kk)
 
     @staticmethod
     def _pooled(cone: Cone, values: np.ndarray) -> np.ndarray:
@@ -143,7 +159,7 @@ class ComputeStep:
 
     # ------------------------------------------------------------------------------ wide changes (conv)
     def _is_wide(self, positions) -> bool:
-        return isinstance(self.layer, Conv2d) and positions.size > WIDE
+        return isinstance(self.layer, Conv2d) and positions.size > WIDE and self._unrolled is None
 
     def _patch(self, positions):
         kernel = self.model.layers[self.pool].kernel if self.pool is not None else None
