@@ -27,6 +27,8 @@ from .patch import conv_delta, conv_patch, pool_box
 #: A conv step with more changed input positions than this convolves the change over its bounding box
 #: (or, for a small map, takes rows of its unrolled matrix).
 WIDE = 16
+#: ... or, for a conv layer of fan-in C*k*k, more than this fraction of C*k*k (see ``ComputeStep._wide_from``).
+WIDE_FRACTION = 0.25
 #: A conv layer whose unrolled (input positions x outputs) weight matrix fits in this many bytes keeps it:
 #: deep layers on small maps (AlexNet's conv4/conv5 on 3x3) then propagate a wide change as ONE product
 #: ``Δin[:, S] @ M[S]``, |S| x outputs per case, instead of a full im2col convolution of the patch.
@@ -45,6 +47,9 @@ def _take(arr: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """``arr[rows][:, cols]``: few columns (at most a quarter): one ``take`` of flat indices; more: whole rows,
     then the columns (two ``take``s, about twice as fast as a 2-D fancy index); all columns: the rows only."""
     width = arr.shape[1]
+    n = rows.size
+    if n == arr.shape[0] and n and rows[0] == 0 and rows[-1] == n - 1 and (n == 1 or np.all(rows[1:] > rows[:-1])):
+        return arr.take(cols, axis=1)  # every row in order (a campaign's fault on all inputs): columns only
     if cols.size * 4 <= width:
         return arr.reshape(-1).take(rows.astype(np.int64, copy=False)[:, None] * width + cols[None, :])
     block = arr.take(rows, axis=0)
@@ -163,7 +168,17 @@ class ComputeStep:
 
     # ------------------------------------------------------------------------------ wide changes (conv)
     def _is_wide(self, positions) -> bool:
-        return isinstance(self.layer, Conv2d) and positions.size > WIDE and self._unrolled is None
+        return isinstance(self.layer, Conv2d) and self._unrolled is None and positions.size > self._wide_from
+
+    @property
+    def _wide_from(self) -> int:
+        """Changed positions above which the patch convolution beats the cone product.
+
+        Over an output box of B positions the patch costs ``B x fan_in x O`` multiply-adds per case, the cone
+        ``|S| x B x O`` (its matrix is |S| x the box's outputs): the cone wins while ``|S| < fan_in``. Building
+        a cone costs a few cases' worth of index work, hence the margin; never below ``WIDE``.
+        """
+        return max(WIDE, int(self.layer.weight[0].size * WIDE_FRACTION))
 
     def _patch(self, positions):
         kernel = self.model.layers[self.pool].kernel if self.pool is not None else None
