@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import time
+from contextlib import nullcontext
 from enum import Enum
 
 from ..data import load_dataset
@@ -35,13 +37,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sample", type=cli_number(0.0, 1.0, positive=True, what="a fraction in (0, 1]"), default=None, metavar="F",
                    help="analyse a stratified fraction F of the neurons of every channel (large networks)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the neuron sample (default 0)")
-    p.add_argument("--out", required=True, help="output .nvf file")
+    p.add_argument("--scheduler", default=None, metavar="local|tcp://HOST:PORT|slurm",
+                   help="run the work units on a Dask cluster (default: this machine, --jobs processes)")
+    p.add_argument("--workers", type=positive_int, default=2,
+                   help="Dask workers for --scheduler local (processes) or slurm (jobs); default 2")
+    p.add_argument("--out", required=True, help="output .nvf file (finished work units are kept in OUT.parts/ "
+                   "until it is written: an interrupted run continues where it stopped)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..nvf.deltarange import deltarange_nvf
     from ..nvf.exact import exact_nvf
+    from ..nvf.partials import parts_dir
 
     model = load_model(args.model)
     dataset = args.dataset or model.metadata.get("dataset", "digits")
@@ -52,15 +60,30 @@ def run(args: argparse.Namespace) -> int:
     if len(chosen) == 0:
         raise ParameterError(f"the input set is empty: {data.describe()} has no inputs after offset {args.offset}")
     x = model.quantize_input(chosen.images)
+    where = f"{args.jobs} job(s)" if args.scheduler is None else f"Dask {args.scheduler}, {args.workers} worker(s)"
     say(f"{args.method.value} NVF of {model.name} ({model.n_neurons:,} neurons x 8 bits) over {len(chosen):,} "
-        f"{dataset}/{args.split} inputs, {args.jobs} job(s)")
+        f"{dataset}/{args.split} inputs, {where}")
     meta = {"dataset": dataset, "split": args.split, "offset": args.offset}
     analysis = exact_nvf if args.method is Method.EXACT else deltarange_nvf
+    parts = parts_dir(args.out)
+    if parts.is_dir():
+        say(f"continuing from the finished work units in {parts}")
     start = time.perf_counter()
-    result = analysis(model, x, jobs=args.jobs, sample=args.sample, seed=args.seed, metadata=meta)
+    with _client(args) as client:
+        result = analysis(model, x, jobs=args.jobs, sample=args.sample, seed=args.seed, metadata=meta,
+                          client=client, parts=parts)
     elapsed = time.perf_counter() - start
     result.metadata["seconds"] = round(elapsed, 3)
     path = save_nvf(result, args.out)
+    shutil.rmtree(parts, ignore_errors=True)  # the result is written: the units are no longer needed
     print_table(result)
     say(f"wrote {path} ({elapsed:.1f} s)")
     return 0
+
+
+def _client(args: argparse.Namespace):
+    if args.scheduler is None:
+        return nullcontext(None)
+    from ..campaign.distributed import dask_client
+
+    return dask_client(args.scheduler, args.workers)

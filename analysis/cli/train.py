@@ -21,6 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--lr", type=learning_rate, default=2e-3)
     p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--train-images", type=positive_int, default=None, metavar="N",
+                   help="train on the first N training images only (a quick model, e.g. for benchmarks)")
     p.add_argument("--per-channel", action="store_true", help="one power-of-two weight scale per output channel")
     p.add_argument("--verify", type=non_negative_int, default=1000, metavar="N",
                    help="compare Brevitas and the integer executor bit for bit on N test images (0: skip)")
@@ -51,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     from ..train.qat import TrainConfig
     from ..train.workflow import train_and_export
 
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                         train_images=args.train_images)
     result = train_and_export(args.model, args.dataset, args.data_dir, config, per_channel=args.per_channel,
                               verify_inputs=args.verify)
     ok = report_training(result)

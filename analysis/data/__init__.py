@@ -6,6 +6,9 @@
 ``mnist``       the four standard IDX files in ``data_dir`` (``.gz`` or raw)
 ``fashion-mnist`` the same format; without ``data_dir`` Debian's ``/usr/share/datasets/fashion-mnist``
 ``cifar10``     the standard python (or binary) batches in ``data_dir``
+``fashion-mnist-rgb32`` a STAND-IN for CIFAR-10's shape, not CIFAR-10: Fashion-MNIST zero-padded to 32x32 and
+                repeated over 3 channels (3x32x32), so that CIFAR-sized models (AlexNet-CIFAR) can be trained
+                and analysed with realistic activations where CIFAR-10 is not available
 ==============  ==================================================================================
 """
 
@@ -105,7 +108,19 @@ def _idx_folders(name: str, directory: Path) -> list[Path]:
     return [directory, directory / "raw"] + [directory / s / r for s in subs for r in ("", "raw")]
 
 
-DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")
+DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "fashion-mnist-rgb32")
+
+
+def rgb32(data: Dataset) -> Dataset:
+    """28x28 grey images zero-padded to 32x32 and repeated over three channels (the ``-rgb32`` stand-in)."""
+    n, c, h, w = data.images.shape
+    if c != 1 or h > 32 or w > 32:
+        raise DatasetError(f"{data.name}: rgb32 needs grey images of at most 32x32, got {c}x{h}x{w}")
+    top, left = (32 - h) // 2, (32 - w) // 2
+    out = np.zeros((n, 3, 32, 32), dtype=np.float32)
+    out[:, :, top:top + h, left:left + w] = data.images
+    return Dataset(f"{data.name}-rgb32", data.split, out, data.labels, data.classes,
+                   f"{data.source} (padded to 32x32, 3 channels: a stand-in for CIFAR-sized inputs)")
 
 
 def load_dataset(name: str, split: str = "test", data_dir: str | Path | None = None) -> Dataset:
@@ -115,6 +130,8 @@ def load_dataset(name: str, split: str = "test", data_dir: str | Path | None = N
     key = name.lower()
     if key == "digits":
         return _digits(split)
+    if key == "fashion-mnist-rgb32":
+        return rgb32(load_dataset("fashion-mnist", split, data_dir))
     if key in ("mnist", "fashion-mnist"):
         classes = DIGIT_CLASSES if key == "mnist" else FASHION_CLASSES
         return _idx_dataset(key, _resolve_dir(key, data_dir), split, classes)
@@ -124,4 +141,4 @@ def load_dataset(name: str, split: str = "test", data_dir: str | Path | None = N
     raise DatasetError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
 
 
-__all__ = ["DATASETS", "Dataset", "load_dataset"]
+__all__ = ["DATASETS", "Dataset", "load_dataset", "rgb32"]
