@@ -161,8 +161,9 @@ def add_campaign_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--offset", type=int, default=0)
     p.add_argument("--faults", type=int, default=None, help="number of faults (default: Leveugle's sample size)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed: the same seed samples the same faults")
-    p.add_argument("--model", dest="fault_model", default="single-bit", metavar="FAULT_MODEL",
+    p.add_argument("--fault-model", dest="fault_model", default="single-bit", metavar="FAULT_MODEL",
                    help="single-bit (default), multi-bit:K, stuck-at-0 or stuck-at-1")
+    p.add_argument("--model", dest="fault_model", default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # old name
     p.add_argument("--chunk", type=int, default=16, help="faults per committed transaction")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for AP_DONE per run")
     p.add_argument("--out", type=Path, required=True, help="campaign database (SQLite)")
@@ -238,8 +239,8 @@ def info_package(pkg, args: argparse.Namespace) -> int:
     return 0
 
 
-def board_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python3 PACKAGE", description="Run a resilq deployment package.")
+def board_parser(package_dir: str = "PACKAGE") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"python3 {package_dir}", description="Run a resilq deployment package.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p = sub.add_parser("run", help="run the network: accuracy, latency, cycles, corrections")
     add_run_options(p)
@@ -254,7 +255,7 @@ def board_parser() -> argparse.ArgumentParser:
 
 def board_main(package_dir: str, argv: list[str]) -> int:
     """The package's entry point: dependency check, then the command (errors as one line, exit 2)."""
-    parser = board_parser()
+    parser = board_parser(Path(package_dir).name)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
