@@ -60,13 +60,13 @@ def measure(path: str, dataset: str | None, inputs: int, neurons: int, faults: i
         for depth, layer in enumerate(model.neuron_layers):
             idx = spread(model.out_size(layer), neurons)
             before = dict(ctx.propagator.stats.counts)
-            t_nvf, _ = cpu(lambda: critical_flips(ctx, Unit(0, inputs, layer, idx)))
+            t_nvf, _ = cpu(lambda layer=layer, idx=idx: critical_flips(ctx, Unit(0, inputs, layer, idx)))
             after = ctx.propagator.stats.counts
             cases = after["cases"] - before.get("cases", 0)
             same = after["same value"] - before.get("same value", 0)
             pooled = sum(v - before.get(k, 0) for k, v in after.items() if k.startswith("masked by"))
             fl = [Fault.bit_flip(layer, int(n), int(rng.integers(0, 8))) for n in spread(model.out_size(layer), faults)]
-            t_camp, _ = cpu(lambda: sim.predictions(fl))
+            t_camp, _ = cpu(lambda fl=fl: sim.predictions(fl))
             per_triple = t_nvf / (idx.size * inputs * 8)
             per_fault = t_camp / (len(fl) * inputs)
             rows.append([model.name, depth + 1, model.layers[layer].name, f"{model.out_size(layer):,}",

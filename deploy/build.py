@@ -193,6 +193,7 @@ def _write(request: PackageRequest, model, out: Path) -> None:
 
 def _readme(manifest: dict, request: PackageRequest) -> str:
     sw = request.board.software
+    name = Path(request.out).resolve().name  # python3 runs a folder through its __main__.py
     data = "" if manifest["data"] is None else (f"It carries {manifest['data']['images']} images of "
                                                 f"{manifest['data']['dataset']}/{manifest['data']['split']} "
                                                 f"({DATA_FILE}), the default evaluation set.\n")
@@ -200,8 +201,8 @@ def _readme(manifest: dict, request: PackageRequest) -> str:
                f"It has NO overlay (see {OVERLAY_DIR}/{NOT_BUILT}): only --target emulator works.\n")
     return (f"resilq deployment package: {manifest['model']['name']} for the {request.board.name} "
             f"(PYNQ image {sw.pynq_image}: Python {sw.python}, numpy >= {sw.numpy}, pynq {sw.pynq}).\n{overlay}{data}\n"
-            "Copy this folder to the board, then (as root, in the pynq-venv):\n"
-            "    python3 PACKAGE info\n"
-            "    python3 PACKAGE run --target board [--dataset mnist --data-dir DIR] [--images N] [--verify]\n"
-            "Anywhere with Python >= 3.10 and numpy >= 1.21:\n"
-            "    python3 PACKAGE run --target emulator --verify\n")
+            "Copy this folder to the board, then, in the folder that holds it (as root, in the pynq-venv):\n"
+            f"    python3 {name} info\n"
+            f"    python3 {name} run --target board [--dataset mnist --data-dir DIR] [--images N] [--verify]\n"
+            "Anywhere with Python >= 3.10 and numpy >= 1.21, in the folder that holds it:\n"
+            f"    python3 {name} run --target emulator --verify\n")

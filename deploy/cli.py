@@ -164,8 +164,9 @@ def add_campaign_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--offset", type=non_negative_int, default=0)
     p.add_argument("--faults", type=positive_int, default=None, help="number of faults (default: Leveugle's sample size)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="sampling seed: the same seed samples the same faults")
-    p.add_argument("--model", dest="fault_model", default="single-bit", metavar="FAULT_MODEL",
+    p.add_argument("--fault-model", dest="fault_model", default="single-bit", metavar="FAULT_MODEL",
                    help="single-bit (default), multi-bit:K, stuck-at-0 or stuck-at-1")
+    p.add_argument("--model", dest="fault_model", default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # old name
     p.add_argument("--chunk", type=positive_int, default=16, help="faults per committed transaction")
     p.add_argument("--timeout", type=timeout_seconds, default=30.0,
                    help=f"seconds to wait for AP_DONE per run (default 30, at most {MAX_TIMEOUT_S:g})")
@@ -242,8 +243,8 @@ def info_package(pkg, args: argparse.Namespace) -> int:
     return 0
 
 
-def board_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python3 PACKAGE", description="Run a resilq deployment package.")
+def board_parser(package_dir: str = "PACKAGE") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"python3 {package_dir}", description="Run a resilq deployment package.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p = sub.add_parser("run", help="run the network: accuracy, latency, cycles, corrections")
     add_run_options(p)
@@ -258,7 +259,7 @@ def board_parser() -> argparse.ArgumentParser:
 
 def board_main(package_dir: str, argv: list[str]) -> int:
     """The package's entry point: dependency check, then the command (errors as one line, exit 2)."""
-    parser = board_parser()
+    parser = board_parser(Path(package_dir).name)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

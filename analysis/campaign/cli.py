@@ -52,6 +52,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_report_cmd)
 
 
+def add_fault_model_arg(p: argparse.ArgumentParser) -> None:
+    """``--fault-model`` (``--model`` still accepted, hidden: ``train --model`` names an architecture)."""
+    p.add_argument("--fault-model", dest="fault_model", default="single-bit", metavar="FAULT_MODEL",
+                   help="single-bit (default), multi-bit:K, stuck-at-0 or stuck-at-1")
+    p.add_argument("--model", dest="fault_model", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
 def _add_campaign_args(p: argparse.ArgumentParser) -> None:
     add_dataset_args(p, default=None)
     p.add_argument("--split", default="test", choices=("train", "test"))
@@ -60,8 +67,7 @@ def _add_campaign_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--faults", type=positive_int, default=None,
                    help="number of faults (default: Leveugle's sample size, e = 1 %%, 95 %% confidence)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="sampling seed (default 0)")
-    p.add_argument("--model", dest="fault_model", default="single-bit", metavar="FAULT_MODEL",
-                   help="single-bit (default), multi-bit:K, stuck-at-0 or stuck-at-1")
+    add_fault_model_arg(p)
     p.add_argument("--kind", default="output", choices=("output", "lane", "weight", "ber"),
                    help="fault kind (docs/campaigns.md): output (one slot, default), lane (persistent PE-lane fault), "
                         "weight (one stored weight/bias bit), ber (every bit of a site set flips with probability P)")

@@ -43,6 +43,7 @@ from ..arith import Scheme
 from ..errors import FormatError, MismatchError, ParameterError
 from ..ir.model import Model
 from ..nvf.result import NVFResult, check_threshold
+from ..ui import say
 from .engine import DEFAULT_BACKEND, BackendFactory, BackendKind, EvaluationSet, FaultEvaluator, GoldenRun, Outcomes
 from .runner import CampaignConfig, CampaignReport, Sharing, run_campaign
 from .sampling import FaultSample
@@ -66,7 +67,7 @@ class SweepPoint:
 
     @property
     def label(self) -> str:
-        return "none" if self.scheme is None else f"{self.scheme.label}@{self.threshold:.2f}"
+        return "none" if self.scheme is None else f"{self.scheme.label}@{self.threshold:.12g}"  # exact, not rounded
 
 
 def parse_schemes(text: str) -> list[Scheme | None]:
@@ -122,6 +123,19 @@ def harden(model: Model, nvf: NVFResult, scheme: Scheme | None, threshold: float
         return base
     fallback = Scheme.TMR if scheme is Scheme.SPLIT else None
     return protect(base, nvf, HardeningPlan(scheme, Threshold(threshold), fallback=fallback)).model
+
+
+def empty_points_warning(nvf: NVFResult, protected: Sequence[tuple[SweepPoint, int]]) -> str:
+    """A warning naming the points of a sweep that protect no neuron (they repeat the unprotected network),
+    with the largest NVF and what to ask instead; empty when every protected point protects something."""
+    empty = sorted({p.threshold for p, n in protected if p.scheme is not None and n == 0})
+    if not empty:
+        return ""
+    peak = max((float(np.nanmax(v)) for v in nvf.values.values() if np.isfinite(v).any()), default=0.0)
+    shown = ", ".join(f"{t:.12g}" for t in empty[:6]) + (f" and {len(empty) - 6} more" if len(empty) > 6 else "")
+    return (f"warning: {len(empty)} threshold(s) protect no neuron ({shown}): the largest NVF is {peak:.6g}, so these "
+            f"points repeat the unprotected network; sweep thresholds below {peak:.6g}, or protect a budget or the "
+            "top-k neurons (resilq harden --budget / --top-k)")
 
 
 # ---------------------------------------------------------------------------------------------- sharing
@@ -255,6 +269,9 @@ def run_sweep(model: Model, nvf: NVFResult, data: EvaluationSet, out_dir: str | 
     for point in points:
         hardened = harden(model, nvf, point.scheme, point.threshold)
         models.setdefault(hardened.hash, (hardened, []))[1].append(point)
+    warning = empty_points_warning(nvf, [(p, hardened.n_protected) for hardened, pts in models.values() for p in pts])
+    if warning:
+        say(warning)
     known = {(p["scheme"], p["threshold"]) for p in manifest["points"]}
     for h, (hardened, pts) in models.items():
         for p in pts:

@@ -22,6 +22,9 @@ class Method(str, Enum):
     EXACT = "exact"
     DELTARANGE = "deltarange"
 
+    def __str__(self) -> str:  # what argparse shows in --help and in its error messages
+        return self.value
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("analyze", help="Neuron Vulnerability Factors of every neuron (exact, or the paper's δ-range)")

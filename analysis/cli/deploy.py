@@ -64,6 +64,7 @@ def run_package_command(args: argparse.Namespace) -> int:
                              args.batch, args.overlay_dir, data)
     out = build_package(request)
     say((out / "README.txt").read_text())
+    say(f"On this machine: resilq run {out} --target emulator --verify")
     return 0
 
 

@@ -26,6 +26,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _percent(value: float, digits: int) -> str:
+    """An NVF (a fraction) in the one unit every table uses: percent."""
+    return "n/a" if value != value else f"{100 * value:.{digits}f} %"
+
+
 def print_table(result: NVFResult, thresholds=TABLE_THRESHOLDS, paper: str | None = None) -> None:
     ref = paper_column(paper)
     sampled = is_sampled(result)
@@ -44,8 +49,9 @@ def print_table(result: NVFResult, thresholds=TABLE_THRESHOLDS, paper: str | Non
     if result.metadata.get("dataset"):
         caption += f" ({result.metadata['dataset']}/{result.metadata.get('split', '?')})"
     table(f"Table I: {name}", cols, rows, caption=caption)
-    table("per layer", ["layer", "neurons", "analysed", "mean NVF", "max NVF", "NVF >= 10 %", "NVF >= 20 %"],
-          per_layer_rows(result))
+    layers = [[name, f"{n:,}", f"{seen:,}", _percent(mean, 3), _percent(peak, 2), *counts]
+              for name, n, seen, mean, peak, *counts in per_layer_rows(result)]
+    table("per layer", ["layer", "neurons", "analysed", "mean NVF", "max NVF", "NVF >= 10 %", "NVF >= 20 %"], layers)
     bits = per_bit_rows(result)
     if bits:
         table("critical flips per bit (% of input x neuron flips)", ["layer", *[f"bit {k}" for k in range(8)]], bits)

@@ -17,10 +17,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="lenet5", metavar="NAME|FILE.py:FACTORY",
                    help="zoo model (lenet5, mlp7, alexnet) or your own Brevitas nn.Sequential factory")
     add_dataset_args(p)
-    p.add_argument("--epochs", type=positive_int, default=10)
-    p.add_argument("--batch-size", type=positive_int, default=64)
-    p.add_argument("--lr", type=learning_rate, default=2e-3)
-    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--epochs", type=positive_int, default=10, help="training epochs (default: %(default)s)")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="images per training step (default: %(default)s)")
+    p.add_argument("--lr", type=learning_rate, default=2e-3, help="Adam learning rate (default: %(default)s)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of weights and shuffling (default: %(default)s)")
     p.add_argument("--train-images", type=positive_int, default=None, metavar="N",
                    help="train on the first N training images only (a quick model, e.g. for benchmarks)")
     p.add_argument("--per-channel", action="store_true", help="one power-of-two weight scale per output channel")

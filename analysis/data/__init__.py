@@ -10,10 +10,14 @@
                 repeated over 3 channels (3x32x32), so that CIFAR-sized models (AlexNet-CIFAR) can be trained
                 and analysed with realistic activations where CIFAR-10 is not available
 ==============  ==================================================================================
+
+Without ``data_dir``, ``$RESILQ_DATA_DIR/<name>`` (e.g. ``$RESILQ_DATA_DIR/mnist``) is used when the
+environment variable ``RESILQ_DATA_DIR`` names a folder holding one sub-folder per dataset.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +33,17 @@ DIGIT_CLASSES = tuple(str(d) for d in range(10))
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                    "Ankle boot")
 SPLITS = ("train", "test")
+#: Environment variable naming a folder with one sub-folder per dataset (``mnist``, ``fashion-mnist``, ``cifar10``).
+DATA_DIR_VARIABLE = "RESILQ_DATA_DIR"
+
+
+def default_data_dir(name: str) -> Path | None:
+    """``$RESILQ_DATA_DIR/<name>`` when the variable is set and that folder exists, else None."""
+    root = os.environ.get(DATA_DIR_VARIABLE)
+    if not root:
+        return None
+    folder = Path(root).expanduser() / name
+    return folder if folder.is_dir() else None
 
 
 @dataclass
@@ -92,10 +107,13 @@ def _idx_dataset(name: str, directory: Path, split: str, classes: tuple[str, ...
 
 def _resolve_dir(name: str, data_dir: str | Path | None) -> Path:
     if data_dir is None:
+        data_dir = default_data_dir(name)
+    if data_dir is None:
         if name == "fashion-mnist" and DEBIAN_FASHION_MNIST.is_dir():
             return DEBIAN_FASHION_MNIST
         hint = " (or install Debian's dataset-fashion-mnist package)" if name == "fashion-mnist" else ""
-        raise DatasetError(f"dataset {name!r} needs a data directory (--data-dir DIR) holding its standard files{hint}")
+        raise DatasetError(f"dataset {name!r} needs a data directory (--data-dir DIR, or ${DATA_DIR_VARIABLE}/{name}) "
+                           f"holding its standard files{hint}")
     directory = Path(data_dir).expanduser()
     if not directory.is_dir():
         raise DatasetError(f"{directory}: data directory for {name!r} does not exist")
