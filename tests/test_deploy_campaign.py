@@ -66,7 +66,7 @@ def test_emulator_campaign_equals_the_python_engine_fault_by_fault(packages, kin
 def test_stuck_at_campaign_and_resume(packages, tmp_path, capsys):
     rq, pkg = packages["split"]
     python_campaign(rq, tmp_path / "py.db", 40, seed=1, fault_model="stuck-at-1")
-    args = ["campaign", str(pkg), "--target", "emulator", "--faults", "40", "--seed", "1", "--model", "stuck-at-1",
+    args = ["campaign", str(pkg), "--target", "emulator", "--faults", "40", "--seed", "1", "--fault-model", "stuck-at-1",
             "--out", str(tmp_path / "emu.db")]
     assert main(args) == 0 and main(args) == 0  # the second run finds the campaign finished
     assert len(load_campaign(tmp_path / "emu.db").sessions) == 2

@@ -154,6 +154,10 @@ class CampaignSummary:
 def summarize(meta: Mapping[str, Any], sample: FaultSample, idx: np.ndarray, outcomes: Outcomes,
               confidence: float = CONFIDENCE) -> CampaignSummary:
     """Statistics of the finished faults ``idx`` (rows of ``sample``) of a campaign described by ``meta``."""
+    if meta.get("fault_kind", "output") != "output":  # lane / weight / ber: that kind's breakdowns
+        from .kinds import summarize_kind
+
+        return summarize_kind(meta, sample, idx, outcomes, confidence)
     images = int(meta["images"])
     population = int(meta["population"])
     golden_correct = int(meta["fault_free_correct"])

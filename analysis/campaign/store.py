@@ -67,7 +67,7 @@ INTEGRITY_KEY = "integrity"
 _LISTED = 20
 #: Metadata that defines *what* a campaign computes: all must match for results to be appended.
 IDENTITY_KEYS = ("model_hash", "network_hash", "data_digest", "dataset", "split", "offset", "images", "fault_model",
-                 "seed", "sample_size", "population", "plan_digest", "fault_free_digest")
+                 "seed", "sample_size", "population", "plan_digest", "fault_free_digest", "fault_kind", "kind_params")
 
 _TABLES = """
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -483,8 +483,10 @@ class CampaignStore:
         from ..arith import FaultMode
 
         mode = FaultMode(int(rows[0, 7])) if rows.size else FaultMode.FLIP
+        # lane / weight / ber campaigns: the kind tells how to read the columns (campaign.kinds)
         return FaultSample(rows[:, 1], rows[:, 2], rows[:, 3], rows[:, 4], rows[:, 5], rows[:, 6], mode,
-                           int(meta.get("population", rows.shape[0])))
+                           int(meta.get("population", rows.shape[0])), meta.get("fault_kind", "output"),
+                           meta.get("kind_params"))
 
     def sample(self) -> FaultSample:
         return self._sample_from(self._faults(), self.meta)

@@ -43,6 +43,7 @@ from ..arith import Scheme
 from ..errors import FormatError, MismatchError, ParameterError
 from ..ir.model import Model
 from ..nvf.result import NVFResult, check_threshold
+from ..ui import say
 from .engine import DEFAULT_BACKEND, BackendFactory, BackendKind, EvaluationSet, FaultEvaluator, GoldenRun, Outcomes
 from .runner import CampaignConfig, CampaignReport, Sharing, run_campaign
 from .sampling import FaultSample
@@ -66,7 +67,7 @@ class SweepPoint:
 
     @property
     def label(self) -> str:
-        return "none" if self.scheme is None else f"{self.scheme.label}@{self.threshold:.2f}"
+        return "none" if self.scheme is None else f"{self.scheme.label}@{self.threshold:.12g}"  # exact, not rounded
 
 
 def parse_schemes(text: str) -> list[Scheme | None]:
@@ -122,6 +123,19 @@ def harden(model: Model, nvf: NVFResult, scheme: Scheme | None, threshold: float
         return base
     fallback = Scheme.TMR if scheme is Scheme.SPLIT else None
     return protect(base, nvf, HardeningPlan(scheme, Threshold(threshold), fallback=fallback)).model
+
+
+def empty_points_warning(nvf: NVFResult, protected: Sequence[tuple[SweepPoint, int]]) -> str:
+    """A warning naming the points of a sweep that protect no neuron (they repeat the unprotected network),
+    with the largest NVF and what to ask instead; empty when every protected point protects something."""
+    empty = sorted({p.threshold for p, n in protected if p.scheme is not None and n == 0})
+    if not empty:
+        return ""
+    peak = max((float(np.nanmax(v)) for v in nvf.values.values() if np.isfinite(v).any()), default=0.0)
+    shown = ", ".join(f"{t:.12g}" for t in empty[:6]) + (f" and {len(empty) - 6} more" if len(empty) > 6 else "")
+    return (f"warning: {len(empty)} threshold(s) protect no neuron ({shown}): the largest NVF is {peak:.6g}, so these "
+            f"points repeat the unprotected network; sweep thresholds below {peak:.6g}, or protect a budget or the "
+            "top-k neurons (resilq harden --budget / --top-k)")
 
 
 # ---------------------------------------------------------------------------------------------- sharing
@@ -227,8 +241,11 @@ class SharedOutcomes:
 
 # ---------------------------------------------------------------------------------------------- the sweep
 def _identity(model: Model, nvf: NVFResult, data: EvaluationSet, config: CampaignConfig) -> dict[str, Any]:
-    return {"network_hash": model.network_hash, "nvf_digest": nvf.digest, "data_digest": data.digest,
-            "fault_model": config.fault_model.label, "seed": int(config.seed), "faults": config.faults}
+    identity = {"network_hash": model.network_hash, "nvf_digest": nvf.digest, "data_digest": data.digest,
+                "fault_model": config.fault_model.label, "seed": int(config.seed), "faults": config.faults}
+    if config.kind.kind != "output":  # output sweeps keep the identity they always had
+        identity.update(fault_kind=config.kind.kind, kind_params=config.kind.params)
+    return identity
 
 
 @dataclass
@@ -252,6 +269,9 @@ def run_sweep(model: Model, nvf: NVFResult, data: EvaluationSet, out_dir: str | 
     for point in points:
         hardened = harden(model, nvf, point.scheme, point.threshold)
         models.setdefault(hardened.hash, (hardened, []))[1].append(point)
+    warning = empty_points_warning(nvf, [(p, hardened.n_protected) for hardened, pts in models.values() for p in pts])
+    if warning:
+        say(warning)
     known = {(p["scheme"], p["threshold"]) for p in manifest["points"]}
     for h, (hardened, pts) in models.items():
         for p in pts:
@@ -261,7 +281,8 @@ def run_sweep(model: Model, nvf: NVFResult, data: EvaluationSet, out_dir: str | 
                                            "n_neurons": hardened.n_neurons, "n_slots": hardened.n_slots,
                                            "n_protected": hardened.n_protected})
     _write_manifest(out, manifest)
-    cache = SharedOutcomes(out / SHARED) if share else None
+    # Sharing keys identify an output fault by its slot; other kinds are not shared between points.
+    cache = SharedOutcomes(out / SHARED) if share and config.kind.kind == "output" else None
     results: list[tuple[SweepPoint, CampaignReport]] = []
     try:
         for n, (h, (hardened, pts)) in enumerate(models.items(), start=1):
@@ -286,6 +307,8 @@ def _open_manifest(out: Path, identity: dict[str, Any]) -> dict[str, Any]:
         return {"version": MANIFEST_VERSION, **identity, "points": []}
     manifest = read_manifest(out)
     diffs = [f"{k}: stored {manifest.get(k)!r}, requested {v!r}" for k, v in identity.items() if manifest.get(k) != v]
+    if manifest.get("fault_kind", "output") != identity.get("fault_kind", "output") and "fault_kind" not in identity:
+        diffs.append(f"fault_kind: stored {manifest['fault_kind']!r}, requested 'output'")
     if diffs:
         raise MismatchError(f"{out} holds a sweep of another configuration; refusing to mix results "
                             "(use another --out directory): " + "; ".join(diffs))

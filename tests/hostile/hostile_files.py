@@ -1,5 +1,5 @@
 """Crafting hostile files for the tests: zips with any declared sizes, deflate bombs, .npy headers that lie,
-and a child process that reads a file and reports its peak memory (VmHWM of its own image)."""
+and a child process that reads a file and reports its peak memory."""
 
 from __future__ import annotations
 
@@ -70,12 +70,14 @@ try:
     error = None
 except ResilqError as exc:
     error = f"{type(exc).__name__}: {exc}"
-try:  # VmHWM: this process image's peak RSS (ru_maxrss keeps the forking parent's size across exec)
-    status = open("/proc/self/status").read()
-    peak = int(status.split("VmHWM:")[1].split()[0]) / 1024
-except (OSError, IndexError, ValueError):
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"error": error, "seconds": time.monotonic() - t, "peak_mb": peak}))
+# VmHWM is this process image's own peak: Linux carries ru_maxrss over execve from the forking parent
+# (a big pytest process would inflate it), but a new image starts a new memory map and a new VmHWM.
+try:
+    with open("/proc/self/status") as status:
+        peak_kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+except (OSError, StopIteration):
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"error": error, "seconds": time.monotonic() - t, "peak_mb": peak_kb / 1024}))
 """
 
 
