@@ -119,6 +119,9 @@ def test_analyze_and_harden_on_a_full_disk(tiny_model_file, nvf_file, mount_tmpf
     assert_one_line_error(run_resilq("harden", str(tiny_model_file), "--nvf", str(nvf_file), "--scheme", "tmr",
                                      "--top-k", "3", "--no-agreement", "--out", str(fs / "h.rq")),
                           "No space left on device (ENOSPC)")
+    # x.nvf.parts/ holds the finished work units for a resume (docs/security.md); no partial file anywhere
+    assert sorted(p.name for p in fs.iterdir()) == ["filler", "x.nvf.parts"], "a partial file was left behind"
+    assert not [p for p in fs.rglob("*") if p.name.endswith(".tmp") or ".tmp." in p.name]
 
 
 def test_campaign_on_a_full_disk(tiny_model_file, mount_tmpfs):
@@ -244,3 +247,38 @@ def test_wellformed_nvf_metadata_still_plots(nvf_file, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert any(p.suffix == ".png" for p in (tmp_path / "plots").iterdir())
     assert json.loads(json.dumps(load_nvf(nvf_file).metadata))  # the metadata the analysis writes is plain JSON
+
+
+# ---------------------------------------------------------------------------------------- output file names
+def test_a_folder_as_out_is_one_line_and_leaves_nothing(tiny_model_file, tmp_path):
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("mine")
+    proc = run_resilq("analyze", str(tiny_model_file), "--dataset", "digits", "--inputs", "2", "--out", str(folder))
+    assert_one_line_error(proc, f"--out {folder} is a folder; give a file name for the nvf file")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"], "no temporary file left behind"
+    assert [p.name for p in folder.iterdir()] == ["keep.txt"]
+
+
+def test_archive_writer_never_follows_a_planted_temporary_name(tiny_model_file, tmp_path):
+    from resilq.ir import load_model, save_model
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (tmp_path / "out.rq.tmp").symlink_to(victim)  # the name an older writer used for its temporary file
+    save_model(load_model(tiny_model_file), tmp_path / "out.rq")
+    assert victim.read_text() == "precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.rq", "out.rq.tmp", "victim.txt"]
+    assert load_model(tmp_path / "out.rq").name == "tiny"
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"garbage", "not an ONNX model (Error parsing message"),
+    (b"", "not an ONNX model (it holds no graph nodes)"),
+])
+def test_import_qonnx_of_a_non_onnx_file(tmp_path, content, message):
+    bad = tmp_path / "model.onnx"
+    bad.write_bytes(content)
+    proc = run_resilq("import-qonnx", str(bad), "--out", str(tmp_path / "m.rq"))
+    assert_one_line_error(proc, f"{bad}: {message}")
+    assert not (tmp_path / "m.rq").exists()
