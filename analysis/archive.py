@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import tempfile
 import zipfile
 import zlib
 from collections.abc import Mapping
@@ -28,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import FormatError
+from .errors import FormatError, ParameterError
 
 MANIFEST = "manifest.json"
 ARRAY_DIR = "arrays/"
@@ -65,16 +66,33 @@ def write_archive(path: str | os.PathLike, kind: str, version: int, header: Mapp
             raise TypeError(f"array {name!r} has dtype {arr.dtype}, which resilq files do not store")
         specs[name] = {"dtype": arr.dtype.name, "shape": list(arr.shape)}
     manifest = {"format": "resilq", "kind": kind, "version": version, "header": header, "arrays": specs}
+    if path.is_dir():
+        raise ParameterError(f"{path} is a folder; give a file name for the {kind} file")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
-        zf.writestr(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
-        for name, arr in arrays.items():
-            buf = io.BytesIO()
-            np.save(buf, np.ascontiguousarray(arr), allow_pickle=False)
-            zf.writestr(ARRAY_DIR + name + ".npy", buf.getvalue())
-    os.replace(tmp, path)
+    # A fresh temporary sibling (O_EXCL: never a pre-existing file or a planted symlink), renamed into place;
+    # removed again if anything fails (a full disk leaves no partial file behind).
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED,
+                                                        compresslevel=6) as zf:
+            os.fchmod(fh.fileno(), 0o666 & ~_umask())  # the mode a plain open() gives, not mkstemp's 0600
+            zf.writestr(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
+            for name, arr in arrays.items():
+                buf = io.BytesIO()
+                np.save(buf, np.ascontiguousarray(arr), allow_pickle=False)
+                zf.writestr(ARRAY_DIR + name + ".npy", buf.getvalue())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def read_archive(path: str | os.PathLike, kind: str, versions: tuple[int, ...]) -> tuple[dict, dict[str, np.ndarray], int]:

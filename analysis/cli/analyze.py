@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import time
 from contextlib import nullcontext
 from enum import Enum
+from pathlib import Path
 
 from ..data import load_dataset
 from ..errors import ParameterError
@@ -52,8 +52,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..nvf.deltarange import deltarange_nvf
     from ..nvf.exact import exact_nvf
-    from ..nvf.partials import parts_dir
+    from ..nvf.partials import parts_dir, remove_parts
 
+    if Path(args.out).is_dir():
+        raise ParameterError(f"--out {args.out} is a folder; give a file name for the nvf file")
     model = load_model(args.model)
     dataset = args.dataset or model.metadata.get("dataset", "digits")
     data = load_dataset(dataset, args.split, args.data_dir)
@@ -78,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - start
     result.metadata["seconds"] = round(elapsed, 3)
     path = save_nvf(result, args.out)
-    shutil.rmtree(parts, ignore_errors=True)  # the result is written: the units are no longer needed
+    remove_parts(parts)  # the result is written: the units are no longer needed
     print_table(result)
     say(f"wrote {path} ({elapsed:.1f} s)")
     return 0

@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from ..errors import UnsupportedModelError
+from ..errors import FormatError, UnsupportedModelError
 from ..ir.layers import Conv2d, Flatten, Layer, Linear, MaxPool2d, Requant
 from ..ir.model import InputQuant, Model
 
@@ -70,12 +70,42 @@ class _Graph:
         return np.clip(ints, -lim, lim - 1).astype(np.int64), exp, bits
 
 
+def read_onnx(path: str | os.PathLike):
+    """An ONNX file as an ``onnx.ModelProto``, or a :class:`FormatError` naming the file.
+
+    The file's size is checked before it is read (the archive limit, ``archive.MAX_FILE_BYTES``), and it is
+    parsed from its bytes, so tensors stored as external data are never opened by a path taken from the file.
+    """
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    from ..archive import MAX_FILE_BYTES
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FormatError(f"{path}: no such ONNX file" if not os.path.exists(path) else f"{path}: not a file")
+    size = os.path.getsize(path)
+    if size > MAX_FILE_BYTES:
+        raise FormatError(f"{path}: {size:,} bytes, more than an ONNX model resilq reads ({MAX_FILE_BYTES:,})")
+    with open(path, "rb") as fh:
+        data = fh.read()
+    try:
+        proto = onnx.load_model_from_string(data)
+    except (DecodeError, ValueError) as exc:
+        raise FormatError(f"{path}: not an ONNX model ({exc})") from None
+    if not proto.graph.node:
+        raise FormatError(f"{path}: not an ONNX model (it holds no graph nodes)")
+    return proto
+
+
 def from_qonnx(source, name: str | None = None) -> Model:
     """Import a QONNX model (a path or an ``onnx.ModelProto``) into the integer IR."""
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.util.cleanup import cleanup_model
 
-    wrapper = cleanup_model(ModelWrapper(str(source) if isinstance(source, (str, os.PathLike)) else source))
+    if isinstance(source, (str, os.PathLike)):
+        source = read_onnx(source)
+    wrapper = cleanup_model(ModelWrapper(source))
     g = _Graph(wrapper)
     graph = wrapper.graph
     if len(graph.input) != 1 or len(graph.output) != 1:

@@ -13,12 +13,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import MismatchError
+from ..errors import MismatchError, ParameterError
 
 PLAN_FILE = "plan.json"
 
@@ -45,6 +44,12 @@ class Partials:
         self.directory = Path(directory)
         self.digest = digest
         plan = self.directory / PLAN_FILE
+        if self.directory.is_symlink() or (self.directory.exists() and not self.directory.is_dir()):
+            raise ParameterError(f"{self.directory} (where an analysis keeps its finished units) is a symbolic link "
+                                "or a file; resilq keeps them only in a real folder: move it or choose another --out")
+        if self.directory.is_dir() and not plan.exists() and any(self.directory.iterdir()):
+            raise ParameterError(f"{self.directory} exists and was not written by resilq (no {PLAN_FILE}); it is "
+                                "left alone: move it or choose another --out")
         if plan.exists():
             try:
                 recorded = json.loads(plan.read_text())["digest"]
@@ -60,8 +65,12 @@ class Partials:
     @staticmethod
     def _write_text(path: Path, text: str) -> None:
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        try:
+            tmp.write_text(text)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a full disk leaves no partial file
+            raise
 
     def _path(self, index: int) -> Path:
         return self.directory / f"unit-{index:06d}.npy"
@@ -79,12 +88,33 @@ class Partials:
     def save(self, index: int, sums: np.ndarray) -> None:
         path = self._path(index)
         tmp = path.with_name(path.stem + ".tmp.npy")
-        np.save(tmp, np.ascontiguousarray(sums, dtype=np.float64), allow_pickle=False)
-        os.replace(tmp, path)
+        try:
+            np.save(tmp, np.ascontiguousarray(sums, dtype=np.float64), allow_pickle=False)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def remove(self) -> None:
-        """Drop the store once the analysis' output is written."""
-        shutil.rmtree(self.directory, ignore_errors=True)
+        """Drop the store once the analysis' output is written (:func:`remove_parts`)."""
+        remove_parts(self.directory)
+
+
+def remove_parts(directory: str | os.PathLike) -> None:
+    """Delete the files an analysis wrote into ``directory`` (plan, units, their temporary names), then the
+    folder if nothing else is in it -- never a whole tree, never through a symbolic link."""
+    directory = Path(directory)
+    if directory.is_symlink() or not directory.is_dir():
+        return
+    for path in directory.iterdir():
+        name = path.name
+        ours = name in (PLAN_FILE, PLAN_FILE + ".tmp") or (name.startswith("unit-") and name.endswith(".npy"))
+        if ours and path.is_file() and not path.is_symlink():
+            path.unlink(missing_ok=True)
+    try:
+        directory.rmdir()
+    except OSError:
+        pass
 
 
 def open_partials(directory: str | os.PathLike | None, model, x: np.ndarray, method: str, units,

@@ -133,3 +133,36 @@ def test_read_only_parent_is_one_line(tiny_model_file, tmp_path):
         parent.chmod(0o755)
     assert_one_line_error(proc, "Permission denied (EACCES)")
     assert list(parent.iterdir()) == []
+
+
+# --------------------------------------------------------------------- the analysis' work-unit folder OUT.parts
+def test_a_foreign_parts_folder_is_neither_adopted_nor_deleted(tiny_model_file, tmp_path):
+    parts = tmp_path / "x.nvf.parts"
+    parts.mkdir()
+    (parts / "notes.txt").write_text("mine")
+    proc = run_resilq("analyze", str(tiny_model_file), "--dataset", "digits", "--inputs", "2",
+                      "--out", str(tmp_path / "x.nvf"))
+    assert_one_line_error(proc, f"{parts} exists and was not written by resilq")
+    assert [p.name for p in parts.iterdir()] == ["notes.txt"] and not (tmp_path / "x.nvf").exists()
+    link = tmp_path / "y.nvf.parts"
+    link.symlink_to(parts)
+    proc = run_resilq("analyze", str(tiny_model_file), "--dataset", "digits", "--inputs", "2",
+                      "--out", str(tmp_path / "y.nvf"))
+    assert_one_line_error(proc, "is a symbolic link")
+    assert [p.name for p in parts.iterdir()] == ["notes.txt"]
+
+
+def test_removing_the_parts_folder_keeps_what_resilq_did_not_write(tmp_path):
+    import numpy as np
+
+    from resilq.nvf.partials import Partials
+
+    store = Partials(tmp_path / "x.nvf.parts", "d" * 64, {"model": "m"})
+    store.save(0, np.zeros((1, 2)))
+    (store.directory / "added-later.txt").write_text("mine")
+    store.remove()
+    assert [p.name for p in store.directory.iterdir()] == ["added-later.txt"]
+    store = Partials(tmp_path / "y.nvf.parts", "d" * 64, {"model": "m"})
+    store.save(0, np.zeros((1, 2)))
+    store.remove()
+    assert not store.directory.exists()
