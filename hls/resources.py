@@ -87,7 +87,9 @@ def buffers(config: AccelConfig) -> tuple[BufferCost, ...]:
     c = config
     return (
         BufferCost("input buffer", c.simd, c.max_in // c.simd, 8),
-        BufferCost("weight buffer", c.pe, c.max_fanin // c.simd, 8 * c.simd),
+        BufferCost("weight buffers (ping-pong)", 2 * c.pe, c.max_fanin // c.simd, 8 * c.simd),
+        BufferCost("bias buffer", c.pe, -(-c.max_channels // c.pe), 32),
+        BufferCost("shift buffer", c.pe, -(-c.max_channels // c.pe), 8),
         BufferCost("output buffer", c.out_banks, c.max_out // c.out_banks, 8),
         BufferCost("shadow buffer", c.pe, c.shadow_lane, 8),
         BufferCost("classifier buffer", c.out_banks, c.max_raw // c.out_banks, 32),

@@ -32,19 +32,27 @@ load_input:
     return uint64_t(n) + Cfg::Latency::LOAD_INPUT;
 }
 
-// Bias and shift of `rows` output channels: one 64-bit beat each (int32 bias, uint8 shift).
+// Bias and shift of all `n` output channels of a layer, once per layer: one 64-bit beat each (int32 bias,
+// uint8 shift), channel r into bank r % PE, word r / PE (the tile number), counted.
 template <class Cfg>
-uint64_t load_params(const uint64_t* weight_mem, uint32_t beat, uint32_t rows, int32_t bias[Cfg::PE],
-                     uint32_t shift[Cfg::PE]) {
+uint64_t load_params(const uint64_t* weight_mem, uint32_t beat, uint32_t n, typename Buffers<Cfg>::Bias& bias,
+                     typename Buffers<Cfg>::Shift& shift) {
+    uint32_t lane = 0, word = 0;
 load_params:
-    for (uint32_t r = 0; r < rows; ++r) {
+    for (uint32_t r = 0; r < n; ++r) {
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=64
-        const uint64_t word = probe::load<probe::WEIGHTS>(weight_mem, beat + r);
-        bias[r] = static_cast<int32_t>(static_cast<uint32_t>(word & 0xFFFFFFFFu));
-        shift[r] = static_cast<uint32_t>((word >> 32) & 0x1Fu);
+#pragma HLS LOOP_TRIPCOUNT min=1 max=4096
+        const uint64_t bits = probe::load<probe::WEIGHTS>(weight_mem, beat + r);
+        bias[lane][word] = static_cast<int32_t>(static_cast<uint32_t>(bits & 0xFFFFFFFFu));
+        shift[lane][word] = static_cast<uint8_t>((bits >> 32) & 0x1Fu);
+        if (lane + 1 == Cfg::PE) {
+            lane = 0;
+            ++word;
+        } else {
+            ++lane;
+        }
     }
-    return uint64_t(rows) + Cfg::Latency::PARAMS;
+    return uint64_t(n) + Cfg::Latency::PARAMS;
 }
 
 // `rows` (>= 1) weight rows of `ft` SIMD words each; a SIMD word is SIMD/8 consecutive 64-bit beats.

@@ -16,7 +16,9 @@ struct Pack {
 template <class Cfg>
 struct Buffers {
     typedef int8_t In[Cfg::SIMD][Cfg::MAX_IN / Cfg::SIMD];                   // bank = channel % SIMD
-    typedef Pack<Cfg::SIMD> Weights[Cfg::PE][Cfg::MAX_FANIN / Cfg::SIMD];   // bank = PE lane
+    typedef Pack<Cfg::SIMD> Weights[Cfg::PE][Cfg::MAX_FANIN / Cfg::SIMD];   // bank = PE lane (one of two: ping-pong)
+    typedef int32_t Bias[Cfg::PE][(Cfg::MAX_CHANNELS + Cfg::PE - 1) / Cfg::PE];              // bank = channel % PE, word = tile
+    typedef uint8_t Shift[Cfg::PE][(Cfg::MAX_CHANNELS + Cfg::PE - 1) / Cfg::PE];             // bank = channel % PE, word = tile
     typedef int8_t Out[Cfg::OUT_BANKS][Cfg::MAX_OUT / Cfg::OUT_BANKS];      // bank = channel % OUT_BANKS
     typedef int32_t Raw[Cfg::OUT_BANKS][Cfg::MAX_RAW / Cfg::OUT_BANKS];     // bank = class % OUT_BANKS
     typedef int8_t Shadow[Cfg::PE][Cfg::SHADOW_LANE];                       // bank = channel % PE
@@ -53,6 +55,7 @@ struct LayerGeom {
 // Channel c0 + p of the tile lives in output-buffer bank group * PE + p, row row_base / hw_out:
 // OUT_BANKS / PE consecutive tiles share a row, each in its own group of PE banks.
 struct Tile {
+    uint32_t index;      // tile number: the bias/shift word of its lanes
     uint32_t c0;         // first output channel
     uint32_t rows;       // channels in the tile (<= PE)
     uint32_t group;      // tile % (OUT_BANKS / PE)
