@@ -14,8 +14,9 @@ load input     C_in * H_in * W_in                       (one byte per cycle, C-H
 params         output channels, once per layer          (one 64-bit beat per channel)
 weights        rows * k*k*ceil(C/SIMD) * SIMD/8         (64-bit beats) per tile
 table walk     protected neurons of the tile's channels (only in a protected layer)
-compute        (H_out*W_out + (copies-1) * G_t) * k*k*ceil(C/SIMD) per tile, G_t = positions of
-               the tile that hold a protected neuron in any lane (each is recomputed copies-1 times)
+compute        (H_out*W_out + (copies-1) * G_t) * words per tile, G_t = positions of the tile that
+               hold a protected neuron in any lane (each is recomputed copies-1 times); words =
+               k*k*ceil(C/SIMD), or k when C*k <= SIMD (a kernel row packed into the SIMD lanes)
 corrector      protected neurons of the layer
 maxpool        H_out*W_out * ceil(C/SIMD) * k*k
 store          C_out * H_out * W_out bytes (int8) or C_out words (int32 classifier)
@@ -100,7 +101,7 @@ def layer_cycles(plan: LayerPlan, config: AccelConfig) -> LayerCycles:
         rows = np.minimum(plan.pe, plan.out_c - plan.pe * np.arange(plan.tiles))
         params = plan.out_c + lat.params
         tile_weights = rows * plan.ft * (plan.simd // 8) + lat.weights
-        tile_work = (plan.hw_out + (plan.copies - 1) * protected_groups(plan)) * plan.ft + lat.mac
+        tile_work = (plan.hw_out + (plan.copies - 1) * protected_groups(plan)) * plan.mac_words + lat.mac
         if plan.n_protected:
             tile_table = np.bincount(plan.protected // plan.hw_out // plan.pe, minlength=plan.tiles) + lat.table
             table = int(tile_table.sum())

@@ -38,17 +38,23 @@ struct LayerDesc {
 // pipelined loops only add (no run-time multiplier, resilq/ops.hpp).
 struct LayerGeom {
     uint32_t cg;          // SIMD groups of input channels: ceil(in_c / SIMD)
-    uint32_t ft;          // SIMD words per weight row: kernel * kernel * cg
+    uint32_t ft;          // SIMD words per weight row in DDR: kernel * kernel * cg
+    uint32_t mac_words;   // SIMD words per output position and pass: ft, or kernel when packed
+    uint32_t packed;      // 1: a conv with in_c * kernel <= SIMD packs a kernel row (kx, c) into the SIMD lanes
     uint32_t hw_in;       // input positions
     uint32_t hw_out;      // output positions
     uint32_t n_in;        // input values: in_c * hw_in
     uint32_t n_out;       // neurons (= original slots) of the layer
     uint32_t tiles;       // PE tiles of output channels
     uint32_t copies;      // slots per protected neuron (1 unprotected)
-    uint32_t line;        // input-buffer words of one input row: in_w * cg
-    uint32_t step_x;      // input-buffer words between horizontally adjacent windows: stride * cg
-    uint32_t step_y;      // input-buffer words between vertically adjacent windows: stride * line
-    uint32_t pad_offset;  // pad * (line + cg): how far the padded window (0, 0) starts before word 0
+    // The input buffer holds element e = pixel * pitch + c in bank e % SIMD, word e / SIMD; every size below
+    // is in elements. pitch = cg * SIMD (each pixel's channels padded to whole SIMD words), or in_c when packed
+    // (pixels dense, so the kernel row (kx, c) of one window row is in_c * kernel consecutive elements).
+    uint32_t pitch;
+    uint32_t line;        // elements of one input row: in_w * pitch
+    uint32_t step_x;      // elements between horizontally adjacent windows: stride * pitch
+    uint32_t step_y;      // elements between vertically adjacent windows: stride * line
+    uint32_t pad_offset;  // pad * (line + pitch): how far the padded window (0, 0) starts before element 0
 };
 
 // Where one tile of PE output channels goes (counted tile by tile by the controller, engine.hpp).
