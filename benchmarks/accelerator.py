@@ -1,132 +1,205 @@
-"""Accelerator cycles per inference (cycle model, confirmed by the C-simulated counter) and resources.
+"""Accelerator cycles per inference (the cycle model, confirmed by the C-simulated counter) and resources.
 
-For LeNet-5 and MLP-7 at the default PE x SIMD: unprotected vs `split` vs `tmr` with the critical set at
-NVF >= 20 % (from ``--nvf`` files), cycles per inference and microseconds at the board's PL clock, the
-shadow overhead, the speed-up over the naive datapath (one output lane, PE=1) computed in the same run,
-and the estimated resources against the PYNQ-Z2 budget.
+For LeNet-5, MLP-7 and AlexNet-CIFAR (the zoo's shapes, ``resilq.train.zoo``) at PE 8 x SIMD 8 and at the
+largest build that fits the board (DSP, BRAM36 within budget, LUT <= 70 % of the device, in the resource
+model): cycles per inference, MACs per cycle, % of the PE x SIMD lane peak, % of the 220-DSP limit (one
+int8 MAC per DSP48E1 per cycle), images/s at the PL clock, and the ratio against the previous datapath
+(:data:`PREVIOUS_DATAPATH`, measured on main before the datapath issue), unprotected, ``split`` and ``tmr``
+at the same protected set.
 
-Without an ``.nvf`` file for a model (the NVF analysis is issue #3), the critical set falls back to a
-clearly labelled proxy: the k neurons with the largest mean activation on test images, k being the
-paper's Table I count at NVF >= 20 % scaled to the model (MLP-7 17.86 %, LeNet-5 3.99 %, else 5 %).
+Cycles do not depend on weight values, only on shapes and the protected set, so the networks are built
+from their shapes with seeded random int8 weights, and the protected set is a seeded random draw per
+neuron layer of the paper's NVF >= 20 % portion (MLP-7 17.86 %, LeNet-5 3.99 %, AlexNet 5 %): the same
+set for split and TMR, and the same as the one :data:`PREVIOUS_DATAPATH` was measured with. The C-sim
+runs the 8 x 8 LeNet-5 and MLP-7 variants (``--csim-images``, 0 to skip) and must agree with the model
+and with the executor bit for bit.
 
-    python benchmarks/accelerator.py                         # trains both on digits (2 epochs each)
-    python benchmarks/accelerator.py --model lenet5.rq --nvf lenet5.nvf --model mlp7.rq
+    python benchmarks/accelerator.py [--csim-images 4] [--board pynq-z2]
 """
 
 from __future__ import annotations
 
 import argparse
-import time
-from pathlib import Path
 
 import numpy as np
 
 from resilq.arith import Scheme
 from resilq.boards import load_board
-from resilq.data import load_dataset
-from resilq.hls.config import AccelConfig
+from resilq.errors import ParameterError
+from resilq.hls.config import MAX_PE, SIMD_CHOICES, AccelConfig
 from resilq.hls.cycles import cycle_report
-from resilq.hls.resources import check_budget, utilisation_rows
-from resilq.ir import Executor, Model, Protection, load_model
-from resilq.nvf import load_nvf
+from resilq.hls.resources import check_budget, estimate
+from resilq.ir import Conv2d, Executor, Flatten, InputQuant, Linear, MaxPool2d, Model, Protection, Requant
 from resilq.ui import say, table
 
-#: Portion of neurons with NVF >= 20 % in the paper's Table I.
-PAPER_PORTION_AT_20 = {"mlp7": 503 / 2816, "lenet5": 187 / 4684}
+#: The zoo's networks as layer shapes: ("conv", out, k, stride, pad) | ("pool", k) | ("flatten",) | ("fc", out).
+ARCHS = {
+    "lenet5": ((1, 28, 28), [("conv", 6, 5, 1, 0), ("pool", 2), ("conv", 16, 5, 1, 0), ("pool", 2), ("flatten",),
+                             ("fc", 120), ("fc", 84), ("fc", 10)]),
+    "mlp7": ((1, 28, 28), [("flatten",), ("fc", 512), ("fc", 512), ("fc", 512), ("fc", 512), ("fc", 512),
+                           ("fc", 256), ("fc", 10)]),
+    "alexnet": ((3, 32, 32), [("conv", 64, 3, 1, 0), ("pool", 2), ("conv", 128, 3, 1, 1), ("pool", 2),
+                              ("conv", 256, 3, 1, 1), ("pool", 2), ("conv", 256, 3, 1, 1), ("conv", 128, 3, 1, 1),
+                              ("flatten",), ("fc", 512), ("fc", 256), ("fc", 10)]),
+}
+#: Portion of neurons protected (the paper's Table I at NVF >= 20 %; 5 % where it gives none).
+PORTION = {"mlp7": 503 / 2816, "lenet5": 187 / 4684, "alexnet": 0.05}
+VARIANTS = ("unprotected", "split", "tmr")
+LUT_LIMIT = 0.70
+DSP_LIMIT = 220  # xc7z020: 220 DSP48E1 slices (DS190, Zynq-7000 product table)
+
+#: Cycles per inference of the previous datapath (main at 1b1d400, before issue #14: byte-wide input and
+#: output loops, bias/shift per tile, loads, compute and stores one after the other, no kernel-row
+#: packing), measured with `resilq.hls.cycles` of that commit on exactly the networks and protected sets
+#: this script builds. A reference table, not a second implementation.
+PREVIOUS_DATAPATH = {
+    # (model, variant, pe, simd): cycles per inference
+    ("lenet5", "unprotected", 8, 8): 43_671,
+    ("lenet5", "unprotected", 16, 8): 39_633,
+    ("lenet5", "unprotected", 8, 16): 43_924,
+    ("lenet5", "split", 8, 8): 48_457,
+    ("lenet5", "split", 16, 8): 44_255,
+    ("lenet5", "split", 8, 16): 48_609,
+    ("lenet5", "tmr", 8, 8): 52_762,
+    ("lenet5", "tmr", 16, 8): 48_435,
+    ("lenet5", "tmr", 8, 16): 52_813,
+    ("mlp7", "unprotected", 8, 8): 287_362,
+    ("mlp7", "unprotected", 16, 8): 248_074,
+    ("mlp7", "unprotected", 8, 16): 274_978,
+    ("mlp7", "split", 8, 8): 308_784,
+    ("mlp7", "split", 16, 8): 261_312,
+    ("mlp7", "split", 8, 16): 286_733,
+    ("mlp7", "tmr", 8, 8): 328_118,
+    ("mlp7", "tmr", 16, 8): 272_990,
+    ("mlp7", "tmr", 8, 16): 296_400,
+    ("alexnet", "unprotected", 8, 8): 1_234_886,
+    ("alexnet", "unprotected", 16, 8): 876_766,
+    ("alexnet", "unprotected", 8, 16): 919_350,
+    ("alexnet", "split", 8, 8): 1_478_132,
+    ("alexnet", "split", 16, 8): 1_080_147,
+    ("alexnet", "split", 8, 16): 1_057_344,
+    ("alexnet", "tmr", 8, 8): 1_710_425,
+    ("alexnet", "tmr", 16, 8): 1_272_875,
+    ("alexnet", "tmr", 8, 16): 1_184_385,
+}
 
 
-def trained_models(epochs: int) -> list[Model]:
-    from resilq.train.qat import TrainConfig
-    from resilq.train.workflow import train_and_export
-
-    return [train_and_export(arch, "digits", config=TrainConfig(epochs=epochs, seed=0), verify_inputs=0).model
-            for arch in ("lenet5", "mlp7")]
-
-
-def critical_set(model: Model, nvf_files: list[Path], threshold: float, x: np.ndarray) -> tuple[dict, str]:
-    """Per-layer sorted critical neurons and a label saying where they come from."""
-    for path in nvf_files:
-        nvf = load_nvf(path)
-        if nvf.network_hash == model.network_hash:
-            nvf.check_model(model)
-            return nvf.critical(threshold), f"NVF >= {threshold:.0%} from {path.name} ({nvf.method})"
-    portion = PAPER_PORTION_AT_20.get(model.name, 0.05)
-    k = max(1, round(portion * model.n_neurons))
-    acts = Executor(model).run(x, collect=True).activations
-    scores = np.concatenate([acts[i].reshape(x.shape[0], -1).astype(np.float64).mean(axis=0)
-                             for i in model.neuron_layers])
-    chosen = np.sort(np.argsort(-scores, kind="stable")[:k])
-    starts = np.cumsum([0] + [model.out_size(i) for i in model.neuron_layers])
-    out = {}
-    for j, i in enumerate(model.neuron_layers):
-        sel = chosen[(chosen >= starts[j]) & (chosen < starts[j + 1])] - starts[j]
-        out[i] = sel.astype(np.int32)
-    return out, (f"PROXY (no .nvf for this network): top-{k} neurons by mean activation, k = the paper's "
-                 f"NVF>=20% portion {portion:.2%}")
-
-
-def protected(model: Model, crit: dict, scheme: Scheme) -> Model:
-    return model.with_protection({i: Protection(scheme, v) for i, v in crit.items() if v.size})
+def shape_model(arch: str, seed: int = 0) -> Model:
+    """The network ``arch`` of :data:`ARCHS` with seeded random int8 weights (shift 8, ReLU but the classifier)."""
+    rng = np.random.default_rng(seed)
+    shape, specs = ARCHS[arch]
+    inp = InputQuant(shape, 7)
+    layers, c, h, w, flat = [], shape[0], shape[1], shape[2], None
+    for k, spec in enumerate(specs):
+        last = k == len(specs) - 1
+        if spec[0] == "pool":
+            layers.append(MaxPool2d(f"pool{k}", spec[1], spec[1]))
+            h, w = h // spec[1], w // spec[1]
+        elif spec[0] == "flatten":
+            layers.append(Flatten(f"flatten{k}"))
+            flat = c * h * w
+        elif spec[0] == "conv":
+            out, kern, stride, pad = spec[1:]
+            wt = rng.integers(-40, 41, size=(out, c, kern, kern)).astype(np.int8)
+            layers.append(Conv2d(f"conv{k}", wt, rng.integers(-500, 501, out).astype(np.int32),
+                                 Requant(np.full(out, 8, np.int32), True), stride, pad))
+            c, h, w = out, (h + 2 * pad - kern) // stride + 1, (w + 2 * pad - kern) // stride + 1
+        else:
+            out = spec[1]
+            wt = rng.integers(-40, 41, size=(out, flat)).astype(np.int8)
+            layers.append(Linear(f"fc{k}", wt, rng.integers(-500, 501, out).astype(np.int32),
+                                 None if last else Requant(np.full(out, 8, np.int32), True)))
+            flat = out
+    return Model(inp, tuple(layers), {"name": arch})
 
 
-def measured_cycles(model: Model, config: AccelConfig, x: np.ndarray) -> tuple[int, float, float]:
-    """CYCLES per inference from the C-simulated accelerator, its wall time and the executor's, for x."""
+def protected_variant(model: Model, variant: str, seed: int = 1) -> Model:
+    """``model`` with the benchmark's protected set under ``variant`` (the same neurons for every scheme)."""
+    if variant == "unprotected":
+        return model
+    rng = np.random.default_rng(seed)
+    scheme = {"split": Scheme.SPLIT, "tmr": Scheme.TMR}[variant]
+    prots = {}
+    for i in model.neuron_layers:
+        n = model.out_size(i)
+        prots[i] = Protection(scheme, np.sort(rng.choice(n, size=max(1, round(PORTION[model.name] * n)),
+                                                         replace=False)).astype(np.int32))
+    return model.with_protection(prots)
+
+
+def fits(config: AccelConfig, board) -> bool:
+    try:
+        est = check_budget(config, board)
+    except ParameterError:
+        return False
+    return est.lut <= LUT_LIMIT * board.budget.lut and est.dsp <= DSP_LIMIT
+
+
+def largest_build(board, model: Model) -> AccelConfig:
+    """The fitting build with the most MAC lanes (ties: fewest cycles on ``model``)."""
+    builds = [AccelConfig(pe=pe, simd=simd) for pe in (2 ** k for k in range(MAX_PE.bit_length()))
+              for simd in SIMD_CHOICES]
+    fitting = [c for c in builds if fits(c, board)]
+    return min(fitting, key=lambda c: (-c.macs_per_cycle, cycle_report(model, c).per_inference))
+
+
+def csim_check(model: Model, config: AccelConfig, images: int) -> None:
+    """The C-simulated counter equals the model and the logits equal the executor's (else AssertionError)."""
     from resilq.hls.simulate import CsimAccelerator
 
-    acc = CsimAccelerator(model, config, batch=x.shape[0], keep_activations=False)
-    t = time.perf_counter()
-    run = acc.run(x, collect=False)
-    t_csim = time.perf_counter() - t
-    t = time.perf_counter()
-    ref = Executor(model).run(x)
-    t_exec = time.perf_counter() - t
-    assert np.array_equal(run.logits, ref.logits), "C-sim and executor disagree"
+    x = model.quantize_input(np.random.default_rng(2).random((images, *model.input.shape), dtype=np.float32))
+    run = CsimAccelerator(model, config, batch=images, keep_activations=False).run(x, collect=False)
+    assert np.array_equal(run.logits, Executor(model).run(x).logits), f"{model.name}: C-sim != executor"
     report = cycle_report(model, config)
-    return (run.cycles - report.run_overhead) // x.shape[0], t_csim, t_exec
+    assert run.cycles == report.run(images), f"{model.name}: C-sim counter {run.cycles} != model {report.run(images)}"
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", type=Path, action="append", default=[], help=".rq model (repeatable)")
-    p.add_argument("--nvf", type=Path, action="append", default=[], help=".nvf file (matched to models by hash)")
-    p.add_argument("--threshold", type=float, default=0.2)
-    p.add_argument("--pe", type=int, default=AccelConfig.pe)
-    p.add_argument("--simd", type=int, default=AccelConfig.simd)
     p.add_argument("--board", default="pynq-z2")
-    p.add_argument("--epochs", type=int, default=2, help="training epochs when no --model is given")
-    p.add_argument("--csim-images", type=int, default=32, help="images the C-sim runs to confirm the counter")
+    p.add_argument("--csim-images", type=int, default=2, help="images the C-sim runs to confirm the counter (0: skip)")
     args = p.parse_args()
-
     board = load_board(args.board)
-    config, naive = AccelConfig(pe=args.pe, simd=args.simd), AccelConfig(pe=1, simd=args.simd)
-    est = check_budget(config, board)
-    table(f"Resources: PE={config.pe} x SIMD={config.simd} on {board.name} ({board.part}), analytic estimate",
-          ("resource", "estimated", "available", "use"), utilisation_rows(est, board))
-
-    models = [load_model(m) for m in args.model] if args.model else trained_models(args.epochs)
-    data = load_dataset("digits", "test")
-    for model in models:
-        x = model.quantize_input(data.images[:256])
-        crit, label = critical_set(model, args.nvf, args.threshold, x)
-        rows, base = [], None
-        for name, variant in [("unprotected", model), ("split", protected(model, crit, Scheme.SPLIT)),
-                              ("tmr", protected(model, crit, Scheme.TMR))]:
-            rep, rep_naive = cycle_report(variant, config), cycle_report(variant, naive)
-            cyc, t_csim, t_exec = measured_cycles(variant, config, x[:args.csim_images])
-            assert cyc == rep.per_inference, f"C-sim counter {cyc} != cycle model {rep.per_inference}"
-            base = base or rep.per_inference
-            rows.append((name, variant.n_protected, variant.n_slots, rep.per_inference,
-                         rep.microseconds(board.pl_mhz), f"{rep.per_inference / base - 1:+.1%}",
-                         f"{rep_naive.per_inference / rep.per_inference:.2f}x",
-                         f"{t_csim * 1e3 / args.csim_images:.2f} / {t_exec * 1e3 / args.csim_images:.2f}"))
-        table(f"{model.name}: cycles per inference at PE={config.pe} x SIMD={config.simd}, {board.pl_mhz:g} MHz",
-              ("variant", "protected", "slots", "cycles", "us", "vs unprotected", f"vs PE=1 ({naive.pe}x{naive.simd})",
-               "ms/img csim / executor"), rows,
-              caption=f"critical set: {label}. Cycles: model == C-sim CYCLES on {args.csim_images} images.")
-        split_extra = rows[1][3] - rows[0][3]
-        tmr_extra = rows[2][3] - rows[0][3]
-        if split_extra:
-            say(f"  {model.name}: TMR's extra cycles / split's extra cycles = {tmr_extra / split_extra:.2f}")
+    models = {arch: shape_model(arch) for arch in ARCHS}
+    small = AccelConfig()
+    large = largest_build(board, models["alexnet"])
+    for config in (small, large):
+        est = estimate(config)
+        say(f"PE={config.pe} x SIMD={config.simd}: {est.dsp} DSP ({est.dsp / DSP_LIMIT:.0%}), {est.bram36} BRAM36 "
+            f"({est.bram36 / board.budget.bram36:.0%}), {est.lut:,} LUT ({est.lut / board.budget.lut:.0%}) -- "
+            "resource model")
+    rows, per = [], {}
+    for arch, model in models.items():
+        macs = model.macs()
+        for variant in VARIANTS:
+            m = protected_variant(model, variant)
+            for config in (small, large):
+                if args.csim_images and config == small and arch != "alexnet":
+                    csim_check(m, config, args.csim_images)
+                cycles = cycle_report(m, config).per_inference
+                per[arch, variant, config.pe, config.simd] = cycles
+                lanes = config.macs_per_cycle
+                before = PREVIOUS_DATAPATH.get((arch, variant, config.pe, config.simd))
+                rows.append((arch, variant, f"{config.pe}x{config.simd}", f"{cycles:,}", f"{macs / cycles:.1f}",
+                             f"{macs / cycles / lanes:.0%}", f"{macs / cycles / DSP_LIMIT:.0%}",
+                             f"{board.pl_mhz * 1e6 / cycles:,.0f}",
+                             f"{before / cycles:.2f}x" if before else "-"))
+    table(f"Cycles per inference (cycle model), {board.pl_mhz:g} MHz",
+          ("model", "variant", "PE x SIMD", "cycles", "MACs/cycle", "% lane peak", "% of 220 DSP", "images/s",
+           "vs previous"), rows,
+          caption="MACs = the network's int8 multiply-accumulates; % of 220 DSP: MACs/cycle over the device's "
+                  "220 DSP48E1 at one MAC each. Previous: PREVIOUS_DATAPATH (main before #14), same network and set."
+                  + (f" C-sim counter == model and logits == executor on {args.csim_images} images (8x8, LeNet-5/MLP-7)."
+                     if args.csim_images else ""))
+    for arch in ARCHS:
+        base = per[arch, "unprotected", small.pe, small.simd]
+        big = per[arch, "unprotected", large.pe, large.simd]
+        split = per[arch, "split", small.pe, small.simd] - base
+        tmr = per[arch, "tmr", small.pe, small.simd] - base
+        slots = protected_variant(models[arch], "split").n_shadows
+        say(f"  {arch}: {large.pe}x{large.simd} is {base / big:.2f}x faster than 8x8; extra cycles at 8x8: split "
+            f"{split:+,} ({slots:,} shadow slots), tmr {tmr:+,} ({2 * slots:,}); tmr/split = "
+            f"{tmr / split if split else float('nan'):.2f}")
     return 0
 
 

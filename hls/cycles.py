@@ -1,18 +1,22 @@
 """Cycle model of the accelerator, from its loop structure (docs/accelerator.md, "Cycle model").
 
 Every pipelined loop of the kernel runs at II = 1 (the profile writer at II = 2) and costs its trip
-count plus a modelled pipeline depth (:class:`.config.Latency`); loops run one after the other. The
-C-simulated kernel counts the same way, iteration by iteration, and the tests check the two agree on
-every layer of every model they run. Trip counts, per image:
+count plus a modelled pipeline depth (:class:`.config.Latency`). Loops on different ports overlap where
+the kernel double-buffers: the input load (activation master) runs beside the layer's bias/shift load and
+tile 0's weight rows (weight master), and tile t's table walk + compute runs beside tile t+1's weight load
+(ping-pong weight buffers); each such pair costs the longer of the two. Everything else runs one after the
+other. The C-simulated kernel counts the same way, iteration by iteration, and the tests check the two
+agree on every layer of every model they run. Trip counts, per image:
 
 =============  ===========================================================================
 descriptor     DESC_WORDS
 load input     C_in * H_in * W_in                       (one byte per cycle, C-H-W order)
-params         rows of each tile                        (one 64-bit beat per channel)
+params         output channels, once per layer          (one 64-bit beat per channel)
 weights        rows * k*k*ceil(C/SIMD) * SIMD/8         (64-bit beats) per tile
 table walk     protected neurons of the tile's channels (only in a protected layer)
-compute        (H_out*W_out + (copies-1) * G_t) * k*k*ceil(C/SIMD) per tile, G_t = positions of
-               the tile that hold a protected neuron in any lane (each is recomputed copies-1 times)
+compute        (H_out*W_out + (copies-1) * G_t) * words per tile, G_t = positions of the tile that
+               hold a protected neuron in any lane (each is recomputed copies-1 times); words =
+               k*k*ceil(C/SIMD), or k when C*k <= SIMD (a kernel row packed into the SIMD lanes)
 corrector      protected neurons of the layer
 maxpool        H_out*W_out * ceil(C/SIMD) * k*k
 store          C_out * H_out * W_out bytes (int8) or C_out words (int32 classifier)
@@ -50,10 +54,12 @@ class LayerCycles:
     correct: int
     pool: int
     store: int
+    overlapped: int = 0  # cycles of the loops above hidden behind a loop on another port (double buffering)
 
     @property
     def total(self) -> int:
-        return sum(getattr(self, f.name) for f in fields(self) if f.name not in ("index", "name"))
+        busy = sum(getattr(self, f.name) for f in fields(self) if f.name not in ("index", "name", "overlapped"))
+        return busy - self.overlapped
 
 
 @dataclass(frozen=True)
@@ -87,22 +93,30 @@ def layer_cycles(plan: LayerPlan, config: AccelConfig) -> LayerCycles:
     lat = config.latency
     descriptor = fmt.DESC_WORDS + lat.descriptor
     load_input = plan.in_c * plan.hw_in + lat.load_input
-    params = weights = table = compute = correct = pool = 0
+    params = weights = table = compute = correct = pool = overlapped = 0
     if plan.op is fmt.Op.MAXPOOL:
         pool = plan.hw_out * plan.cg * plan.kernel * plan.kernel + lat.pool
         store = plan.n_out + lat.store
     else:
         rows = np.minimum(plan.pe, plan.out_c - plan.pe * np.arange(plan.tiles))
-        params = int(rows.sum()) + plan.tiles * lat.params
-        weights = int(rows.sum()) * plan.ft * (plan.simd // 8) + plan.tiles * lat.weights
+        params = plan.out_c + lat.params
+        tile_weights = rows * plan.ft * (plan.simd // 8) + lat.weights
+        tile_work = (plan.hw_out + (plan.copies - 1) * protected_groups(plan)) * plan.mac_words + lat.mac
         if plan.n_protected:
-            table = plan.n_protected + plan.tiles * lat.table
+            tile_table = np.bincount(plan.protected // plan.hw_out // plan.pe, minlength=plan.tiles) + lat.table
+            table = int(tile_table.sum())
+            tile_work = tile_work + tile_table
             correct = plan.n_protected + lat.lcu
-        groups = protected_groups(plan)
-        compute = int(((plan.hw_out + (plan.copies - 1) * groups) * plan.ft).sum()) + plan.tiles * lat.mac
+        compute = int(tile_work.sum()) - table
+        weights = int(tile_weights.sum())
+        # input load || (params, tile 0's weights); tile t's work || tile t+1's weights
+        head = max(load_input, params + int(tile_weights[0]))
+        next_weights = np.append(tile_weights[1:], 0)
+        body = int(np.maximum(tile_work, next_weights).sum())
+        overlapped = load_input + params + weights + table + compute - head - body
         store = (plan.out_c if plan.raw else plan.n_out) + lat.store
     return LayerCycles(plan.index, plan.name, descriptor, load_input, params, weights, table, compute, correct, pool,
-                       store)
+                       store, overlapped)
 
 
 def cycle_report(model: Model, config: AccelConfig) -> CycleReport:

@@ -57,8 +57,19 @@ class LayerPlan:
 
     @property
     def ft(self) -> int:
-        """SIMD words per weight row (cycles per output position and pass)."""
+        """SIMD words per weight row in DDR (the weight loader's words per row)."""
         return self.kernel * self.kernel * self.cg
+
+    @property
+    def packed(self) -> bool:
+        """Kernel-row packing (the kernel's ``LayerGeom::packed``): a conv with ``in_c * kernel <= SIMD`` (so fewer
+        input channels than SIMD lanes) puts a whole kernel row (kx, c) into the SIMD lanes of one word."""
+        return self.op is Op.CONV and self.kernel > 1 and self.in_c * self.kernel <= self.simd
+
+    @property
+    def mac_words(self) -> int:
+        """SIMD words per output position and pass (compute cycles): one per kernel row when packed."""
+        return self.kernel if self.packed else self.ft
 
     @property
     def row_bytes(self) -> int:

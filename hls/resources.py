@@ -36,11 +36,11 @@ CONTROL_LUT, CONTROL_FF = 2600, 3200
 #: One DSP48E1 per int8 x int8 product of the PE x SIMD array: resilq/ops.hpp mac_product binds it to a DSP
 #: (UG1399 BIND_OP impl=dsp); 8 x 8 bits fit the DSP48E1's 25 x 18 multiplier (UG953 MULT_MACRO).
 DSP_PER_MAC = 1
-#: ops::index_product call sites in the synthesized sources (descriptor.hpp: 14 sizes derived once per
-#: descriptor; lcu.hpp: 1 output-buffer row address): 24 x 17-bit unsigned products, one DSP48E1 each.
+#: ops::index_product call sites in the synthesized sources (descriptor.hpp: 15 sizes and tests derived once
+#: per descriptor; lcu.hpp: 1 output-buffer row address): 24 x 17-bit unsigned products, one DSP48E1 each.
 #: An upper bound -- HLS may share the per-descriptor ones across control steps; csynth reports the truth.
 #: Every other index is a counter, a shift or a multiplexer (no multiplier).
-INDEX_MULTIPLIERS = 15
+INDEX_MULTIPLIERS = 16
 DSP_PER_INDEX_MULTIPLIER = 1
 #: Per PE lane: an int8 product feeds an adder tree of SIMD-1 ~18-bit adders and a 32-bit
 #: accumulator; the lane's requantizer (5-bit barrel shifter, round, clamp), fault unit and write port.
@@ -87,7 +87,9 @@ def buffers(config: AccelConfig) -> tuple[BufferCost, ...]:
     c = config
     return (
         BufferCost("input buffer", c.simd, c.max_in // c.simd, 8),
-        BufferCost("weight buffer", c.pe, c.max_fanin // c.simd, 8 * c.simd),
+        BufferCost("weight buffers (ping-pong)", 2 * c.pe, c.max_fanin // c.simd, 8 * c.simd),
+        BufferCost("bias buffer", c.pe, -(-c.max_channels // c.pe), 32),
+        BufferCost("shift buffer", c.pe, -(-c.max_channels // c.pe), 8),
         BufferCost("output buffer", c.out_banks, c.max_out // c.out_banks, 8),
         BufferCost("shadow buffer", c.pe, c.shadow_lane, 8),
         BufferCost("classifier buffer", c.out_banks, c.max_raw // c.out_banks, 32),
@@ -101,7 +103,9 @@ def estimate(config: AccelConfig) -> ResourceEstimate:
     pe, simd = config.pe, config.simd
     lane_lut = LUT_PER_ADDER * (simd - 1) + 32 + LANE_LUT
     lane_ff = FF_PER_PRODUCT * simd + LANE_FF_BASE
-    patch_lut = 8 * simd  # the SIMD-wide input read with zero padding
+    # the SIMD-wide input read: per-bank word select, the rotation of the banks into lanes (SIMD lanes x a
+    # SIMD:1 byte mux, ~2 LUT6 per 4:1 byte slice) and the per-lane zero padding
+    patch_lut = 8 * simd + 2 * simd * simd
     lut = pe * lane_lut + patch_lut + LCU_LUT + M_AXI_PORTS * M_AXI_LUT + S_AXILITE_LUT + CONTROL_LUT
     ff = pe * lane_ff + 8 * simd + LCU_FF + M_AXI_PORTS * M_AXI_FF + S_AXILITE_FF + CONTROL_FF
     dsp = pe * simd * DSP_PER_MAC + INDEX_MULTIPLIERS * DSP_PER_INDEX_MULTIPLIER

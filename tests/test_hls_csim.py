@@ -252,3 +252,30 @@ def test_sources_compile_without_warnings():
     log = (CsimDevice.open().lib_path.parent / "build.log").read_text().splitlines()
     assert "-Wall" in log[0] and "-Wextra" in log[0]
     assert [line for line in log[1:] if line.strip()] == []
+
+
+@pytest.mark.parametrize("shape,spec,simd", [((1, 14, 14), ("conv", 6, 5, 1, 2), 8), ((2, 11, 9), ("conv", 9, 3, 2, 1), 8),
+                                             ((3, 10, 10), ("conv", 12, 3, 1, 1), 16)],
+                         ids=["1ch-5x5-pad2", "2ch-3x3-stride2", "3ch-3x3-simd16"])
+@pytest.mark.parametrize("scheme", [Scheme.SPLIT, Scheme.TMR], ids=lambda s: s.label)
+def test_packed_kernel_rows_bit_exact_with_cycles_and_a_fault(shape, spec, simd, scheme):
+    """A conv with in_c * kernel <= SIMD runs one SIMD word per kernel row (LayerGeom::packed): padded
+    borders, strides, shadows and a fault on a protected slot stay bit-exact, the counter equals the model."""
+    from resilq.hls.mapping import plan_model
+
+    rng = np.random.default_rng(3)
+    model = protect_fraction(calibrated_model(rng, shape, [spec, ("flatten",), ("fc", 16), ("head", 5)], "packed"),
+                             rng, scheme, 0.3)
+    config = AccelConfig(pe=8 if simd == 8 else 4, simd=simd)
+    plan = plan_model(model, config)[0]
+    assert plan.packed and plan.mac_words == spec[2]
+    x = model.quantize_input(rng.random((2, *shape), dtype=np.float32))
+    acc = CsimAccelerator(model, config, batch=2)
+    run = acc.run(x)
+    assert_same_layers(run, Executor(model).run(x, collect=True))
+    assert run.cycles == cycle_report(model, config).run(2)
+    slot = model.out_size(0) + 1  # a shadow slot of the first protected neuron
+    fault = Fault(0, slot, 0x41, FaultMode.FLIP)
+    run = acc.run(x, fault=fault)
+    assert_same_layers(run, Executor(model).run(x, faults=[fault], collect=True))
+    assert run.status.corrections == expected_corrections(model, x, fault)

@@ -155,11 +155,19 @@ def test_cycle_model_by_hand():
     c = layer_cycles(plan, CFG)
     ft = 2  # 16 inputs / SIMD 8
     assert c.load_input == 16 + lat.load_input
-    assert c.params == 12 + 2 * lat.params
-    assert c.weights == 12 * ft + 2 * lat.weights
-    assert c.table == 2 + 2 * lat.table and c.correct == 2 + lat.lcu
+    assert c.params == 12 + lat.params  # once per layer
+    tile_weights = (8 * ft + lat.weights, 4 * ft + lat.weights)
+    assert c.weights == sum(tile_weights)
+    tile_table = (2 + lat.table, 0 + lat.table)  # both protected neurons (channels 1, 6) are in tile 0
+    assert c.table == sum(tile_table) and c.correct == 2 + lat.lcu
     assert list(protected_groups(plan)) == [1, 0]  # both protected neurons sit in tile 0's only position
-    assert c.compute == (1 + 2 * 1) * ft + 1 * ft + 2 * lat.mac
+    tile_compute = ((1 + 2 * 1) * ft + lat.mac, 1 * ft + lat.mac)
+    assert c.compute == sum(tile_compute)
     assert c.store == 12 + lat.store
+    # the input load runs beside params + tile 0's weights; tile 0's walk + compute beside tile 1's weights
+    head = max(c.load_input, c.params + tile_weights[0])
+    body = max(tile_table[0] + tile_compute[0], tile_weights[1]) + tile_table[1] + tile_compute[1]
+    assert c.total == c.descriptor + head + body + c.correct + c.store
+    assert c.overlapped == c.load_input + c.params + c.weights + c.table + c.compute - head - body
     report = cycle_report(model, CFG)
     assert report.run(5) == report.run_overhead + 5 * report.per_inference

@@ -61,15 +61,21 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, int8_t* act_me
 
     // On-chip buffers (paper Fig. 1): banks partitioned so every lane has its own port each cycle.
     static resilq::Buffers<Cfg>::In in_buf;
-    static resilq::Buffers<Cfg>::Weights w_buf;
+    static resilq::Buffers<Cfg>::Weights w_ping, w_pong;  // tile t computes on one while tile t+1 loads the other
+    static resilq::Buffers<Cfg>::Bias bias_buf;
+    static resilq::Buffers<Cfg>::Shift shift_buf;
     static resilq::Buffers<Cfg>::Out out_buf;
     static resilq::Buffers<Cfg>::Raw raw_buf;
     static resilq::Buffers<Cfg>::Shadow sh_buf;
     static resilq::Buffers<Cfg>::Marks marks;
     static uint64_t profile[Cfg::MAX_LAYERS];
 #pragma HLS ARRAY_PARTITION variable=in_buf dim=1 complete
-#pragma HLS ARRAY_PARTITION variable=w_buf dim=1 complete
-#pragma HLS AGGREGATE variable=w_buf
+#pragma HLS ARRAY_PARTITION variable=w_ping dim=1 complete
+#pragma HLS AGGREGATE variable=w_ping
+#pragma HLS ARRAY_PARTITION variable=w_pong dim=1 complete
+#pragma HLS AGGREGATE variable=w_pong
+#pragma HLS ARRAY_PARTITION variable=bias_buf dim=1 complete
+#pragma HLS ARRAY_PARTITION variable=shift_buf dim=1 complete
 #pragma HLS ARRAY_PARTITION variable=out_buf dim=1 complete
 #pragma HLS ARRAY_PARTITION variable=raw_buf dim=1 complete
 #pragma HLS ARRAY_PARTITION variable=sh_buf dim=1 complete
@@ -132,7 +138,8 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, int8_t* act_me
                     site.mask = static_cast<uint8_t>(fi_mask & 0xFFu);
                     site.mode = fi_mode & regmap::FI_MODE_MODE_MASK;
                     lc += resilq::run_layer<Cfg>(ctrl_mem, weight_mem, act_mem, crit_table, d, g, d.in_addr + in_off,
-                                                 d.out_addr + out_off, in_buf, w_buf, out_buf, raw_buf, sh_buf, marks,
+                                                 d.out_addr + out_off, in_buf, w_ping, w_pong, bias_buf,
+                                                 shift_buf, out_buf, raw_buf, sh_buf, marks,
                                                  site, ctr);
                     if (ctr.error != image::STATUS_OK) {
                         code = ctr.error;

@@ -99,6 +99,22 @@ uint64_t conv_tile(const LayerDesc& d, const LayerGeom& g, const Tile& tile, con
 #pragma HLS ARRAY_PARTITION variable=prot complete
 #pragma HLS ARRAY_PARTITION variable=seen complete
 #pragma HLS ARRAY_PARTITION variable=slot0 complete
+    // Packed (in_c * kernel <= SIMD): lane s of a word is kernel column lane_kx[s] of the window row (the
+    // element offset s = kx * in_c + c); unpacked every lane sits at the word's pixel (lane_kx = 0).
+    uint32_t lane_kx[Cfg::SIMD];
+#pragma HLS ARRAY_PARTITION variable=lane_kx complete
+    uint32_t col = 0, chan = 0;
+init_columns:
+    for (uint32_t s = 0; s < Cfg::SIMD; ++s) {
+#pragma HLS UNROLL
+        lane_kx[s] = g.packed ? col : 0u;
+        if (chan + 1 == d.in_c) {
+            chan = 0;
+            ++col;
+        } else {
+            ++chan;
+        }
+    }
     uint32_t lane_slot = tile.slot_base;
 init_lanes:
     for (uint32_t p = 0; p < Cfg::PE; ++p) {
@@ -114,8 +130,9 @@ init_lanes:
     uint32_t pos = 0, ox = 0, pass = 0, npass = 1;
     uint32_t f = 0, cg = 0, kx = 0, ky = 0;
     // The receptive field, counted instead of multiplied: (iy0, ix0) = (oy, ox) * stride - pad; the input
-    // buffer word of window pixel (ky, kx), channel group cg is window + inner, with
-    // window = ((oy * stride - pad) * in_w + ox * stride - pad) * cg_count and inner = ky * line + kx * cg_count + cg.
+    // buffer element of window pixel (ky, kx), channel group cg is window + inner, with (LayerGeom::pitch)
+    // window = ((oy * stride - pad) * in_w + ox * stride - pad) * pitch and
+    // inner = ky * line + kx * pitch + cg * SIMD (unpacked; packed, kx and cg stay 0: inner = ky * line).
     int32_t iy0 = -pad, ix0 = -pad;
     int32_t row_window = -static_cast<int32_t>(g.pad_offset), window = row_window;
     uint32_t inner = 0, ky_off = 0;
@@ -136,17 +153,30 @@ compute:
             }
             npass = any ? g.copies : 1;
         }
-        // SIMD channels of one pixel of the receptive field (zero outside the padded input)
+        // SIMD consecutive input elements from element e (zero outside the padded input): bank b holds the
+        // elements == b (mod SIMD), so bank b serves lane (b - e) % SIMD at its own word, and the lanes are the
+        // banks rotated by e % SIMD (0 unpacked: e is a whole word). Each bank is read once per cycle.
         const int32_t iy = iy0 + static_cast<int32_t>(ky);
         const int32_t ix = ix0 + static_cast<int32_t>(kx);
-        const bool inside = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w;
-        const uint32_t addr = inside ? static_cast<uint32_t>(window + static_cast<int32_t>(inner)) : 0u;
-        int8_t x[Cfg::SIMD];
+        const bool row_inside = iy >= 0 && iy < in_h;
+        const int32_t e = window + static_cast<int32_t>(inner);
+        const uint32_t rot = static_cast<uint32_t>(e) % Cfg::SIMD;
+        int8_t banks[Cfg::SIMD], x[Cfg::SIMD];
+#pragma HLS ARRAY_PARTITION variable=banks complete
 #pragma HLS ARRAY_PARTITION variable=x complete
+    read_banks:
+        for (uint32_t b = 0; b < Cfg::SIMD; ++b) {
+#pragma HLS UNROLL
+            const int32_t eb = e + static_cast<int32_t>((b - rot) % Cfg::SIMD);
+            const uint32_t word = eb < 0 ? 0u : static_cast<uint32_t>(eb) / Cfg::SIMD;
+            banks[b] = in_buf[b][word < Cfg::MAX_IN / Cfg::SIMD ? word : 0u];
+        }
     read_patch:
         for (uint32_t s = 0; s < Cfg::SIMD; ++s) {
 #pragma HLS UNROLL
-            x[s] = inside ? in_buf[s][addr] : static_cast<int8_t>(0);
+            const int32_t xs = ix + static_cast<int32_t>(lane_kx[s]);
+            const bool inside = row_inside && xs >= 0 && xs < in_w;
+            x[s] = inside ? banks[(s + rot) % Cfg::SIMD] : static_cast<int8_t>(0);
         }
     mac_lanes:
         for (uint32_t p = 0; p < Cfg::PE; ++p) {
@@ -160,16 +190,16 @@ compute:
             acc[p] = sum;
         }
         ++iters;
-        if (f + 1 < g.ft) {  // next SIMD word of the receptive field: channel group, then kx, then ky
+        if (f + 1 < g.mac_words) {  // next SIMD word of the receptive field: channel group, then kx, then ky
             ++f;
             if (cg + 1 < g.cg) {
                 ++cg;
-                ++inner;
+                inner += Cfg::SIMD;
             } else {
                 cg = 0;
-                if (kx + 1 < d.kernel) {
+                if (!g.packed && kx + 1 < d.kernel) {
                     ++kx;
-                    ++inner;
+                    inner += Cfg::SIMD;
                 } else {
                     kx = 0;
                     ++ky;

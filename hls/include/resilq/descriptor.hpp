@@ -57,7 +57,7 @@ template <class Cfg>
 uint32_t plan_descriptor(const LayerDesc& d, LayerGeom& g) {
     static_assert(Cfg::MAX_IN < (1u << ops::INDEX_A_BITS), "max_in must stay below 2^24 (index multipliers)");
     static_assert(Cfg::MAX_POS <= (1u << 16), "max_pos must stay <= 2^16 (16-bit table positions)");
-    g = LayerGeom{0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0};
+    g = LayerGeom{0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0};
     if (d.op != image::OP_CONV && d.op != image::OP_MAXPOOL) return image::STATUS_BAD_OP;
     if (d.scheme > arith::DUP_MIN) return image::STATUS_BAD_OP;
     const bool raw = (d.flags & image::FLAG_RAW) != 0;
@@ -88,10 +88,14 @@ uint32_t plan_descriptor(const LayerDesc& d, LayerGeom& g) {
     if (d.crit_count > 0 && (d.scheme == arith::NONE || raw || d.op != image::OP_CONV)) return image::STATUS_TABLE_RANGE;
     // the loop geometry, from checked sizes (hw_in * cg * SIMD <= MAX_IN < 2^24 bounds every operand)
     g.n_in = static_cast<uint32_t>(ops::index_product(g.hw_in, d.in_c));
-    g.line = static_cast<uint32_t>(ops::index_product(d.in_w, g.cg));
-    g.step_x = static_cast<uint32_t>(ops::index_product(g.cg, d.stride));
+    // kernel-row packing: a conv whose kernel row of in_c * kernel weights fits one SIMD word (in_c < SIMD)
+    g.packed = (d.op == image::OP_CONV && d.kernel > 1 && ops::index_product(d.in_c, d.kernel) <= Cfg::SIMD) ? 1u : 0u;
+    g.mac_words = g.packed ? d.kernel : g.ft;
+    g.pitch = g.packed ? d.in_c : g.cg * Cfg::SIMD;
+    g.line = static_cast<uint32_t>(ops::index_product(d.in_w, g.pitch));
+    g.step_x = static_cast<uint32_t>(ops::index_product(g.pitch, d.stride));
     g.step_y = static_cast<uint32_t>(ops::index_product(g.line, d.stride));
-    g.pad_offset = static_cast<uint32_t>(ops::index_product(g.line + g.cg, d.pad));
+    g.pad_offset = static_cast<uint32_t>(ops::index_product(g.line + g.pitch, d.pad));
     g.tiles = (d.out_c + Cfg::PE - 1) / Cfg::PE;
     g.copies = arith::copies(d.scheme);
     return image::STATUS_OK;

@@ -1,5 +1,6 @@
 // The controller: runs one layer descriptor for one image (load, tiles of PE channels with their
-// critical-table walk and shadow passes, corrector, store) and returns the cycles it took.
+// critical-table walk and shadow passes, corrector, store) and returns the cycles it took. Loads on the
+// weight master overlap the input load and the previous tile's compute (ping-pong weight buffers).
 #pragma once
 #include <cstdint>
 
@@ -12,16 +13,45 @@
 
 namespace resilq {
 
+// One tile's compute (its table walk and PE x SIMD loop on weights `w_now`) while the next tile's weight rows
+// stream into the other half of the ping-pong pair (`w_next`): the two touch disjoint buffers and different
+// ports (the weight master vs on-chip memory), so they overlap, and the tile costs the longer of the two
+// (the double-buffering pattern of UG1399 "Optimizing for Throughput" / "pragma HLS dataflow": a producer
+// fills one buffer while the consumer reads the other).
+template <class Cfg>
+uint64_t overlapped_tile(const uint64_t* weight_mem, const uint32_t* crit_table, const LayerDesc& d,
+                         const LayerGeom& g, const Tile& tile, bool more, uint32_t next_beat, uint32_t next_rows,
+                         uint32_t& table_ptr, uint32_t& table_last, uint32_t table_end, const int32_t bias[Cfg::PE],
+                         const uint32_t shift[Cfg::PE], const typename Buffers<Cfg>::In& in_buf,
+                         const typename Buffers<Cfg>::Weights& w_now, typename Buffers<Cfg>::Weights& w_next,
+                         typename Buffers<Cfg>::Out& out_buf, typename Buffers<Cfg>::Raw& raw_buf,
+                         typename Buffers<Cfg>::Shadow& sh_buf, typename Buffers<Cfg>::Marks& marks,
+                         uint32_t first[Cfg::PE], uint32_t lane_count[Cfg::PE], const FaultSite& fault,
+                         RunCounters& ctr) {
+    const uint64_t load = more ? load_weights<Cfg>(weight_mem, next_beat, next_rows, g.ft, g.packed != 0, d.kernel, d.in_c, w_next) : 0u;
+    uint64_t work = 0;
+    if (d.crit_count > 0) {
+        work += mark_tile<Cfg>(crit_table, table_ptr, table_last, table_end, d.crit_start, tile.c0, tile.rows,
+                               g.hw_out, marks, first, ctr.error);
+    }
+    work += conv_tile<Cfg>(d, g, tile, bias, shift, in_buf, w_now, marks, out_buf, raw_buf, sh_buf, first,
+                           lane_count, fault, ctr);
+    return work > load ? work : load;
+}
+
+// Cycles of one conv/linear layer: the input map (activation master) loads while the layer's bias/shift beats
+// and tile 0's weights arrive (weight master); then every tile overlaps with the next tile's weight load.
 template <class Cfg>
 uint64_t run_layer(uint32_t* ctrl_mem, const uint64_t* weight_mem, int8_t* act_mem, const uint32_t* crit_table,
                    const LayerDesc& d, const LayerGeom& g, uint32_t in_addr, uint32_t out_addr,
-                   typename Buffers<Cfg>::In& in_buf, typename Buffers<Cfg>::Weights& w_buf,
-                   typename Buffers<Cfg>::Out& out_buf, typename Buffers<Cfg>::Raw& raw_buf,
-                   typename Buffers<Cfg>::Shadow& sh_buf, typename Buffers<Cfg>::Marks& marks, const FaultSite& fault,
-                   RunCounters& ctr) {
-    uint64_t cycles = load_input<Cfg>(act_mem, in_addr, g.n_in, g.hw_in, g.cg, in_buf);
+                   typename Buffers<Cfg>::In& in_buf, typename Buffers<Cfg>::Weights& w_ping,
+                   typename Buffers<Cfg>::Weights& w_pong, typename Buffers<Cfg>::Bias& bias_buf,
+                   typename Buffers<Cfg>::Shift& shift_buf, typename Buffers<Cfg>::Out& out_buf,
+                   typename Buffers<Cfg>::Raw& raw_buf, typename Buffers<Cfg>::Shadow& sh_buf,
+                   typename Buffers<Cfg>::Marks& marks, const FaultSite& fault, RunCounters& ctr) {
+    const uint64_t input = load_input<Cfg>(act_mem, in_addr, g.n_in, g.hw_in, g.pitch, in_buf);
     if (d.op == image::OP_MAXPOOL) {
-        cycles += maxpool<Cfg>(d, g, in_buf, out_buf);
+        uint64_t cycles = input + maxpool<Cfg>(d, g, in_buf, out_buf);
         return cycles + store_output<Cfg>(act_mem, out_addr, g.n_out, g.hw_out, out_buf);
     }
     int32_t bias[Cfg::PE];
@@ -42,25 +72,41 @@ init_lanes:
     const uint32_t param_beat = d.w_addr / 8;
     const uint32_t row_beats = g.ft * (Cfg::SIMD / 8);
     uint32_t weight_beat = param_beat + d.out_c;
+    uint64_t weights = load_params<Cfg>(weight_mem, param_beat, d.out_c, bias_buf, shift_buf);
+    weights += load_weights<Cfg>(weight_mem, weight_beat, (d.out_c < Cfg::PE) ? d.out_c : Cfg::PE, g.ft, g.packed != 0,
+                                 d.kernel, d.in_c, w_ping);
+    uint64_t cycles = input > weights ? input : weights;
     uint32_t table_ptr = d.crit_start, table_last = 0;
     const uint32_t table_end = d.crit_start + d.crit_count;
-    Tile tile = {0u, 0u, 0u, 0u, 0u, 0u};
-tiles:  // sequential: each tile runs the pipelined loops below one after the other
+    Tile tile = {0u, 0u, 0u, 0u, 0u, 0u, 0u};
+tiles:  // sequential: tile t computes on one weight buffer while tile t+1's rows load into the other
     for (uint32_t t = 0; t < g.tiles; ++t) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=512
+        tile.index = t;
         tile.rows = (d.out_c - tile.c0 < Cfg::PE) ? d.out_c - tile.c0 : Cfg::PE;
-        cycles += load_params<Cfg>(weight_mem, param_beat + tile.c0, tile.rows, bias, shift);
-        cycles += load_weights<Cfg>(weight_mem, weight_beat, tile.rows, g.ft, w_buf);
-        if (d.crit_count > 0) {
-            cycles += mark_tile<Cfg>(crit_table, table_ptr, table_last, table_end, d.crit_start, tile.c0, tile.rows,
-                                     g.hw_out, marks, first, ctr.error);
+    tile_params:
+        for (uint32_t p = 0; p < Cfg::PE; ++p) {
+#pragma HLS UNROLL
+            bias[p] = bias_buf[p][t];
+            shift[p] = shift_buf[p][t];
         }
-        cycles += conv_tile<Cfg>(d, g, tile, bias, shift, in_buf, w_buf, marks, out_buf, raw_buf, sh_buf, first,
-                                 lane_count, fault, ctr);
+        const bool more = t + 1 < g.tiles;
+        const uint32_t next_c0 = tile.c0 + Cfg::PE;
+        const uint32_t next_rows = !more ? 0u : (d.out_c - next_c0 < Cfg::PE) ? d.out_c - next_c0 : Cfg::PE;
+        const uint32_t next_beat = weight_beat + row_beats * Cfg::PE;
+        if ((t & 1u) == 0) {
+            cycles += overlapped_tile<Cfg>(weight_mem, crit_table, d, g, tile, more, next_beat, next_rows, table_ptr,
+                                           table_last, table_end, bias, shift, in_buf, w_ping, w_pong, out_buf,
+                                           raw_buf, sh_buf, marks, first, lane_count, fault, ctr);
+        } else {
+            cycles += overlapped_tile<Cfg>(weight_mem, crit_table, d, g, tile, more, next_beat, next_rows, table_ptr,
+                                           table_last, table_end, bias, shift, in_buf, w_pong, w_ping, out_buf,
+                                           raw_buf, sh_buf, marks, first, lane_count, fault, ctr);
+        }
         // the next tile's place, counted (PE is a power of two: the products by PE are shifts)
-        tile.c0 += Cfg::PE;
+        tile.c0 = next_c0;
         tile.slot_base += g.hw_out * Cfg::PE;
-        weight_beat += row_beats * Cfg::PE;
+        weight_beat = next_beat;
         if (tile.group + 1 == GROUPS) {
             tile.group = 0;
             tile.row_base += g.hw_out;

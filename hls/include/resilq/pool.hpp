@@ -15,8 +15,9 @@ uint64_t maxpool(const LayerDesc& d, const LayerGeom& g, const typename Buffers<
     int8_t m[Cfg::SIMD];
 #pragma HLS ARRAY_PARTITION variable=m complete
     uint32_t pos = 0, ox = 0, cg = 0, ky = 0, kx = 0;
-    // input-buffer word of window pixel (ky, kx), channel group cg: window + ky_off + kx_off + cg, with
-    // window = (oy * stride * in_w + ox * stride) * cg_count, ky_off = ky * line, kx_off = kx * cg_count
+    // input-buffer word of window pixel (ky, kx), channel group cg: (window + ky_off + kx_off) / SIMD + cg, with
+    // the element offsets (LayerGeom::pitch = cg_count * SIMD, never packed for a pool) window =
+    // (oy * stride * in_w + ox * stride) * pitch, ky_off = ky * line, kx_off = kx * pitch
     uint32_t window = 0, row_window = 0, ky_off = 0, kx_off = 0;
     // output place of channel group cg: bank group cg % GROUPS, row (cg / GROUPS) * hw_out, channel cg * SIMD
     uint32_t group = 0, row_base = 0, c_base = 0;
@@ -25,7 +26,7 @@ pool:
     for (;;) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=262144
-        const uint32_t addr = window + ky_off + kx_off + cg;
+        const uint32_t addr = (window + ky_off + kx_off) / Cfg::SIMD + cg;
         const bool first = ky == 0 && kx == 0;
     window_max:
         for (uint32_t s = 0; s < Cfg::SIMD; ++s) {
@@ -36,7 +37,7 @@ pool:
         ++iters;
         if (kx + 1 < d.kernel) {
             ++kx;
-            kx_off += g.cg;
+            kx_off += g.pitch;
             continue;
         }
         kx = 0;

@@ -16,7 +16,9 @@ struct Pack {
 template <class Cfg>
 struct Buffers {
     typedef int8_t In[Cfg::SIMD][Cfg::MAX_IN / Cfg::SIMD];                   // bank = channel % SIMD
-    typedef Pack<Cfg::SIMD> Weights[Cfg::PE][Cfg::MAX_FANIN / Cfg::SIMD];   // bank = PE lane
+    typedef Pack<Cfg::SIMD> Weights[Cfg::PE][Cfg::MAX_FANIN / Cfg::SIMD];   // bank = PE lane (one of two: ping-pong)
+    typedef int32_t Bias[Cfg::PE][(Cfg::MAX_CHANNELS + Cfg::PE - 1) / Cfg::PE];              // bank = channel % PE, word = tile
+    typedef uint8_t Shift[Cfg::PE][(Cfg::MAX_CHANNELS + Cfg::PE - 1) / Cfg::PE];             // bank = channel % PE, word = tile
     typedef int8_t Out[Cfg::OUT_BANKS][Cfg::MAX_OUT / Cfg::OUT_BANKS];      // bank = channel % OUT_BANKS
     typedef int32_t Raw[Cfg::OUT_BANKS][Cfg::MAX_RAW / Cfg::OUT_BANKS];     // bank = class % OUT_BANKS
     typedef int8_t Shadow[Cfg::PE][Cfg::SHADOW_LANE];                       // bank = channel % PE
@@ -36,23 +38,30 @@ struct LayerDesc {
 // pipelined loops only add (no run-time multiplier, resilq/ops.hpp).
 struct LayerGeom {
     uint32_t cg;          // SIMD groups of input channels: ceil(in_c / SIMD)
-    uint32_t ft;          // SIMD words per weight row: kernel * kernel * cg
+    uint32_t ft;          // SIMD words per weight row in DDR: kernel * kernel * cg
+    uint32_t mac_words;   // SIMD words per output position and pass: ft, or kernel when packed
+    uint32_t packed;      // 1: a conv with in_c * kernel <= SIMD packs a kernel row (kx, c) into the SIMD lanes
     uint32_t hw_in;       // input positions
     uint32_t hw_out;      // output positions
     uint32_t n_in;        // input values: in_c * hw_in
     uint32_t n_out;       // neurons (= original slots) of the layer
     uint32_t tiles;       // PE tiles of output channels
     uint32_t copies;      // slots per protected neuron (1 unprotected)
-    uint32_t line;        // input-buffer words of one input row: in_w * cg
-    uint32_t step_x;      // input-buffer words between horizontally adjacent windows: stride * cg
-    uint32_t step_y;      // input-buffer words between vertically adjacent windows: stride * line
-    uint32_t pad_offset;  // pad * (line + cg): how far the padded window (0, 0) starts before word 0
+    // The input buffer holds element e = pixel * pitch + c in bank e % SIMD, word e / SIMD; every size below
+    // is in elements. pitch = cg * SIMD (each pixel's channels padded to whole SIMD words), or in_c when packed
+    // (pixels dense, so the kernel row (kx, c) of one window row is in_c * kernel consecutive elements).
+    uint32_t pitch;
+    uint32_t line;        // elements of one input row: in_w * pitch
+    uint32_t step_x;      // elements between horizontally adjacent windows: stride * pitch
+    uint32_t step_y;      // elements between vertically adjacent windows: stride * line
+    uint32_t pad_offset;  // pad * (line + pitch): how far the padded window (0, 0) starts before element 0
 };
 
 // Where one tile of PE output channels goes (counted tile by tile by the controller, engine.hpp).
 // Channel c0 + p of the tile lives in output-buffer bank group * PE + p, row row_base / hw_out:
 // OUT_BANKS / PE consecutive tiles share a row, each in its own group of PE banks.
 struct Tile {
+    uint32_t index;      // tile number: the bias/shift word of its lanes
     uint32_t c0;         // first output channel
     uint32_t rows;       // channels in the tile (<= PE)
     uint32_t group;      // tile % (OUT_BANKS / PE)
