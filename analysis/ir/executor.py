@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..arith import Scheme, apply_fault, correct, requantize, split_half
+from ..arith import Scheme, apply_fault, clip_range, correct, requantize, split_half
 from ..errors import ShapeError
 from .kernels import accumulate, maxpool, weight_matrix_of
 from .layers import ComputeLayer, Conv2d, Flatten, Linear, MaxPool2d, neuron_shift
@@ -85,6 +85,8 @@ class Executor:
             if isinstance(layer, (Conv2d, Linear)):
                 acc = accumulate(layer, x, self._weights[i])
                 x = acc if layer.requant is None else self._finish(i, layer, acc, faults.get(i, ()))
+                if getattr(layer, "clip", None) is not None:
+                    x = clip_range(x, layer.clip.bound, layer.clip.variant)
             elif isinstance(layer, MaxPool2d):
                 x = maxpool(layer, x)
             elif isinstance(layer, Flatten):
@@ -94,7 +96,8 @@ class Executor:
         return x
 
     def _finish(self, index: int, layer: ComputeLayer, acc: np.ndarray, faults: Sequence) -> np.ndarray:
-        """Requantize, then (for a protected layer) compute the shadows, inject, and correct."""
+        """Requantize, then (for a protected layer) compute the shadows, inject, and correct (a layer's clip, if
+        any, follows: it restricts the value the corrector wrote, i.e. what the next layer reads)."""
         lo, hi = layer.requant.bounds
         shift = layer.requant.shift.reshape((-1,) + (1,) * (acc.ndim - 2))
         out = requantize(acc, shift, lo, hi)
