@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .data import Dataset
+from .errors import DatasetError
 from .ir.executor import Executor
 from .ir.model import Model
 from .ui import progress
@@ -24,6 +25,6 @@ def predictions(model: Model, images: np.ndarray, batch_size: int = 1024, show_p
 
 def accuracy(model: Model, data: Dataset, batch_size: int = 1024, show_progress: bool = False) -> float:
     if len(data) == 0:
-        return float("nan")
+        raise DatasetError(f"{data.name}/{data.split} holds no images: an accuracy over nothing is not a number")
     pred = predictions(model, data.images, batch_size, show_progress)
     return float((pred == data.labels).mean())

@@ -5,11 +5,15 @@ A fault hits one **slot** of one neuron layer (``layer`` is the index in ``Model
 ``0 .. n_out-1`` are the layer's neurons (flat C-H-W index); a layer with protection appends the shadow
 slots of its protected neurons: protected neuron ``p`` (its position in ``Protection.neurons``) owns
 shadows ``n_out + p*(copies-1) + j`` for ``j = 0 .. copies-2``.
+
+:class:`Fault` is the ``output`` kind (SPEC §7); the ``lane``, ``weight`` and ``ber`` kinds are in
+:mod:`resilq.fault_kinds`. Every descriptor has a ``kind`` and a ``check(model)``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -25,6 +29,7 @@ class Fault:
     slot: int
     mask: int = 1
     mode: FaultMode = FaultMode.FLIP
+    kind: ClassVar[str] = "output"  # the fault kind (SPEC §7); lane/weight/ber are in resilq.fault_kinds
 
     @classmethod
     def bit_flip(cls, layer: int, slot: int, bit: int) -> Fault:

@@ -2,6 +2,8 @@
 
     python benchmarks/campaign.py --model lenet5.rq --dataset mnist --data-dir DIR [--images 10000]
     python benchmarks/campaign.py            # trains LeNet-5 on the bundled digits first (~1 min)
+    python benchmarks/campaign.py --kinds output,lane,weight,ber --model lenet5.rq   # ratio per fault kind
+                                             # (benchmarks/campaign_kinds.py)
 
 *Naive*: one full forward pass of the bit-true executor per fault, batched over the images
 (:class:`resilq.campaign.ExecutorBackend`). *Engine*: :class:`resilq.campaign.FaultEvaluator` with the
@@ -143,6 +145,11 @@ def measure_sweep(model, nvf, data, faults: int) -> dict:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if any(a == "--kinds" or a.startswith("--kinds=") for a in argv):  # engine vs executor per fault kind
+        from campaign_kinds import main as kinds_main
+
+        return kinds_main(argv)
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", help="LeNet-5 .rq (default: train one on digits)")
     p.add_argument("--dataset", default=None)

@@ -13,11 +13,13 @@ TOML parser is available. The TOML file stays the one source.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from resilq.errors import FormatError, ParameterError
+from resilq.validation import NAME, check_int, check_mapping, check_number, check_str
 
 BOARDS_DIR = Path(__file__).resolve().parent
 DEFAULT_BOARD = "pynq-z2"
@@ -100,9 +102,9 @@ def load_board(name_or_path: str | Path = DEFAULT_BOARD) -> Board:
     """Load and validate a board file, by name (``"pynq-z2"``) or by path to a ``board.toml``/``board.json``."""
     path = Path(name_or_path)
     if path.suffix not in (".toml", ".json"):
-        path = BOARDS_DIR / str(name_or_path) / BOARD_FILE
-        if not path.is_file():
+        if not NAME.fullmatch(str(name_or_path)) or not (BOARDS_DIR / str(name_or_path) / BOARD_FILE).is_file():
             raise ParameterError(f"unknown board {name_or_path!r}; available: {', '.join(available_boards())}")
+        path = BOARDS_DIR / str(name_or_path) / BOARD_FILE
     loads = _toml_loads()
     if path.suffix == ".toml" and loads is None:
         snapshot = path.with_name(SNAPSHOT_FILE)
@@ -129,16 +131,37 @@ def write_board_json(board: Board, directory: str | Path) -> Path:
     return out
 
 
+#: Patterns of the board strings that reach the overlay's Tcl, file names and messages (UG585 names the PS
+#: ports M_AXI_GP0/1, S_AXI_HP0-3 and the fabric clocks FCLK_CLK0-3; Vivado parts and board parts are
+#: lowercase words joined by ``-``/``:``/``.``, e.g. xc7z020clg400-1 and tul.com.tw:pynq-z2:part0:1.0).
+PATTERNS = {
+    ("board", "name"): NAME,
+    ("board", "part"): re.compile(r"x[a-z0-9]+-[0-9a-z]+(-[a-z0-9]+)*"),
+    ("board", "board_part"): re.compile(r"[a-z0-9][a-z0-9_.\-]*(:[a-z0-9][a-z0-9_.\-]*){3}"),
+    ("clocks", "pl_clock"): re.compile(r"FCLK_CLK[0-3]"),
+    ("axi", "hp_port"): re.compile(r"S_AXI_HP[0-3]"),
+    ("axi", "lite_port"): re.compile(r"M_AXI_GP[01]"),
+}
+#: Ranges of the numbers (inclusive): a Zynq-7000 addresses at most 4 GiB; clocks are MHz.
+RANGES = {
+    ("board", "ddr_bytes"): (1 << 20, 1 << 32), ("clocks", "ps_mhz"): (1.0, 2000.0),
+    ("clocks", "pl_mhz"): (1.0, 1000.0), ("axi", "address_bits"): (32, 32), ("axi", "hp_port_bits"): (32, 64),
+    ("axi", "lite_base"): (0, (1 << 32) - 1), **{("budget", k): (1, 1 << 24) for k in ("lut", "ff", "dsp", "bram36")},
+}
+
+
 def _get(data: dict[str, Any], path: Path, section: str, key: str, kind: type) -> Any:
     try:
-        value = data[section][key]
+        value = check_mapping(data.get(section), f"{path}: [{section}]", error=FormatError, closed=False)[key]
     except KeyError as exc:
         raise FormatError(f"{path}: missing [{section}] {key}") from exc
-    if kind is float and isinstance(value, int):
-        value = float(value)
-    if not isinstance(value, kind) or isinstance(value, bool) or (kind in (int, float) and value <= 0):
-        raise FormatError(f"{path}: [{section}] {key} must be a positive {kind.__name__}, got {value!r}")
-    return value
+    what = f"{path}: [{section}] {key}"
+    if kind is str:
+        return check_str(value, what, PATTERNS.get((section, key)), FormatError)
+    lo, hi = RANGES[(section, key)]
+    if kind is int:
+        return check_int(value, what, lo, hi, FormatError)
+    return check_number(value, what, lo, hi, FormatError)
 
 
 def _version(data: dict[str, Any], path: Path, key: str) -> str:
@@ -150,6 +173,7 @@ def _version(data: dict[str, Any], path: Path, key: str) -> str:
 
 
 def _parse(data: dict[str, Any], path: Path) -> Board:
+    check_mapping(data, str(path), error=FormatError, closed=False)
     budget = Budget(*(_get(data, path, "budget", k, int) for k in ("lut", "ff", "dsp", "bram36")))
     software = Software(*(_version(data, path, f.name) for f in fields(Software)))
     hp_bits = _get(data, path, "axi", "hp_port_bits", int)

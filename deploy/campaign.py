@@ -63,7 +63,7 @@ def run_device_campaign(accel: Accelerator, data: EvaluationSet, out: str | os.P
     factory.__name__ = f"device:{target}"
     evaluator = DeviceEvaluator(accel.model, data, factory, golden)
     return run_campaign(accel.model, data, out, config, backend=factory, evaluator=evaluator,
-                        description=f"campaign {accel.model.name} on {target}")
+                        description=f"faults injected by register pokes on the {target}")
 
 
 @dataclass

@@ -12,6 +12,8 @@ import json
 import sys
 from pathlib import Path
 
+from resilq.validation import MAX_TIMEOUT_S, non_negative_int, positive_int, timeout_seconds
+
 from . import environment
 
 DATASETS = ("bundled", "digits", "mnist", "fashion-mnist", "cifar10")
@@ -25,13 +27,14 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="bundled: the evaluation set packed into the package (default); otherwise a dataset "
                         "read with --data-dir (digits needs scikit-learn)")
     p.add_argument("--data-dir", default=None, metavar="DIR", help="directory of the dataset's standard files")
-    p.add_argument("--images", type=int, default=None, metavar="N", help="images to run (default: all)")
-    p.add_argument("--offset", type=int, default=0, help="first image of the test split")
+    p.add_argument("--images", type=positive_int, default=None, metavar="N", help="images to run (default: all)")
+    p.add_argument("--offset", type=non_negative_int, default=0, help="first image of the test split")
     p.add_argument("--fault", default=None, metavar="LAYER:SLOT:BIT",
                    help="inject a bit flip at this slot (resilq.faults numbering) in every inference")
     p.add_argument("--verify", action="store_true",
                    help="also run the bit-true executor and the cycle model; exit 1 on any difference")
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for AP_DONE per run")
+    p.add_argument("--timeout", type=timeout_seconds, default=30.0,
+                   help=f"seconds to wait for AP_DONE per run (default 30, at most {MAX_TIMEOUT_S:g})")
     p.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the results as JSON")
 
 
@@ -157,14 +160,16 @@ def add_campaign_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default="bundled", choices=DATASETS)
     p.add_argument("--data-dir", default=None, metavar="DIR")
     p.add_argument("--split", default="test", choices=("train", "test"))
-    p.add_argument("--images", type=int, default=None, metavar="N")
-    p.add_argument("--offset", type=int, default=0)
-    p.add_argument("--faults", type=int, default=None, help="number of faults (default: Leveugle's sample size)")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed: the same seed samples the same faults")
-    p.add_argument("--model", dest="fault_model", default="single-bit", metavar="FAULT_MODEL",
+    p.add_argument("--images", type=positive_int, default=None, metavar="N")
+    p.add_argument("--offset", type=non_negative_int, default=0)
+    p.add_argument("--faults", type=positive_int, default=None, help="number of faults (default: Leveugle's sample size)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="sampling seed: the same seed samples the same faults")
+    p.add_argument("--fault-model", dest="fault_model", default="single-bit", metavar="FAULT_MODEL",
                    help="single-bit (default), multi-bit:K, stuck-at-0 or stuck-at-1")
-    p.add_argument("--chunk", type=int, default=16, help="faults per committed transaction")
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for AP_DONE per run")
+    p.add_argument("--model", dest="fault_model", default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # old name
+    p.add_argument("--chunk", type=positive_int, default=16, help="faults per committed transaction")
+    p.add_argument("--timeout", type=timeout_seconds, default=30.0,
+                   help=f"seconds to wait for AP_DONE per run (default 30, at most {MAX_TIMEOUT_S:g})")
     p.add_argument("--out", type=Path, required=True, help="campaign database (SQLite)")
 
 
@@ -238,8 +243,8 @@ def info_package(pkg, args: argparse.Namespace) -> int:
     return 0
 
 
-def board_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python3 PACKAGE", description="Run a resilq deployment package.")
+def board_parser(package_dir: str = "PACKAGE") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"python3 {package_dir}", description="Run a resilq deployment package.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p = sub.add_parser("run", help="run the network: accuracy, latency, cycles, corrections")
     add_run_options(p)
@@ -254,22 +259,24 @@ def board_parser() -> argparse.ArgumentParser:
 
 def board_main(package_dir: str, argv: list[str]) -> int:
     """The package's entry point: dependency check, then the command (errors as one line, exit 2)."""
-    parser = board_parser()
+    parser = board_parser(Path(package_dir).name)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    manifest = json.loads((Path(package_dir) / "manifest.json").read_text())
-    found = environment.problems(manifest["requirements"], board=getattr(args, "target", "") == "board")
-    if found:
-        print("resilq package: this interpreter cannot run the package:\n  " + "\n  ".join(found), file=sys.stderr)
-        return 2
-    from resilq.errors import ResilqError
+    from resilq.errors import run_command
 
-    from .package import load_package
+    from .manifest import MANIFEST, read_manifest
 
-    try:
+    def check_then_run() -> int:
+        manifest = read_manifest(Path(package_dir) / MANIFEST)  # stdlib only: before anything imports numpy
+        found = environment.problems(manifest["requirements"], board=getattr(args, "target", "") == "board")
+        if found:
+            print("resilq package: this interpreter cannot run the package:\n  " + "\n  ".join(found),
+                  file=sys.stderr)
+            return 2
+        from .package import load_package
+
         return int(args.func(load_package(package_dir), args) or 0)
-    except ResilqError as exc:
-        print(f"resilq {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+
+    return run_command(args.command, check_then_run)

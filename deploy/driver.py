@@ -31,6 +31,7 @@ from resilq.hls.config import DEFAULT_CONFIG, AccelConfig
 from resilq.hls.packing import MemoryImage, pack
 from resilq.ir import Model
 from resilq.ir.executor import check_input, top1
+from resilq.validation import MAX_BATCH, check_int, check_timeout
 
 from .memory import Device, DeviceBuffer
 
@@ -70,7 +71,8 @@ class Accelerator:
         self.device = device
         self.model = model
         self.config = config
-        self.timeout = timeout
+        self.timeout = check_timeout(timeout)
+        check_int(batch, "batch", 1, MAX_BATCH)
         self.info = host.probe(device, timeout)
         host.check_hardware(self.info, config)
         self.timer = device.timer()
@@ -105,7 +107,18 @@ class Accelerator:
         """One run of the int8 batch ``x`` (at most ``batch`` images) with at most one fault in the registers.
 
         ``fault`` hits every inference of the run, or with ``once`` only the first (a fresh TOKEN arms it).
+        A stored-word fault (:class:`resilq.fault_kinds.WeightFault`, a per-run weight ``BerFault``) is written
+        into the DDR image for this run instead (:mod:`resilq.deploy.upsets`), then restored.
         """
+        if getattr(fault, "kind", "output") != "output":
+            from .upsets import upset
+
+            if once:
+                raise ParameterError(f"{fault}: a stored-word upset lasts the whole run; once=True is for output faults")
+            self._load()
+            assert self.buffer is not None
+            with upset(self.image, self.model, fault, self.buffer.flush):
+                return self.run(x)
         x = check_input(self.model, x)
         n = x.shape[0]
         if n > self.image.batch:

@@ -90,7 +90,10 @@ def differences(ip: OverlayIP) -> list[str]:
     if ip.address_range is not None and ip.address_range < rm.ADDRESS_SPACE:
         diffs.append(f"IP {ip.instance!r} has an AXI-Lite window of {ip.address_range:#x} bytes, the register map "
                      f"needs {rm.ADDRESS_SPACE:#x}")
-    if ip.registers:
+    if not ip.registers:  # nothing to check the register map against is not a match
+        diffs.append(f"IP {ip.instance!r} describes no registers (no REGISTER elements in its s_axi_control "
+                     "address block): not an overlay exported from this accelerator (rebuild it: make -C overlays)")
+    else:
         by_offset: dict[int, list[HwhRegister]] = {}
         for r in ip.registers.values():
             by_offset.setdefault(r.offset, []).append(r)

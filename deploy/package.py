@@ -18,22 +18,21 @@ configuration against its CONFIG_ID, the overlay files against their recorded SH
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from resilq.archive import read_npz
 from resilq.errors import FormatError, MismatchError, ParameterError
 from resilq.hls.config import AccelConfig
 from resilq.ir import Model, load_model
 
 from .hwh import OverlayIP, accelerator_in_hwh
+from .manifest import FORMAT, MANIFEST, package_file, read_manifest  # noqa: F401 (FORMAT, MANIFEST re-exported)
 from .timer import DeviceClocks
 
-FORMAT = 2  # 2: the board's ps_mhz (the global timer's clock) in the manifest
-MANIFEST = "manifest.json"
 MODEL_FILE = "model.rq"
 OVERLAY_DIR = "overlay"
 OVERLAY_NAME = "resilq"  # overlay/resilq.bit + overlay/resilq.hwh (pynq finds the .hwh beside the .bit)
@@ -74,7 +73,7 @@ class Package:
     @property
     def bitfile(self) -> Path | None:
         overlay = self.manifest.get("overlay")
-        return None if overlay is None else self.path / overlay["bit"]
+        return None if overlay is None else package_file(self.path, overlay["bit"], "overlay.bit")
 
     def overlay_ip(self) -> OverlayIP:
         """The overlay's accelerator, checked against the register map; a clear error if there is none."""
@@ -89,26 +88,22 @@ def load_package(path: str | Path) -> Package:
     """Read a package folder, verifying everything it records about itself."""
     path = Path(path)
     manifest_path = path / MANIFEST
-    if not manifest_path.is_file():
-        raise FormatError(f"{path}: not a resilq deployment package (no {MANIFEST}; create one with resilq package)")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except ValueError as exc:
-        raise FormatError(f"{manifest_path}: not valid JSON: {exc}") from None
-    if manifest.get("format") != FORMAT:
-        raise FormatError(f"{manifest_path}: package format {manifest.get('format')}, this resilq reads {FORMAT}")
-    model = load_model(path / manifest["model"]["file"])
+    manifest = read_manifest(manifest_path)
+    model_path = package_file(path, manifest["model"]["file"], f"{manifest_path}: model.file")
+    if not model_path.is_file():
+        raise FormatError(f"{manifest_path}: the model file {manifest['model']['file']!r} is missing")
+    model = load_model(model_path)
     if model.hash != manifest["model"]["hash"]:
         raise MismatchError(f"{path}: {manifest['model']['file']} is not the model the package was built with "
                             f"(hash {model.hash[:12]}, manifest {manifest['model']['hash'][:12]})")
-    config = AccelConfig.from_dict(manifest["accelerator"])
+    config = AccelConfig.from_dict(manifest["accelerator"], str(manifest_path))
     if config.config_id != manifest["config_id"]:
         raise MismatchError(f"{manifest_path}: accelerator configuration does not match its CONFIG_ID "
                             f"({config.config_id:#010x} != {manifest['config_id']:#010x})")
     overlay = manifest.get("overlay")
     if overlay is not None:
         for key in ("bit", "hwh"):
-            file = path / overlay[key]
+            file = package_file(path, overlay[key], f"{manifest_path}: overlay.{key}")
             if not file.is_file() or sha256(file) != overlay["sha256"][key]:
                 raise MismatchError(f"{file} is missing or not the file the package was built with")
     return Package(path, manifest, model, config)
@@ -138,11 +133,19 @@ def load_bundled_data(pkg: Package) -> BundledData | None:
     entry = pkg.manifest.get("data")
     if entry is None:
         return None
-    path = pkg.path / entry["file"]
+    path = package_file(pkg.path, entry["file"], f"{pkg.path / MANIFEST}: data.file")
     if not path.is_file() or sha256(path) != entry["sha256"]:
         raise MismatchError(f"{path} is missing or not the evaluation set the package was built with")
-    with np.load(path, allow_pickle=False) as npz:
-        x, labels = npz["x"], npz["labels"]
+    arrays = read_npz(path, ("x", "labels"))  # declared sizes checked before decompressing; no pickles
+    x, labels = arrays["x"], arrays["labels"]
     if x.dtype != np.int8 or x.shape[1:] != tuple(pkg.model.input.shape) or labels.shape != (x.shape[0],):
         raise FormatError(f"{path}: expected int8 inputs of shape (N, {pkg.model.input.shape}) and N labels")
+    if labels.dtype.kind not in "iu":
+        raise FormatError(f"{path}: labels must be integers, got {labels.dtype}")
+    if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= pkg.model.n_classes):
+        bad = int(np.count_nonzero((labels < 0) | (labels >= pkg.model.n_classes)))
+        raise FormatError(f"{path}: {bad} labels lie outside the model's classes 0..{pkg.model.n_classes - 1} "
+                          f"(range {int(labels.min())}..{int(labels.max())})")
+    if x.shape[0] != entry["images"]:
+        raise FormatError(f"{path}: holds {x.shape[0]} images, the manifest says {entry['images']}")
     return BundledData(x, labels.astype(np.int64), entry["dataset"], entry["split"], int(entry["offset"]))

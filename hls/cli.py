@@ -35,10 +35,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--check", action="store_true", help="only report stale headers (exit 1 if any)")
     q.set_defaults(func=run_codegen)
 
-    q = hs.add_parser("csim", help="compile the Vitis testbench with g++ and run it on the golden vectors")
+    q = hs.add_parser("csim", help="C-simulate .rq models (the HLS C++ through g++) against the executor; without "
+                                   "a model, the Vitis testbench on its fixed golden vectors")
     _config_args(q)
-    q.add_argument("--out", type=Path, default=Path("build/csim"), help="build directory")
-    q.set_defaults(func=run_csim_tb)
+    q.add_argument("models", nargs="*", metavar="MODEL.rq",
+                   help="models to C-simulate on real images, every layer compared with the bit-true executor")
+    q.add_argument("--dataset", default=None, help="images from this dataset (default: the model's own)")
+    q.add_argument("--data-dir", default=None, metavar="DIR", help="the dataset's standard files")
+    q.add_argument("--images", type=int, default=16, help="test images to simulate (default 16)")
+    q.add_argument("--faults", type=int, default=10, help="sampled faults also compared with the executor (default 10)")
+    q.add_argument("--seed", type=int, default=0, help="fault sampling seed (default 0)")
+    q.add_argument("--out", type=Path, default=Path("build/csim"), help="testbench build directory (no model given)")
+    q.set_defaults(func=run_csim)
 
     q = hs.add_parser("ip", help="Vitis HLS csim/csynth/cosim/export (needs vitis_hls or vitis-run, 2022.1 - 2024.x)")
     _config_args(q)
@@ -119,6 +127,38 @@ def run_codegen(args: argparse.Namespace) -> int:
     for path in codegen.write_committed():
         say(f"wrote {path}")
     return 0
+
+
+def run_csim(args: argparse.Namespace) -> int:
+    return run_csim_models(args) if args.models else run_csim_tb(args)
+
+
+def run_csim_models(args: argparse.Namespace) -> int:
+    """Each model's C-simulation against the executor: every layer, logits under faults, MODEL_CYCLES."""
+    from resilq.data import load_dataset
+    from resilq.errors import ParameterError
+    from resilq.ir import load_model
+    from resilq.pipeline.steps.hls import csim_check
+
+    if args.images <= 0 or args.faults < 0:
+        raise ParameterError("--images must be positive and --faults non-negative")
+    failed = 0
+    for path in args.models:
+        model = load_model(path)
+        dataset = args.dataset or model.metadata.get("dataset")
+        if not dataset:
+            raise ParameterError(f"{path}: the model does not record its dataset; pass --dataset")
+        part = load_dataset(dataset, "test", args.data_dir).take(args.images)
+        check = csim_check(model, _config(args), model.quantize_input(part.images), args.faults, args.seed)
+        rows = [(layer["layer"], f"{layer['elements']:,}", f"{layer['mismatches']:,}") for layer in check["layers"]]
+        table(f"C-simulation of {model.name} ({path}) vs the executor on {check['images']} {dataset} test images",
+              ("layer", "int8 values", "mismatches"), rows,
+              caption=f"logits {'equal' if check['logits_equal'] else 'DIFFERENT'}; "
+                      f"{check['faults'] - check['faults_differing']}/{check['faults']} sampled faults give equal "
+                      f"logits; MODEL_CYCLES {check['cycles']:,} (cycle model {check['cycles_model']:,})")
+        say(f"{path}: {check['status']}")
+        failed += check["status"] != "pass"
+    return 1 if failed else 0
 
 
 def run_csim_tb(args: argparse.Namespace) -> int:

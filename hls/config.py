@@ -12,10 +12,14 @@ import zlib
 from dataclasses import asdict, dataclass, field, fields
 
 from resilq.errors import ParameterError
+from resilq.validation import MAX_LATENCY_CYCLES, check_int, check_mapping
 
 #: SIMD widths the weight path supports: whole 64-bit HP-port beats per SIMD word.
 SIMD_CHOICES = (8, 16, 32, 64)
 MAX_PE = 64
+#: Upper bound of every capacity field: the generated C++ holds them as 32-bit ``unsigned`` constants and the
+#: kernel's index arithmetic is 24 bits wide (hls/include/resilq/ops.hpp); far above any Zynq-7000 BRAM budget.
+MAX_CAPACITY = 1 << 24
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,11 @@ class Latency:
     lcu: int = 5  # corrector pass: table read, slot reads, vote, write back
     pool: int = 4  # max-pool window loop
     store: int = 70  # output buffer -> DDR (write response)
+
+    def __post_init__(self) -> None:
+        # Each value is pasted into accel_config.hpp as a C++ constant: a real int in range, nothing else.
+        for f in fields(self):
+            check_int(getattr(self, f.name), f"accelerator.latency.{f.name}", 0, MAX_LATENCY_CYCLES)
 
 
 @dataclass(frozen=True)
@@ -63,6 +72,12 @@ class AccelConfig:
     latency: Latency = field(default_factory=Latency)
 
     def __post_init__(self) -> None:
+        # Every field reaches generated C++ (accel_config.hpp) and Tcl: checked as a real int first.
+        for f in fields(self):
+            if f.name != "latency":
+                check_int(getattr(self, f.name), f"accelerator.{f.name}", 1, MAX_CAPACITY)
+        if not isinstance(self.latency, Latency):
+            raise ParameterError(f"accelerator.latency must be a table of loop latencies, got {self.latency!r:.80}")
         if self.pe < 1 or self.pe > MAX_PE or self.pe & (self.pe - 1):
             raise ParameterError(f"PE must be a power of two in 1..{MAX_PE}, got {self.pe}")
         if self.simd not in SIMD_CHOICES:
@@ -111,15 +126,18 @@ class AccelConfig:
         return f"pe{self.pe}_simd{self.simd}_{self.config_id:08x}"
 
     @classmethod
-    def from_dict(cls, data: dict) -> AccelConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ParameterError(f"unknown accelerator configuration keys {sorted(unknown)}")
-        data = dict(data)
-        if "latency" in data and isinstance(data["latency"], dict):
-            data["latency"] = Latency(**data["latency"])
-        return cls(**data)
+    def from_dict(cls, data: dict, source: str = "") -> AccelConfig:
+        """The configuration a manifest or file records, every key and type checked (``source``: the file)."""
+        prefix = f"{source}: " if source else ""
+        try:
+            check_mapping(data, "accelerator", optional=tuple(f.name for f in fields(cls)))
+            data = dict(data)
+            if "latency" in data:
+                check_mapping(data["latency"], "accelerator.latency", optional=tuple(f.name for f in fields(Latency)))
+                data["latency"] = Latency(**data["latency"])
+            return cls(**data)
+        except ParameterError as exc:
+            raise ParameterError(f"{prefix}{exc}") from None
 
 
 DEFAULT_CONFIG = AccelConfig()

@@ -31,6 +31,9 @@ CXXFLAGS = ("-std=c++14", "-O2", "-fPIC", "-shared", "-Wall", "-Wextra", "-Wno-u
 #: Extra compiler flags from the environment, e.g. "-fsanitize=address,undefined -g" to run the C-sim
 #: under the sanitizers (then start Python with LD_PRELOAD=$(g++ -print-file-name=libasan.so)).
 EXTRA_FLAGS_ENV = "RESILQ_CSIM_CXXFLAGS"
+#: Version of the cache layout and key: bump it when what goes into :func:`cache_key` changes, so no library
+#: built under an older key is ever reused.
+CACHE_FORMAT = 2
 #: The physical address the C-sim maps its DDR block to (any 64-byte aligned value works).
 DEFAULT_PHYS_BASE = 0x1000_0000
 
@@ -72,23 +75,41 @@ def cxxflags() -> list[str]:
     return [*CXXFLAGS, *os.environ.get(EXTRA_FLAGS_ENV, "").split()]
 
 
-def _fingerprint(config: AccelConfig, cxx: str) -> str:
+def cache_key(config: AccelConfig, cxx: str) -> str:
+    """SHA-256 of everything the library is made of: the cache format, the exact bytes of every source and
+    header, the generated ``accel_config.hpp``, the compiler command line and the compiler's version.
+
+    A configuration that differs in any value, or one whose generated header differs, gets another key,
+    so it can never load a library built for something else.
+    """
     h = hashlib.sha256()
+
+    def part(label: str, data: bytes) -> None:  # length-prefixed: no two inputs concatenate to the same bytes
+        h.update(f"{label}:{len(data)}:".encode())
+        h.update(data)
+
+    part("format", str(CACHE_FORMAT).encode())
     for path in source_files():
-        h.update(path.name.encode())
-        h.update(path.read_bytes())
-    h.update(codegen.render_config(config).encode())
-    h.update(" ".join(cxxflags()).encode())
+        part(path.name, path.read_bytes())
+    part("accel_config.hpp", codegen.render_config(config).encode())
+    part("cxx", cxx.encode())
+    part("flags", "\0".join(cxxflags()).encode())
+    part("sources", "\0".join(SOURCES).encode())
     version = subprocess.run([cxx, "--version"], capture_output=True, text=True, check=False).stdout
-    h.update(version.encode())
-    return h.hexdigest()[:16]
+    part("version", version.encode())
+    return h.hexdigest()
 
 
 def build_library(config: AccelConfig = DEFAULT_CONFIG, cache: Path | None = None) -> Path:
-    """Compile the C-sim library for ``config`` (cached by source, config and compiler); returns its path."""
+    """Compile the C-sim library for ``config`` (cached by :func:`cache_key`); returns its path.
+
+    The configuration is validated again from its values first (a config object altered after
+    construction is refused before g++ sees it).
+    """
+    config = AccelConfig.from_dict(config.as_dict())
     cxx = compiler()
     root = cache or cache_root()
-    out_dir = root / f"{config.tag}-{_fingerprint(config, cxx)}"
+    out_dir = root / f"{config.tag}-{cache_key(config, cxx)[:32]}"
     lib = out_dir / "libresilq_csim.so"
     if lib.exists():
         return lib

@@ -15,6 +15,7 @@ import numpy as np
 
 from resilq.arith import FaultMode
 from resilq.errors import MismatchError, ParameterError, ResilqError
+from resilq.validation import check_timeout
 
 from . import regmap as rm
 from .config import AccelConfig
@@ -113,6 +114,7 @@ def wait(mmio: MMIO, timeout: float = 60.0) -> None:
     granularity, tens of microseconds and more) to a run of a few hundred microseconds, and the driver's
     timed interval ends at the poll that sees AP_DONE.
     """
+    timeout = check_timeout(timeout)  # nan or inf would poll a stuck device forever
     deadline = time.monotonic() + timeout
     done = rm.AP_CTRL.field("AP_DONE").mask
     while not mmio.read(rm.AP_CTRL.offset) & done:

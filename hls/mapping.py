@@ -99,6 +99,33 @@ class LayerPlan:
         return ((channel.astype(np.uint32) << np.uint32(16)) | pos.astype(np.uint32)).astype(np.uint32)
 
 
+def output_lane(channel, pe: int):
+    """The PE lane that computes output channel ``channel`` (and every shadow of its neurons).
+
+    ``conv_tile`` (hls/include/resilq/conv.hpp) runs tile ``t`` over channels ``c0 = t*PE .. c0+PE-1``; lane
+    ``p`` owns channel ``c0 + p`` (its original slots start at ``(c0 + p) * hw_out``) and recomputes that
+    channel's protected neurons in the shadow passes, so a channel's slots all come from lane ``c % PE``.
+    A Linear layer is a 1x1 conv: feature ``f`` is channel ``f``. Works on scalars and arrays.
+    """
+    return np.asarray(channel, dtype=np.int64) % int(pe) if np.ndim(channel) else int(channel) % int(pe)
+
+
+def slot_lanes(model: Model, index: int, pe: int) -> np.ndarray:
+    """(slots_in(index),) int64: the PE lane that writes each slot of neuron layer ``index``, shadows included
+    (slot numbering of :mod:`resilq.faults`: neurons in C-H-W order, then the shadows of each protected neuron)."""
+    if index not in model.neuron_layers:
+        raise UnsupportedModelError(f"layer {index} is not a neuron layer of {model.name}")
+    shape = model.out_shape(index)
+    hw_out = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+    neurons = np.arange(model.neurons_in(index), dtype=np.int64)
+    lanes = [output_lane(neurons // hw_out, pe)]
+    prot = model.protection(index)
+    if prot is not None and prot.n_protected:
+        owner = np.repeat(prot.neurons.astype(np.int64), prot.copies - 1)
+        lanes.append(output_lane(owner // hw_out, pe))
+    return np.concatenate(lanes)
+
+
 def plan_model(model: Model, config: AccelConfig) -> list[LayerPlan]:
     """The accelerator plan of ``model``, or an ``UnsupportedModelError`` naming what does not fit."""
     plans: list[LayerPlan] = []
@@ -190,7 +217,7 @@ def check_plan(plan: LayerPlan, config: AccelConfig) -> None:
     if plan.n_protected:
         if plan.n_protected > regmap.CRIT_TABLE.capacity:
             _refuse(plan, "protected neurons", plan.n_protected, regmap.CRIT_TABLE.capacity, "critical-table capacity")
-        lanes = np.bincount((plan.protected // plan.hw_out) % plan.pe, minlength=plan.pe)
+        lanes = np.bincount(output_lane(plan.protected // plan.hw_out, plan.pe), minlength=plan.pe)
         fill = int(lanes.max()) * (plan.copies - 1)
         if fill > config.shadow_lane:
             _refuse(plan, f"shadow values in one PE lane ({int(lanes.max())} protected neurons x {plan.copies - 1})",

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from resilq.boards import Board
 from resilq.errors import FormatError, ParameterError
+from resilq.validation import check_str
 
 PS7_FILE = "ps7.toml"
 GROUPS = ("clocks", "ddr", "mio")
@@ -75,7 +76,8 @@ def load_ps7(board: Board) -> Ps7Preset:
     except (OSError, ValueError) as exc:
         raise FormatError(f"{path}: not a valid PS7 file: {exc}") from exc
     try:
-        source = Ps7Source(**{k: str(data["source"][k]) for k in ("repository", "path", "commit", "design")})
+        source = Ps7Source(**{k: check_str(data["source"][k], f"{path}: [source] {k}", error=FormatError)
+                              for k in ("repository", "path", "commit", "design")})
     except (KeyError, TypeError) as exc:
         raise FormatError(f"{path}: [source] needs repository, path, commit and design") from exc
     unknown = set(data) - {"source", *GROUPS}
@@ -84,7 +86,10 @@ def load_ps7(board: Board) -> Ps7Preset:
     groups, seen = {}, set()
     for group in GROUPS:
         items = []
-        for name, value in dict(data.get(group, {})).items():
+        table = data.get(group, {})
+        if not isinstance(table, dict):
+            raise FormatError(f"{path}: [{group}] must be a table, got {table!r:.80}")
+        for name, value in table.items():
             if not _NAME.fullmatch(name) or not isinstance(value, str) or not _VALUE.fullmatch(value):
                 raise FormatError(f"{path}: [{group}] {name} = {value!r} is not a PCW_* property with a plain value")
             if name in seen:

@@ -11,7 +11,9 @@ import pytest
 os.environ.setdefault("RESILQ_QUIET", "1")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
+#: The real MNIST test set: $RESILQ_DATA_DIR/mnist when the variable is set, else ../shared/data/mnist.
+SHARED_MNIST = (Path(os.environ["RESILQ_DATA_DIR"]).expanduser() if os.environ.get("RESILQ_DATA_DIR")
+                else REPO.parent / "shared" / "data") / "mnist"
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +28,8 @@ def digits_lenet():
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
     if not (SHARED_MNIST / "t10k-images-idx3-ubyte.gz").exists():
-        pytest.skip(f"the real MNIST test set is not in {SHARED_MNIST}")
+        pytest.skip(f"the real MNIST test set is not in {SHARED_MNIST} (set RESILQ_DATA_DIR to a folder holding "
+                    "mnist/t10k-images-idx3-ubyte.gz ...)")
     return SHARED_MNIST
 
 

@@ -25,7 +25,7 @@ def files(tmp_path_factory):
 def test_campaign_prints_the_report_and_resumes(files, capsys):
     model, _, root = files
     args = ["campaign", str(model), "--dataset", "digits", "--images", "20", "--faults", "60", "--seed", "2",
-            "--model", "stuck-at-1", "--out", str(root / "c.db")]
+            "--fault-model", "stuck-at-1", "--out", str(root / "c.db")]
     assert main(args) == 0
     out = capsys.readouterr().out
     for text in ("accuracy loss", "critical-fault rate", "t + FPC, faults", "by layer", "conv1", "bit 7",

@@ -94,7 +94,7 @@ def test_metadata_records_what_and_how(tmp_path, rng):
     assert meta["model_hash"] == model.hash and meta["seed"] == 4 and meta["fault_model"] == "single-bit"
     assert meta["sample_size"] == 10 and meta["population"] == model.n_slots * 8
     assert meta["data_digest"] == data.digest and meta["images"] == len(data)
-    assert meta["code_version"].startswith("0.") and meta["schema"] == 1
+    assert meta["code_version"].startswith("0.") and meta["schema"] == 2
     assert rep.sessions[0]["backend"] == DEFAULT_BACKEND.value
 
 

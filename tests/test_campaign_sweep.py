@@ -9,7 +9,15 @@ from resilq.arith import Scheme
 from resilq.campaign.engine import EvaluationSet, How
 from resilq.campaign.runner import CampaignConfig, run_campaign
 from resilq.campaign.sampling import SlotKind
-from resilq.campaign.sweep import harden, parse_schemes, parse_thresholds, read_manifest, run_sweep
+from resilq.campaign.sweep import (
+    SweepPoint,
+    empty_points_warning,
+    harden,
+    parse_schemes,
+    parse_thresholds,
+    read_manifest,
+    run_sweep,
+)
 from resilq.errors import MismatchError, ParameterError
 from resilq.nvf import NVFResult
 
@@ -26,6 +34,18 @@ def test_parse_thresholds_and_schemes():
     assert parse_schemes("dup-and,dup_min") == [Scheme.DUP_AND, Scheme.DUP_MIN]
     with pytest.raises(ParameterError):
         parse_schemes("quad")
+
+
+def test_point_labels_are_exact_and_empty_points_are_named(rng):
+    assert SweepPoint(Scheme.SPLIT, 0.0123456789).label == "split@0.0123456789"
+    assert SweepPoint(Scheme.SPLIT, 0.001).label != SweepPoint(Scheme.SPLIT, 0.004).label  # both "0.00" once
+    model, nvf = _sweep_model(rng)  # largest NVF 0.45
+    points = [(SweepPoint(None, None), 0), (SweepPoint(Scheme.SPLIT, 0.1), 40), (SweepPoint(Scheme.SPLIT, 0.5), 0),
+              (SweepPoint(Scheme.TMR, 0.5), 0), (SweepPoint(Scheme.TMR, 0.6), 0)]
+    text = empty_points_warning(nvf, points)
+    assert "2 threshold(s) protect no neuron (0.5, 0.6)" in text and "largest NVF is 0.45" in text
+    assert "--budget" in text and "--top-k" in text
+    assert empty_points_warning(nvf, points[:2]) == ""
 
 
 def _sweep_model(rng):
@@ -83,9 +103,9 @@ def test_sharing_gives_the_numbers_of_separate_runs(tmp_path, rng):
     shared = run_sweep(model, nvf, data, tmp_path / "shared", schemes, thresholds, config)
     assert len(shared.points) == 1 + 3 * 4 and shared.shared > 0
     how = {p.label: dict(zip(*np.unique(r.outcomes.how, return_counts=True))) for p, r in shared.points}
-    assert how["tmr@0.20"].get(How.SHARED, 0) > 100  # unprotected neurons: the unprotected network's results
-    assert how["split@0.40"].get(How.SHARED, 0) > 0 or how["split@0.20"].get(How.SHARED, 0) > 0
-    assert how["split@0.10"].get(How.SHARED, 0) == 0  # conv1 splits change golden values: nothing may be shared
+    assert how["tmr@0.2"].get(How.SHARED, 0) > 100  # unprotected neurons: the unprotected network's results
+    assert how["split@0.4"].get(How.SHARED, 0) > 0 or how["split@0.2"].get(How.SHARED, 0) > 0
+    assert how["split@0.1"].get(How.SHARED, 0) == 0  # conv1 splits change golden values: nothing may be shared
     for point, report in shared.points:  # every point equals its own campaign run from scratch
         alone = run_campaign(harden(model, nvf, point.scheme, point.threshold), data,
                              tmp_path / "alone" / f"{point.label}.db", config)
@@ -96,7 +116,7 @@ def test_sharing_gives_the_numbers_of_separate_runs(tmp_path, rng):
     # why split points must not borrow blindly: the same fault on the same *unprotected* neuron has another
     # outcome once conv1 neurons are split (splitting changes fault-free values downstream)
     reports = {p.label: r for p, r in shared.points}
-    none, split = reports["none"], reports["split@0.10"]
+    none, split = reports["none"], reports["split@0.1"]
     seen = {(int(a), int(b), int(c)): d for a, b, c, d in zip(none.sample.layer, none.sample.slot, none.sample.mask,
                                                              none.outcomes.digest)}
     common = [(seen[key], d) for key, kind, d in zip(zip(split.sample.layer.tolist(), split.sample.slot.tolist(),

@@ -113,3 +113,20 @@ def test_protected_model_is_refused(digits_lenet, tmp_path, capsys):
     rq = save_model(protected, tmp_path / "p.rq")
     assert main(["analyze", str(rq), "--dataset", "digits", "--inputs", "4", "--out", str(tmp_path / "p.nvf")]) == 2
     assert "protected model; NVF is defined on the unprotected network" in capsys.readouterr().err
+
+
+def test_analyze_on_local_dask_equals_in_process_and_cleans_its_parts(lenet, analysed, tmp_path):
+    pytest.importorskip("distributed", reason='Dask is not installed (pip install "resilq[distributed]")')
+    exact, _ = analysed
+    out = tmp_path / "dask.nvf"
+    assert main(["analyze", str(lenet), "--dataset", "digits", "--inputs", "16", "--scheduler", "local",
+                 "--workers", "2", "--out", str(out)]) == 0
+    a, b = load_nvf(exact), load_nvf(out)
+    assert all(np.array_equal(a.values[i], b.values[i]) for i in a.layers)
+    assert not (tmp_path / "dask.nvf.parts").exists()  # finished: the work units are gone
+
+
+def test_analyze_refuses_an_unknown_scheduler(lenet, tmp_path, capsys):
+    assert main(["analyze", str(lenet), "--dataset", "digits", "--inputs", "4", "--scheduler", "mpi",
+                 "--out", str(tmp_path / "x.nvf")]) == 2
+    assert "unknown scheduler" in capsys.readouterr().err

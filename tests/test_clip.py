@@ -117,3 +117,23 @@ def test_analysis_and_accelerator_refuse_clip():
         exact_gain(model, x)
     with pytest.raises(UnsupportedModelError, match="clip .* is not implemented in the accelerator yet"):
         plan_model(model, DEFAULT_CONFIG)
+
+
+@pytest.mark.parametrize("scheme", [None, Scheme.SPLIT], ids=lambda s: "none" if s is None else s.label)
+def test_fault_kinds_on_a_clipped_model(scheme):
+    """Lane, weight and BER faults (SPEC §7) mean the same in the executor and the fault simulator with a clip."""
+    from resilq.arith import FaultMode
+    from resilq.fault_kinds import BerFault, LaneFault, WeightFault
+
+    model, x, rng = _clipped(21, scheme, "bound")
+    faults = [LaneFault(lane, layer, 0x40, FaultMode.FLIP, 2) for lane in (0, 1) for layer in model.neuron_layers]
+    for i, layer in enumerate(model.layers):
+        if hasattr(layer, "weight"):
+            faults.append(WeightFault(i, int(rng.integers(layer.out_channels)), int(rng.integers(layer.fan_in)), 6))
+    faults += [BerFault(2e-2, "outputs", 1, "run"), BerFault(1e-2, "outputs", 2, "inference"),
+               BerFault(2e-3, "weights", 3)]
+    ex = Executor(model)
+    brute = np.stack([ex.run(x, faults=[f]).predictions for f in faults])
+    got = FaultSimulator(model, x, batch_size=13).predictions(faults)
+    np.testing.assert_array_equal(got, brute)
+    assert (brute != ex.run(x).predictions).any()

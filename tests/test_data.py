@@ -155,3 +155,16 @@ def test_unknown_dataset():
 def test_debian_fashion_mnist_is_found_without_data_dir():
     ds = load_dataset("fashion-mnist", "test")
     assert ds.images.shape == (10000, 1, 28, 28) and ds.classes[0] == "T-shirt/top"
+
+
+def test_rgb32_pads_and_repeats_grey_images():
+    from resilq.data import Dataset, rgb32
+
+    grey = np.random.default_rng(0).random((3, 1, 28, 28), dtype=np.float32)
+    out = rgb32(Dataset("fashion-mnist", "test", grey, np.arange(3), ("a", "b", "c"), "here"))
+    assert out.images.shape == (3, 3, 32, 32) and out.name == "fashion-mnist-rgb32"
+    for c in range(3):
+        assert np.array_equal(out.images[:, c, 2:30, 2:30], grey[:, 0])
+    assert not out.images[:, :, :2].any() and not out.images[:, :, :, 30:].any()
+    with pytest.raises(DatasetError, match="rgb32"):
+        rgb32(Dataset("x", "test", np.zeros((1, 3, 8, 8), np.float32), np.zeros(1), ("a",), "here"))

@@ -14,6 +14,7 @@ from resilq.arith import Scheme
 from resilq.campaign.engine import EvaluationSet
 from resilq.campaign.runner import CampaignConfig, load_campaign
 from resilq.campaign.sampling import FaultModel
+from resilq.campaign.store import CampaignStore, row_checksum
 from resilq.cli import main
 from resilq.deploy.campaign import compare_campaigns, run_device_campaign
 from resilq.deploy.driver import Accelerator
@@ -65,7 +66,7 @@ def test_emulator_campaign_equals_the_python_engine_fault_by_fault(packages, kin
 def test_stuck_at_campaign_and_resume(packages, tmp_path, capsys):
     rq, pkg = packages["split"]
     python_campaign(rq, tmp_path / "py.db", 40, seed=1, fault_model="stuck-at-1")
-    args = ["campaign", str(pkg), "--target", "emulator", "--faults", "40", "--seed", "1", "--model", "stuck-at-1",
+    args = ["campaign", str(pkg), "--target", "emulator", "--faults", "40", "--seed", "1", "--fault-model", "stuck-at-1",
             "--out", str(tmp_path / "emu.db")]
     assert main(args) == 0 and main(args) == 0  # the second run finds the campaign finished
     assert len(load_campaign(tmp_path / "emu.db").sessions) == 2
@@ -82,12 +83,22 @@ def test_csim_campaign_equals_the_python_engine(packages, tmp_path):
     assert main(["campaign-compare", str(tmp_path / "py.db"), str(tmp_path / "sim.db")]) == 0
 
 
+def _answer_differently(path, i):
+    """Rewrite fault ``i``'s result as if the board had answered it differently: a valid row, checksum included."""
+    with CampaignStore.open_existing(path) as store:
+        campaign, s = store.campaign_digest(), store.sample()
+    fault = (i, s.layer[i], s.slot[i], s.neuron[i], s.copy[i], s.mask[i], s.kind[i], int(s.mode))
+    with sqlite3.connect(path) as db:
+        changed, correct, how = db.execute("SELECT changed, correct, how FROM results WHERE idx = ?", (i,)).fetchone()
+        db.execute("UPDATE results SET changed = ?, digest = x'00', checksum = ? WHERE idx = ?",
+                   (changed + 1, row_checksum(campaign, fault, changed + 1, correct, b"\0", how), i))
+
+
 def test_compare_reports_mismatches_and_refuses_other_campaigns(packages, tmp_path, capsys):
     rq, pkg = packages["unprotected"]
     python_campaign(rq, tmp_path / "a.db", 30, seed=2)
     shutil.copy(tmp_path / "a.db", tmp_path / "b.db")
-    with sqlite3.connect(tmp_path / "b.db") as db:  # as if the board had answered fault 7 differently
-        db.execute("UPDATE results SET changed = changed + 1, digest = x'00' WHERE idx = 7")
+    _answer_differently(tmp_path / "b.db", 7)
     capsys.readouterr()
     assert main(["campaign-compare", str(tmp_path / "a.db"), str(tmp_path / "b.db")]) == 1
     text = capsys.readouterr().out

@@ -6,7 +6,7 @@ import pytest
 from resilq.arith import MAX_SHIFT, FaultMode, Scheme, correct, requantize, split_half
 from resilq.errors import ParameterError
 from resilq.faults import Fault, shadow_slot
-from resilq.faultsim import FaultSimulator, OutputMap, Propagator
+from resilq.faultsim import FaultSimulator, OutputMap, Propagator, steps
 from resilq.ir import Executor, Protection
 
 from factories import protect, random_model
@@ -87,7 +87,10 @@ def test_protected_models_every_slot_including_shadows(rng, images, scheme):
                                      dict(conv3="pooled"), dict(conv3="strided", overlap=True)],
                          ids=["fused-pools", "overlapping-pool", "no-relu-fc", "requant-classifier", "wide-conv-pool",
                               "wide-conv-strided"])
-def test_deep_models(rng, variant):
+@pytest.mark.parametrize("unroll", [True, False], ids=["unrolled-small-maps", "patch-conv"])
+def test_deep_models(rng, variant, unroll, monkeypatch):
+    if not unroll:  # every conv step convolves its wide changes over the patch (no unrolled matrix)
+        monkeypatch.setattr(steps, "UNROLL_BYTES", 0)
     imgs = rng.random((20, 2, 14, 14), dtype=np.float32)
     model = deep_model(rng, imgs, **variant)
     _assert_matches_executor(model, model.quantize_input(imgs), _faults(model, rng, per_layer=40))
@@ -107,8 +110,11 @@ def test_deep_protected_shadow_slots(rng, scheme):
     _assert_matches_executor(model, model.quantize_input(imgs), faults)
 
 
+@pytest.mark.parametrize("unroll", [True, False], ids=["unrolled-small-maps", "patch-conv"])
 @pytest.mark.parametrize("conv3", [None, "pooled", "strided"])
-def test_bounds_do_not_change_results(rng, conv3):
+def test_bounds_do_not_change_results(rng, conv3, unroll, monkeypatch):
+    if not unroll:
+        monkeypatch.setattr(steps, "UNROLL_BYTES", 0)
     imgs = rng.random((20, 2, 14, 14), dtype=np.float32)
     model = deep_model(rng, imgs, conv3=conv3)
     x = model.quantize_input(imgs)

@@ -148,28 +148,45 @@ def _chromium() -> tuple[str, str] | None:
 
 @pytest.mark.skipif(_chromium() is None, reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")
 def test_report_renders_in_headless_chromium(demo):
+    """At a 1400 px window every figure is shown at least at the width it was drawn for, and every table
+    cell holds a value or says n/a."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     browser, driver = _chromium()
     options = webdriver.ChromeOptions()
     options.binary_location = browser
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
+                "--window-size=1400,1000"):
         options.add_argument(arg)
     web = webdriver.Chrome(service=Service(executable_path=driver), options=options)
     try:
         web.get((demo / "report" / "report.html").resolve().as_uri())
         assert web.title.startswith("resilq report")
+        assert web.execute_script("return window.innerWidth") >= 1380
         images = web.execute_script(
             "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight, "
-            "i.src.slice(0, 22)])")
+            "i.src.slice(0, 22), i.getBoundingClientRect().width, Number(i.dataset.width), i.alt])")
         assert len(images) >= 4
-        for complete, width, height, src in images:
+        for complete, width, height, src, shown, intended, alt in images:
             assert complete and width > 100 and height > 100 and src == "data:image/png;base64,"
+            assert intended >= 1000 and shown >= intended, (alt, shown, intended)  # full width, never shrunk
+            assert len(alt) > 40, alt  # a caption that says what to look at, not a file name
+        empty = web.execute_script("return Array.from(document.querySelectorAll('td, th:not(:first-child)'))"
+                                   ".filter(c => !c.innerText.trim()).map(c => c.closest('tr').innerText)")
+        assert empty == []
         for section in SECTIONS:
             box = web.execute_script(f"return document.getElementById('{section}').getBoundingClientRect().height")
             assert box > 10, section
         text = web.execute_script("return document.body.innerText")
         assert "Table I" in text and "pass" in text and "FAIL" not in text
+        for sentence in ("Neuron Vulnerability Factor", "critical inference", "own fault-free accuracy",
+                         "fixed evaluation set", "far below the paper's", "Cycles are modelled", "Brevitas QAT",
+                         "fitted to our range", "n/a: no neuron reaches 20 %"):
+            assert sentence in text, sentence
+        assert not re.search(r"\b\d{4,}\b", " ".join(
+            web.execute_script("return Array.from(document.querySelectorAll('td')).map(c => c.innerText)"))
+           ), "a number of 4+ digits without thousands separators"
     finally:
         web.quit()

@@ -7,7 +7,7 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
-from ..cli.options import add_dataset_args, positive_int
+from ..cli.options import add_dataset_args, non_negative_int, positive_int
 from ..data import load_dataset
 from ..errors import ParameterError
 from ..ir import load_model
@@ -52,16 +52,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_report_cmd)
 
 
+def add_fault_model_arg(p: argparse.ArgumentParser) -> None:
+    """``--fault-model`` (``--model`` still accepted, hidden: ``train --model`` names an architecture)."""
+    p.add_argument("--fault-model", dest="fault_model", default="single-bit", metavar="FAULT_MODEL",
+                   help="single-bit (default), multi-bit:K, stuck-at-0 or stuck-at-1")
+    p.add_argument("--model", dest="fault_model", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
 def _add_campaign_args(p: argparse.ArgumentParser) -> None:
     add_dataset_args(p, default=None)
     p.add_argument("--split", default="test", choices=("train", "test"))
     p.add_argument("--images", type=positive_int, default=None, help="evaluate on the first N images (default: all)")
-    p.add_argument("--offset", type=int, default=0, help="skip the first N images")
+    p.add_argument("--offset", type=non_negative_int, default=0, help="skip the first N images")
     p.add_argument("--faults", type=positive_int, default=None,
                    help="number of faults (default: Leveugle's sample size, e = 1 %%, 95 %% confidence)")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    p.add_argument("--model", dest="fault_model", default="single-bit", metavar="FAULT_MODEL",
-                   help="single-bit (default), multi-bit:K, stuck-at-0 or stuck-at-1")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="sampling seed (default 0)")
+    add_fault_model_arg(p)
+    p.add_argument("--kind", default="output", choices=("output", "lane", "weight", "ber"),
+                   help="fault kind (docs/campaigns.md): output (one slot, default), lane (persistent PE-lane fault), "
+                        "weight (one stored weight/bias bit), ber (every bit of a site set flips with probability P)")
+    p.add_argument("--pe", type=positive_int, default=None,
+                   help="lane: PE lanes of the accelerator build (default: AccelConfig's, 8)")
+    p.add_argument("--lane-scope", default="layer", choices=("layer", "all"),
+                   help="lane: one layer per fault (lanes x layers x masks) or every layer at once (lanes x masks)")
+    p.add_argument("--ber", default=None, metavar="P[,P...]", help="ber: bit error probabilities of the sweep")
+    p.add_argument("--ber-sites", default="outputs", choices=("outputs", "weights", "both"),
+                   help="ber: the bits that may flip (default: every slot's output)")
+    p.add_argument("--ber-per", default="run", choices=("run", "inference"),
+                   help="ber: draw the flips once per run (default) or afresh per inference (outputs only)")
+    p.add_argument("--repetitions", type=positive_int, default=10, help="ber: seeded draws per probability (default 10)")
     p.add_argument("--scheduler", default=None, metavar="local|tcp://HOST:PORT|slurm",
                    help="shard faults over a Dask cluster (default: this process)")
     p.add_argument("--workers", type=positive_int, default=2,
@@ -84,8 +103,30 @@ def _setup(args: argparse.Namespace, model):
         backend = DEFAULT_BACKEND if args.backend is None else BackendKind.parse(args.backend)
     except ValueError as exc:
         raise ParameterError(str(exc)) from None
-    config = CampaignConfig(FaultModel.parse(args.fault_model), args.faults, args.seed, args.chunk)
+    config = CampaignConfig(FaultModel.parse(args.fault_model), args.faults, args.seed, args.chunk, kind_spec(args))
     return data, backend, config
+
+
+def kind_spec(args: argparse.Namespace):
+    """The :class:`~resilq.campaign.kinds.KindSpec` of ``--kind`` and its options (refusing stray options)."""
+    from ..hls.config import DEFAULT_CONFIG
+    from .kinds import KindSpec
+
+    kind = getattr(args, "kind", "output")
+    if getattr(args, "ber", None) is not None and kind != "ber":
+        raise ParameterError("--ber sets the probabilities of a BER campaign: add --kind ber")
+    if kind == "ber":
+        if getattr(args, "ber", None) is None:
+            raise ParameterError("--kind ber needs --ber P[,P...] (bit error probabilities)")
+        try:
+            probs = tuple(float(v) for v in args.ber.split(",") if v.strip())
+        except ValueError:
+            raise ParameterError(f"--ber takes comma-separated probabilities, got {args.ber!r}") from None
+        return KindSpec("ber", ber=probs, ber_sites=args.ber_sites, ber_per=args.ber_per,
+                        repetitions=args.repetitions)
+    if kind == "lane":
+        return KindSpec("lane", pe=args.pe or DEFAULT_CONFIG.pe, lane_scope=args.lane_scope)
+    return KindSpec(kind)
 
 
 def _client(args: argparse.Namespace):
@@ -102,11 +143,17 @@ def run_campaign_cmd(args: argparse.Namespace) -> int:
     if args.target is not None or Path(args.model).is_dir():
         from ..deploy.cli import host_package_campaign
 
+        if args.kind != "output":
+            raise ParameterError(f"--kind {args.kind} with a device target: device campaigns inject output faults "
+                                 "through the fault-injection registers; lane and output-BER faults need registers "
+                                 "the current register map lacks, and weight upsets run through "
+                                 "resilq.deploy.driver.Accelerator.run(x, WeightFault) (not yet a CLI campaign)")
+
         return host_package_campaign(args, print_report)
     model = load_model(args.model)
     data, backend, config = _setup(args, model)
     say(f"campaign: {model.name} ({model.n_neurons:,} neurons, {model.n_slots:,} slots) on {data.describe()}, "
-        f"{config.fault_model.label}, seed {config.seed} -> {args.out}")
+        f"{config.kind.kind} faults, {config.fault_model.label}, seed {config.seed} -> {args.out}")
     start = time.perf_counter()
     with _client(args) as client:
         report = run_campaign(model, data, args.out, config, backend=backend, client=client)
@@ -188,6 +235,14 @@ def print_report(report, seconds: float | None = None) -> None:
     if seconds is not None:
         caption += f"; {seconds:.1f} s"
     table(f"{campaign_identity(meta)}", ["metric", "value", "95 % CI", "interval"], rows, caption=caption)
+    if meta.get("fault_kind", "output") != "output":
+        from .kinds import breakdown_titles
+
+        for title, rows_ in zip(breakdown_titles(meta), (s.by_layer, s.by_bit, s.by_kind)):
+            if rows_:
+                table(title, BREAKDOWN_COLUMNS, breakdown_rows(rows_))
+        say(f"results: {report.path}")
+        return
     table("by layer", BREAKDOWN_COLUMNS, breakdown_rows(s.by_layer))
     table("by bit" if meta["masks"] == 8 else "by mask", BREAKDOWN_COLUMNS, breakdown_rows(s.by_bit))
     if len(s.by_kind) > 1:

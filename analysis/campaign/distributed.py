@@ -97,17 +97,40 @@ class DaskRunner:
         self.name = f"dask {client.scheduler.address}"
 
     def run(self, chunks: Iterable[Chunk]) -> Iterator[tuple[np.ndarray, Outcomes]]:
-        from distributed import as_completed
+        yield from as_finished(self.client, evaluate_chunk, [self.model, self.data],
+                               ((self.backend, idx, list(faults)) for idx, faults in chunks))
 
-        model_f, data_f = self.client.scatter([self.model, self.data], broadcast=True)
-        futures = [self.client.submit(evaluate_chunk, model_f, data_f, self.backend, idx, list(faults), pure=False)
-                   for idx, faults in chunks]
-        try:
-            for future in as_completed(futures):
-                yield future.result()
-        finally:
-            for future in futures:
-                future.cancel()
+
+def as_finished(client: Any, function, shared: Sequence[Any], tasks: Iterable[tuple]) -> Iterator[Any]:
+    """``function(*shared, *task)`` for every task on the cluster, results yielded as they finish (any order).
+
+    ``shared`` (the model, the inputs) is scattered to every worker once; tasks still pending when the
+    caller stops iterating (an error, Ctrl-C) are cancelled. The one submit loop of campaigns and analyses.
+    """
+    from distributed import as_completed
+
+    # hash=False: a fresh key per call, so releasing the previous call's copies cannot take these along
+    handles = client.scatter(list(shared), broadcast=True, hash=False)
+    futures = [client.submit(function, *handles, *task, pure=False) for task in tasks]
+    try:
+        for future in as_completed(futures):
+            yield future.result()
+    finally:
+        for future in futures:
+            future.cancel()
+
+
+_WORKER_STATE: dict[str, tuple[Any, Any, threading.Lock]] = {}
+
+
+def worker_state(kind: str, key: Any, make) -> tuple[Any, threading.Lock]:
+    """A per-worker-process object of one ``kind`` (e.g. an analysis context), built by ``make()`` on first use
+    and kept while tasks bring the same ``key``; a new key replaces it (one job at a time per worker)."""
+    with _EVALUATORS_LOCK:
+        entry = _WORKER_STATE.get(kind)
+        if entry is None or entry[0] != key:
+            entry = _WORKER_STATE[kind] = (key, make(), threading.Lock())
+    return entry[1], entry[2]
 
 
 # ---------------------------------------------------------------------------------------------- clusters

@@ -250,6 +250,9 @@ class FaultEvaluator:
         out = np.empty(len(faults), dtype=bool)
         for row, fault in enumerate(faults):
             fault.check(self.model)
+            if fault.kind != "output":  # lane / weight / ber change many values: always propagated
+                out[row] = False
+                continue
             golden = self.golden.outputs[fault.layer]
             neuron = fault.slot if fault.slot < golden.shape[1] else self._owner(fault)
             column = golden[:, neuron]

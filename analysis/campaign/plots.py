@@ -35,7 +35,7 @@ class SweepRow:
     critical_rate: float
     critical_rate_low: float
     critical_rate_high: float
-    critical_faults: float
+    critical_fault_fraction: float  # faults changing >= 1 prediction, a fraction of the faults
     propagated: int
     masked: int
     shared: int
@@ -122,19 +122,25 @@ STYLE = {"none": ("unprotected", "tab:red", "s"), "split": ("split + LCU (propos
 
 
 def plot_fig4(rows: list[SweepRow], path: str | os.PathLike, title: str = "", paper: PaperPoint | None = None) -> Path:
-    """Three panels (accuracy loss, critical faults, network size) vs NVF threshold, with 95 % CIs."""
-    import matplotlib
+    """Three panels on one NVF axis (accuracy loss, critical inferences, network size), with 95 % CIs.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    The axis spans the sweep's thresholds (and 20 % when the paper's point is drawn). The paper's accuracy
+    losses are an order of magnitude above ours, so panel (a) draws them against a second y axis (right)
+    instead of flattening our curves; panel (b) draws what the paper's unprotected/split ratio of critical
+    faults would give at 20 % from our unprotected rate (derived: the paper gives only the ratio).
+    """
+    from ..figures import PAGE_WIDTH_IN, pyplot, save
 
+    plt = pyplot()
     if not rows:
         raise FormatError("the sweep has no finished points to plot yet")
     thresholds = sorted({r.threshold for r in rows if r.threshold is not None})
     span = (min(thresholds), max(thresholds)) if thresholds else (0.0, 0.5)
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
-    panels = [("accuracy loss (%)", "accuracy_loss", True), ("critical faults (%)", "critical_rate", True),
-              ("network size (neurons + shadows)", "network_size", False)]
+    if paper is not None:
+        span = (min(span[0], PAPER_THRESHOLD), max(span[1], PAPER_THRESHOLD))
+    fig, axes = plt.subplots(1, 3, figsize=(PAGE_WIDTH_IN, 4.2), sharex=True)
+    panels = [("(a) accuracy loss (%)", "accuracy_loss", True), ("(b) critical inferences (%)", "critical_rate", True),
+              ("(c) network size (neurons + shadows)", "network_size", False)]
     for ax, (ylabel, field, has_ci) in zip(axes, panels):
         for scheme in dict.fromkeys(r.scheme for r in rows):
             label, color, marker = STYLE.get(scheme, (scheme, None, "x"))
@@ -146,7 +152,7 @@ def plot_fig4(rows: list[SweepRow], path: str | os.PathLike, title: str = "", pa
                 ax.plot([100 * span[0], 100 * span[1]], [y, y], color=color, label=label, linestyle="--")
                 if has_ci:
                     ax.axhspan(getattr(r, field + "_low") * scale, getattr(r, field + "_high") * scale, color=color,
-                               alpha=0.12)
+                               alpha=0.12, label=f"{label}: 95 % CI")
                 continue
             x = [100 * r.threshold for r in pts]
             y = [getattr(r, field) * scale for r in pts]
@@ -157,29 +163,45 @@ def plot_fig4(rows: list[SweepRow], path: str | os.PathLike, title: str = "", pa
             else:
                 ax.plot(x, y, color=color, marker=marker, label=label, markersize=4)
         ax.set_xlabel("NVF threshold (%)")
-        ax.set_ylabel(ylabel)
+        ax.set_title(ylabel, loc="left", fontsize=10)
         ax.grid(alpha=0.3)
+    pad = 0.04 * max(100 * (span[1] - span[0]), 0.1)
+    axes[0].set_xlim(100 * span[0] - pad, 100 * span[1] + pad)
+    handles, labels = [], []
     if paper is not None:
         x = 100 * PAPER_THRESHOLD
-        axes[0].plot([x], [100 * paper.split_loss], marker="*", markersize=13, color="tab:blue", linestyle="none",
-                     markeredgecolor="k", label=f"paper: split @20 % ({100 * paper.split_loss:.2f} %)")
-        axes[0].plot([x], [100 * paper.unprotected_loss], marker="*", markersize=13, color="tab:red",
-                     linestyle="none", markeredgecolor="k",
-                     label=f"paper: unprotected ({100 * paper.unprotected_loss:.2f} %, derived)")
+        twin = axes[0].twinx()
+        twin.plot([x], [100 * paper.split_loss], marker="*", markersize=13, color="tab:blue", linestyle="none",
+                  markeredgecolor="k", label=f"paper: split @20 % ({100 * paper.split_loss:.2f} %, right axis)")
+        twin.plot([x], [100 * paper.unprotected_loss], marker="*", markersize=13, color="tab:red", linestyle="none",
+                  markeredgecolor="k",
+                  label=f"paper: unprotected ({100 * paper.unprotected_loss:.2f} %, derived; right axis)")
+        twin.set_ylim(0, 100 * paper.unprotected_loss * 1.25)
+        twin.set_ylabel("paper's accuracy loss (%)")
+        none = next((r for r in rows if r.scheme == "none"), None)
+        if none is not None:
+            axes[1].plot([x], [100 * none.critical_rate / paper.critical_ratio], marker="*", markersize=13,
+                         color="tab:blue", linestyle="none", markeredgecolor="k",
+                         label=f"paper's ratio {paper.critical_ratio:.2f}x applied to our unprotected rate (derived)")
         for size, color, what in ((paper.split_size, "tab:blue", "split"), (paper.tmr_size, "tab:green", "TMR")):
             axes[2].plot([x], [size], marker="*", markersize=13, color=color, linestyle="none", markeredgecolor="k",
                          label=f"paper: {what} @20 % ({size:,})")
+        h, lab = twin.get_legend_handles_labels()
+        handles += h
+        labels += lab
     for ax in axes:
-        ax.legend(fontsize=8)
-    for ax, letter in zip(axes, "abc"):
-        ax.set_title(f"({letter})", loc="left", fontsize=10)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="lower center", ncol=3, frameon=False, fontsize=9)
+    if not title:
+        title = "Fault injection vs NVF threshold" + (f", against the paper's {paper.name}" if paper else "")
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout(rect=(0, 0.05 + 0.045 * ((len(labels) + 2) // 3), 1, 1))
+    if paper is not None:
+        fig.subplots_adjust(wspace=0.42)  # room for panel (a)'s right axis
+    return save(fig, path)
 
 
 def comparison_rows(rows: list[SweepRow], paper: PaperPoint) -> list[list[object]]:

@@ -23,6 +23,7 @@ from ..errors import ParameterError
 from ..ir.model import Model
 from ..ui import progress
 from .engine import DEFAULT_BACKEND, BackendFactory, BackendKind, EvaluationSet, FaultEvaluator, GoldenRun, Outcomes
+from .kinds import OUTPUT, KindSpec, kind_metadata, sample_kind
 from .sampling import SINGLE_BIT, FaultModel, FaultSample, sample_faults
 from .statistics import CampaignSummary, summarize
 from .store import CampaignStore
@@ -36,6 +37,7 @@ class CampaignConfig:
     faults: int | None = None
     seed: int = 0
     chunk_size: int = 64
+    kind: KindSpec = OUTPUT  # output (default), lane, weight or ber, with the kind's parameters
 
     def __post_init__(self) -> None:
         if self.chunk_size < 1:
@@ -95,7 +97,15 @@ def campaign_metadata(model: Model, data: EvaluationSet, config: CampaignConfig,
                     "protected": 0 if model.protection(i) is None else model.protection(i).n_protected}
                    for i in model.neuron_layers],
         "metadata": {k: v for k, v in model.metadata.items() if isinstance(v, (str, int, float, bool))},
+        **kind_metadata(model, config.kind, config.fault_model, sample),
     }
+
+
+def sample_for(model: Model, config: CampaignConfig) -> FaultSample:
+    """The faults of the campaign ``config``: output faults, or the population of its fault kind."""
+    if config.kind.kind == "output":
+        return sample_faults(model, config.fault_model, config.faults, config.seed)
+    return sample_kind(model, config.kind, config.fault_model, config.faults, config.seed)
 
 
 class _Interrupts:
@@ -155,7 +165,7 @@ def run_campaign(model: Model, data: EvaluationSet, out: str | os.PathLike, conf
     if client is None and evaluator is None:
         evaluator = FaultEvaluator(model, data, backend)
     golden = evaluator.golden if evaluator is not None else GoldenRun.compute(model, data.x)
-    sample = sample_faults(model, config.fault_model, config.faults, config.seed)
+    sample = sample_for(model, config)
     meta = campaign_metadata(model, data, config, sample, golden)
     if callable(sharing):
         sharing = sharing(sample, golden)
@@ -209,6 +219,9 @@ def load_campaign(path: str | os.PathLike) -> CampaignReport:
 
 
 def campaign_identity(meta: Mapping[str, Any]) -> str:
-    return (f"{meta['model_name']} ({meta['model_hash'][:12]}), {meta['fault_model']}, seed {meta['seed']}, "
+    kind = meta.get("fault_kind", "output")
+    model = meta["fault_model"] if kind in ("output", "lane") else ""
+    label = f"{kind} faults{' ' + model if model else ''}"
+    return (f"{meta['model_name']} ({meta['model_hash'][:12]}), {label}, seed {meta['seed']}, "
             f"{meta['sample_size']:,} of {meta['population']:,} faults, {meta['dataset']}/{meta['split']} "
             f"[{meta['offset']}:{meta['offset'] + meta['images']}]")

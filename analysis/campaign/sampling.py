@@ -20,6 +20,7 @@ a simple random sample without replacement of each population (what Leveugle's f
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from dataclasses import dataclass
 from enum import Enum, IntEnum
@@ -202,11 +203,17 @@ class FaultSample:
     kind: np.ndarray  # SlotKind of each fault's slot
     mode: FaultMode
     population: int
+    fault_kind: str = "output"  # lane / weight / ber: columns read as in resilq.campaign.kinds
+    params: dict | None = None  # the kind's parameters (resilq.campaign.kinds.KindSpec.params)
 
     def __len__(self) -> int:
         return int(self.layer.size)
 
     def fault(self, i: int) -> Fault:
+        if self.fault_kind != "output":
+            from .kinds import fault_of
+
+            return fault_of(self, i)
         return Fault(int(self.layer[i]), int(self.slot[i]), int(self.mask[i]), self.mode)
 
     def faults(self, rows: np.ndarray | None = None) -> list[Fault]:
@@ -216,6 +223,8 @@ class FaultSample:
     def digest(self) -> str:
         """SHA-256 of the sample (identifies the plan a campaign store was created with)."""
         h = hashlib.sha256(f"{int(self.mode)}:{self.population}".encode())
+        if self.fault_kind != "output":  # output samples keep the digest they always had
+            h.update(json.dumps([self.fault_kind, self.params], sort_keys=True).encode())
         for a in (self.layer, self.slot, self.neuron, self.copy, self.mask, self.kind):
             h.update(np.ascontiguousarray(a, dtype=np.int64).tobytes())
         return h.hexdigest()

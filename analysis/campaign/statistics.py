@@ -14,7 +14,8 @@ every input), so the effective sample size is the number of faults, not the numb
 When no sampled fault changed any prediction (e.g. TMR protecting every neuron), every ``c_i`` is 0 and the
 t-interval would collapse to [0, 0]; the upper bound is then the Wilson score bound on the fraction of
 faults that change anything (0 of n observed), valid because ``c_i <= 1{c_i > 0}``; accuracy can move at
-most as far as predictions change, so the accuracy loss gets the same half-width.
+most as far as predictions change, so the accuracy loss gets the same half-width, clipped like every other
+interval to the range the metric can reach (a loss lies in [acc0 - 1, acc0], a rate in [0, 1]).
 
 The fault-free accuracy is a property of the fixed evaluation set; its interval (Wilson, over images)
 describes how well that set represents the data distribution, and is reported for context only.
@@ -87,8 +88,8 @@ def mean_interval(values: np.ndarray, population: int, confidence: float = CONFI
     if n == 0:
         return Interval(math.nan, math.nan, math.nan)
     mean = float(y.mean())
-    if n == 1:
-        return Interval(mean, -math.inf, math.inf) if population > 1 else Interval(mean, mean, mean)
+    if n == 1:  # no spread to estimate: the interval is the whole reachable range
+        return Interval(mean, bounds[0], bounds[1]) if population > 1 else Interval(mean, mean, mean)
     from scipy.stats import t
 
     fpc = max(0.0, 1.0 - n / population) if population else 1.0
@@ -110,7 +111,7 @@ def _critical_and_loss(changed: np.ndarray, correct: np.ndarray, golden_correct:
     if changed.size and not changed.any() and changed.size < population:
         upper = wilson(0, int(changed.size), confidence).high
         crit = Interval(0.0, 0.0, upper)
-        loss = Interval(0.0, -upper, upper)
+        loss = Interval(0.0, max(acc0 - 1.0, -upper), min(acc0, upper))  # clipped to the reachable range
     return crit, loss
 
 
@@ -153,6 +154,10 @@ class CampaignSummary:
 def summarize(meta: Mapping[str, Any], sample: FaultSample, idx: np.ndarray, outcomes: Outcomes,
               confidence: float = CONFIDENCE) -> CampaignSummary:
     """Statistics of the finished faults ``idx`` (rows of ``sample``) of a campaign described by ``meta``."""
+    if meta.get("fault_kind", "output") != "output":  # lane / weight / ber: that kind's breakdowns
+        from .kinds import summarize_kind
+
+        return summarize_kind(meta, sample, idx, outcomes, confidence)
     images = int(meta["images"])
     population = int(meta["population"])
     golden_correct = int(meta["fault_free_correct"])

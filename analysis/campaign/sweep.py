@@ -31,6 +31,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,7 @@ from ..arith import Scheme
 from ..errors import FormatError, MismatchError, ParameterError
 from ..ir.model import Model
 from ..nvf.result import NVFResult, check_threshold
+from ..ui import say
 from .engine import DEFAULT_BACKEND, BackendFactory, BackendKind, EvaluationSet, FaultEvaluator, GoldenRun, Outcomes
 from .runner import CampaignConfig, CampaignReport, Sharing, run_campaign
 from .sampling import FaultSample
@@ -65,7 +67,7 @@ class SweepPoint:
 
     @property
     def label(self) -> str:
-        return "none" if self.scheme is None else f"{self.scheme.label}@{self.threshold:.2f}"
+        return "none" if self.scheme is None else f"{self.scheme.label}@{self.threshold:.12g}"  # exact, not rounded
 
 
 def parse_schemes(text: str) -> list[Scheme | None]:
@@ -123,6 +125,19 @@ def harden(model: Model, nvf: NVFResult, scheme: Scheme | None, threshold: float
     return protect(base, nvf, HardeningPlan(scheme, Threshold(threshold), fallback=fallback)).model
 
 
+def empty_points_warning(nvf: NVFResult, protected: Sequence[tuple[SweepPoint, int]]) -> str:
+    """A warning naming the points of a sweep that protect no neuron (they repeat the unprotected network),
+    with the largest NVF and what to ask instead; empty when every protected point protects something."""
+    empty = sorted({p.threshold for p, n in protected if p.scheme is not None and n == 0})
+    if not empty:
+        return ""
+    peak = max((float(np.nanmax(v)) for v in nvf.values.values() if np.isfinite(v).any()), default=0.0)
+    shown = ", ".join(f"{t:.12g}" for t in empty[:6]) + (f" and {len(empty) - 6} more" if len(empty) > 6 else "")
+    return (f"warning: {len(empty)} threshold(s) protect no neuron ({shown}): the largest NVF is {peak:.6g}, so these "
+            f"points repeat the unprotected network; sweep thresholds below {peak:.6g}, or protect a budget or the "
+            "top-k neurons (resilq harden --budget / --top-k)")
+
+
 # ---------------------------------------------------------------------------------------------- sharing
 def outcome_keys(model: Model, golden: GoldenRun, data: EvaluationSet, sample: FaultSample) -> list[bytes]:
     """The sharing key of every fault of ``sample`` (see the module docstring for why it is exact)."""
@@ -153,31 +168,65 @@ def outcome_keys(model: Model, golden: GoldenRun, data: EvaluationSet, sample: F
 
 
 class SharedOutcomes:
-    """The sweep's outcome cache: SQLite, key -> (changed, correct, top-1 digest); safe to interrupt."""
+    """The sweep's outcome cache: SQLite, key -> (changed, correct, top-1 digest); safe to interrupt.
+
+    Every row carries a SHA-256 checksum of its key and outcome, verified when it is read: a damaged or
+    edited row is refused (naming the file) instead of being copied, with a fresh checksum, into a campaign.
+    """
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        self.db = sqlite3.connect(str(self.path), isolation_level=None, timeout=60)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute("CREATE TABLE IF NOT EXISTS outcomes(key BLOB PRIMARY KEY, changed INTEGER NOT NULL, "
-                        "correct INTEGER NOT NULL, digest BLOB NOT NULL)")
+        try:
+            self.db = sqlite3.connect(str(self.path), isolation_level=None, timeout=60)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("CREATE TABLE IF NOT EXISTS outcomes(key BLOB PRIMARY KEY, changed INTEGER NOT NULL, "
+                            "correct INTEGER NOT NULL, digest BLOB NOT NULL, checksum BLOB NOT NULL)")
+            columns = [r[1] for r in self.db.execute("PRAGMA table_info(outcomes)")]
+        except sqlite3.DatabaseError as exc:
+            raise FormatError(f"{self.path}: not a usable sweep outcome cache ({exc}); it only holds shared "
+                              "outcomes: delete it and run the sweep again") from None
+        if "checksum" not in columns:
+            self.db.close()
+            raise FormatError(f"{self.path}: an outcome cache of an older resilq (no checksums); it only holds "
+                              "shared outcomes: delete it and run the sweep again")
+
+    @staticmethod
+    def _checksum(key: bytes, changed: int, correct: int, digest: bytes) -> bytes:
+        h = hashlib.sha256(b"resilq-shared-outcome")
+        h.update(struct.pack("<I", len(key)) + bytes(key) + struct.pack("<2q", int(changed), int(correct)))
+        h.update(bytes(digest))
+        return h.digest()
 
     def get(self, keys: Sequence[bytes]) -> dict[bytes, tuple[int, int, bytes]]:
         found: dict[bytes, tuple[int, int, bytes]] = {}
         keys = list(keys)
-        for start in range(0, len(keys), 500):
-            part = keys[start:start + 500]
-            rows = self.db.execute(f"SELECT key, changed, correct, digest FROM outcomes WHERE key IN "
-                                   f"({','.join('?' * len(part))})", part)
-            found.update({bytes(k): (int(c), int(r), bytes(d)) for k, c, r, d in rows})
+        damaged = 0
+        try:
+            for start in range(0, len(keys), 500):
+                part = keys[start:start + 500]
+                rows = self.db.execute(f"SELECT key, changed, correct, digest, checksum FROM outcomes WHERE key IN "
+                                       f"({','.join('?' * len(part))})", part).fetchall()
+                for k, c, r, d, check in rows:
+                    ok = isinstance(c, int) and isinstance(r, int) and isinstance(d, bytes) and c >= 0 and r >= 0
+                    if not ok or check != self._checksum(k, c, r, d):
+                        damaged += 1
+                        continue
+                    found[bytes(k)] = (int(c), int(r), bytes(d))
+        except sqlite3.DatabaseError as exc:
+            raise FormatError(f"{self.path}: the sweep outcome cache is damaged ({exc}); delete it and run the "
+                              "sweep again") from None
+        if damaged:
+            raise FormatError(f"{self.path}: {damaged} shared outcome rows are damaged or were edited (checksum "
+                              "mismatch); the file only holds shared outcomes: delete it and run the sweep again")
         return found
 
     def put(self, keys: Sequence[bytes], outcomes: Outcomes) -> None:
-        rows = [(k, int(c), int(r), d) for k, c, r, d in zip(keys, outcomes.changed, outcomes.correct, outcomes.digest)]
+        rows = [(k, int(c), int(r), d, self._checksum(k, c, r, d))
+                for k, c, r, d in zip(keys, outcomes.changed, outcomes.correct, outcomes.digest)]
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            self.db.executemany("INSERT OR IGNORE INTO outcomes VALUES (?, ?, ?, ?)", rows)
+            self.db.executemany("INSERT OR IGNORE INTO outcomes VALUES (?, ?, ?, ?, ?)", rows)
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
@@ -192,8 +241,11 @@ class SharedOutcomes:
 
 # ---------------------------------------------------------------------------------------------- the sweep
 def _identity(model: Model, nvf: NVFResult, data: EvaluationSet, config: CampaignConfig) -> dict[str, Any]:
-    return {"network_hash": model.network_hash, "nvf_digest": nvf.digest, "data_digest": data.digest,
-            "fault_model": config.fault_model.label, "seed": int(config.seed), "faults": config.faults}
+    identity = {"network_hash": model.network_hash, "nvf_digest": nvf.digest, "data_digest": data.digest,
+                "fault_model": config.fault_model.label, "seed": int(config.seed), "faults": config.faults}
+    if config.kind.kind != "output":  # output sweeps keep the identity they always had
+        identity.update(fault_kind=config.kind.kind, kind_params=config.kind.params)
+    return identity
 
 
 @dataclass
@@ -217,6 +269,9 @@ def run_sweep(model: Model, nvf: NVFResult, data: EvaluationSet, out_dir: str | 
     for point in points:
         hardened = harden(model, nvf, point.scheme, point.threshold)
         models.setdefault(hardened.hash, (hardened, []))[1].append(point)
+    warning = empty_points_warning(nvf, [(p, hardened.n_protected) for hardened, pts in models.values() for p in pts])
+    if warning:
+        say(warning)
     known = {(p["scheme"], p["threshold"]) for p in manifest["points"]}
     for h, (hardened, pts) in models.items():
         for p in pts:
@@ -226,7 +281,8 @@ def run_sweep(model: Model, nvf: NVFResult, data: EvaluationSet, out_dir: str | 
                                            "n_neurons": hardened.n_neurons, "n_slots": hardened.n_slots,
                                            "n_protected": hardened.n_protected})
     _write_manifest(out, manifest)
-    cache = SharedOutcomes(out / SHARED) if share else None
+    # Sharing keys identify an output fault by its slot; other kinds are not shared between points.
+    cache = SharedOutcomes(out / SHARED) if share and config.kind.kind == "output" else None
     results: list[tuple[SweepPoint, CampaignReport]] = []
     try:
         for n, (h, (hardened, pts)) in enumerate(models.items(), start=1):
@@ -251,6 +307,8 @@ def _open_manifest(out: Path, identity: dict[str, Any]) -> dict[str, Any]:
         return {"version": MANIFEST_VERSION, **identity, "points": []}
     manifest = read_manifest(out)
     diffs = [f"{k}: stored {manifest.get(k)!r}, requested {v!r}" for k, v in identity.items() if manifest.get(k) != v]
+    if manifest.get("fault_kind", "output") != identity.get("fault_kind", "output") and "fault_kind" not in identity:
+        diffs.append(f"fault_kind: stored {manifest['fault_kind']!r}, requested 'output'")
     if diffs:
         raise MismatchError(f"{out} holds a sweep of another configuration; refusing to mix results "
                             "(use another --out directory): " + "; ".join(diffs))

@@ -7,7 +7,7 @@ import importlib
 import sys
 
 from .. import __version__
-from ..errors import ResilqError
+from ..errors import run_command
 
 #: Sub-command modules, in the order ``resilq --help`` lists them. Each defines ``register(subparsers)``.
 COMMANDS = ("demo", "train", "info", "analyze", "nvf_table", "nvf_compare", "gain", "harden", "prune", "campaign", "hls",
@@ -30,14 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    try:
-        return int(args.func(args) or 0)
-    except ResilqError as exc:
-        print(f"resilq {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"resilq {args.command}: interrupted", file=sys.stderr)
-        return 130
+    return run_command(args.command, args.func, args)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import time
+from contextlib import nullcontext
 from enum import Enum
 
 from ..data import load_dataset
@@ -11,13 +13,17 @@ from ..errors import ParameterError
 from ..ir import load_model
 from ..nvf import save_nvf
 from ..ui import say
+from ..validation import cli_number
 from .nvf_table import print_table
-from .options import add_dataset_args, positive_int
+from .options import add_dataset_args, non_negative_int, positive_int
 
 
 class Method(str, Enum):
     EXACT = "exact"
     DELTARANGE = "deltarange"
+
+    def __str__(self) -> str:  # what argparse shows in --help and in its error messages
+        return self.value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,20 +33,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="train", choices=("train", "test"),
                    help="input set (default: train, as the paper analyses over the training set)")
     p.add_argument("--inputs", type=positive_int, default=1000, metavar="N", help="number of inputs (default 1000)")
-    p.add_argument("--offset", type=int, default=0, metavar="K", help="skip the first K inputs of the split")
+    p.add_argument("--offset", type=non_negative_int, default=0, metavar="K", help="skip the first K inputs of the split")
     p.add_argument("--method", type=Method, default=Method.EXACT, choices=list(Method),
                    help="exact (every bit flip decided exactly; default) or deltarange (the paper's Algorithm 1)")
-    p.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes on this machine (default 1; at most the number of cores)")
-    p.add_argument("--sample", type=float, default=None, metavar="F",
+    p.add_argument("--jobs", type=positive_int, default=1, metavar="N", help="worker processes on this machine (default 1; at most the number of cores)")
+    p.add_argument("--sample", type=cli_number(0.0, 1.0, positive=True, what="a fraction in (0, 1]"), default=None, metavar="F",
                    help="analyse a stratified fraction F of the neurons of every channel (large networks)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the neuron sample (default 0)")
-    p.add_argument("--out", required=True, help="output .nvf file")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the neuron sample (default 0)")
+    p.add_argument("--scheduler", default=None, metavar="local|tcp://HOST:PORT|slurm",
+                   help="run the work units on a Dask cluster (default: this machine, --jobs processes)")
+    p.add_argument("--workers", type=positive_int, default=2,
+                   help="Dask workers for --scheduler local (processes) or slurm (jobs); default 2")
+    p.add_argument("--out", required=True, help="output .nvf file (finished work units are kept in OUT.parts/ "
+                   "until it is written: an interrupted run continues where it stopped)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..nvf.deltarange import deltarange_nvf
     from ..nvf.exact import exact_nvf
+    from ..nvf.partials import parts_dir
 
     model = load_model(args.model)
     dataset = args.dataset or model.metadata.get("dataset", "digits")
@@ -51,15 +63,30 @@ def run(args: argparse.Namespace) -> int:
     if len(chosen) == 0:
         raise ParameterError(f"the input set is empty: {data.describe()} has no inputs after offset {args.offset}")
     x = model.quantize_input(chosen.images)
+    where = f"{args.jobs} job(s)" if args.scheduler is None else f"Dask {args.scheduler}, {args.workers} worker(s)"
     say(f"{args.method.value} NVF of {model.name} ({model.n_neurons:,} neurons x 8 bits) over {len(chosen):,} "
-        f"{dataset}/{args.split} inputs, {args.jobs} job(s)")
+        f"{dataset}/{args.split} inputs, {where}")
     meta = {"dataset": dataset, "split": args.split, "offset": args.offset}
     analysis = exact_nvf if args.method is Method.EXACT else deltarange_nvf
+    parts = parts_dir(args.out)
+    if parts.is_dir():
+        say(f"continuing from the finished work units in {parts}")
     start = time.perf_counter()
-    result = analysis(model, x, jobs=args.jobs, sample=args.sample, seed=args.seed, metadata=meta)
+    with _client(args) as client:
+        result = analysis(model, x, jobs=args.jobs, sample=args.sample, seed=args.seed, metadata=meta,
+                          client=client, parts=parts)
     elapsed = time.perf_counter() - start
     result.metadata["seconds"] = round(elapsed, 3)
     path = save_nvf(result, args.out)
+    shutil.rmtree(parts, ignore_errors=True)  # the result is written: the units are no longer needed
     print_table(result)
     say(f"wrote {path} ({elapsed:.1f} s)")
     return 0
+
+
+def _client(args: argparse.Namespace):
+    if args.scheduler is None:
+        return nullcontext(None)
+    from ..campaign.distributed import dask_client
+
+    return dask_client(args.scheduler, args.workers)

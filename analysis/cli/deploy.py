@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .options import positive_int
+from .options import batch_size, non_negative_int, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,13 +19,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="package folder to write (replaced if it is a package)")
     p.add_argument("--pe", type=int, default=AccelConfig.pe, help="output lanes of the accelerator build")
     p.add_argument("--simd", type=int, default=AccelConfig.simd, help="input lanes of the accelerator build")
-    p.add_argument("--batch", type=positive_int, default=64, help="images per accelerator run")
+    p.add_argument("--batch", type=batch_size, default=64, help="images per accelerator run")
     p.add_argument("--overlay-dir", type=Path, default=None,
                    help="folder with resilq.bit + resilq.hwh (default: overlays/<board>/ when built)")
     p.add_argument("--dataset", default=None, help="bundle this dataset's test images as the evaluation set")
     p.add_argument("--data-dir", default=None, metavar="DIR", help="directory of the dataset's standard files")
     p.add_argument("--images", type=positive_int, default=None, help="images to bundle (default: all)")
-    p.add_argument("--offset", type=int, default=0, help="first test image to bundle")
+    p.add_argument("--offset", type=non_negative_int, default=0, help="first test image to bundle")
     p.set_defaults(func=run_package_command)
 
     p = sub.add_parser("run", help="run a deployment package: accuracy, latency, cycles, corrections")
@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "(board vs emulator vs the Python engine)")
     p.add_argument("a", type=Path, help="campaign database")
     p.add_argument("b", type=Path, help="campaign database of the same model, data, fault model and seed")
-    p.add_argument("--show", type=int, default=10, help="mismatching faults to list (default 10)")
+    p.add_argument("--show", type=non_negative_int, default=10, help="mismatching faults to list (default 10)")
     p.set_defaults(func=run_compare_command)
 
 
@@ -45,12 +45,14 @@ def run_package_command(args: argparse.Namespace) -> int:
     import numpy as np
 
     from resilq.boards import load_board
-    from resilq.deploy.build import PackageRequest, build_package
+    from resilq.deploy.build import PackageRequest, build_package, check_out
     from resilq.deploy.package import BundledData
     from resilq.hls.config import AccelConfig
     from resilq.ir import load_model
     from resilq.ui import say
 
+    # before the dataset is read: refuse an --out that is not a package, or holds the model or the data
+    check_out(args.out, {"model": args.model, "data folder": None if args.data_dir is None else Path(args.data_dir)})
     data = None
     if args.dataset is not None:
         from resilq.data import load_dataset
@@ -62,6 +64,7 @@ def run_package_command(args: argparse.Namespace) -> int:
                              args.batch, args.overlay_dir, data)
     out = build_package(request)
     say((out / "README.txt").read_text())
+    say(f"On this machine: resilq run {out} --target emulator --verify")
     return 0
 
 

@@ -23,6 +23,7 @@ from ..harden import (
 from ..ir import load_model, save_model
 from ..nvf import load_nvf
 from ..ui import say, table
+from ..validation import cli_number
 from .options import add_dataset_args, positive_int
 
 SCHEMES = [s.label for s in Scheme]
@@ -58,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(--by gain): per layer the scheme that buys the most gain")
     how = p.add_argument_group("selection (one of --threshold, --top-k, --budget; --layer-threshold refines "
                                "--threshold)")
-    how.add_argument("--threshold", type=float, default=None, metavar="T",
+    how.add_argument("--threshold", type=cli_number(0.0, 1.0, what="a fraction in [0, 1]"), default=None, metavar="T",
                      help="protect units with NVF >= T (a fraction in [0, 1], e.g. 0.2)")
     how.add_argument("--layer-threshold", type=layer_threshold, action="append", default=[], metavar="NAME=T",
                      help="a threshold for one layer (repeatable); with no --threshold only these layers are protected")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..data import load_dataset
+from ..errors import DatasetError, MismatchError
 from ..evaluate import accuracy
 from ..ir import load_model
 from ..ir.summary import summary_table
@@ -23,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="test", choices=("train", "test"))
     p.add_argument("--limit", type=positive_int, default=None, help="evaluate only the first N images")
     p.add_argument("--batch-size", type=positive_int, default=1024)
+    p.add_argument("--any-dataset", action="store_true",
+                   help="evaluate on a --dataset other than the one the model records (refused otherwise)")
     p.set_defaults(func=run_eval)
 
 
@@ -40,8 +44,16 @@ def run_info(args: argparse.Namespace) -> int:
 
 def run_eval(args: argparse.Namespace) -> int:
     model = load_model(args.model)
-    dataset = args.dataset or model.metadata.get("dataset", "digits")
+    own = model.metadata.get("dataset")
+    dataset = args.dataset or own or "digits"
+    if own and dataset != own:
+        if not args.any_dataset:
+            raise MismatchError(f"{args.model} was trained on {own}, not {dataset}: its accuracy on {dataset} means "
+                                "nothing (pass --any-dataset to evaluate it there anyway)")
+        print(f"resilq eval: WARNING: {model.name} was trained on {own}; evaluating it on {dataset} as asked (--any-dataset)", file=sys.stderr)
     data = load_dataset(dataset, args.split, args.data_dir).take(args.limit)
+    if len(data) == 0:
+        raise DatasetError(f"{data.describe()} holds no images: nothing to evaluate")
     acc = accuracy(model, data, batch_size=args.batch_size, show_progress=True)
     say(f"{model.name} (integer, bit-true): top-1 accuracy {acc:.2%} on {data.describe()}")
     return 0

@@ -10,6 +10,7 @@ from ..ir import load_model
 from ..nvf import load_nvf
 from ..nvf.compare import Comparison, compare
 from ..ui import say, table
+from .nvf_metadata import check_nvf_metadata
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -65,7 +66,7 @@ def write_csv(path: str, c: Comparison) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     model = load_model(args.model) if args.model else None
-    c = compare(load_nvf(args.reference, model), load_nvf(args.other, model))
+    c = compare(*(check_nvf_metadata(load_nvf(f, model), f) for f in (args.reference, args.other)))
     print_comparison(c)
     if args.csv:
         say(f"wrote {write_csv(args.csv, c)}")

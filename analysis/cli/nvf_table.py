@@ -10,6 +10,7 @@ from ..nvf.paper import PAPER_TABLE_I
 from ..nvf.result import TABLE_THRESHOLDS, NVFResult
 from ..nvf.table import is_sampled, paper_column, parse_thresholds, per_bit_rows, per_layer_rows, table_i, write_csv
 from ..ui import say, table
+from .nvf_metadata import check_nvf_metadata
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,6 +24,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--csv", default=None, metavar="FILE", help="also write the table as CSV")
     p.add_argument("--plots", default=None, metavar="DIR", help="write PNG plots (distribution, heat-maps, Table I)")
     p.set_defaults(func=run)
+
+
+def _percent(value: float, digits: int) -> str:
+    """An NVF (a fraction) in the one unit every table uses: percent."""
+    return "n/a" if value != value else f"{100 * value:.{digits}f} %"
 
 
 def print_table(result: NVFResult, thresholds=TABLE_THRESHOLDS, paper: str | None = None) -> None:
@@ -43,8 +49,9 @@ def print_table(result: NVFResult, thresholds=TABLE_THRESHOLDS, paper: str | Non
     if result.metadata.get("dataset"):
         caption += f" ({result.metadata['dataset']}/{result.metadata.get('split', '?')})"
     table(f"Table I: {name}", cols, rows, caption=caption)
-    table("per layer", ["layer", "neurons", "analysed", "mean NVF", "max NVF", "NVF >= 10 %", "NVF >= 20 %"],
-          per_layer_rows(result))
+    layers = [[name, f"{n:,}", f"{seen:,}", _percent(mean, 3), _percent(peak, 2), *counts]
+              for name, n, seen, mean, peak, *counts in per_layer_rows(result)]
+    table("per layer", ["layer", "neurons", "analysed", "mean NVF", "max NVF", "NVF >= 10 %", "NVF >= 20 %"], layers)
     bits = per_bit_rows(result)
     if bits:
         table("critical flips per bit (% of input x neuron flips)", ["layer", *[f"bit {k}" for k in range(8)]], bits)
@@ -52,7 +59,7 @@ def print_table(result: NVFResult, thresholds=TABLE_THRESHOLDS, paper: str | Non
 
 def run(args: argparse.Namespace) -> int:
     model = load_model(args.model) if args.model else None
-    result = load_nvf(args.nvf, model)
+    result = check_nvf_metadata(load_nvf(args.nvf, model), args.nvf)
     thresholds = parse_thresholds(args.thresholds)
     print_table(result, thresholds, args.paper)
     if args.csv:

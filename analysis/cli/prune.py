@@ -12,6 +12,7 @@ from ..ir import Model, load_model, save_model
 from ..nvf import load_nvf
 from ..prune import FinetuneConfig, Ranking, check_ratio, prune
 from ..ui import say, table
+from ..validation import cli_number, learning_rate, non_negative_int
 from .harden import layer_names
 from .options import add_dataset_args
 
@@ -24,14 +25,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="vulnerability: prune the channels with the lowest mean NVF (needs --nvf); "
                         "l1: prune the smallest L1 weight norms (the conventional baseline)")
     p.add_argument("--nvf", default=None, help="the model's .nvf file (for --by vulnerability)")
-    p.add_argument("--ratio", type=float, required=True,
+    p.add_argument("--ratio", type=cli_number(0.0, 1.0, what="a fraction in (0, 1)"), required=True,
                    help="fraction of the output channels removed from every pruned layer, in (0, 1)")
     p.add_argument("--layers", type=layer_names, default=None, metavar="A,B",
                    help="prune only these layers (default: every Conv2d/Linear layer but the classifier)")
-    p.add_argument("--finetune", type=int, default=0, metavar="EPOCHS",
+    p.add_argument("--finetune", type=non_negative_int, default=0, metavar="EPOCHS",
                    help="Brevitas QAT epochs after pruning (0: keep the pruned integer model as is)")
-    p.add_argument("--lr", type=float, default=1e-3, help="fine-tuning learning rate (Adam)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr", type=learning_rate, default=1e-3, help="fine-tuning learning rate (Adam)")
+    p.add_argument("--seed", type=non_negative_int, default=0)
     add_dataset_args(p, default=None)
     p.add_argument("--out", type=Path, required=True, help="output .rq file (the pruned model)")
     p.set_defaults(func=run)

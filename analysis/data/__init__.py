@@ -6,11 +6,18 @@
 ``mnist``       the four standard IDX files in ``data_dir`` (``.gz`` or raw)
 ``fashion-mnist`` the same format; without ``data_dir`` Debian's ``/usr/share/datasets/fashion-mnist``
 ``cifar10``     the standard python (or binary) batches in ``data_dir``
+``fashion-mnist-rgb32`` a STAND-IN for CIFAR-10's shape, not CIFAR-10: Fashion-MNIST zero-padded to 32x32 and
+                repeated over 3 channels (3x32x32), so that CIFAR-sized models (AlexNet-CIFAR) can be trained
+                and analysed with realistic activations where CIFAR-10 is not available
 ==============  ==================================================================================
+
+Without ``data_dir``, ``$RESILQ_DATA_DIR/<name>`` (e.g. ``$RESILQ_DATA_DIR/mnist``) is used when the
+environment variable ``RESILQ_DATA_DIR`` names a folder holding one sub-folder per dataset.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +33,17 @@ DIGIT_CLASSES = tuple(str(d) for d in range(10))
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                    "Ankle boot")
 SPLITS = ("train", "test")
+#: Environment variable naming a folder with one sub-folder per dataset (``mnist``, ``fashion-mnist``, ``cifar10``).
+DATA_DIR_VARIABLE = "RESILQ_DATA_DIR"
+
+
+def default_data_dir(name: str) -> Path | None:
+    """``$RESILQ_DATA_DIR/<name>`` when the variable is set and that folder exists, else None."""
+    root = os.environ.get(DATA_DIR_VARIABLE)
+    if not root:
+        return None
+    folder = Path(root).expanduser() / name
+    return folder if folder.is_dir() else None
 
 
 @dataclass
@@ -89,10 +107,13 @@ def _idx_dataset(name: str, directory: Path, split: str, classes: tuple[str, ...
 
 def _resolve_dir(name: str, data_dir: str | Path | None) -> Path:
     if data_dir is None:
+        data_dir = default_data_dir(name)
+    if data_dir is None:
         if name == "fashion-mnist" and DEBIAN_FASHION_MNIST.is_dir():
             return DEBIAN_FASHION_MNIST
         hint = " (or install Debian's dataset-fashion-mnist package)" if name == "fashion-mnist" else ""
-        raise DatasetError(f"dataset {name!r} needs a data directory (--data-dir DIR) holding its standard files{hint}")
+        raise DatasetError(f"dataset {name!r} needs a data directory (--data-dir DIR, or ${DATA_DIR_VARIABLE}/{name}) "
+                           f"holding its standard files{hint}")
     directory = Path(data_dir).expanduser()
     if not directory.is_dir():
         raise DatasetError(f"{directory}: data directory for {name!r} does not exist")
@@ -105,7 +126,19 @@ def _idx_folders(name: str, directory: Path) -> list[Path]:
     return [directory, directory / "raw"] + [directory / s / r for s in subs for r in ("", "raw")]
 
 
-DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")
+DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "fashion-mnist-rgb32")
+
+
+def rgb32(data: Dataset) -> Dataset:
+    """28x28 grey images zero-padded to 32x32 and repeated over three channels (the ``-rgb32`` stand-in)."""
+    n, c, h, w = data.images.shape
+    if c != 1 or h > 32 or w > 32:
+        raise DatasetError(f"{data.name}: rgb32 needs grey images of at most 32x32, got {c}x{h}x{w}")
+    top, left = (32 - h) // 2, (32 - w) // 2
+    out = np.zeros((n, 3, 32, 32), dtype=np.float32)
+    out[:, :, top:top + h, left:left + w] = data.images
+    return Dataset(f"{data.name}-rgb32", data.split, out, data.labels, data.classes,
+                   f"{data.source} (padded to 32x32, 3 channels: a stand-in for CIFAR-sized inputs)")
 
 
 def load_dataset(name: str, split: str = "test", data_dir: str | Path | None = None) -> Dataset:
@@ -115,6 +148,8 @@ def load_dataset(name: str, split: str = "test", data_dir: str | Path | None = N
     key = name.lower()
     if key == "digits":
         return _digits(split)
+    if key == "fashion-mnist-rgb32":
+        return rgb32(load_dataset("fashion-mnist", split, data_dir))
     if key in ("mnist", "fashion-mnist"):
         classes = DIGIT_CLASSES if key == "mnist" else FASHION_CLASSES
         return _idx_dataset(key, _resolve_dir(key, data_dir), split, classes)
@@ -124,4 +159,4 @@ def load_dataset(name: str, split: str = "test", data_dir: str | Path | None = N
     raise DatasetError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
 
 
-__all__ = ["DATASETS", "Dataset", "load_dataset"]
+__all__ = ["DATASETS", "Dataset", "load_dataset", "rgb32"]

@@ -31,6 +31,16 @@ def _pairs(sy: np.ndarray, sx: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarr
     return start_y[owner] + r // cx[owner], start_x[owner] + r % cx[owner]
 
 
+def _unique_in_range(values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_inverse=True)`` for integers in ``[0, n)``, by marking instead of sorting."""
+    seen = np.zeros(n, dtype=bool)
+    seen[values] = True
+    cols = np.flatnonzero(seen)
+    where = np.empty(n, dtype=np.int64)
+    where[cols] = np.arange(cols.size)
+    return cols, where[values]
+
+
 def conv_cone(layer: Conv2d, in_shape, out_shape, positions: np.ndarray, dtype) -> tuple[np.ndarray, np.ndarray]:
     c_in, h, w = in_shape
     o, ho, wo = out_shape
@@ -43,7 +53,7 @@ def conv_cone(layer: Conv2d, in_shape, out_shape, positions: np.ndarray, dtype) 
     oc = np.arange(o)
     t = (oc[None, :] * ho + oy[:, None]) * wo + ox[:, None]  # (pairs, O)
     weights = layer.weight[oc[None, :], c[s][:, None], ky[:, None], kx[:, None]]
-    cols, inverse = np.unique(t.ravel(), return_inverse=True)
+    cols, inverse = _unique_in_range(t.ravel(), o * ho * wo)
     m = np.zeros((positions.size, cols.size), dtype=dtype)
     m[np.repeat(s, o), inverse] = weights.ravel()
     return cols.astype(np.int64), m

@@ -93,4 +93,11 @@ def pool_box(values: np.ndarray, patch: Patch, kernel: int) -> np.ndarray:
     """Max-pool the output box (K, O*oh*ow) in place of a fused tiling pool: (K, O*(oh/k)*(ow/k))."""
     k = values.shape[0]
     v = values.reshape(k, -1, patch.oh // kernel, kernel, patch.ow // kernel, kernel)
-    return v.max(axis=(3, 5)).reshape(k, -1)
+    # kernel**2 elementwise maxima of strided views: several times faster than a max over the two
+    # non-contiguous axes (measured on AlexNet's conv3 + pool3 step), and the same exact values.
+    out = v[:, :, :, 0, :, 0].copy()
+    for dy in range(kernel):
+        for dx in range(kernel):
+            if dy or dx:
+                np.maximum(out, v[:, :, :, dy, :, dx], out=out)
+    return out.reshape(k, -1)

@@ -108,12 +108,24 @@ class FaultSimulator:
             return self._predictions(list(faults), progress)
 
     def _predictions(self, faults: list[Fault], progress: Callable[[int], None] | None) -> np.ndarray:
-        for f in faults:
-            f.check(self.model)
         out = np.empty((len(faults), self.n), dtype=np.int16)
+        many = [k for k, f in enumerate(faults) if not isinstance(f, Fault)]  # lane / weight / ber (SPEC §7)
+        if many:
+            from .multi import fault_predictions
+
+            for f in (faults[k] for k in many):
+                f.check(self.model)
+            for c in range(self.n_chunks):
+                golden, sl = self._golden(c), self.chunk(c)
+                for k in many:
+                    out[k, sl] = fault_predictions(self, golden, sl, faults[k])
+                if progress is not None:
+                    progress(len(many) * golden.n)
         by_layer: dict[int, list[int]] = {}
         for k, f in enumerate(faults):
-            by_layer.setdefault(f.layer, []).append(k)
+            if isinstance(f, Fault):
+                f.check(self.model)
+                by_layer.setdefault(f.layer, []).append(k)
         for c in range(self.n_chunks):
             golden, sl = self._golden(c), self.chunk(c)
             for layer, ks in by_layer.items():

@@ -24,8 +24,15 @@ from .golden import Golden, is_tiling_pool
 from .outmap import ColumnMap, OutputMap
 from .patch import conv_delta, conv_patch, pool_box
 
-#: A conv step with more changed input positions than this convolves the change over its bounding box.
+#: A conv step with more changed input positions than this convolves the change over its bounding box
+#: (or, for a small map, takes rows of its unrolled matrix).
 WIDE = 16
+#: ... or, for a conv layer of fan-in C*k*k, more than this fraction of C*k*k (see ``ComputeStep._wide_from``).
+WIDE_FRACTION = 0.25
+#: A conv layer whose unrolled (input positions x outputs) weight matrix fits in this many bytes keeps it:
+#: deep layers on small maps (AlexNet's conv4/conv5 on 3x3) then propagate a wide change as ONE product
+#: ``Δin[:, S] @ M[S]``, |S| x outputs per case, instead of a full im2col convolution of the patch.
+UNROLL_BYTES = 48 << 20
 
 
 def runs(xi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -40,6 +47,9 @@ def _take(arr: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """``arr[rows][:, cols]``: few columns (at most a quarter): one ``take`` of flat indices; more: whole rows,
     then the columns (two ``take``s, about twice as fast as a 2-D fancy index); all columns: the rows only."""
     width = arr.shape[1]
+    n = rows.size
+    if n == arr.shape[0] and n and rows[0] == 0 and rows[-1] == n - 1 and (n == 1 or np.all(rows[1:] > rows[:-1])):
+        return arr.take(cols, axis=1)  # every row in order (a campaign's fault on all inputs): columns only
     if cols.size * 4 <= width:
         return arr.reshape(-1).take(rows.astype(np.int64, copy=False)[:, None] * width + cols[None, :])
     block = arr.take(rows, axis=0)
@@ -106,15 +116,29 @@ class ComputeStep:
         else:  # the (C*k*k, O) matrix of the wide path, and its positive / negative parts for bounds
             w = self.layer.weight.reshape(self.layer.out_channels, -1).T.astype(omap.dtype)
             self._wmat, self._wpos, self._wneg = np.ascontiguousarray(w), np.maximum(w, 0), np.minimum(w, 0)
+        self._unrolled: Cone | None = None
+        if isinstance(self.layer, Conv2d):
+            n_in, n_out = int(np.prod(model.in_shape(index))), model.out_size(index)
+            if n_in * n_out * np.dtype(omap.dtype).itemsize <= UNROLL_BYTES:
+                self._unrolled = self._build_cone(np.arange(n_in, dtype=np.int64))
 
     def cone(self, positions: np.ndarray) -> Cone:
         key = positions.tobytes()
         cone = self._cache.get(key)
         if cone is not None:
             return cone
-        j = self.index
         if isinstance(self.layer, Linear) and self.pool is None:
             return Cone(self._all, self._all, self._wt[positions], self._all_map, 1)
+        if self._unrolled is not None and positions.size > WIDE:  # rows of the unrolled matrix
+            u = self._unrolled
+            return Cone(u.cols, u.elems, u.m[positions], u.cmap, u.kk)
+        cone = self._build_cone(positions)
+        if positions.size <= 4:  # single-origin cones recur across chunks; wide ones rarely do
+            self._cache[key] = cone
+        return cone
+
+    def _build_cone(self, positions: np.ndarray) -> Cone:
+        j = self.index
         cols, m = compute_cone(self.layer, self.model.in_shape(j), self.model.out_shape(j), positions, self.map.dtype)
         kk = 1
         if self.pool is not None:
@@ -130,20 +154,31 @@ class ComputeStep:
             cols, m, kk = pooled, ext, windows.shape[1]
         else:
             elems = cols
-        cone = Cone(cols, elems, m, self.map.columns(elems), kk)
-        if positions.size <= 4:  # single-origin cones recur across chunks; wide ones rarely do
-            self._cache[key] = cone
-        return cone
+        return Cone(cols, elems, m, self.map.columns(elems), kk)
 
     @staticmethod
     def _pooled(cone: Cone, values: np.ndarray) -> np.ndarray:
-        if cone.kk > 1:
-            values = values.reshape(values.shape[0], cone.kk, -1).max(axis=1)
+        if cone.kk > 1:  # slot-major blocks: kk - 1 elementwise maxima (faster than a max over the middle axis)
+            blocks = values.reshape(values.shape[0], cone.kk, -1)
+            out = blocks[:, 0].copy()
+            for i in range(1, cone.kk):
+                np.maximum(out, blocks[:, i], out=out)
+            return out
         return values
 
     # ------------------------------------------------------------------------------ wide changes (conv)
     def _is_wide(self, positions) -> bool:
-        return isinstance(self.layer, Conv2d) and positions.size > WIDE
+        return isinstance(self.layer, Conv2d) and self._unrolled is None and positions.size > self._wide_from
+
+    @property
+    def _wide_from(self) -> int:
+        """Changed positions above which the patch convolution beats the cone product.
+
+        Over an output box of B positions the patch costs ``B x fan_in x O`` multiply-adds per case, the cone
+        ``|S| x B x O`` (its matrix is |S| x the box's outputs): the cone wins while ``|S| < fan_in``. Building
+        a cone costs a few cases' worth of index work, hence the margin; never below ``WIDE``.
+        """
+        return max(WIDE, int(self.layer.weight[0].size * WIDE_FRACTION))
 
     def _patch(self, positions):
         kernel = self.model.layers[self.pool].kernel if self.pool is not None else None

@@ -59,19 +59,38 @@ class Executor:
                          if isinstance(layer, (Conv2d, Linear))}
 
     def run(self, x: np.ndarray, faults: Iterable = (), collect: bool = False,
-            batch_size: int = 1024, progress: Callable[[int], None] | None = None) -> RunResult:
+            batch_size: int = 1024, progress: Callable[[int], None] | None = None,
+            first_index: int = 0) -> RunResult:
         """Run the int8 batch ``x`` with ``faults`` present in every inference.
 
-        ``faults`` are :class:`resilq.faults.Fault` objects; several may be present at once.
+        ``faults`` are fault descriptors of any kind (SPEC §7): output :class:`resilq.faults.Fault`,
+        :class:`resilq.fault_kinds.LaneFault`, ``WeightFault`` or ``BerFault``; several may be present at
+        once. ``first_index`` is the global index of ``x[0]`` (per-inference BER draws depend on it).
         """
         x = check_input(self.model, x)
-        by_layer: dict[int, list] = {}
+        faults = list(faults)
+        if any(getattr(f, "kind", "output") != "output" for f in faults):
+            from ..fault_kinds import resolve
+
+            resolved = resolve(self.model, faults)
+            runner = self if resolved.model is self.model else Executor(resolved.model)
+            return runner._run(x, resolved.faults, collect, batch_size, progress, first_index,
+                               resolved.row_masks if resolved.per_inference else None)
         for fault in faults:
             fault.check(self.model)
+        return self._run(x, faults, collect, batch_size, progress, first_index, None)
+
+    def _run(self, x, faults, collect, batch_size, progress, first_index, row_masks) -> RunResult:
+        by_layer: dict[int, list] = {}
+        for fault in faults:
             by_layer.setdefault(fault.layer, []).append(fault)
         logits, acts = [], [[] for _ in self.model.layers] if collect else None
         for start in range(0, x.shape[0], batch_size):
-            out = self._forward(x[start:start + batch_size], by_layer, acts)
+            chunk = x[start:start + batch_size]
+            masks = None
+            if row_masks is not None:
+                masks = row_masks(np.arange(first_index + start, first_index + start + chunk.shape[0]))
+            out = self._forward(chunk, by_layer, acts, masks)
             logits.append(out)
             if progress is not None:
                 progress(min(batch_size, x.shape[0] - start))
@@ -80,13 +99,13 @@ class Executor:
             result.activations = [np.concatenate(a) for a in acts]
         return result
 
-    def _forward(self, x: np.ndarray, faults: dict[int, list], acts: list | None) -> np.ndarray:
+    def _forward(self, x: np.ndarray, faults: dict[int, list], acts: list | None,
+                 masks: dict[int, np.ndarray] | None = None) -> np.ndarray:
         for i, layer in enumerate(self.model.layers):
             if isinstance(layer, (Conv2d, Linear)):
                 acc = accumulate(layer, x, self._weights[i])
-                x = acc if layer.requant is None else self._finish(i, layer, acc, faults.get(i, ()))
-                if getattr(layer, "clip", None) is not None:
-                    x = clip_range(x, layer.clip.bound, layer.clip.variant)
+                x = acc if layer.requant is None else self._output(i, layer, acc, faults.get(i, ()),
+                                                                    None if masks is None else masks.get(i))
             elif isinstance(layer, MaxPool2d):
                 x = maxpool(layer, x)
             elif isinstance(layer, Flatten):
@@ -95,14 +114,24 @@ class Executor:
                 acts[i].append(x)
         return x
 
-    def _finish(self, index: int, layer: ComputeLayer, acc: np.ndarray, faults: Sequence) -> np.ndarray:
+    def _output(self, index: int, layer: ComputeLayer, acc: np.ndarray, faults: Sequence,
+                masks: np.ndarray | None = None) -> np.ndarray:
+        """What the next layer reads: :meth:`_finish`, then the layer's clip (if any)."""
+        out = self._finish(index, layer, acc, faults, masks)
+        clip = getattr(layer, "clip", None)
+        return out if clip is None else clip_range(out, clip.bound, clip.variant)
+
+    def _finish(self, index: int, layer: ComputeLayer, acc: np.ndarray, faults: Sequence,
+                masks: np.ndarray | None = None) -> np.ndarray:
         """Requantize, then (for a protected layer) compute the shadows, inject, and correct (a layer's clip, if
-        any, follows: it restricts the value the corrector wrote, i.e. what the next layer reads)."""
+        any, follows: it restricts the value the corrector wrote, i.e. what the next layer reads).
+
+        ``masks`` (optional, ``(N, slots)`` uint8): per-inference XOR masks of every slot (BER draws)."""
         lo, hi = layer.requant.bounds
         shift = layer.requant.shift.reshape((-1,) + (1,) * (acc.ndim - 2))
         out = requantize(acc, shift, lo, hi)
         prot = layer.protection
-        if not faults and (prot is None or prot.n_protected == 0):
+        if not faults and masks is None and (prot is None or prot.n_protected == 0):
             return out
         n = acc.shape[0]
         flat = out.reshape(n, -1)  # a view: out is C-contiguous, so writes to flat land in out
@@ -119,9 +148,13 @@ class Executor:
                 if f.slot >= n_out:
                     col = f.slot - n_out
                     shadow_flat[:, col] = apply_fault(shadow_flat[:, col], f.mask, f.mode)
+            if masks is not None:
+                shadow_flat ^= masks[:, n_out:].view(np.int8)
         for f in faults:
             if f.slot < n_out:
                 flat[:, f.slot] = apply_fault(flat[:, f.slot], f.mask, f.mode)
+        if masks is not None:
+            flat ^= masks[:, :n_out].view(np.int8)
         if prot is not None and prot.n_protected:
             copies = [flat[:, idx]] + [shadows[:, :, j] for j in range(prot.copies - 1)]
             flat[:, idx] = correct(prot.scheme, copies)

@@ -100,7 +100,10 @@ def load_model(path: str | os.PathLike) -> Model:
     except (KeyError, TypeError, ValueError) as exc:
         raise FormatError(f"{path}: malformed model header ({type(exc).__name__}: {exc})") from None
     stored = header.get("hash")
-    if stored is not None and stored != model.hash:
+    if not isinstance(stored, str) or len(stored) != 64:
+        raise FormatError(f"{path}: the model header has no valid content hash (found {stored!r}); a .rq file "
+                          "written by resilq always carries one, so this file was edited or damaged")
+    if stored != model.hash:
         raise FormatError(f"{path}: content hash mismatch (stored {stored[:12]}…, computed {model.hash[:12]}…); "
                           "the file was modified or damaged")
     return model

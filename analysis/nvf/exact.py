@@ -10,6 +10,8 @@ metadata also records, per layer and bit, the fraction of (input, neuron) flips 
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from ..arith import flip_bit
@@ -17,6 +19,7 @@ from ..errors import ParameterError, UnsupportedModelError
 from ..faultsim.simulator import golden_bytes_per_input
 from ..ir.executor import check_input
 from ..ir.model import Model
+from .partials import open_partials
 from .result import NVFResult
 from .runner import Context, Unit, plan, run_units
 from .sampling import check_fraction, select_neurons
@@ -61,14 +64,20 @@ def critical_flips(ctx: Context, unit: Unit) -> np.ndarray:
 
 
 def exact_nvf(model: Model, x: np.ndarray, jobs: int = 1, sample: float | None = None, seed: int = 0,
-              use_bounds: bool = False, metadata: dict | None = None) -> NVFResult:
-    """Exact NVF of every neuron (or of a stratified ``sample`` fraction of them) over the int8 inputs ``x``."""
+              use_bounds: bool = False, metadata: dict | None = None, client=None,
+              parts: str | os.PathLike | None = None) -> NVFResult:
+    """Exact NVF of every neuron (or of a stratified ``sample`` fraction of them) over the int8 inputs ``x``.
+
+    ``client``: run the work units on that Dask cluster; ``parts``: keep finished units in that directory and
+    continue from the ones it holds (:mod:`.partials`). Neither changes a single value of the result.
+    """
     x = check_analysable(model, x)
     sample = check_fraction(sample)
     neurons = select_neurons(model, sample, seed)
     units = plan(model, x.shape[0], neurons, chunk_inputs(model), CASES_PER_UNIT)
-    counts = run_units(model, x, units, critical_flips, jobs=jobs, use_bounds=use_bounds, rows=8,
-                       description=f"exact NVF of {sum(v.size for v in neurons.values()):,} neurons")
+    store = open_partials(parts, model, x, "exact", units, sample=sample, seed=seed if sample else None)
+    counts = run_units(model, x, units, critical_flips, jobs=jobs, use_bounds=use_bounds, rows=8, client=client,
+                       partials=store, description=f"exact NVF of {sum(v.size for v in neurons.values()):,} neurons")
     values, per_bit = {}, {}
     for layer in model.neuron_layers:
         seen = counts[layer][:, neurons[layer]]  # (8 bits, visited neurons)

@@ -98,6 +98,18 @@ def save_nvf(result: NVFResult, path: str | os.PathLike) -> Path:
     return write_archive(path, KIND, VERSION, header, arrays)
 
 
+def _check_range(path, layer: int, v: np.ndarray, metadata: dict) -> None:
+    """NVFs are fractions in [0, 1]; NaN (not analysed) only where the analysis may have been sampled."""
+    nan = np.isnan(v)
+    bad = np.flatnonzero(~nan & ~((v >= 0) & (v <= 1)))  # inf and -inf fail both comparisons' conjunction
+    if bad.size:
+        raise FormatError(f"{path}: NVF of layer {layer} has {bad.size} value(s) outside [0, 1] (neuron {bad[0]}: "
+                          f"{float(v[bad[0]])!r}); the file is damaged or was not written by resilq")
+    if nan.any() and "sample" in metadata and not metadata["sample"]:
+        raise FormatError(f"{path}: NVF of layer {layer} has {int(nan.sum())} NaN value(s) (neuron "
+                          f"{int(np.flatnonzero(nan)[0])}), but the analysis was not sampled: every neuron has an NVF")
+
+
 def load_nvf(path: str | os.PathLike, model: Model | None = None) -> NVFResult:
     """Read an ``.nvf`` file; with ``model``, also check that it belongs to that model."""
     header, arrays, _ = read_archive(path, KIND, (VERSION,))
@@ -110,9 +122,7 @@ def load_nvf(path: str | os.PathLike, model: Model | None = None) -> NVFResult:
     for i, v in values.items():
         if v.dtype != np.float64 or v.ndim != 1:
             raise FormatError(f"{path}: NVF of layer {i} must be a 1-D float64 array")
-        finite = v[np.isfinite(v)]
-        if finite.size and (finite.min() < 0 or finite.max() > 1):
-            raise FormatError(f"{path}: NVF of layer {i} has values outside [0, 1]")
+        _check_range(path, i, v, result.metadata)
     if model is not None:
         result.check_model(model)
     return result

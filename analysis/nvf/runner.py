@@ -1,4 +1,4 @@
-"""Run analysis work units in parallel worker processes on one machine (or in-process for one job).
+"""Run analysis work units in-process, in worker processes on one machine, or on a Dask cluster.
 
 A work unit is ``(chunk of inputs, layer, neurons)``; a unit function computes, for its neurons, per-neuron
 sums over its inputs (e.g. the number of critical (input, bit) pairs). Sums over chunks add up, so the
@@ -6,10 +6,16 @@ result does not depend on how the work was split or on the number of processes. 
 and inputs through ``fork`` (no copy, no pickling) and keep the golden tensors of their current chunk.
 BLAS runs single-threaded in every worker: the matrices are small, and threads fighting over shared cores
 cost more than they give (measured).
+
+On a Dask cluster (``client``, from :func:`resilq.campaign.distributed.dask_client`: ``local``, ``tcp://...``
+or ``slurm``) the model and inputs are scattered to every worker once, and each worker process keeps one
+:class:`Context`, exactly as campaigns do (:func:`resilq.campaign.distributed.as_finished`). With a
+:class:`~resilq.nvf.partials.Partials` store every finished unit is kept on disk and a re-run skips it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing as mp
 import os
 from collections.abc import Callable, Iterator
@@ -19,10 +25,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ParameterError
+from ..errors import MismatchError, ParameterError
 from ..faultsim import Golden, Propagator
 from ..ir.model import Model
 from ..ui import progress
+from .partials import Partials
 
 
 @contextmanager
@@ -95,27 +102,81 @@ def plan(model: Model, n_inputs: int, neurons: dict[int, np.ndarray], chunk: int
     return units
 
 
+def _run_indexed(item: tuple[int, Unit]) -> tuple[int, np.ndarray]:
+    index, unit = item
+    return index, _run(unit)[1]
+
+
+def inputs_key(x: np.ndarray) -> str:
+    """Digest of an input batch: names the worker-side context that holds its golden tensors."""
+    h = hashlib.sha256(repr((x.shape, str(x.dtype))).encode())
+    h.update(np.ascontiguousarray(x).tobytes())
+    return h.hexdigest()
+
+
+def dask_unit(model: Model, x: np.ndarray, key: tuple, use_bounds: bool, function: Callable, index: int,
+              unit: Unit) -> tuple[int, np.ndarray]:
+    """The Dask task: ``function`` on one unit, with the worker's kept :class:`Context` for ``key``."""
+    from ..campaign.distributed import worker_state
+
+    ctx, lock = worker_state("analysis", key, lambda: Context(model, x, use_bounds))
+    with lock, single_threaded_blas():
+        return index, function(ctx, unit)
+
+
+def _results(model: Model, x: np.ndarray, todo: list[tuple[int, Unit]], function: Callable, jobs: int,
+             use_bounds: bool, client) -> Iterator[tuple[int, np.ndarray]]:
+    """``(unit index, sums)`` of every unit of ``todo``, in any order."""
+    if client is not None:
+        from ..campaign.distributed import as_finished
+
+        key = (model.hash, inputs_key(x), use_bounds, getattr(function, "__qualname__", repr(function)))
+        yield from as_finished(client, dask_unit, [model, x],
+                               ((key, use_bounds, function, i, u) for i, u in todo))
+    elif jobs == 1 or len(todo) <= 1:
+        ctx = Context(model, x, use_bounds)
+        with single_threaded_blas():
+            for i, unit in todo:
+                yield i, function(ctx, unit)
+    else:
+        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+        with ProcessPoolExecutor(max_workers=min(jobs, len(todo), os.cpu_count() or 1),
+                                 mp_context=mp.get_context(method), initializer=_init,
+                                 initargs=(model, x, use_bounds, function)) as pool:
+            yield from pool.map(_run_indexed, todo)
+
+
 def run_units(model: Model, x: np.ndarray, units: list[Unit], function: Callable, jobs: int = 1,
-              use_bounds: bool = False, description: str = "analysis", rows: int = 1) -> dict[int, np.ndarray]:
+              use_bounds: bool = False, description: str = "analysis", rows: int = 1, client=None,
+              partials: Partials | None = None) -> dict[int, np.ndarray]:
     """Sum ``function(context, unit)`` -- ``rows`` floats per neuron of the unit, shape (rows, n) -- per layer
-    and neuron: returns ``{layer: (rows, n_out)}``."""
+    and neuron: returns ``{layer: (rows, n_out)}``.
+
+    ``client``: a ``distributed.Client`` to run the units on (``jobs`` is then ignored). ``partials``: keep
+    every finished unit there, and take the units it already holds from it instead of computing them.
+    """
     if jobs < 1:
         raise ParameterError(f"--jobs must be at least 1, got {jobs}")
     sums = {layer: np.zeros((rows, model.out_size(layer)), dtype=np.float64) for layer in model.neuron_layers}
-    total = sum(u.neurons.size * (u.stop - u.start) for u in units)
+
+    def add(index: int, values: np.ndarray) -> None:
+        unit = units[index]
+        if values.shape != (rows, unit.neurons.size):
+            raise MismatchError(f"work unit {index} gave sums of shape {values.shape}, expected "
+                                f"{(rows, unit.neurons.size)}")
+        sums[unit.layer][:, unit.neurons] += values
+
+    done = partials.done() if partials is not None else {}
+    done = {i: v for i, v in done.items() if i < len(units)}
+    for index, values in done.items():
+        add(index, values)
+    todo = [(i, u) for i, u in enumerate(units) if i not in done]
+    total = sum(u.neurons.size * (u.stop - u.start) for _, u in todo)
     with progress(total, description, "neuron-inputs") as advance:
-        if jobs == 1 or len(units) <= 1:
-            ctx = Context(model, x, use_bounds)
-            with single_threaded_blas():
-                for unit in units:
-                    sums[unit.layer][:, unit.neurons] += function(ctx, unit)
-                    advance(unit.neurons.size * (unit.stop - unit.start))
-        else:
-            method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-            with ProcessPoolExecutor(max_workers=min(jobs, len(units), os.cpu_count() or 1),
-                                     mp_context=mp.get_context(method), initializer=_init,
-                                     initargs=(model, x, use_bounds, function)) as pool:
-                for unit, values in pool.map(_run, units):
-                    sums[unit.layer][:, unit.neurons] += values
-                    advance(unit.neurons.size * (unit.stop - unit.start))
+        for index, values in _results(model, x, todo, function, jobs, use_bounds, client):
+            if partials is not None:
+                partials.save(index, values)
+            add(index, values)
+            unit = units[index]
+            advance(unit.neurons.size * (unit.stop - unit.start))
     return sums

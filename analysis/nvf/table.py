@@ -58,6 +58,21 @@ def parse_thresholds(text: str | None) -> tuple[float, ...]:
     return tuple(check_threshold(t) for t in values)
 
 
+def fitted_thresholds(result: NVFResult, steps: int = 10) -> tuple[float, ...]:
+    """A Table I grid over the measured range: 0 and ``steps``-ish round steps (1, 2, 2.5 or 5 x 10^k) up to
+    the first step at or above the largest NVF, so that every row but the last says something."""
+    values = result.all_values()
+    values = values[np.isfinite(values)]
+    peak = float(values.max()) if values.size else 0.0
+    if peak <= 0:
+        return (0.0,)
+    raw = peak / steps
+    decade = 10.0 ** np.floor(np.log10(raw))
+    step = next(m * decade for m in (1, 2, 2.5, 5, 10) if m * decade >= raw - 1e-15)
+    count = int(np.ceil(peak / step - 1e-9))
+    return tuple(float(min(1.0, round(k * step, 12))) for k in range(count + 1))
+
+
 def critical_count(values: np.ndarray, info: LayerInfo, threshold: float) -> float:
     """Neurons of one layer with NVF >= threshold; estimated per stratum when some were not visited."""
     if np.isfinite(values).all():

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
-from ..errors import ParameterError
+from ..errors import ParameterError, ResilqError
+from ..validation import MAX_COUNT, check_int, check_number
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -125,6 +126,8 @@ class PipelineConfig:
         need(self.campaign.faults >= 0 and self.campaign.images >= 0, "campaign.faults/images must be >= 0")
         need(self.model.epochs > 0, "model.epochs must be positive")
         need(self.deploy.target in ("emulator", "csim", "board"), "deploy.target must be emulator, csim or board")
+        self._counts()
+        self._hls()
         need(self.analysis.split in ("train", "test"), "analysis.split must be train or test")
         from ..data import DATASETS
 
@@ -138,6 +141,38 @@ class PipelineConfig:
         except ParameterError as exc:
             raise ParameterError(f"pipeline config: campaign.fault_model: {exc}") from None
         return self
+
+    #: Integer options and their smallest value (0 where the option documents 0 as "all"/"none"/"default").
+    COUNTS = {"model.epochs": 1, "model.batch_size": 1, "model.seed": 0, "model.verify_images": 0,
+              "analysis.inputs": 1, "analysis.jobs": 1, "campaign.faults": 0, "campaign.images": 0, "campaign.seed": 0,
+              "hls.csim_images": 0, "hls.csim_faults": 0, "deploy.images": 0, "deploy.faults": 0}
+
+    def _counts(self) -> None:
+        """Every count finite and in range (a negative count would silently shrink a set), lr finite."""
+        for where, lo in self.COUNTS.items():
+            section, key = where.split(".")
+            check_int(getattr(getattr(self, section), key), f"pipeline config: {where}", lo, MAX_COUNT)
+        check_number(self.model.lr, "pipeline config: model.lr", None, 1.0, positive=True)
+        for where, values in (("harden.threshold", [self.harden.threshold]),
+                              ("harden.protect_fraction", [self.harden.protect_fraction]),
+                              ("campaign.thresholds", self.campaign.thresholds),
+                              ("campaign.protect_fractions", self.campaign.protect_fractions)):
+            for v in values:
+                check_number(v, f"pipeline config: {where}", 0.0, 1.0)
+
+    def _hls(self) -> None:
+        """The accelerator build and the board, refused at load (not when the hls step reaches them)."""
+        from resilq.boards import load_board
+        from resilq.hls.config import AccelConfig
+
+        try:
+            AccelConfig(pe=self.hls.pe, simd=self.hls.simd)
+        except ParameterError as exc:
+            raise ParameterError(f"pipeline config: hls.pe/hls.simd: {exc}") from None
+        try:
+            load_board(self.hls.board)
+        except ResilqError as exc:
+            raise ParameterError(f"pipeline config: hls.board: {exc}") from None
 
     @staticmethod
     def _parses(where: str, schemes: list[str]) -> None:

@@ -22,6 +22,9 @@ class TrainConfig:
     seed: int = 0
     #: Hold-out fraction of the training split used for the per-epoch validation accuracy (0 = none).
     validation: float = 0.0
+    #: Train on the first N images of the training split only (None = all): a quick model with realistic
+    #: activations for analysis and benchmarks, not an accurate one.
+    train_images: int | None = None
 
 
 @dataclass

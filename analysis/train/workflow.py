@@ -12,7 +12,7 @@ import torch.nn as nn
 
 from .. import __version__
 from ..data import Dataset, load_dataset
-from ..errors import UnsupportedModelError
+from ..errors import ParameterError, UnsupportedModelError
 from ..evaluate import accuracy
 from ..ir.model import Model
 from .export import ExportTrace, check_structure, export_brevitas
@@ -63,6 +63,10 @@ def train_and_export(architecture: str, dataset: str = "digits", data_dir: str |
     """Train a zoo (or user) model with QAT, export it to the IR and check the chain of trust."""
     config = config or TrainConfig()
     train_set = load_dataset(dataset, "train", data_dir)
+    if config.train_images is not None:
+        if config.train_images < 1:
+            raise ParameterError(f"train_images must be positive, got {config.train_images}")
+        train_set = train_set.take(config.train_images)
     test_set = load_dataset(dataset, "test", data_dir)
     name, factory = resolve_architecture(architecture)
     n_classes = len(train_set.classes)

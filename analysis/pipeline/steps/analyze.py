@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from ...nvf import save_nvf
-from ...nvf.table import layer_info, paper_column, table_i, write_csv
+from ...nvf.table import fitted_thresholds, layer_info, paper_column, table_i, write_csv
 from ...ui import say
 from ..context import Context
 
@@ -15,7 +15,7 @@ PAPER_MODELS = ("lenet5", "mlp7", "alexnet")
 def run(ctx: Context) -> dict:
     from ...nvf.deltarange import deltarange_nvf
     from ...nvf.exact import exact_nvf
-    from ...nvf.plots import save_plots
+    from ...nvf.plots import captions, save_plots
 
     cfg = ctx.config.analysis
     model = ctx.model()
@@ -36,11 +36,14 @@ def run(ctx: Context) -> dict:
     rows = [{"threshold": t, "critical": int(c), "portion": p,
              **({"paper_critical": ref[k], "paper_portion": ref[k] / ref[0]} if ref else {})}
             for k, (t, c, p) in enumerate(table_i(result))]
+    fitted = [{"threshold": t, "critical": int(c), "portion": p}
+              for t, c, p in table_i(result, fitted_thresholds(result))]
     layers = [{"name": info.name, "neurons": int(result.values[info.index].size),
                "mean": float(result.values[info.index].mean()), "max": float(result.values[info.index].max())}
               for info in layer_info(result)]
     say(f"{cfg.method} NVF of {model.n_neurons:,} neurons over {len(data)} {dataset}/{cfg.split} inputs in "
         f"{seconds:.1f} s; max NVF {max(layer['max'] for layer in layers):.2%}")
     return {"nvf_file": path.name, "method": cfg.method, "inputs": len(data), "split": cfg.split, "seconds": seconds,
-            "table1": rows, "paper": paper, "layers": layers, "plots": [ctx.relative(p) for p in plots],
+            "table1": rows, "table1_fitted": fitted, "paper": paper, "layers": layers,
+            "plots": [ctx.relative(p) for p in plots], "plot_captions": captions(result, plots),
             "bit_critical": result.metadata.get("bit_critical")}

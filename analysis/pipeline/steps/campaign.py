@@ -16,8 +16,9 @@ from ..context import Context
 def sweep_thresholds(ctx: Context, nvf: NVFResult) -> list[dict]:
     """Fig. 4's x axis: the configured thresholds, or the thresholds protecting the configured fractions.
 
-    A fraction ``f`` becomes the NVF of the ``ceil(f * neurons)``-th most vulnerable neuron (ties protect a
-    few more); fractions that would protect nothing or land on NVF 0 are dropped.
+    A fraction ``f`` becomes the NVF of the ``ceil(f * neurons)``-th most vulnerable neuron; neurons tied at
+    that NVF are all protected, so a point may protect more: it then carries a ``note`` saying how many and
+    why (also printed). Fractions that would protect nothing or land on NVF 0 are dropped.
     """
     cfg = ctx.config.campaign
     values = np.sort(np.concatenate([v.ravel() for v in nvf.values.values()]))[::-1]
@@ -30,8 +31,30 @@ def sweep_thresholds(ctx: Context, nvf: NVFResult) -> list[dict]:
         t = float(values[min(values.size, math.ceil(f * values.size)) - 1])
         if t <= 0:
             continue
-        points.setdefault(t, {"threshold": t, "fraction": float((values >= t).mean()), "asked_fraction": f})
+        asked, protected = min(values.size, math.ceil(f * values.size)), int((values >= t).sum())
+        point = {"threshold": t, "fraction": protected / values.size, "asked_fraction": f, "protected": protected}
+        if protected > asked:
+            point["note"] = (f"protect_fractions {f:g}: NVF >= {100 * t:.4g} % protects {protected:,} neurons "
+                             f"({100 * protected / values.size:.2f} %), not {asked:,}: the {protected - asked:,} extra are "
+                             f"among {int((values == t).sum()):,} neurons tied at that NVF, which a threshold cannot "
+                             "part (the harden step's top-k protects exactly the fraction)")
+            say(point["note"])
+        points.setdefault(t, point)
     return sorted(points.values(), key=lambda p: p["threshold"])
+
+
+def checked_variants(ctx: Context, model, nvf: NVFResult, schemes, thresholds: list[float]):
+    """(scheme, network) checked engine ⇄ executor: the harden step's variants (the networks the report counts
+    as protected), or, without that step, every scheme at the middle sweep threshold."""
+    from ...campaign.sweep import harden
+    from ...ir import load_model
+
+    if ctx.has("harden"):
+        return [(v["scheme"], load_model(ctx.file("harden", v["file"]))) for v in ctx.summary("harden")["variants"]]
+    if not thresholds:
+        return []
+    middle = thresholds[len(thresholds) // 2]
+    return [(s.label, harden(model, nvf, s, middle)) for s in schemes]
 
 
 def engine_vs_executor(model, data, fault_model, faults: int, seed: int) -> dict:
@@ -50,7 +73,7 @@ def run(ctx: Context) -> dict:
     from ...campaign import CampaignConfig, EvaluationSet
     from ...campaign.plots import PAPER_THRESHOLD, comparison_rows, paper_point, plot_fig4, sweep_rows, write_csv
     from ...campaign.sampling import FaultModel
-    from ...campaign.sweep import harden, run_sweep
+    from ...campaign.sweep import run_sweep
 
     cfg = ctx.config.campaign
     model = ctx.model()
@@ -76,13 +99,13 @@ def run(ctx: Context) -> dict:
                      paper=paper if near else None)
 
     probe = data if len(data) <= 200 else EvaluationSet(data.x[:200], data.labels[:200], data.dataset, data.split)
-    middle = thresholds[len(thresholds) // 2] if thresholds else None
     fm = config.fault_model
-    checks = [engine_vs_executor(model, probe, fm, 24, cfg.seed)]
-    if middle is not None:
-        checks += [engine_vs_executor(harden(model, nvf, s, middle), probe, fm, 24, cfg.seed) for s in schemes[1:]]
+    checks = [{"scheme": "none", **engine_vs_executor(model, probe, fm, 24, cfg.seed)}]
+    for label, hardened in checked_variants(ctx, model, nvf, schemes[1:], thresholds):
+        checks.append({"scheme": label, **engine_vs_executor(hardened, probe, fm, 24, cfg.seed)})
     for c in checks:
-        say(f"engine vs executor ({c['protected']} protected): {c['faults']} faults, {c['differing_faults']} differ")
+        say(f"engine vs executor ({c['scheme']}, {c['protected']} protected): {c['faults']} faults, "
+            f"{c['differing_faults']} differ")
     return {"points": points, "schemes": ["none"] + [s.label for s in schemes[1:]], "images": len(data),
             "dataset": data.dataset, "fault_model": config.fault_model.label, "shared_outcomes": result.shared,
             "rows": [vars(r) for r in rows], "csv": "fig4.csv", "plot": ctx.relative(plot),

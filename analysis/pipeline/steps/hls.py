@@ -89,9 +89,12 @@ def run(ctx: Context) -> dict:
             x = nets[0][1].quantize_input(test.take(cfg.csim_images).images)
             checks = []
             for label, model in nets:
-                say(f"C-sim {label}: {cfg.csim_images} images, {cfg.csim_faults} faults ...")
-                checks.append({"variant": label, **csim_check(model, config, x, cfg.csim_faults,
-                                                              ctx.config.campaign.seed)})
+                check = {"variant": label, **csim_check(model, config, x, cfg.csim_faults, ctx.config.campaign.seed)}
+                checks.append(check)
+                say(f"C-sim {label}: {check['status']}: {check['images']} images, every layer "
+                    f"{'equal' if not any(y['mismatches'] for y in check['layers']) else 'DIFFERENT'} to the executor, "
+                    f"{check['faults'] - check['faults_differing']}/{check['faults']} faults equal, MODEL_CYCLES "
+                    f"{check['cycles']:,} (cycle model {check['cycles_model']:,})")
             trust = {"status": "pass" if all(c["status"] == "pass" for c in checks) else "FAIL", "checks": checks}
     return {"board": board.name, "part": board.part, "clock_mhz": board.pl_mhz, "pe": cfg.pe, "simd": cfg.simd,
             "resources": resources, "project": ctx.relative(project.directory),

@@ -28,9 +28,33 @@ def pct(v: float | None, digits: int = 2) -> str:
     return "" if v is None else f"{100 * v:.{digits}f} %"
 
 
-def image(path: Path, caption: str) -> dict[str, str]:
+#: What an empty table cell says instead (every cell holds a value or says why it has none).
+NOT_AVAILABLE = "n/a"
+
+
+def cell(v: Any) -> str:
+    """A table cell as shown: integers with thousands separators, nothing as "n/a", the rest as text."""
+    if v is None or v == "":
+        return NOT_AVAILABLE
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        return f"{v:,.4g}"
+    return str(v)
+
+
+def cells(rows: list[list[Any]], missing: str = NOT_AVAILABLE) -> list[list[str]]:
+    return [[missing if v is None or v == "" else cell(v) for v in row] for row in rows]
+
+
+def image(path: Path, caption: str) -> dict[str, Any]:
+    """A figure embedded as a data URI, with the CSS width it was drawn for (:mod:`resilq.figures`)."""
+    from ...figures import intended_width
+
     data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return {"src": f"data:image/png;base64,{data}", "caption": caption}
+    return {"src": f"data:image/png;base64,{data}", "caption": caption, "width": intended_width(path)}
 
 
 def trust_rows(s: dict[str, dict]) -> list[list[str]]:
@@ -53,8 +77,8 @@ def trust_detail(key: str, t: dict) -> str:
         return (f"{t['inputs']:,} test images, {len(t['layers'])} tensors, {elems:,} int8 values: {mism:,} mismatches; "
                 f"top-1 agreement {pct(t['top1_agreement'])}")
     if key == "trust_engine_executor":
-        return "; ".join(f"{c['protected']} protected: {c['faults']} faults × {c['images']} images, "
-                         f"{c['differing_faults']} differ" for c in t["checks"])
+        return "; ".join(f"{c.get('scheme', '?')} ({c['protected']:,} protected): {c['faults']:,} faults × "
+                         f"{c['images']:,} images, {c['differing_faults']:,} differ" for c in t["checks"])
     if key == "trust_csim_executor":
         return "; ".join(f"{c['variant']}: {c['images']} images, every layer "
                          f"{'equal' if not any(x['mismatches'] for x in c['layers']) else 'DIFFERENT'}, "
@@ -65,16 +89,31 @@ def trust_detail(key: str, t: dict) -> str:
                      f"{c['campaign'].get('mismatched', 0)} differ from the engine" for c in t["checks"])
 
 
+def paper_rows(c: dict, s: dict) -> list[list[str]] | None:
+    """The comparison with the paper at NVF >= 20 %, every blank saying why it is blank."""
+    from ...campaign.plots import PAPER_THRESHOLD
+
+    rows = (c.get("paper") or {}).get("rows")
+    if not rows:
+        return None
+    peak = max((x["max"] for x in s.get("analyze", {}).get("layers", [])), default=None)
+    reached = peak is not None and peak >= PAPER_THRESHOLD
+    why = (f"n/a: no neuron reaches {100 * PAPER_THRESHOLD:g} %" if not reached
+           else f"n/a: the sweep has no point at NVF {100 * PAPER_THRESHOLD:g} %")
+    return cells(rows, why)
+
+
 def sections(ctx: Context) -> dict[str, Any]:
     s = {step: ctx.summary(step) for step in ("train", "analyze", "harden", "campaign", "hls", "deploy")
          if ctx.has(step)}
     doc: dict[str, Any] = {"trust": trust_rows(s)}
     if "train" in s:
         t = s["train"]
-        doc["model"] = {"columns": t["layers"]["columns"], "rows": t["layers"]["rows"],
+        doc["model"] = {"columns": t["layers"]["columns"], "rows": cells(t["layers"]["rows"], "-"),
                         "text": f"{t['name']} on {t['dataset']}: {t['neurons']:,} neurons, {t['macs']:,} MACs, "
                                 f"{t['params']:,} parameters; integer test accuracy {pct(t['int_accuracy'])} over "
-                                f"{t['test_images']:,} images" + (f" (Brevitas float {pct(t['float_accuracy'])})"
+                                f"{t['test_images']:,} images" + (f" (the Brevitas QAT model it was exported from: "
+                                                                  f"{pct(t['float_accuracy'])})"
                                                                   if t.get("float_accuracy") is not None else "")}
     if "analyze" in s:
         a = s["analyze"]
@@ -82,20 +121,26 @@ def sections(ctx: Context) -> dict[str, Any]:
         cols = ["NVF ≥", "critical neurons", "portion"] + (["paper", "paper portion"] if paper else [])
         rows = [[pct(r["threshold"], 0), f"{r['critical']:,}", pct(r["portion"])] +
                 ([f"{r['paper_critical']:,}", pct(r["paper_portion"])] if paper else []) for r in a["table1"]]
+        peak = max((x["max"] for x in a["layers"]), default=0.0)
+        fitted = a.get("table1_fitted") or []
         doc["table1"] = {"columns": cols, "rows": rows,
+                         "fitted": [[pct(r["threshold"], 1), f"{r['critical']:,}", pct(r["portion"])] for r in fitted],
                          "layers": [[x["name"], f"{x['neurons']:,}", pct(x["mean"], 3), pct(x["max"])]
                                     for x in a["layers"]],
+                         "peak": pct(peak), "peak_value": peak,
+                         "empty_rows": sum(1 for r in a["table1"] if r["critical"] == 0),
                          "text": f"{a['method']} NVF over {a['inputs']:,} {a['split']} inputs "
                                  f"({a['seconds']:.1f} s)" + (f"; the paper's column is {a['paper']}'s" if paper else "")}
-        doc["nvf_figures"] = [image(ctx.out / p, Path(p).stem.replace("_", " ")) for p in a["plots"]]
+        captions = a.get("plot_captions") or [Path(p).stem.replace("_", " ") for p in a["plots"]]
+        doc["nvf_figures"] = [image(ctx.out / p, c) for p, c in zip(a["plots"], captions)]
     if "harden" in s:
         h = s["harden"]
         doc["overhead"] = {
             "text": f"{h['criterion']}: {h['selected']:,} of {h['neurons']:,} neurons"
                     + (f" (NVF ≥ {pct(h['equivalent_threshold'])})" if h.get("equivalent_threshold") is not None else ""),
-            "columns": ["variant", "protected", "shadows", "network size", "MACs", "cycles / inference"],
+            "columns": ["variant", "protected", "shadows", "network size", "MACs", "modelled cycles / inference"],
             "rows": [[c["variant"], f"{c['protected']:,}", f"{c['shadows']:,}", f"{c['network_size']:,}",
-                      f"{c['macs']:,}", "" if c["cycles"] is None else f"{c['cycles']:,}"] for c in h["overhead"]],
+                      f"{c['macs']:,}", NOT_AVAILABLE if c["cycles"] is None else f"{c['cycles']:,}"] for c in h["overhead"]],
             "variants": [[v["scheme"], f"{v['protected']:,}", f"{v['slots']:,}", pct(v["top1_agreement"]),
                           pct(v["accuracy"]), ", ".join(v["fallback_layers"]) or "-"] for v in h["variants"]]}
     if "hls" in s:
@@ -114,21 +159,27 @@ def sections(ctx: Context) -> dict[str, Any]:
             "text": f"{c['fault_model']} faults on every slot (shadows included), each applied to {c['images']:,} "
                     f"{c['dataset']} test images; 95 % confidence intervals; {c['shared_outcomes']:,} outcomes shared "
                     f"between sweep points",
-            "figure": image(ctx.out / c["plot"], "accuracy loss, critical faults and network size vs NVF threshold"),
+            "figure": image(ctx.out / c["plot"], "(a) accuracy loss and (b) critical inferences under one fault "
+                            "each, and (c) the network size, against the NVF threshold: protected variants should "
+                            "fall below the dashed unprotected line as the threshold drops (more neurons protected), "
+                            "while their size grows; bars and the band are 95 % confidence intervals."),
             "columns": ["scheme", "NVF ≥", "protected", "network size", "faults", "accuracy loss (95 % CI)",
                         "critical inferences (95 % CI)"],
-            "rows": [[r["scheme"], "" if r["threshold"] is None else pct(r["threshold"]), f"{r['n_protected']:,}",
+            "rows": [[r["scheme"], "-" if r["threshold"] is None else pct(r["threshold"], 3), f"{r['n_protected']:,}",
                       f"{r['network_size']:,}", f"{r['faults_done']:,}",
                       f"{pct(r['accuracy_loss'], 3)} [{pct(r['accuracy_loss_low'], 3)}, {pct(r['accuracy_loss_high'], 3)}]",
                       f"{pct(r['critical_rate'], 3)} [{pct(r['critical_rate_low'], 3)}, {pct(r['critical_rate_high'], 3)}]"]
                      for r in c["rows"]],
-            "paper": (c.get("paper") or {}).get("rows")}
+            "notes": [p["note"] for p in c.get("points", []) if p.get("note")],
+            "paper": paper_rows(c, s)}
     if "deploy" in s:
         d = s["deploy"]
         doc["deployment"] = {
             "text": f"each variant packaged for the {d['board']} and run through the driver on the {d['target']}",
             "rows": [[r["variant"], f"{r['images']:,}", pct(r["accuracy"]), f"{r['cycles_per_image']:,.0f}",
                       f"{r['corrections']:,}", r["package"]] for r in d["results"]]}
+    if "train" in s and "analyze" in s:
+        doc["explain"] = explanations(s)
     kpis = []
     if "train" in s:
         kpis.append({"label": "integer test accuracy", "value": pct(s["train"]["int_accuracy"])})
@@ -139,6 +190,43 @@ def sections(ctx: Context) -> dict[str, Any]:
     doc["kpis"] = kpis
     doc["summaries"] = s
     return doc
+
+
+def explanations(s: dict) -> dict[str, str]:
+    """The sentences that say what the numbers mean (measured values filled in)."""
+    from ...campaign.plots import PAPER_THRESHOLD
+
+    a = s["analyze"]
+    peak = max((x["max"] for x in a["layers"]), default=0.0)
+    paper = a.get("paper")
+    paper_share = next((r["paper_portion"] for r in a["table1"] if abs(r["threshold"] - PAPER_THRESHOLD) < 1e-9
+                        and "paper_portion" in r), None)
+    why = (f"Our NVFs are far below the paper's: our largest is {pct(peak)}, while "
+           + (f"{pct(paper_share)} of the paper's {paper} neurons reach {100 * PAPER_THRESHOLD:g} %. "
+              if paper_share is not None else "the paper's networks reach 20 % and more. ")
+           + "The NVF here is exact (every bit of every neuron flipped on every input) and averages over all 8 "
+             "bits, most of which a trained int8 network masks (low bits barely move the logits, and ReLU and "
+             "max-pool discard many flips); the paper's δ-range Algorithm 1 counts a bit as vulnerable from the "
+             "first changing deviation upward, which the exact count does not. We report what we measure "
+             "(docs/nvf.md) and protect by fraction or budget instead of the paper's fixed 20 % threshold.")
+    return {
+        "nvf": "The Neuron Vulnerability Factor (NVF) of a neuron is the share of (input, bit) pairs for which "
+               "flipping that bit of the neuron's int8 output changes the network's top-1 prediction, over the "
+               f"{a['inputs']:,} {a['split']} inputs analysed; a neuron is critical at a threshold when its NVF "
+               "reaches it.",
+        "why_lower": why,
+        "critical": "A critical inference is one whose top-1 prediction a fault changes; the critical-inference "
+                    "rate is their share over every (fault, image) pair.",
+        "loss": "Accuracy loss is each variant's fault-free accuracy minus its accuracy under the fault, so it "
+                "is relative to that variant's own fault-free accuracy: a split network computes slightly "
+                "different fault-free values, and its loss can look larger or even negative (a fault that "
+                "happens to correct a wrong prediction).",
+        "intervals": "The 95 % intervals are over the sampled faults for this fixed evaluation set (the images "
+                     "are not resampled): they say how precisely the fault sample measures this set, not how "
+                     "the numbers would vary on other images.",
+        "cycles": "Cycles are modelled: the accelerator's cycle model (the MODEL_CYCLES counter, equal in the "
+                  "C-simulation, the emulator and Python), not a measurement on hardware.",
+    }
 
 
 def write_csvs(ctx: Context, out: Path, doc: dict[str, Any]) -> list[str]:
@@ -166,6 +254,8 @@ def write_csvs(ctx: Context, out: Path, doc: dict[str, Any]) -> list[str]:
 def run(ctx: Context) -> dict:
     import jinja2
 
+    from ...figures import PAGE_WIDTH_PX
+
     out = ctx.dir("report")
     doc = sections(ctx)
     steps = []
@@ -179,7 +269,7 @@ def run(ctx: Context) -> dict:
         out=str(ctx.out), steps=steps, config_toml=to_toml(ctx.config), model=doc.get("model"),
         table1=doc.get("table1"), nvf_figures=doc.get("nvf_figures"), overhead=doc.get("overhead"),
         hardware=doc.get("hardware"), fig4=doc.get("fig4"), deployment=doc.get("deployment"), trust=doc["trust"],
-        kpis=doc["kpis"])
+        kpis=doc["kpis"], explain=doc.get("explain"), page_width=PAGE_WIDTH_PX)
     (out / "report.html").write_text(html, encoding="utf-8")
     public = {k: v for k, v in doc.items() if k != "nvf_figures"}
     for key in ("fig4",):

@@ -1,0 +1,379 @@
+"""Fault kinds beyond one output flip (SPEC §7): ``lane``, ``weight`` and ``ber`` descriptors.
+
+Each descriptor means the same thing in the executor (the reference), the fault simulator / campaign engine
+and the deployed accelerator (emulator, board). ``output`` is :class:`resilq.faults.Fault` (SPEC §2).
+
+* :class:`LaneFault` -- persistent fault of PE lane ``lane``: every value that lane writes in layer ``layer``
+  (or in every neuron layer) gets ``(mask, mode)`` for the whole run. The slots a lane writes, shadows
+  included, come from the accelerator's mapping (:func:`resilq.hls.mapping.slot_lanes`): in the current
+  datapath a protected neuron's shadows are recomputed by its own lane, so a lane fault hits every copy.
+* :class:`WeightFault` -- bit ``bit`` of one stored int8 weight ``(layer, channel, tap)`` or, with
+  ``tap=None``, of the channel's int32 bias word, flipped for the whole run. Every output computed from
+  that stored word reads the flipped value: in this design a protected neuron's shadows read the same
+  stored weight (one weight bank per lane, no per-copy weights), so all copies are hit alike.
+* :class:`BerFault` -- every bit of a site set (``outputs``: every slot of every neuron layer, shadows
+  included; ``weights``: every stored weight and bias bit; ``both``) flips independently with
+  probability ``p``, drawn from ``seed``: once for the run, or (outputs only) afresh for every inference.
+
+``expand``-style helpers turn a descriptor into what the engines execute: a list of output
+:class:`~resilq.faults.Fault` objects, per-inference XOR masks, and a model whose stored words are faulty.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from .arith import INT32_MAX, FaultMode
+from .errors import ParameterError, UnsupportedModelError
+from .faults import Fault
+from .ir.layers import is_compute, worst_case_accumulator
+from .ir.model import Model
+
+#: The fault kinds, in the order the CLI lists them.
+KINDS = ("output", "lane", "weight", "ber")
+BER_SITES = ("outputs", "weights", "both")
+BER_PER = ("run", "inference")
+MAX_PE = 64
+#: Stream tags of the seeded draws (numpy SeedSequence entropy ``[seed, tag, index]``).
+_TAG_RUN_OUTPUTS, _TAG_INFERENCE, _TAG_WEIGHTS = 0, 1, 2
+
+
+def kind_of(fault) -> str:
+    """``output``, ``lane``, ``weight`` or ``ber``: the kind of a fault descriptor."""
+    if isinstance(fault, Fault):
+        return "output"
+    kind = getattr(fault, "kind", None)
+    if kind not in KINDS:
+        raise ParameterError(f"not a fault descriptor: {fault!r} (expected one of the kinds {KINDS})")
+    return kind
+
+
+def _check_mask_mode(mask: int, mode) -> None:
+    if not isinstance(mask, (int, np.integer)) or not 0 < int(mask) <= 0xFF:
+        raise ParameterError(f"fault mask must be a non-zero 8-bit value, got {mask!r}")
+    try:
+        FaultMode(mode)
+    except ValueError:
+        raise ParameterError(f"unknown fault mode {mode!r}; expected one of {[m.name for m in FaultMode]}") from None
+
+
+def _neuron_layer(model: Model, layer: int, what: str) -> None:
+    if layer not in model.neuron_layers:
+        names = {i: model.layers[i].name for i in model.neuron_layers}
+        raise ParameterError(f"{what} layer {layer} is not a neuron layer of {model.name} (neuron layers: {names})")
+
+
+# ---------------------------------------------------------------------------------------------- lane
+@dataclass(frozen=True, order=True)
+class LaneFault:
+    """PE lane ``lane`` of a ``pe``-lane accelerator applies ``(mask, mode)`` to every value it writes in
+    neuron layer ``layer`` (``None``: every neuron layer), in every inference of the run."""
+
+    lane: int
+    layer: int | None = None
+    mask: int = 1
+    mode: FaultMode = FaultMode.FLIP
+    pe: int = 8
+    kind: ClassVar[str] = "lane"
+
+    def check(self, model: Model) -> None:
+        if not isinstance(self.pe, (int, np.integer)) or not 1 <= self.pe <= MAX_PE or self.pe & (self.pe - 1):
+            raise ParameterError(f"lane fault: PE must be a power of two in 1..{MAX_PE}, got {self.pe!r}")
+        if not isinstance(self.lane, (int, np.integer)) or not 0 <= self.lane < self.pe:
+            raise ParameterError(f"lane fault: lane must lie in 0..{self.pe - 1} (PE = {self.pe}), got {self.lane!r}")
+        if self.layer is not None:
+            _neuron_layer(model, self.layer, "lane fault:")
+        _check_mask_mode(self.mask, self.mode)
+
+    def layers(self, model: Model) -> tuple[int, ...]:
+        return tuple(model.neuron_layers) if self.layer is None else (int(self.layer),)
+
+    def slots(self, model: Model, layer: int) -> np.ndarray:
+        """Local slots of ``layer`` (neurons and shadows) that this lane writes (the accelerator's mapping)."""
+        from resilq.hls.mapping import slot_lanes  # numpy-only module; imported here to keep resilq.faults light
+
+        return np.flatnonzero(slot_lanes(model, layer, self.pe) == self.lane)
+
+    def output_faults(self, model: Model) -> list[Fault]:
+        """The equivalent set of output faults: one per slot the lane writes (every slot is written once)."""
+        self.check(model)
+        mode = FaultMode(self.mode)
+        return [Fault(layer, int(s), int(self.mask), mode) for layer in self.layers(model)
+                for s in self.slots(model, layer)]
+
+    def __str__(self) -> str:
+        where = "every layer" if self.layer is None else f"layer {self.layer}"
+        return f"lane {self.lane}/{self.pe} {where} mask {self.mask:#04x} {FaultMode(self.mode).name}"
+
+
+# ---------------------------------------------------------------------------------------------- weight
+@dataclass(frozen=True, order=True)
+class WeightFault:
+    """Bit ``bit`` of a stored word of compute layer ``layer`` (classifier included), for the whole run.
+
+    ``tap`` is the flat index into ``weight[channel]`` (C-k-k order for a conv: ``c*k*k + ky*k + kx``; the
+    input feature for a Linear layer) and ``bit`` is 0..7; ``tap=None`` addresses the channel's int32 bias
+    word, ``bit`` 0..31.
+    """
+
+    layer: int
+    channel: int
+    tap: int | None
+    bit: int
+    kind: ClassVar[str] = "weight"
+
+    @property
+    def is_bias(self) -> bool:
+        return self.tap is None
+
+    def check(self, model: Model) -> None:
+        n_layers = len(model.layers)
+        if not isinstance(self.layer, (int, np.integer)) or not 0 <= self.layer < n_layers \
+                or not is_compute(model.layers[self.layer]):
+            names = {i: layer.name for i, layer in enumerate(model.layers) if is_compute(layer)}
+            raise ParameterError(f"weight fault: layer {self.layer!r} holds no weights in {model.name} "
+                                 f"(conv/linear layers: {names})")
+        layer = model.layers[self.layer]
+        if not 0 <= self.channel < layer.out_channels:
+            raise ParameterError(f"weight fault: channel {self.channel} is outside layer {layer.name!r} "
+                                 f"(0..{layer.out_channels - 1})")
+        if self.tap is None:
+            if not 0 <= self.bit <= 31:
+                raise ParameterError(f"weight fault: a bias word has bits 0..31, got {self.bit}")
+        else:
+            if not 0 <= self.tap < layer.fan_in:
+                raise ParameterError(f"weight fault: tap {self.tap} is outside layer {layer.name!r}'s "
+                                     f"{layer.fan_in} weights per channel")
+            if not 0 <= self.bit <= 7:
+                raise ParameterError(f"weight fault: an int8 weight has bits 0..7, got {self.bit}")
+        faulty = flip_layer_words(layer, [self])
+        if worst_case_accumulator(faulty) > INT32_MAX:
+            raise ParameterError(f"weight fault {self}: the flipped word lets layer {layer.name!r}'s int32 "
+                                 "accumulator overflow (worst case beyond 2**31 - 1); the accelerator contract "
+                                 "(SPEC §1) excludes such a network, so this fault is outside the population")
+
+    def __str__(self) -> str:
+        word = "bias" if self.tap is None else f"weight tap {self.tap}"
+        return f"layer {self.layer} channel {self.channel} {word} bit {self.bit}"
+
+
+def flip_layer_words(layer, faults) -> object:
+    """A copy of compute ``layer`` with each weight fault's stored bit flipped (faults of other layers ignored)."""
+    weight = layer.weight.copy()
+    bias = layer.bias.copy()
+    wflat = weight.reshape(weight.shape[0], -1).view(np.uint8)
+    bflat = bias.view(np.uint32)
+    for f in faults:
+        if f.is_bias:
+            bflat[f.channel] ^= np.uint32(1 << int(f.bit))
+        else:
+            wflat[f.channel, f.tap] ^= np.uint8(1 << int(f.bit))
+    return dataclasses.replace(layer, weight=weight, bias=bias)
+
+
+def faulty_model(model: Model, faults) -> Model:
+    """``model`` with the stored words of every :class:`WeightFault` in ``faults`` flipped (validated)."""
+    by_layer: dict[int, list[WeightFault]] = {}
+    for f in faults:
+        by_layer.setdefault(int(f.layer), []).append(f)
+    if not by_layer:
+        return model
+    layers = list(model.layers)
+    for i, fs in by_layer.items():
+        layers[i] = flip_layer_words(layers[i], fs)
+    try:
+        return model.replace(layers=tuple(layers))
+    except UnsupportedModelError as exc:
+        raise ParameterError(f"weight faults {[str(f) for f in faults]} leave the accelerator contract: {exc}") from None
+
+
+# ---------------------------------------------------------------------------------------------- population of words
+def bias_bits(layer) -> int:
+    """How many low bits of ``layer``'s bias words are fault sites: the largest ``B`` such that flipping any
+    bit below ``B`` of any bias keeps the worst-case int32 accumulator in range (SPEC §1). A flip of a higher
+    bit (typically 30, 31) could overflow the accumulator, which the accelerator contract excludes."""
+    w = np.abs(layer.weight.reshape(layer.weight.shape[0], -1).astype(np.int64)).sum(axis=1) * 128
+    bias = layer.bias.astype(np.int64)
+    for k in range(32):
+        flipped = (bias.astype(np.int32).view(np.uint32) ^ np.uint32(1 << k)).view(np.int32).astype(np.int64)
+        if int((w + np.abs(flipped)).max()) > INT32_MAX:
+            return k
+    return 32
+
+
+def weight_sites(model: Model) -> list[tuple[int, bool, int, int]]:
+    """``(layer, is_bias, words, bits)`` per stored-word group, in order: each compute layer's int8 weights
+    (``out_c * fan_in`` words of 8 bits), then its int32 biases (``out_c`` words of :func:`bias_bits` bits)."""
+    groups = []
+    for i, layer in enumerate(model.layers):
+        if is_compute(layer):
+            groups.append((i, False, int(layer.weight.size), 8))
+            groups.append((i, True, int(layer.out_channels), bias_bits(layer)))
+    return groups
+
+
+def weight_fault_at(model: Model, index: int) -> WeightFault:
+    """The weight fault number ``index`` of the enumeration of :func:`weight_sites` (word-major, then bit)."""
+    index = int(index)
+    for layer, is_bias, words, bits in weight_sites(model):
+        size = words * bits
+        if 0 <= index < size:
+            word, bit = divmod(index, bits)
+            if is_bias:
+                return WeightFault(layer, int(word), None, int(bit))
+            channel, tap = divmod(word, model.layers[layer].fan_in)
+            return WeightFault(layer, int(channel), int(tap), int(bit))
+        index -= size
+    raise ParameterError("weight fault index beyond the model's stored bits")
+
+
+def n_weight_bits(model: Model) -> int:
+    return sum(words * bits for _, _, words, bits in weight_sites(model))
+
+
+# ---------------------------------------------------------------------------------------------- BER
+@dataclass(frozen=True, order=True)
+class BerFault:
+    """Every bit of the ``sites`` set flips independently with probability ``p``, drawn from ``seed``:
+    once for the whole run (``per='run'``) or afresh for each inference (``per='inference'``, outputs only:
+    a stored weight that changes between images would be a reload, not an upset)."""
+
+    p: float
+    sites: str = "outputs"
+    seed: int = 0
+    per: str = "run"
+    kind: ClassVar[str] = "ber"
+
+    def check(self, model: Model) -> None:
+        if not isinstance(self.p, (float, int, np.floating)) or not 0.0 <= float(self.p) <= 1.0:
+            raise ParameterError(f"BER fault: p must be a probability in [0, 1], got {self.p!r}")
+        if self.sites not in BER_SITES:
+            raise ParameterError(f"BER fault: sites must be one of {BER_SITES}, got {self.sites!r}")
+        if self.per not in BER_PER:
+            raise ParameterError(f"BER fault: per must be one of {BER_PER}, got {self.per!r}")
+        if self.per == "inference" and self.sites != "outputs":
+            raise ParameterError("BER fault: per-inference draws apply to output sites only (stored weights keep "
+                                 "an upset for the run); use per='run' for weights")
+        if not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise ParameterError(f"BER fault: seed must be a non-negative integer, got {self.seed!r}")
+
+    @property
+    def hits_outputs(self) -> bool:
+        return self.sites in ("outputs", "both")
+
+    @property
+    def hits_weights(self) -> bool:
+        return self.sites in ("weights", "both")
+
+    def _draw(self, n_bits: int, *key: int) -> np.ndarray:
+        rng = np.random.default_rng([int(self.seed), *key])
+        k = int(rng.binomial(n_bits, float(self.p))) if n_bits else 0
+        return np.sort(rng.choice(n_bits, size=k, replace=False)) if k else np.zeros(0, np.int64)
+
+    def weight_faults(self, model: Model) -> list[WeightFault]:
+        """The stored bits this run flips (empty unless the site set holds weights)."""
+        if not self.hits_weights:
+            return []
+        return [weight_fault_at(model, int(i)) for i in self._draw(n_weight_bits(model), _TAG_WEIGHTS)]
+
+    def output_masks(self, model: Model, rows: np.ndarray | None = None) -> dict[int, np.ndarray]:
+        """XOR masks per neuron layer: ``{layer: (R, slots_in(layer)) uint8}``. Per run ``R = 1`` (the same
+        flips in every inference); per inference one row per global input index in ``rows``."""
+        if not self.hits_outputs:
+            return {}
+        layers = list(model.neuron_layers)
+        sizes = [model.slots_in(i) for i in layers]
+        starts = np.concatenate(([0], np.cumsum(sizes)))
+        total = int(starts[-1])
+        keys = [(_TAG_RUN_OUTPUTS,)] if self.per == "run" else [(_TAG_INFERENCE, int(r)) for r in rows]
+        masks = {i: np.zeros((len(keys), s), np.uint8) for i, s in zip(layers, sizes)}
+        for r, key in enumerate(keys):
+            bits = self._draw(total * 8, *key)
+            slot, bit = np.divmod(bits, 8)
+            which = np.searchsorted(starts, slot, side="right") - 1
+            for w in np.unique(which):
+                sel = which == w
+                np.bitwise_xor.at(masks[layers[w]][r], slot[sel] - starts[w], (1 << bit[sel]).astype(np.uint8))
+        return masks
+
+    def run_faults(self, model: Model) -> list[Fault]:
+        """Per-run output flips as output faults (one per slot hit, its bits in one mask)."""
+        if self.per != "run":
+            raise ParameterError("per-inference BER flips are not one fault set for the run")
+        faults = []
+        for layer, m in self.output_masks(model).items():
+            for s in np.flatnonzero(m[0]):
+                faults.append(Fault(layer, int(s), int(m[0, s]), FaultMode.FLIP))
+        return faults
+
+    def __str__(self) -> str:
+        return f"BER p={self.p:g} on {self.sites} per {self.per} (seed {self.seed})"
+
+
+# ---------------------------------------------------------------------------------------------- resolution
+@dataclass
+class Resolved:
+    """What a set of fault descriptors amounts to for one run.
+
+    ``model``: the network with its faulty stored words; ``faults``: output faults present in every
+    inference; ``per_inference``: BER descriptors whose masks are drawn per input index.
+    """
+
+    model: Model
+    faults: list[Fault]
+    per_inference: list[BerFault]
+
+    @property
+    def layers(self) -> set[int]:
+        """The neuron layers whose outputs are injected directly (weight faults excluded)."""
+        out = {f.layer for f in self.faults}
+        if self.per_inference:
+            out |= set(self.model.neuron_layers)
+        return out
+
+    def row_masks(self, rows: np.ndarray) -> dict[int, np.ndarray]:
+        """Summed (XOR) per-inference masks of every per-inference BER descriptor for inputs ``rows``."""
+        total: dict[int, np.ndarray] = {}
+        for b in self.per_inference:
+            for layer, m in b.output_masks(self.model, rows).items():
+                total[layer] = m if layer not in total else total[layer] ^ m
+        return total
+
+
+def resolve(model: Model, faults) -> Resolved:
+    """Check every descriptor against ``model`` and reduce the set to faulty words + output faults."""
+    faults = list(faults)
+    words: list[WeightFault] = []
+    outputs: list[Fault] = []
+    per_inference: list[BerFault] = []
+    for f in faults:
+        kind = kind_of(f)
+        if kind == "output":
+            try:
+                f.check(model)
+            except ValueError as exc:
+                raise ParameterError(str(exc)) from None
+            outputs.append(f)
+        elif kind == "lane":
+            outputs += f.output_faults(model)
+        elif kind == "weight":
+            f.check(model)
+            words.append(f)
+        else:
+            f.check(model)
+            words += f.weight_faults(model)
+            if f.hits_outputs:
+                if f.per == "run":
+                    outputs += f.run_faults(model)
+                else:
+                    per_inference.append(f)
+    return Resolved(faulty_model(model, words), outputs, per_inference)
+
+
+def is_plain(faults) -> bool:
+    """True when every descriptor is an output :class:`Fault` (the executor's original fast path)."""
+    return all(isinstance(f, Fault) for f in faults)

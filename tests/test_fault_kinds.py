@@ -1,0 +1,248 @@
+"""Fault kinds (SPEC §7): lane, weight and BER descriptors, validated, with one meaning in the executor
+(checked against the loop reference of tests/factories.py) and the fault simulator (checked fault by fault
+and input by input against the executor), on an unprotected network and on every protection scheme."""
+
+import numpy as np
+import pytest
+
+from resilq.arith import FaultMode, Scheme
+from resilq.errors import ParameterError
+from resilq.fault_kinds import (
+    BerFault,
+    LaneFault,
+    WeightFault,
+    bias_bits,
+    faulty_model,
+    n_weight_bits,
+    resolve,
+    weight_fault_at,
+)
+from resilq.faults import Fault
+from resilq.faultsim import FaultSimulator
+from resilq.hls.mapping import slot_lanes
+from resilq.ir import Executor
+
+from factories import protect, random_model, reference_run
+
+SCHEMES = [None, Scheme.SPLIT, Scheme.TMR, Scheme.DUP_AND, Scheme.DUP_MIN]
+
+
+@pytest.fixture(scope="module")
+def base():
+    rng = np.random.default_rng(11)
+    model = random_model(rng, channels=(5, 6), hidden=12)
+    x = model.quantize_input(rng.random((24, 1, 12, 12), dtype=np.float32))
+    return model, x
+
+
+def _model(base, scheme):
+    model, x = base
+    if scheme is None:
+        return model, x
+    return protect(model, np.random.default_rng(int(scheme)), scheme, 0.4), x
+
+
+def _kinds(model, rng):
+    """Faults of every kind: lanes of every layer and of all layers, weights and biases of every compute
+    layer (classifier included), BER over outputs (per run and per inference), weights and both."""
+    faults = []
+    for pe in (2, 4):
+        for lane in range(pe):
+            for layer in list(model.neuron_layers) + [None]:
+                faults.append(LaneFault(lane, layer, 1 << int(rng.integers(8)), FaultMode.FLIP, pe))
+    faults.append(LaneFault(1, model.neuron_layers[0], 0x60, FaultMode.STUCK_AT_1, 2))
+    faults.append(LaneFault(0, model.neuron_layers[1], 0x81, FaultMode.STUCK_AT_0, 4))
+    for i, layer in enumerate(model.layers):
+        if hasattr(layer, "weight"):
+            for _ in range(3):
+                faults.append(WeightFault(i, int(rng.integers(layer.out_channels)), int(rng.integers(layer.fan_in)),
+                                          int(rng.integers(8))))
+            faults.append(WeightFault(i, int(rng.integers(layer.out_channels)), None, int(rng.integers(24))))
+    faults += [BerFault(2e-2, "outputs", 1, "run"), BerFault(1e-2, "outputs", 2, "inference"),
+               BerFault(2e-3, "weights", 3), BerFault(5e-3, "both", 4)]
+    return faults
+
+
+# ---------------------------------------------------------------------------------------------- executor
+@pytest.mark.parametrize("scheme", SCHEMES, ids=lambda s: "none" if s is None else s.label)
+def test_executor_lane_and_weight_faults_match_the_loop_reference(base, scheme):
+    model, x = _model(base, scheme)
+    ex = Executor(model)
+    rng = np.random.default_rng(5)
+    x = x[:6]
+    for pe in (2, 4):
+        for lane in range(pe):
+            layer = model.neuron_layers[lane % len(model.neuron_layers)]
+            fault = LaneFault(lane, layer, 0x41, FaultMode.FLIP, pe)
+            # Independent oracle of the accelerator mapping: channel c runs on lane c % PE, shadows on their
+            # neuron's lane (hls/include/resilq/conv.hpp).
+            shape = model.out_shape(layer)
+            per_channel = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+            owners = np.arange(model.neurons_in(layer))
+            prot = model.protection(layer)
+            if prot is not None:
+                owners = np.concatenate([owners, np.repeat(prot.neurons, prot.copies - 1)])
+            slots = np.flatnonzero(owners // per_channel % pe == lane)
+            assert np.array_equal(slots, fault.slots(model, layer))
+            want = reference_run(model, x, [Fault(layer, int(s), 0x41) for s in slots])[-1]
+            assert np.array_equal(ex.run(x, [fault]).logits, want)
+    for i, layer in enumerate(model.layers):
+        if hasattr(layer, "weight"):
+            for fault in (WeightFault(i, int(rng.integers(layer.out_channels)), int(rng.integers(layer.fan_in)), 7),
+                          WeightFault(i, 0, None, 20)):
+                got = ex.run(x, [fault]).logits
+                assert np.array_equal(got, reference_run(faulty_model(model, [fault]), x)[-1])
+
+
+def test_weight_fault_flips_exactly_one_stored_bit(base):
+    model, _ = base
+    conv = model.layers[0]
+    f = WeightFault(0, 2, 5, 7)
+    w = faulty_model(model, [f]).layers[0].weight
+    diff = np.argwhere(w != conv.weight)
+    k = conv.kernel
+    assert diff.tolist() == [[2, 5 // (k * k), 5 % (k * k) // k, 5 % k]]
+    assert (int(w[tuple(diff[0])]) ^ int(conv.weight[tuple(diff[0])])) & 0xFF == 0x80
+    b = faulty_model(model, [WeightFault(0, 1, None, 20)]).layers[0].bias
+    assert int(b[1]) ^ int(conv.bias[1]) == 1 << 20
+    # a bias bit whose flip could overflow the int32 accumulator is refused and outside the population
+    with pytest.raises(ParameterError, match="overflow"):
+        WeightFault(0, 1, None, 31).check(model)
+    layers = [layer for layer in model.layers if hasattr(layer, "weight")]
+    assert all(28 <= bias_bits(layer) <= 31 for layer in layers)
+    # the enumeration of the stored bits covers every word and every allowed bit once
+    total = n_weight_bits(model)
+    assert total == sum(8 * layer.weight.size + bias_bits(layer) * layer.bias.size for layer in layers)
+    assert weight_fault_at(model, 0) == WeightFault(0, 0, 0, 0)
+    last = len(model.layers) - 1
+    assert weight_fault_at(model, total - 1) == WeightFault(last, layers[-1].out_channels - 1, None,
+                                                            bias_bits(layers[-1]) - 1)
+    seen = {weight_fault_at(model, i) for i in range(0, total, 7)}
+    assert len(seen) == len(range(0, total, 7))
+    for f in seen:
+        f.check(model)
+
+
+def test_ber_draws_are_reproducible_and_per_inference_independent_of_batching(base):
+    model, x = base
+    f = BerFault(3e-2, "outputs", 9, "inference")
+    a = f.output_masks(model, np.arange(10))
+    b = f.output_masks(model, np.arange(5, 10))
+    for layer in a:
+        assert np.array_equal(a[layer][5:], b[layer])
+        assert a[layer].any()
+    ex = Executor(model)
+    whole = ex.run(x, [f]).logits
+    assert np.array_equal(whole, ex.run(x, [f], batch_size=7).logits)
+    assert np.array_equal(whole[8:], ex.run(x[8:], [f], first_index=8).logits)
+    per_run = resolve(model, [BerFault(3e-2, "outputs", 9, "run")]).faults
+    assert per_run == resolve(model, [BerFault(3e-2, "outputs", 9, "run")]).faults and per_run
+    assert not resolve(model, [BerFault(0.0, "both", 9)]).faults
+    total_bits = 8 * model.n_slots
+    many = resolve(model, [BerFault(0.25, "outputs", 1)]).faults
+    flipped = sum(bin(f.mask).count("1") for f in many)
+    assert abs(flipped - 0.25 * total_bits) < 5 * np.sqrt(total_bits * 0.25 * 0.75)
+
+
+# ---------------------------------------------------------------------------------------------- engine
+@pytest.mark.parametrize("scheme", SCHEMES, ids=lambda s: "none" if s is None else s.label)
+def test_fault_simulator_matches_executor_for_every_kind(base, scheme):
+    model, x = _model(base, scheme)
+    faults = _kinds(model, np.random.default_rng(3))
+    sim = FaultSimulator(model, x, batch_size=10)  # several chunks: per-inference draws keep global indices
+    got = sim.predictions(faults + [Fault.bit_flip(model.neuron_layers[0], 3, 6)])
+    ex = Executor(model)
+    for f, row in zip(faults, got):
+        assert np.array_equal(row, ex.run(x, [f]).predictions), str(f)
+    assert (got != sim.golden[None]).any()  # the faults do something
+
+
+# ---------------------------------------------------------------------------------------------- validation
+@pytest.mark.parametrize("fault, message", [
+    (LaneFault(8, None, 1, FaultMode.FLIP, 8), "lane must lie in 0..7"),
+    (LaneFault(0, None, 1, FaultMode.FLIP, 6), "power of two"),
+    (LaneFault(0, 1, 1, FaultMode.FLIP, 8), "not a neuron layer"),
+    (LaneFault(0, 0, 0, FaultMode.FLIP, 8), "non-zero 8-bit"),
+    (LaneFault(0, 0, 1, 3, 8), "unknown fault mode"),
+    (WeightFault(1, 0, 0, 0), "holds no weights"),
+    (WeightFault(0, 99, 0, 0), "channel 99"),
+    (WeightFault(0, 0, 10**6, 0), "tap"),
+    (WeightFault(0, 0, 0, 8), "bits 0..7"),
+    (WeightFault(0, 0, None, 32), "bits 0..31"),
+    (BerFault(1.5), "probability"),
+    (BerFault(0.1, "neurons"), "sites"),
+    (BerFault(0.1, "weights", 0, "inference"), "per-inference"),
+    (BerFault(0.1, "outputs", 0, "image"), "per must be"),
+])
+def test_bad_descriptors_are_refused_by_name(base, fault, message):
+    model, x = base
+    with pytest.raises(ParameterError, match=message):
+        fault.check(model)
+    with pytest.raises(ParameterError, match=message):
+        Executor(model).run(x[:2], [fault])
+
+
+def test_lane_mapping_is_the_accelerator_mapping(base):
+    model, _ = base
+    prot = protect(model, np.random.default_rng(1), Scheme.TMR, 0.3)
+    for i in prot.neuron_layers:
+        lanes = slot_lanes(prot, i, 4)
+        assert lanes.shape == (prot.slots_in(i),)
+        assert set(lanes) <= set(range(4))
+
+
+# ---------------------------------------------------------------------------------------------- deployed accelerator
+@pytest.mark.parametrize("scheme", SCHEMES, ids=lambda s: "none" if s is None else s.label)
+def test_emulator_weight_upsets_match_the_executor(base, scheme):
+    """Weight and bias upsets written into the DDR image: the emulated accelerator (decoding the image it is
+    given, as the board's kernel reads it) equals the executor, and the image is restored after the run."""
+    from resilq.deploy.driver import Accelerator
+    from resilq.deploy.emulator import EmulatedAccelerator
+
+    model, x = _model(base, scheme)
+    x = x[:8]
+    acc = Accelerator(EmulatedAccelerator(), model, batch=8)
+    params = slice(min(acc.image.layer_offsets.values()), acc.image.inputs.offset)  # every parameter block
+    clean = acc.image.buffer[params].copy()
+    ex = Executor(model)
+    rng = np.random.default_rng(2)
+    faults = [BerFault(3e-3, "weights", 7)]
+    for i, layer in enumerate(model.layers):
+        if hasattr(layer, "weight"):
+            faults.append(WeightFault(i, int(rng.integers(layer.out_channels)), int(rng.integers(layer.fan_in)),
+                                      int(rng.integers(8))))
+            faults.append(WeightFault(i, int(rng.integers(layer.out_channels)), None, int(rng.integers(28))))
+    differs = 0
+    for f in faults:
+        want = ex.run(x, [f]).logits
+        got = acc.run(x, f)
+        assert np.array_equal(got.logits, want), str(f)
+        assert np.array_equal(acc.image.buffer[params], clean)
+        differs += not np.array_equal(want, ex.run(x).logits)
+    assert differs
+    with pytest.raises(ParameterError, match="fault-injection registers"):
+        acc.run(x, LaneFault(0, None, 1, FaultMode.FLIP, 8))
+    with pytest.raises(ParameterError, match="fault-injection registers"):
+        acc.run(x, BerFault(1e-2, "outputs"))
+
+
+def test_per_inference_ber_in_a_single_neuron_layer_goes_through_the_change_map():
+    """With one neuron layer a per-inference BER draw is a one-layer change: the engine's change-map path
+    with per-input masks, across chunks, equals the executor."""
+    from resilq.arith import Scheme
+    from resilq.ir import Flatten, InputQuant, Linear, Model, Protection, Requant
+
+    rng = np.random.default_rng(0)
+    w1, b1 = rng.integers(-50, 50, (16, 16)).astype(np.int8), rng.integers(-100, 100, 16).astype(np.int32)
+    w2 = rng.integers(-50, 50, (4, 16)).astype(np.int8)
+    model = Model(InputQuant((1, 4, 4), 7), (Flatten("f"), Linear("fc1", w1, b1, Requant(np.full(16, 6, np.int32), True)),
+                                              Linear("fc2", w2, np.zeros(4, np.int32), None)))
+    model = model.with_protection({1: Protection(Scheme.TMR, np.array([1, 5, 9], np.int32))})
+    x = model.quantize_input(rng.random((30, 1, 4, 4), dtype=np.float32))
+    sim = FaultSimulator(model, x, batch_size=7)
+    faults = [BerFault(0.05, "outputs", s, "inference") for s in range(5)]
+    got = sim.predictions(faults)
+    ex = Executor(model)
+    for f, row in zip(faults, got):
+        assert np.array_equal(row, ex.run(x, [f]).predictions)
+    assert (got != sim.golden[None]).any()
