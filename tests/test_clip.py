@@ -137,3 +137,21 @@ def test_fault_kinds_on_a_clipped_model(scheme):
     got = FaultSimulator(model, x, batch_size=13).predictions(faults)
     np.testing.assert_array_equal(got, brute)
     assert (brute != ex.run(x).predictions).any()
+
+
+def test_cli_clip(digits_lenet, tmp_path, capsys):
+    from resilq.cli import main
+
+    src = save_model(digits_lenet.model, tmp_path / "m.rq")
+    out = tmp_path / "c.rq"
+    assert main(["clip", str(src), "--dataset", "digits", "--inputs", "200", "--variant", "zero",
+                 "--out", str(out)]) == 0
+    clipped = load_model(out)
+    x = digits_lenet.model.quantize_input(__import__("resilq.data", fromlist=["load_dataset"])
+                                          .load_dataset("digits", "train").take(200, 0).images)
+    assert {i: c.bound for i in clipped.neuron_layers if (c := clipped.clip(i)) is not None} == \
+        profile_bounds(digits_lenet.model, x)
+    assert all(clipped.clip(i).variant == "zero" for i in clipped.neuron_layers)
+    captured = capsys.readouterr()
+    assert "clip above" in captured.out + captured.err
+    assert main(["clip", str(src), "--dataset", "digits", "--layers", "nope", "--out", str(out)]) != 0
