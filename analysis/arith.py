@@ -174,3 +174,19 @@ def correct(scheme: Scheme, slots):
 def split_half(acc, shift):
     """The value each half of a split neuron writes: one extra bit of shift, clamped to [0, 63]."""
     return requantize(acc, np.asarray(shift, dtype=np.int64) + 1, 0, SPLIT_HALF_MAX)
+
+
+# --------------------------------------------------------------------------------------------------
+# Range restriction (Ranger-style clip, issue #16)
+# --------------------------------------------------------------------------------------------------
+#: Clip variants: ``bound`` saturates values above the bound to the bound (Ranger); ``zero`` sets them to 0.
+CLIP_VARIANTS = ("bound", "zero")
+
+
+def clip_range(value, bound, variant: str = "bound"):
+    """Range restriction of int8 ``value``: values above ``bound`` become ``bound`` (``bound``) or 0 (``zero``)."""
+    if variant not in CLIP_VARIANTS:
+        raise ValueError(f"unknown clip variant {variant!r}; expected one of {CLIP_VARIANTS}")
+    value = np.asarray(value, dtype=np.int8)
+    above = value > np.int8(bound)
+    return np.where(above, np.int8(bound if variant == "bound" else 0), value).astype(np.int8)

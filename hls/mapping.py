@@ -145,6 +145,11 @@ def plan_model(model: Model, config: AccelConfig) -> list[LayerPlan]:
         in_shape, out_shape = model.in_shape(i), model.out_shape(i)
         if isinstance(layer, Flatten):
             continue
+        clip = getattr(layer, "clip", None)
+        if clip is not None:
+            raise UnsupportedModelError(f"layer {layer.name!r}: clip (range restriction, bound {clip.bound}, variant "
+                                        f"{clip.variant!r}) is not implemented in the accelerator yet; run the model "
+                                        "without it (model.without_clip()) or in the Python engines")
         prot = model.protection(i)
         protected = np.zeros(0, np.int64) if prot is None else prot.neurons.astype(np.int64)
         scheme = int(prot.scheme) if prot is not None and prot.n_protected else 0

@@ -10,7 +10,7 @@ from .. import __version__
 from ..errors import run_command
 
 #: Sub-command modules, in the order ``resilq --help`` lists them. Each defines ``register(subparsers)``.
-COMMANDS = ("demo", "train", "info", "analyze", "nvf_table", "nvf_compare", "harden", "prune", "campaign", "hls",
+COMMANDS = ("demo", "train", "info", "analyze", "nvf_table", "nvf_compare", "gain", "harden", "clip", "prune", "campaign", "hls",
             "interchange", "deploy")
 
 

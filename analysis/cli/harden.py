@@ -49,9 +49,14 @@ def layer_threshold(text: str) -> tuple[str, float]:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("harden", help="protect the neurons an NVF analysis found critical (split, tmr, dup-and, dup-min)")
     p.add_argument("model", help="the unprotected .rq model")
-    p.add_argument("--nvf", required=True, help="the model's .nvf file (resilq analyze)")
-    p.add_argument("--scheme", required=True, choices=SCHEMES, help="split: two halves + LCU (the paper); tmr: "
-                   "selective TMR; dup-and / dup-min: two full copies merged by AND / min")
+    p.add_argument("--by", choices=("nvf", "gain"), default="nvf",
+                   help="nvf: the paper's rule (units by NVF; --threshold/--top-k/--budget); gain: the neurons and "
+                        "scheme with the largest exact protection gain within --budget SLOTS (resilq gain)")
+    p.add_argument("--nvf", default=None, help="the model's .nvf file (resilq analyze; for --by nvf)")
+    p.add_argument("--gain", default=None, help="the model's .gain file (resilq gain; for --by gain)")
+    p.add_argument("--scheme", required=True, choices=SCHEMES + ["auto"], help="split: two halves + LCU (the "
+                   "paper); tmr: selective TMR; dup-and / dup-min: two full copies merged by AND / min; auto "
+                   "(--by gain): per layer the scheme that buys the most gain")
     how = p.add_argument_group("selection (one of --threshold, --top-k, --budget; --layer-threshold refines "
                                "--threshold)")
     how.add_argument("--threshold", type=cli_number(0.0, 1.0, what="a fraction in [0, 1]"), default=None, metavar="T",
@@ -95,15 +100,43 @@ def criterion_from(args: argparse.Namespace):
     return Threshold(args.threshold, dict(args.layer_threshold))
 
 
+def _by_gain(args: argparse.Namespace, model):
+    from ..gain import load_gain
+    from ..harden import harden_by_gain
+
+    if args.gain is None or args.budget is None:
+        raise ParameterError("--by gain needs --gain FILE (resilq gain) and --budget SLOTS")
+    if args.threshold is not None or args.top_k is not None or args.layer_threshold or args.granularity != "neuron":
+        raise ParameterError("--by gain selects neurons within --budget only (no --threshold, --top-k, "
+                             "--layer-threshold or --granularity channel)")
+    scheme = None if args.scheme == "auto" else Scheme.parse(args.scheme)
+    gain = load_gain(args.gain, model)
+    result = harden_by_gain(model, gain, scheme, args.budget, args.layers,
+                            Scheme.parse(args.fallback) if args.fallback else None)
+    sel = result.selection
+    picked = ", ".join(f"{model.layers[i].name}: {s.label}" for i, s in result.schemes.items()) or "nothing"
+    say(f"selected {sel.n_neurons:,} of {model.n_neurons:,} neurons ({sel.n_neurons / model.n_neurons:.2%}) by "
+        f"exact gain within {args.budget:,} extra slots ({picked})")
+    return result, sel, (scheme or Scheme.TMR), Scheme.parse(args.fallback) if args.fallback else None
+
+
 def run(args: argparse.Namespace) -> int:
     model = load_model(args.model)
-    nvf = load_nvf(args.nvf, model)
-    plan = HardeningPlan(Scheme.parse(args.scheme), criterion_from(args), Granularity(args.granularity),
-                         Scheme.parse(args.fallback) if args.fallback else None, args.layers)
-    result = harden(model, nvf, plan)
-    hard, sel = result.model, result.selection
-    say(f"selected {sel.n_neurons:,} of {model.n_neurons:,} neurons ({sel.n_neurons / model.n_neurons:.2%}; "
-        f"{sel.units:,} {plan.granularity.value}s) in {len(sel.neurons)} layer(s) by {_describe(plan)}")
+    if args.by == "gain":
+        result, sel, shown, fallback = _by_gain(args, model)
+    else:
+        if args.nvf is None:
+            raise ParameterError("--by nvf needs --nvf FILE (resilq analyze)")
+        if args.scheme == "auto":
+            raise ParameterError("--scheme auto chooses by gain: use --by gain --gain FILE --budget SLOTS")
+        nvf = load_nvf(args.nvf, model)
+        plan = HardeningPlan(Scheme.parse(args.scheme), criterion_from(args), Granularity(args.granularity),
+                             Scheme.parse(args.fallback) if args.fallback else None, args.layers)
+        result = harden(model, nvf, plan)
+        sel, shown, fallback = result.selection, plan.scheme, plan.fallback
+        say(f"selected {sel.n_neurons:,} of {model.n_neurons:,} neurons ({sel.n_neurons / model.n_neurons:.2%}; "
+            f"{sel.units:,} {plan.granularity.value}s) in {len(sel.neurons)} layer(s) by {_describe(plan)}")
+    hard = result.model
     if sel.note:
         say(sel.note)
     if result.fallback_layers:
@@ -112,10 +145,10 @@ def run(args: argparse.Namespace) -> int:
     table(f"{hard.name}: protection per layer", cols, rows)
     from resilq.hls.cycles import cycles_per_inference
 
-    costs = scheme_comparison(model, sel, fallback=plan.fallback or Scheme.TMR, cycles=cycles_per_inference())
+    costs = scheme_comparison(model, sel, fallback=fallback or Scheme.TMR, cycles=cycles_per_inference())
     cols, rows = cost_rows(costs)
     for row in rows:
-        if row[0] == plan.scheme.label:
+        if row[0] == shown.label and args.scheme != "auto":
             row[0] += " *"
     table("overhead: the same selection under each scheme (network size = neurons + shadow slots)", cols, rows,
           caption="* this model; cycles: one inference on the default PE x SIMD accelerator build (resilq.hls.cycles)")

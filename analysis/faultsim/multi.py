@@ -5,7 +5,7 @@ with it every output of its channel that reads it; a BER draw flips bits anywher
 changes fall in ONE compute layer ``L``, nothing before ``L`` changes: this module recomputes ``L``'s output
 for every input from the golden tensors (the golden accumulators for an output-site fault; the layer's
 accumulators with the flipped word for a weight fault), with the executor's own requantize / inject /
-correct step (:meth:`resilq.ir.Executor._finish`), and hands the resulting *change map* -- the positions
+correct step and clip (:meth:`resilq.ir.Executor._output`), and hands the resulting *change map* -- the positions
 of ``L``'s output that differ from golden, and their new values, per input -- to
 :meth:`Propagator.exact`, which pushes it through the rest of the network exactly (a wide change is
 convolved over its bounding box). A fault whose changes span several layers (a lane fault in every layer,
@@ -71,7 +71,7 @@ def fault_predictions(sim, golden: Golden, chunk: slice, fault) -> np.ndarray:
         rows = np.arange(chunk.start, chunk.start + golden.n)
         masks = resolved.row_masks(rows).get(layer)
     faults = [f for f in resolved.faults if f.layer == layer]
-    new = sim._executor._finish(layer, lay, acc, faults, masks).reshape(golden.n, -1)
+    new = sim._executor._output(layer, lay, acc, faults, masks).reshape(golden.n, -1)
     old = golden.out[layer]
     diff = new != old
     rows = np.flatnonzero(diff.any(axis=1))

@@ -54,6 +54,10 @@ class OutputMap:
     scale: np.ndarray
     dtype: type
     identity: bool = False
+    #: The layer's range restriction after the corrector: values above ``clip_bound`` become the bound
+    #: (``clip_zero`` False) or 0 (True); None: no clip.
+    clip_bound: float | None = None
+    clip_zero: bool = False
 
     @classmethod
     def of(cls, model: Model, index: int) -> OutputMap:
@@ -75,7 +79,10 @@ class OutputMap:
             shift[idx] += 1
             lo[idx], hi[idx], scale[idx] = 0, SPLIT_HALF_MAX, 2
         factor = np.ldexp(1.0, -shift)
-        return cls(factor.astype(dtype), lo.astype(dtype), hi.astype(dtype), scale.astype(dtype), dtype)
+        clip = getattr(layer, "clip", None)
+        return cls(factor.astype(dtype), lo.astype(dtype), hi.astype(dtype), scale.astype(dtype), dtype,
+                   clip_bound=None if clip is None else float(clip.bound),
+                   clip_zero=clip is not None and clip.variant == "zero")
 
     @property
     def has_scale(self) -> bool:
@@ -88,7 +95,7 @@ class OutputMap:
         lo, hi, scale = self.lo[cols], self.hi[cols], self.scale[cols]
         uniform = lo.size and lo.min() == lo.max() and hi.min() == hi.max()
         return ColumnMap(self.factor[cols], lo[0] if uniform else lo, hi[0] if uniform else hi,
-                         scale if np.any(scale != 1) else None)
+                         scale if np.any(scale != 1) else None, self.clip_bound, self.clip_zero)
 
     def __call__(self, acc: np.ndarray) -> np.ndarray:
         """Outputs of every neuron for accumulators ``acc`` of shape (N, n_out)."""
@@ -101,9 +108,12 @@ class ColumnMap:
     lo: np.ndarray | float | None
     hi: np.ndarray | float | None
     scale: np.ndarray | None
+    clip_bound: float | None = None
+    clip_zero: bool = False
 
-    def __call__(self, acc: np.ndarray) -> np.ndarray:
-        """Apply in place to a float accumulator block (K, len(cols)) and return it."""
+    def __call__(self, acc: np.ndarray, restrict: bool = True) -> np.ndarray:
+        """Apply in place to a float accumulator block (K, len(cols)) and return it (``restrict``: with the
+        layer's clip, :func:`resilq.arith.clip_range`)."""
         if self.factor is None:
             return acc
         np.multiply(acc, self.factor, out=acc)
@@ -111,4 +121,22 @@ class ColumnMap:
         np.clip(acc, self.lo, self.hi, out=acc)
         if self.scale is not None:
             np.multiply(acc, self.scale, out=acc)
+        if restrict and self.clip_bound is not None:
+            if self.clip_zero:
+                acc[acc > self.clip_bound] = 0
+            else:
+                np.minimum(acc, self.clip_bound, out=acc)
         return acc
+
+    def box(self, acc_lo: np.ndarray, acc_hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Bounds on the outputs of every accumulator in ``[acc_lo, acc_hi]`` (in place). Requantization is
+        monotone; the ``zero`` clip is not: a box reaching above the bound also holds 0."""
+        lo, hi = self(acc_lo, restrict=False), self(acc_hi, restrict=False)
+        if self.factor is None or self.clip_bound is None:
+            return lo, hi
+        b = self.clip_bound
+        if not self.clip_zero:
+            return np.minimum(lo, b, out=lo), np.minimum(hi, b, out=hi)
+        new_lo = np.where(lo > b, 0, np.where(hi > b, np.minimum(lo, 0), lo)).astype(lo.dtype)
+        new_hi = np.where(lo > b, 0, np.minimum(hi, b)).astype(hi.dtype)
+        return new_lo, new_hi

@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
 
-from ..arith import Scheme, apply_fault, correct, requantize, split_half
+from ..arith import Scheme, apply_fault, clip_range, correct, requantize, split_half
 from ..errors import ParameterError
 from ..faults import Fault, slot_owner
 from ..ir.executor import Executor, check_input
@@ -149,7 +149,14 @@ class FaultSimulator:
         owner = [slot_owner(self.model, layer, int(s)) for s in slots]
         neurons = np.array([o[0] for o in owner], dtype=np.int64)
         copy = np.array([o[1] for o in owner], dtype=np.int64)[:, None]
-        base = golden.out[layer][:, neurons].T.astype(np.int8)  # (F, n) fault-free written value
+        clip = self.model.clip(layer)
+        if clip is None:
+            base = golden.out[layer][:, neurons].T.astype(np.int8)  # (F, n) fault-free written value
+        else:  # the golden output is clipped; the fault hits the value the PE wrote before the clip
+            lay = self.model.layers[layer]
+            acc = golden.acc[layer][:, neurons].T.astype(np.int64)
+            shift = neuron_shift(lay, self.model.out_shape(layer), neurons)[:, None]
+            base = requantize(acc, shift, *lay.requant.bounds)
         values = apply_fault(base, mask, mode)
         prot = self.model.protection(layer)
         if prot is not None and prot.n_protected:
@@ -157,6 +164,8 @@ class FaultSimulator:
             if protected.any():
                 values[protected] = self._corrected(golden, layer, neurons[protected], copy[protected],
                                                     mask[protected], mode[protected])
+        if clip is not None:
+            values = clip_range(values, clip.bound, clip.variant)
         return neurons, values
 
     def _corrected(self, golden: Golden, layer: int, neurons, copy, mask, mode) -> np.ndarray:
@@ -184,7 +193,8 @@ class FaultSimulator:
     def top1_values(self, layer: int, neuron: np.ndarray, xi: np.ndarray, value: np.ndarray) -> np.ndarray:
         """Top-1 of input ``xi[k]`` (index into ``x``) when ``neuron[k]`` of ``layer`` outputs ``value[k]``.
 
-        The value-level API: ``value`` is the int8 the neuron's original slot holds (after any corrector).
+        The value-level API: ``value`` is the int8 the neuron's original slot holds (after any corrector and
+        the layer's clip).
         """
         neuron, xi, value = (np.asarray(a).ravel() for a in (neuron, xi, value))
         if not neuron.size == xi.size == value.size:

@@ -188,6 +188,9 @@ class ComputeStep:
 
     def _wide_finish(self, patch, acc):
         new = self.map.columns(patch.elems)(acc)
+        return self._wide_pool(patch, new)
+
+    def _wide_pool(self, patch, new):
         return new if self.pool is None else pool_box(new, patch, self.model.layers[self.pool].kernel)
 
     def _wide_exact(self, golden: Golden, positions, xi, values):
@@ -213,8 +216,9 @@ class ComputeStep:
             return conv_delta(self.layer, patch, positions, in_shape, d, w)
 
         acc = gather(golden.acc[self.index], xi, patch.elems)
-        new_lo = self._wide_finish(patch, acc + conv(dlo, self._wpos) + conv(dhi, self._wneg))
-        new_hi = self._wide_finish(patch, acc + conv(dhi, self._wpos) + conv(dlo, self._wneg))
+        box_lo, box_hi = self.map.columns(patch.elems).box(acc + conv(dlo, self._wpos) + conv(dhi, self._wneg),
+                                                           acc + conv(dhi, self._wpos) + conv(dlo, self._wneg))
+        new_lo, new_hi = self._wide_pool(patch, box_lo), self._wide_pool(patch, box_hi)
         return moved(new_lo, new_hi, gather(golden.out[self.out_index], xi, patch.cols), patch.cols)
 
     # ------------------------------------------------------------------------------ cones
@@ -242,8 +246,8 @@ class ComputeStep:
             mp, mn = np.maximum(cone.m, 0), np.minimum(cone.m, 0)
             acc_lo = acc + dlo @ mp + dhi @ mn
             acc_hi = acc + dhi @ mp + dlo @ mn
-        new_lo = self._pooled(cone, cone.cmap(acc_lo))
-        new_hi = self._pooled(cone, cone.cmap(acc_hi))
+        box_lo, box_hi = cone.cmap.box(acc_lo, acc_hi)
+        new_lo, new_hi = self._pooled(cone, box_lo), self._pooled(cone, box_hi)
         return moved(new_lo, new_hi, gather(golden.out[self.out_index], xi, cone.cols), cone.cols)
 
 
@@ -266,8 +270,8 @@ class ComputeStep:
         a = (lo - base).astype(m.dtype)[:, None] * m
         b = (hi - base).astype(m.dtype)[:, None] * m
         acc = golden.acc[self.index][xi]
-        return moved(self._all_map(acc + np.minimum(a, b)), self._all_map(acc + np.maximum(a, b)),
-                     golden.out[self.index][xi], self._all)
+        box_lo, box_hi = self._all_map.box(acc + np.minimum(a, b), acc + np.maximum(a, b))
+        return moved(box_lo, box_hi, golden.out[self.index][xi], self._all)
 
 
 class PoolStep:

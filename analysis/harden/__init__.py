@@ -7,12 +7,13 @@ numpy only.
 """
 
 from .agreement import Agreement, fault_free_agreement
+from .by_gain import harden_by_gain
 from .overhead import Cost, CycleModel, cost_of, cost_rows, layer_rows, scheme_comparison
-from .selection import Budget, Criterion, Granularity, Selection, Threshold, TopK, channel_scores, select
+from .selection import Budget, Criterion, GainBudget, Granularity, Selection, Threshold, TopK, channel_scores, select
 from .transform import Hardened, HardeningPlan, harden
 
 __all__ = [
-    "Agreement", "Budget", "Cost", "Criterion", "CycleModel", "Granularity", "Hardened", "HardeningPlan",
+    "Agreement", "Budget", "GainBudget", "harden_by_gain", "Cost", "Criterion", "CycleModel", "Granularity", "Hardened", "HardeningPlan",
     "Selection", "Threshold", "TopK", "channel_scores", "cost_of", "cost_rows", "fault_free_agreement", "harden",
     "layer_rows", "scheme_comparison", "select",
 ]

@@ -94,7 +94,23 @@ class Budget:
         return {"kind": "budget", "slots": int(self.slots)}
 
 
-Criterion = Threshold | TopK | Budget
+@dataclass(frozen=True)
+class GainBudget:
+    """Protect the neurons whose summed protection gain (SPEC §8) is largest within ``slots`` extra slots
+    (exact, :mod:`resilq.harden.knapsack`); applied by :func:`resilq.harden.harden_by_gain`, not by ``select``."""
+
+    slots: int
+    scheme: str = "auto"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.slots, (int, np.integer)) or self.slots < 1:
+            raise ParameterError(f"a slot budget must be a positive number of extra slots, got {self.slots!r}")
+
+    def describe(self) -> dict:
+        return {"kind": "gain-budget", "slots": int(self.slots), "scheme": self.scheme}
+
+
+Criterion = Threshold | TopK | Budget | GainBudget
 
 
 @dataclass(frozen=True, eq=False)
@@ -213,6 +229,8 @@ def select(model: Model, nvf: NVFResult, criterion: Criterion, granularity: Gran
                 picked.append(c)
                 left -= price
         note = f"{criterion.slots - left} of {criterion.slots} extra slots used"
+    elif isinstance(criterion, GainBudget):
+        raise ParameterError("selection by gain needs the gain analysis: use resilq.harden.harden_by_gain")
     else:
         raise ParameterError(f"unknown selection criterion {criterion!r}; use Threshold, TopK or Budget")
     per_unit = {}
@@ -238,5 +256,5 @@ def _by_threshold(model: Model, nvf: NVFResult, criterion: Threshold, granularit
     return Selection(neurons, criterion, granularity, units=units)
 
 
-__all__ = ["Budget", "Criterion", "Granularity", "Selection", "Threshold", "TopK", "channel_scores",
+__all__ = ["Budget", "Criterion", "GainBudget", "Granularity", "Selection", "Threshold", "TopK", "channel_scores",
            "neurons_per_channel", "resolve_layers", "select"]

@@ -5,10 +5,10 @@ numpy only: this package runs in the PYNQ board's own Python next to the driver.
 
 from .executor import Executor, RunResult, predict, run, top1
 from .io import load_model, save_model
-from .layers import Conv2d, Flatten, Linear, MaxPool2d, Protection, Requant
+from .layers import Clip, Conv2d, Flatten, Linear, MaxPool2d, Protection, Requant
 from .model import InputQuant, Model
 
 __all__ = [
-    "Conv2d", "Executor", "Flatten", "InputQuant", "Linear", "MaxPool2d", "Model", "Protection", "Requant",
+    "Clip", "Conv2d", "Executor", "Flatten", "InputQuant", "Linear", "MaxPool2d", "Model", "Protection", "Requant",
     "RunResult", "load_model", "predict", "run", "save_model", "top1",
 ]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..arith import Scheme, apply_fault, correct, requantize, split_half
+from ..arith import Scheme, apply_fault, clip_range, correct, requantize, split_half
 from ..errors import ShapeError
 from .kernels import accumulate, maxpool, weight_matrix_of
 from .layers import ComputeLayer, Conv2d, Flatten, Linear, MaxPool2d, neuron_shift
@@ -104,7 +104,7 @@ class Executor:
         for i, layer in enumerate(self.model.layers):
             if isinstance(layer, (Conv2d, Linear)):
                 acc = accumulate(layer, x, self._weights[i])
-                x = acc if layer.requant is None else self._finish(i, layer, acc, faults.get(i, ()),
+                x = acc if layer.requant is None else self._output(i, layer, acc, faults.get(i, ()),
                                                                     None if masks is None else masks.get(i))
             elif isinstance(layer, MaxPool2d):
                 x = maxpool(layer, x)
@@ -114,9 +114,17 @@ class Executor:
                 acts[i].append(x)
         return x
 
+    def _output(self, index: int, layer: ComputeLayer, acc: np.ndarray, faults: Sequence,
+                masks: np.ndarray | None = None) -> np.ndarray:
+        """What the next layer reads: :meth:`_finish`, then the layer's clip (if any)."""
+        out = self._finish(index, layer, acc, faults, masks)
+        clip = getattr(layer, "clip", None)
+        return out if clip is None else clip_range(out, clip.bound, clip.variant)
+
     def _finish(self, index: int, layer: ComputeLayer, acc: np.ndarray, faults: Sequence,
                 masks: np.ndarray | None = None) -> np.ndarray:
-        """Requantize, then (for a protected layer) compute the shadows, inject, and correct.
+        """Requantize, then (for a protected layer) compute the shadows, inject, and correct (a layer's clip, if
+        any, follows: it restricts the value the corrector wrote, i.e. what the next layer reads).
 
         ``masks`` (optional, ``(N, slots)`` uint8): per-inference XOR masks of every slot (BER draws)."""
         lo, hi = layer.requant.bounds

@@ -18,12 +18,15 @@ import numpy as np
 from ..archive import read_archive, write_archive
 from ..arith import Scheme
 from ..errors import FormatError, UnsupportedModelError
-from .layers import LAYER_KINDS, Conv2d, Flatten, Layer, Linear, MaxPool2d, Protection, Requant
+from .layers import LAYER_KINDS, Clip, Conv2d, Flatten, Layer, Linear, MaxPool2d, Protection, Requant
 from .model import InputQuant, Model
 
 KIND = "model"
 VERSION = 1
-SUPPORTED_VERSIONS = (1,)
+#: Version 2 adds per-layer range restriction (``clip``); a model without clip is still written as version 1,
+#: so readers that know only version 1 keep reading every file they can understand.
+CLIP_VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)
 
 
 def _layer_spec(i: int, layer: Layer, include_protection: bool) -> tuple[dict, dict[str, np.ndarray]]:
@@ -42,6 +45,8 @@ def _layer_spec(i: int, layer: Layer, include_protection: bool) -> tuple[dict, d
         else:
             spec["requant"] = {"relu": bool(layer.requant.relu)}
             arrays[f"{key}.shift"] = layer.requant.shift.astype(np.int32)
+        if layer.clip is not None:  # part of the network's function (and of the network hash)
+            spec["clip"] = {"bound": int(layer.clip.bound), "variant": layer.clip.variant}
         if include_protection and layer.protection is not None:
             spec["protection"] = {"scheme": layer.protection.scheme.label}
             arrays[f"{key}.protected"] = layer.protection.neurons.astype(np.int32)
@@ -77,14 +82,17 @@ def save_model(model: Model, path: str | os.PathLike) -> Path:
     header, arrays = model_spec(model, include_protection=True)
     header["metadata"] = dict(model.metadata)
     header["hash"] = model.hash
-    return write_archive(path, KIND, VERSION, header, arrays)
+    return write_archive(path, KIND, CLIP_VERSION if model.has_clip else VERSION, header, arrays)
 
 
 def load_model(path: str | os.PathLike) -> Model:
     """Read and validate a ``.rq`` file. Any problem raises :class:`FormatError` naming the file."""
-    header, arrays, _ = read_archive(path, KIND, SUPPORTED_VERSIONS)
+    header, arrays, version = read_archive(path, KIND, SUPPORTED_VERSIONS)
     try:
         model = _build(header, arrays)
+        if model.has_clip and version < CLIP_VERSION:
+            raise FormatError(f"a version-{version} model file cannot carry clip (range restriction needs version "
+                              f"{CLIP_VERSION})")
     except FormatError as exc:
         raise FormatError(f"{path}: {exc}") from None
     except UnsupportedModelError as exc:
@@ -137,11 +145,17 @@ def _build(header: dict, arrays: dict[str, np.ndarray]) -> Model:
             except ValueError as exc:
                 raise FormatError(str(exc)) from None
             prot = Protection(scheme, _array(arrays, f"{key}.protected", np.int32))
+        clip = None
+        if spec.get("clip") is not None:
+            c = spec["clip"]
+            if not isinstance(c, dict) or not isinstance(c.get("bound"), int) or not isinstance(c.get("variant"), str):
+                raise FormatError(f"layer {name!r}: clip must be {{'bound': int, 'variant': str}}, got {c!r}")
+            clip = Clip(int(c["bound"]), c["variant"])
         if kind == "conv2d":
             layers.append(Conv2d(name, weight, bias, requant, stride=int(spec["stride"]),
-                                 padding=int(spec["padding"]), protection=prot))
+                                 padding=int(spec["padding"]), protection=prot, clip=clip))
         else:
-            layers.append(Linear(name, weight, bias, requant, protection=prot))
+            layers.append(Linear(name, weight, bias, requant, protection=prot, clip=clip))
     metadata = header.get("metadata", {})
     if not isinstance(metadata, dict):
         raise FormatError("metadata must be a JSON object")

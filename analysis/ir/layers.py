@@ -13,7 +13,7 @@ from typing import ClassVar, Union
 
 import numpy as np
 
-from ..arith import INT32_MAX, MAX_SHIFT, Scheme, relu_bounds
+from ..arith import CLIP_VARIANTS, INT32_MAX, MAX_SHIFT, Scheme, relu_bounds
 from ..errors import UnsupportedModelError
 
 Shape = tuple[int, ...]
@@ -56,6 +56,21 @@ class Protection:
         return self.n_protected * (self.copies - 1)
 
 
+@dataclass(frozen=True)
+class Clip:
+    """Range restriction of one layer's outputs (Ranger-style): after the corrector, every value the next
+    layer reads that is above ``bound`` becomes ``bound`` (variant ``bound``) or 0 (variant ``zero``)."""
+
+    bound: int
+    variant: str = "bound"
+
+    def check(self, where: str) -> None:
+        if not isinstance(self.bound, (int, np.integer)) or not 0 <= int(self.bound) <= 127:
+            raise UnsupportedModelError(f"{where}: clip bound must be an integer in [0, 127], got {self.bound!r}")
+        if self.variant not in CLIP_VARIANTS:
+            raise UnsupportedModelError(f"{where}: unknown clip variant {self.variant!r} (known: {', '.join(CLIP_VARIANTS)})")
+
+
 @dataclass(frozen=True, eq=False)
 class Conv2d:
     name: str
@@ -65,6 +80,7 @@ class Conv2d:
     stride: int = 1
     padding: int = 0
     protection: Protection | None = None
+    clip: Clip | None = None
     kind: ClassVar[str] = "conv2d"
 
     @property
@@ -96,6 +112,7 @@ class Linear:
     bias: np.ndarray  # int32 [O]
     requant: Requant | None
     protection: Protection | None = None
+    clip: Clip | None = None
     kind: ClassVar[str] = "linear"
 
     @property
@@ -202,7 +219,7 @@ def protection_for(layer: Layer) -> Protection | None:
 
 
 __all__ = [
-    "Requant", "Protection", "Conv2d", "Linear", "MaxPool2d", "Flatten", "Layer", "ComputeLayer",
+    "Requant", "Protection", "Clip", "Conv2d", "Linear", "MaxPool2d", "Flatten", "Layer", "ComputeLayer",
     "LAYER_KINDS", "is_compute", "neuron_shift", "check_compute_layer", "worst_case_accumulator",
     "protection_for",
 ]

@@ -172,6 +172,24 @@ class Model:
             layers[index] = dataclasses.replace(layers[index], protection=prot)
         return self.replace(layers=tuple(layers), metadata={**self.metadata, **metadata})
 
+    def clip(self, index: int):
+        """The range restriction of layer ``index`` (None: none)."""
+        return getattr(self.layers[index], "clip", None)
+
+    @property
+    def has_clip(self) -> bool:
+        return any(self.clip(i) is not None for i in self.neuron_layers)
+
+    def with_clip(self, clips: Mapping[int, Any], **metadata: Any) -> Model:
+        """A copy whose layers ``index`` carry the range restriction ``clips[index]`` (None removes it)."""
+        layers = list(self.layers)
+        for index, clip in clips.items():
+            layers[index] = dataclasses.replace(layers[index], clip=clip)
+        return self.replace(layers=tuple(layers), metadata={**self.metadata, **metadata})
+
+    def without_clip(self) -> Model:
+        return self.with_clip({i: None for i in self.neuron_layers if self.clip(i) is not None})
+
     def unprotected(self) -> Model:
         return self.with_protection({i: None for i in self.neuron_layers if self.protection(i) is not None})
 
@@ -211,6 +229,13 @@ class Model:
             prot = getattr(layer, "protection", None)
             if prot is not None:
                 self._check_protection(i, layer, prot)
+            clip = getattr(layer, "clip", None)
+            if clip is not None:
+                where = f"layer {layer.name!r}"
+                if i == last:
+                    raise UnsupportedModelError(f"{where} is the classifier; its outputs are the class scores and cannot "
+                                                "be clipped")
+                clip.check(where)
 
     def _check_protection(self, index: int, layer: ComputeLayer, prot: Protection) -> None:
         n = f"layer {layer.name!r}"

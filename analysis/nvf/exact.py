@@ -43,6 +43,9 @@ def check_analysable(model: Model, x: np.ndarray) -> np.ndarray:
     if model.is_protected:
         raise UnsupportedModelError(f"{model.name} is a protected model; NVF is defined on the unprotected network "
                                     "(analyse the original .rq, or model.unprotected())")
+    if model.has_clip:
+        raise UnsupportedModelError(f"{model.name} has range restriction (clip); NVF and gain are defined on the "
+                                    "network without it (analyse model.without_clip())")
     if not isinstance(x, np.ndarray) or x.shape[0] == 0:
         raise ParameterError("the NVF analysis needs at least one input (the input set is empty)")
     return check_input(model, x)
