@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from factories import protect, random_model
 from resilq.arith import Scheme, clip_range
 from resilq.campaign.engine import BackendKind, EvaluationSet, FaultEvaluator
 from resilq.errors import FormatError, UnsupportedModelError
@@ -14,6 +13,8 @@ from resilq.faultsim import FaultSimulator
 from resilq.harden.clip import profile_bounds, with_clip
 from resilq.ir import Clip, Executor, load_model, save_model
 from resilq.ir.io import CLIP_VERSION
+
+from factories import protect, random_model
 
 
 def _clipped(seed, scheme, variant):

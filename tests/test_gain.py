@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from factories import random_model
 from resilq.arith import Scheme
 from resilq.errors import FormatError, MismatchError
 from resilq.faults import Fault
 from resilq.gain import exact_gain, load_gain, save_gain
 from resilq.ir import Executor, Protection
+
+from factories import random_model
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from factories import random_model
 from resilq.arith import Scheme
 from resilq.cli import main
 from resilq.errors import MismatchError
@@ -13,6 +12,8 @@ from resilq.gain import exact_gain, save_gain
 from resilq.harden import harden_by_gain
 from resilq.harden.knapsack import solve
 from resilq.ir import load_model, save_model
+
+from factories import random_model
 
 
 @pytest.fixture(scope="module")
