@@ -1,4 +1,4 @@
-"""``resilq campaign | sweep | plot | report``: fault-injection campaigns from the command line."""
+"""``resilq campaign | sweep | sweep-budget | plot | report``: fault-injection campaigns from the command line."""
 
 from __future__ import annotations
 
@@ -38,6 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-share", action="store_true", help="do not share results between points (slower; a check)")
     p.add_argument("--out", type=Path, required=True, help="sweep directory, e.g. runs/sweep")
     p.set_defaults(func=run_sweep_cmd)
+
+    from .budget_cli import register as register_budget
+
+    register_budget(sub, _add_campaign_args)
 
     p = sub.add_parser("plot", help="Fig. 4 (PNG) and a CSV of every point of a sweep directory")
     p.add_argument("sweep", type=Path, help="sweep directory (resilq sweep --out)")

@@ -264,7 +264,7 @@ def run_sweep(model: Model, nvf: NVFResult, data: EvaluationSet, out_dir: str | 
     nvf.check_model(model)
     points = sweep_points(schemes, thresholds)
     identity = _identity(model, nvf, data, config)
-    manifest = _open_manifest(out, identity)
+    manifest = open_manifest(out, identity)
     models: dict[str, tuple[Model, list[SweepPoint]]] = {}
     for point in points:
         hardened = harden(model, nvf, point.scheme, point.threshold)
@@ -280,7 +280,7 @@ def run_sweep(model: Model, nvf: NVFResult, data: EvaluationSet, out_dir: str | 
                                            "campaign": f"campaigns/{h[:16]}.db", "model_hash": h,
                                            "n_neurons": hardened.n_neurons, "n_slots": hardened.n_slots,
                                            "n_protected": hardened.n_protected})
-    _write_manifest(out, manifest)
+    write_manifest(out, manifest)
     # Sharing keys identify an output fault by its slot; other kinds are not shared between points.
     cache = SharedOutcomes(out / SHARED) if share and config.kind.kind == "output" else None
     results: list[tuple[SweepPoint, CampaignReport]] = []
@@ -301,11 +301,12 @@ def run_sweep(model: Model, nvf: NVFResult, data: EvaluationSet, out_dir: str | 
             cache.close()
 
 
-def _open_manifest(out: Path, identity: dict[str, Any]) -> dict[str, Any]:
-    path = out / MANIFEST
+def open_manifest(out: Path, identity: dict[str, Any], name: str = MANIFEST) -> dict[str, Any]:
+    """The manifest ``name`` of a sweep directory (new if absent), refused if it describes another sweep."""
+    path = out / name
     if not path.exists():
         return {"version": MANIFEST_VERSION, **identity, "points": []}
-    manifest = read_manifest(out)
+    manifest = read_manifest(out, name)
     diffs = [f"{k}: stored {manifest.get(k)!r}, requested {v!r}" for k, v in identity.items() if manifest.get(k) != v]
     if manifest.get("fault_kind", "output") != identity.get("fault_kind", "output") and "fault_kind" not in identity:
         diffs.append(f"fault_kind: stored {manifest['fault_kind']!r}, requested 'output'")
@@ -315,16 +316,17 @@ def _open_manifest(out: Path, identity: dict[str, Any]) -> dict[str, Any]:
     return manifest
 
 
-def _write_manifest(out: Path, manifest: dict[str, Any]) -> None:
-    tmp = out / (MANIFEST + ".tmp")
+def write_manifest(out: Path, manifest: dict[str, Any], name: str = MANIFEST) -> None:
+    tmp = out / (name + ".tmp")
     tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, out / MANIFEST)
+    os.replace(tmp, out / name)
 
 
-def read_manifest(out_dir: str | os.PathLike) -> dict[str, Any]:
-    path = Path(out_dir) / MANIFEST
+def read_manifest(out_dir: str | os.PathLike, name: str = MANIFEST) -> dict[str, Any]:
+    path = Path(out_dir) / name
     if not path.is_file():
-        raise FormatError(f"{out_dir}: not a sweep directory (no {MANIFEST}); run `resilq sweep ... --out {out_dir}`")
+        command = "sweep-budget" if name != MANIFEST else "sweep"
+        raise FormatError(f"{out_dir}: not a sweep directory (no {name}); run `resilq {command} ... --out {out_dir}`")
     try:
         manifest = json.loads(path.read_text())
         if manifest.get("version") != MANIFEST_VERSION or not isinstance(manifest.get("points"), list):
