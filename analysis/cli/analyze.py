@@ -8,14 +8,13 @@ from contextlib import nullcontext
 from enum import Enum
 from pathlib import Path
 
-from ..data import load_dataset
 from ..errors import ParameterError
 from ..ir import load_model
 from ..nvf import save_nvf
 from ..ui import say
 from ..validation import cli_number
 from .nvf_table import print_table
-from .options import add_dataset_args, non_negative_int, positive_int
+from .options import add_analysis_input_args, analysis_inputs, non_negative_int, positive_int
 
 
 class Method(str, Enum):
@@ -29,11 +28,7 @@ class Method(str, Enum):
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("analyze", help="Neuron Vulnerability Factors of every neuron (exact, or the paper's δ-range)")
     p.add_argument("model", help="a .rq file (unprotected)")
-    add_dataset_args(p, default=None)
-    p.add_argument("--split", default="train", choices=("train", "test"),
-                   help="input set (default: train, as the paper analyses over the training set)")
-    p.add_argument("--inputs", type=positive_int, default=1000, metavar="N", help="number of inputs (default 1000)")
-    p.add_argument("--offset", type=non_negative_int, default=0, metavar="K", help="skip the first K inputs of the split")
+    add_analysis_input_args(p)
     p.add_argument("--method", type=Method, default=Method.EXACT, choices=list(Method),
                    help="exact (every bit flip decided exactly; default) or deltarange (the paper's Algorithm 1)")
     p.add_argument("--jobs", type=positive_int, default=1, metavar="N", help="worker processes on this machine (default 1; at most the number of cores)")
@@ -57,13 +52,7 @@ def run(args: argparse.Namespace) -> int:
     if Path(args.out).is_dir():
         raise ParameterError(f"--out {args.out} is a folder; give a file name for the nvf file")
     model = load_model(args.model)
-    dataset = args.dataset or model.metadata.get("dataset", "digits")
-    data = load_dataset(dataset, args.split, args.data_dir)
-    if args.offset < 0:
-        raise ParameterError(f"--offset must be non-negative, got {args.offset}")
-    chosen = data.take(args.inputs, args.offset)
-    if len(chosen) == 0:
-        raise ParameterError(f"the input set is empty: {data.describe()} has no inputs after offset {args.offset}")
+    dataset, chosen = analysis_inputs(args, model)
     x = model.quantize_input(chosen.images)
     where = f"{args.jobs} job(s)" if args.scheduler is None else f"Dask {args.scheduler}, {args.workers} worker(s)"
     say(f"{args.method.value} NVF of {model.name} ({model.n_neurons:,} neurons x 8 bits) over {len(chosen):,} "

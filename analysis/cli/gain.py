@@ -6,22 +6,16 @@ import argparse
 import time
 
 from ..arith import Scheme
-from ..data import load_dataset
-from ..errors import ParameterError
 from ..ir import load_model
 from ..ui import say, table
-from .options import add_dataset_args, positive_int
+from .options import add_analysis_input_args, analysis_inputs, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("gain", help="exact protection gain of every neuron under split, tmr, dup-and, dup-min "
                                     "(misclassifying bit-flip events removed, per bit and direction)")
     p.add_argument("model", help="a .rq file (unprotected)")
-    add_dataset_args(p, default=None)
-    p.add_argument("--split", default="train", choices=("train", "test"),
-                   help="input set (default: train, like the NVF analysis)")
-    p.add_argument("--inputs", type=positive_int, default=1000, metavar="N", help="number of inputs (default 1000)")
-    p.add_argument("--offset", type=int, default=0, metavar="K", help="skip the first K inputs of the split")
+    add_analysis_input_args(p)
     p.add_argument("--jobs", type=positive_int, default=1, metavar="N", help="worker processes (default 1)")
     p.add_argument("--out", required=True, help="output .gain file")
     p.set_defaults(func=run)
@@ -38,12 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from ..gain import exact_gain, save_gain
 
     model = load_model(args.model)
-    dataset = args.dataset or model.metadata.get("dataset", "digits")
-    if args.offset < 0:
-        raise ParameterError(f"--offset must be non-negative, got {args.offset}")
-    chosen = load_dataset(dataset, args.split, args.data_dir).take(args.inputs, args.offset)
-    if len(chosen) == 0:
-        raise ParameterError(f"the input set is empty: no {dataset}/{args.split} inputs after offset {args.offset}")
+    dataset, chosen = analysis_inputs(args, model)
     x = model.quantize_input(chosen.images)
     say(f"exact protection gain of {model.name} ({model.n_neurons:,} neurons x {len(Scheme)} schemes) over "
         f"{len(chosen):,} {dataset}/{args.split} inputs, {args.jobs} job(s)")
