@@ -56,8 +56,8 @@ def test_parse_budgets_and_variants():
 
 def test_points_build_the_selection_rules_at_the_budget(analysed):
     model, nvf, gain, _, _ = analysed
-    slots = budget_slots(model, 0.1)
-    assert slots == round(0.1 * model.n_neurons) and budget_slots(model, 1e-6) == 1
+    slots = budget_slots(model.n_neurons, 0.1)
+    assert slots == round(0.1 * model.n_neurons) and budget_slots(model.n_neurons, 1e-6) == 1
     assert build(model, "none", 0.0, nvf, gain).hash == model.hash
     paper = build(model, "nvf-split", 0.1, nvf, gain)
     assert paper.hash == harden(model, nvf, HardeningPlan(Scheme.SPLIT, Budget(slots), fallback=Scheme.TMR)).model.hash

@@ -14,7 +14,7 @@ from resilq.errors import MismatchError, ParameterError
 from resilq.pipeline import Context, MissingStepError, PipelineConfig, demo_config, load_config, select, to_toml
 from resilq.pipeline.config import from_dict
 
-SECTIONS = ("summary", "chain-of-trust", "model", "table-i", "nvf-plots", "overhead", "fig4", "deployment", "steps")
+SECTIONS = ("summary", "verdict", "chain-of-trust", "model", "table-i", "nvf-plots", "overhead", "fig4", "deployment", "steps")
 
 
 # ------------------------------------------------------------------------------------------------ config
@@ -35,6 +35,9 @@ def test_config_round_trips_through_toml(tmp_path):
     ({"harden": {"schemes": ["split", "tmrr"]}}, "harden.schemes"),
     ({"campaign": {"fault_model": "double-bit"}}, "campaign.fault_model"),
     ({"model": {"dataset": "imagenet"}}, "model.dataset must be one of"),
+    ({"harden": {"select": "random"}}, "harden.select must be gain or nvf"),
+    ({"harden": {"budget": 0.0}}, "harden.budget must lie in (0, 1]"),
+    ({"harden": {"select": "nvf", "schemes": ["auto"]}}, "auto chooses by gain"),
 ])
 def test_config_refuses_mistakes_by_name(data, message):
     with pytest.raises(ParameterError, match=re.escape(message)):
@@ -48,6 +51,23 @@ def test_every_option_is_documented_in_the_written_toml():
     for section in dataclasses.fields(PipelineConfig):
         for f in dataclasses.fields(getattr(PipelineConfig(), section.name)):
             assert f.metadata["doc"] and f"# {f.metadata['doc']}\n{f.name} = " in text
+
+
+def test_verdict_needs_both_intervals_below_the_unprotected_ones():
+    from resilq.pipeline.verdict import verdict
+
+    def row(name, loss, crit):
+        iv = lambda lo, hi: {"value": (lo + hi) / 2, "low": lo, "high": hi}  # noqa: E731
+        return {"variant": name, "faults": 400, "images": 100, "accuracy_loss": iv(*loss), "critical_rate": iv(*crit)}
+
+    base = row("unprotected", (0.02, 0.04), (0.03, 0.05))
+    v = verdict([base, row("tmr", (0.0, 0.019), (0.0, 0.02)), row("split", (0.0, 0.03), (0.0, 0.02))], "by gain")
+    assert v["pays"] and v["lines"][0].startswith("tmr: YES, lowers both")
+    assert v["lines"][1].startswith("split: NO, it does not lower the accuracy loss below")
+    assert "critical" not in v["lines"][1].split("(")[0]
+    none = verdict([base, row("split", (0.0, 0.05), (0.04, 0.06))], "by gain")
+    assert not none["pays"] and "the accuracy loss and the critical-inference rate" in none["lines"][0]
+    assert "no variant pays" in none["headline"]
 
 
 def test_bad_toml_and_missing_file_are_named(tmp_path):
@@ -114,6 +134,14 @@ def test_demo_report_has_every_section_with_real_numbers(demo):
     assert [r["critical"] for r in s["analyze"]["table1"]][0] == 4684 and len(s["analyze"]["table1"]) == 11
     assert {v["scheme"] for v in s["harden"]["variants"]} == {"split", "tmr"}
     assert all(v["protected"] > 0 for v in s["harden"]["variants"])
+    budget = s["harden"]["criterion_spec"]["slots"]  # selected by gain within 4 % extra slots (the default)
+    assert s["harden"]["select"] == "gain" and budget == round(0.04 * 4684)
+    assert all(0 < v["extra_slots"] <= budget for v in s["harden"]["variants"])
+    verdict = s["campaign"]["default_protection"]
+    assert [r["variant"] for r in verdict["rows"]] == ["unprotected", "split", "tmr"] and len(verdict["lines"]) == 2
+    assert all(line.split(": ", 1)[1].startswith(("YES, lowers both", "NO, it does not lower"))
+               for line in verdict["lines"])
+    assert verdict["headline"] in html
     rows = s["campaign"]["rows"]
     assert {r["scheme"] for r in rows} == {"none", "split", "tmr"}
     assert all(r["faults_done"] == r["sample_size"] > 0 for r in rows)
@@ -121,7 +149,7 @@ def test_demo_report_has_every_section_with_real_numbers(demo):
     assert none["critical_rate"] > 0  # single-bit faults do change some predictions
     assert {r["resource"] for r in s["hls"]["resources"]} == {"LUT", "FF", "DSP", "BRAM36"}
     cycles = {c["variant"]: c["cycles"] for c in s["hls"]["cycles"]}
-    assert cycles["unprotected"] < cycles["split"] < cycles["tmr"]
+    assert cycles["unprotected"] < min(cycles["split"], cycles["tmr"])
     assert {r["variant"] for r in s["deploy"]["results"]} == {"unprotected", "split", "tmr"}
     assert [r[1] for r in doc["trust"]] == ["pass"] * 4
     for name in ("table1.csv", "fig4.csv", "overhead.csv", "cycles.csv", "deployment.csv", "trust.csv"):

@@ -86,9 +86,9 @@ def parse_variants(text: str) -> list[str]:
     return [v for v in VARIANTS if v in asked]
 
 
-def budget_slots(model: Model, fraction: float) -> int:
-    """Extra slots of a budget: ``round(fraction * neurons)``, at least 1."""
-    return max(1, round(fraction * model.n_neurons))
+def budget_slots(neurons: int, fraction: float) -> int:
+    """Extra slots of a budget for a network of ``neurons``: ``round(fraction * neurons)``, at least 1."""
+    return max(1, round(fraction * neurons))
 
 
 def build(model: Model, variant: str, fraction: float, nvf: NVFResult, gain: GainResult) -> Model:
@@ -99,7 +99,7 @@ def build(model: Model, variant: str, fraction: float, nvf: NVFResult, gain: Gai
     if variant in UNBUDGETED:
         return base
     method, label = variant.split("-", 1)
-    slots = budget_slots(base, fraction)
+    slots = budget_slots(base.n_neurons, fraction)
     scheme = None if label == "auto" else Scheme.parse(label)
     fallback = Scheme.TMR if scheme is Scheme.SPLIT else None
     if method == "nvf":
@@ -174,7 +174,7 @@ def run_budget_sweep(model: Model, nvf: NVFResult, gain: GainResult, data: Evalu
         if point.label in known:
             return
         known.add(point.label)
-        slots = 0 if point.variant in UNBUDGETED else budget_slots(model, point.fraction)
+        slots = 0 if point.variant in UNBUDGETED else budget_slots(model.n_neurons, point.fraction)
         manifest["points"].append({"label": point.label, "variant": point.variant, "fraction": point.fraction,
                                    "budget_slots": slots, "campaign": f"campaigns/{network.hash[:16]}.db",
                                    "model_hash": network.hash, "n_neurons": network.n_neurons,

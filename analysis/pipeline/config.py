@@ -58,7 +58,11 @@ class AnalysisConfig:
 
 @dataclass
 class HardenConfig:
-    schemes: list[str] = opt(["split", "tmr"], "protection schemes to build: split, tmr, dup-and, dup-min")
+    schemes: list[str] = opt(["split", "tmr"], "protection schemes to build: split, tmr, dup-and, dup-min "
+                                               "(and auto with select = gain: per layer the scheme that pays)")
+    select: str = opt("gain", "gain: the neurons with the largest exact protection gain within budget (SPEC §8); "
+                              "nvf: the paper's rule (protect_fraction, or threshold)")
+    budget: float = opt(0.04, "select = gain: extra slots as a fraction of the neurons (0.04 = 4 % more slots)")
     threshold: float = opt(0.2, "protect neurons with NVF >= threshold (used when protect_fraction = 0)")
     protect_fraction: float = opt(0.04, "protect this fraction of the most vulnerable neurons (0 = use threshold; "
                                         "the paper's LeNet-5 protects 3.99 % at NVF >= 20 %)")
@@ -120,6 +124,10 @@ class PipelineConfig:
         need(0.0 <= self.harden.threshold <= 1.0, f"harden.threshold must lie in [0, 1], got {self.harden.threshold}")
         need(0.0 <= self.harden.protect_fraction < 1.0, "harden.protect_fraction must lie in [0, 1)")
         need(bool(self.harden.schemes), "harden.schemes must name at least one scheme")
+        need(self.harden.select in ("gain", "nvf"), f"harden.select must be gain or nvf, got {self.harden.select!r}")
+        need(0.0 < self.harden.budget <= 1.0, f"harden.budget must lie in (0, 1], got {self.harden.budget}")
+        need(self.harden.select == "gain" or "auto" not in self.harden.schemes,
+             "harden.schemes: auto chooses by gain; set harden.select = \"gain\"")
         need(self.harden.granularity in ("neuron", "channel"), "harden.granularity must be neuron or channel")
         need(all(0.0 <= t <= 1.0 for t in self.campaign.thresholds), "campaign.thresholds must lie in [0, 1]")
         need(all(0.0 <= f < 1.0 for f in self.campaign.protect_fractions), "campaign.protect_fractions must lie in [0, 1)")
@@ -133,7 +141,8 @@ class PipelineConfig:
 
         need(self.model.dataset in DATASETS, f"model.dataset must be one of {', '.join(DATASETS)}, "
              f"got {self.model.dataset!r}")
-        self._parses("harden.schemes", self.harden.schemes + ([self.harden.fallback] if self.harden.fallback else []))
+        self._parses("harden.schemes", [s for s in self.harden.schemes if s != "auto"]
+                     + ([self.harden.fallback] if self.harden.fallback else []))
         from ..campaign.sampling import FaultModel
 
         try:
@@ -155,6 +164,7 @@ class PipelineConfig:
         check_number(self.model.lr, "pipeline config: model.lr", None, 1.0, positive=True)
         for where, values in (("harden.threshold", [self.harden.threshold]),
                               ("harden.protect_fraction", [self.harden.protect_fraction]),
+                              ("harden.budget", [self.harden.budget]),
                               ("campaign.thresholds", self.campaign.thresholds),
                               ("campaign.protect_fractions", self.campaign.protect_fractions)):
             for v in values:

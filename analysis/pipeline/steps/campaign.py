@@ -83,7 +83,7 @@ def run(ctx: Context) -> dict:
     data = EvaluationSet.from_dataset(model, test, cfg.images or None)
     points = sweep_thresholds(ctx, nvf)
     thresholds = [p["threshold"] for p in points]
-    schemes = [None] + [Scheme.parse(s) for s in ctx.config.harden.schemes]
+    schemes = [None] + [Scheme.parse(s) for s in ctx.config.harden.schemes if s != "auto"]  # auto: by gain only
     config = CampaignConfig(FaultModel.parse(cfg.fault_model), cfg.faults or None, cfg.seed)
     say(f"Fig. 4 sweep: {len(schemes) - 1} schemes x {len(thresholds)} thresholds + unprotected, "
         f"{config.faults or 'Leveugle'} faults each over {data.describe()}")
@@ -106,7 +106,15 @@ def run(ctx: Context) -> dict:
     for c in checks:
         say(f"engine vs executor ({c['scheme']}, {c['protected']} protected): {c['faults']} faults, "
             f"{c['differing_faults']} differ")
+    default = None
+    if ctx.has("harden"):  # does the default protection pay? (issue #16; the report's verdict line)
+        from ..verdict import protection_campaigns, verdict
+
+        default = verdict(protection_campaigns(ctx, model, data, config, out / "sweep"), ctx.summary("harden")["criterion"])
+        for line in [default["headline"], *default["lines"]]:
+            say(line)
     return {"points": points, "schemes": ["none"] + [s.label for s in schemes[1:]], "images": len(data),
+            "default_protection": default,
             "dataset": data.dataset, "fault_model": config.fault_model.label, "shared_outcomes": result.shared,
             "rows": [vars(r) for r in rows], "csv": "fig4.csv", "plot": ctx.relative(plot),
             "paper": None if paper is None else {"rows": comparison_rows(rows, paper)},

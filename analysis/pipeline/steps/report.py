@@ -172,6 +172,9 @@ def sections(ctx: Context) -> dict[str, Any]:
                      for r in c["rows"]],
             "notes": [p["note"] for p in c.get("points", []) if p.get("note")],
             "paper": paper_rows(c, s)}
+    verdict = s.get("campaign", {}).get("default_protection")
+    if verdict:  # issue #16: does the default protection pay? (one small block of the report)
+        doc["verdict"] = {"pays": verdict["pays"], "headline": verdict["headline"], "lines": verdict["lines"]}
     if "deploy" in s:
         d = s["deploy"]
         doc["deployment"] = {
@@ -268,7 +271,7 @@ def run(ctx: Context) -> dict:
         title=ctx.config.run.name, generated=time.strftime("%Y-%m-%d %H:%M"), version=__version__,
         out=str(ctx.out), steps=steps, config_toml=to_toml(ctx.config), model=doc.get("model"),
         table1=doc.get("table1"), nvf_figures=doc.get("nvf_figures"), overhead=doc.get("overhead"),
-        hardware=doc.get("hardware"), fig4=doc.get("fig4"), deployment=doc.get("deployment"), trust=doc["trust"],
+        hardware=doc.get("hardware"), fig4=doc.get("fig4"), verdict=doc.get("verdict"), deployment=doc.get("deployment"), trust=doc["trust"],
         kpis=doc["kpis"], explain=doc.get("explain"), page_width=PAGE_WIDTH_PX)
     (out / "report.html").write_text(html, encoding="utf-8")
     public = {k: v for k, v in doc.items() if k != "nvf_figures"}
