@@ -10,6 +10,7 @@ from resilq.campaign.budget import (
     best_of,
     budget_slots,
     build,
+    effective_bounds,
     parse_budgets,
     parse_variants,
     read_budget_manifest,
@@ -84,11 +85,11 @@ def test_sweep_runs_every_variant_resumes_and_picks_the_best(analysed, tmp_path)
               and not p.variant.startswith("clip")}
         choice = best_of(at)
         assert rows[f"clip+best@{f:g}"].best_of == choice
-        expected = with_clip(build(model, choice, f, nvf, gain), bounds)
+        expected = with_clip(build(model, choice, f, nvf, gain), effective_bounds(bounds))
         point = next(p for p in manifest["points"] if p["label"] == f"clip+best@{f:g}")
         assert point["model_hash"] == expected.hash
     clip_only = next(p for p in manifest["points"] if p["label"] == "clip")
-    assert clip_only["model_hash"] == with_clip(model, bounds).hash
+    assert clip_only["model_hash"] == with_clip(model, effective_bounds(bounds)).hash != model.hash
     # resuming computes nothing new and gives the same numbers
     again = run_budget_sweep(model, nvf, gain, data, out, [0.05, 0.2], clip_bounds=bounds, config=config)
     assert [p.label for p, _ in again.points] == labels
@@ -97,6 +98,18 @@ def test_sweep_runs_every_variant_resumes_and_picks_the_best(analysed, tmp_path)
     assert int((unprotected.outcomes.how == How.SHARED).sum()) == 0
     with pytest.raises(MismatchError):
         run_budget_sweep(model, nvf, gain, data, out, [0.05], clip_bounds=bounds, config=CampaignConfig(faults=50, seed=4))
+
+
+def test_a_bound_of_127_clips_nothing_and_is_left_out(analysed, tmp_path):
+    model, nvf, gain, data, bounds = analysed
+    assert effective_bounds({0: 127, 2: 40}) == {2: 40}
+    saturated = {i: 127 for i in bounds}
+    config = CampaignConfig(faults=30, seed=2)
+    run_budget_sweep(model, nvf, gain, data, tmp_path / "s", [0.1], ["none", "clip", "gain-auto", "clip+best"],
+                     clip_bounds=saturated, config=config)
+    points = {p["label"]: p for p in read_budget_manifest(tmp_path / "s")["points"]}
+    assert points["clip"]["model_hash"] == points["none"]["model_hash"]  # one campaign, not two
+    assert points["clip+best@0.1"]["model_hash"] == points["gain-auto@0.1"]["model_hash"]
 
 
 def test_shared_outcomes_equal_separate_campaigns(analysed, tmp_path):

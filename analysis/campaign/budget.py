@@ -12,7 +12,9 @@ fraction of the unprotected network's neurons, e.g. 0.05 = 5 % more slots) the s
   rate at that budget (ties: lower accuracy loss, then the order above);
 
 and, at 0 extra slots, ``none`` (unprotected) and ``clip`` (range restriction alone; bounds profiled once
-on the unprotected network's training inputs and shared by every clipped point).
+on the unprotected network's training inputs and shared by every clipped point; a layer whose bound is 127,
+the int8 maximum, clips nothing and is left unclipped, so where every bound is 127 ``clip`` *is* the
+unprotected network and ``clip+best`` the best).
 
 Every point is an ordinary campaign store (``campaigns/<model hash>.db``, resumable); points that build the
 same network share one store, and outcomes are shared between stores exactly as in the threshold sweep
@@ -29,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..arith import Scheme
+from ..arith import INT8_MAX, Scheme
 from ..errors import ParameterError
 from ..gain import GainResult
 from ..ir.model import Model
@@ -107,6 +109,12 @@ def build(model: Model, variant: str, fraction: float, nvf: NVFResult, gain: Gai
     return harden_by_gain(base, gain, scheme, slots, fallback=fallback).model
 
 
+def effective_bounds(bounds: dict[int, int]) -> dict[int, int]:
+    """The clip bounds that can change a value: a bound of 127 clips nothing an int8 can hold, so those layers
+    are left unclipped (and a network whose every bound is 127 is the unclipped one, sharing its campaign)."""
+    return {i: int(b) for i, b in bounds.items() if b < INT8_MAX}
+
+
 def best_of(reports: dict[str, CampaignSummary]) -> str:
     """The variant with the lowest critical-inference rate (then accuracy loss, then :data:`PROTECTED` order)."""
     order = {v: k for k, v in enumerate(PROTECTED)}
@@ -166,8 +174,10 @@ def run_budget_sweep(model: Model, nvf: NVFResult, gain: GainResult, data: Evalu
     results: list[tuple[BudgetPoint, CampaignReport]] = []
     known = {p["label"] for p in manifest["points"]}
 
+    active = effective_bounds(clip_bounds)
+
     def clipped(network: Model) -> Model:
-        return with_clip(network, clip_bounds, clip_variant)
+        return with_clip(network, active, clip_variant) if active else network
 
     def record(point: BudgetPoint, network: Model, report: CampaignReport, **extra: Any) -> None:
         results.append((point, report))
@@ -209,5 +219,5 @@ def read_budget_manifest(out_dir: str | os.PathLike) -> dict[str, Any]:
     return read_manifest(out_dir, MANIFEST)
 
 
-__all__ = ["MANIFEST", "PROTECTED", "VARIANTS", "BudgetPoint", "BudgetResult", "best_of", "budget_slots", "build",
+__all__ = ["MANIFEST", "PROTECTED", "VARIANTS", "BudgetPoint", "BudgetResult", "best_of", "effective_bounds", "budget_slots", "build",
            "parse_budgets", "parse_variants", "read_budget_manifest", "run_budget_sweep"]
