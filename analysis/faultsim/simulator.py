@@ -19,6 +19,7 @@ from ..faults import Fault, slot_owner
 from ..ir.executor import Executor, check_input
 from ..ir.layers import neuron_shift
 from ..ir.model import Model
+from .backend import array_backend
 from .golden import Golden
 from .propagate import Propagator
 
@@ -59,11 +60,13 @@ class FaultSimulator:
     ``predictions(faults)`` gives, for each fault alone, the top-1 of every input: the same numbers as
     ``Executor(model).run(x, faults=[f]).predictions``, at a fraction of the cost. ``golden`` is the
     fault-free top-1. ``batch_size`` splits the inputs into chunks whose golden tensors are computed once
-    (and kept if they fit ``cache_bytes``).
+    (and kept if they fit ``cache_bytes``). ``device`` ("cpu", "cuda"): the products of a change on torch
+    tensors there (:mod:`.backend`; same results), None: numpy.
     """
 
     def __init__(self, model: Model, x: np.ndarray, batch_size: int | None = None,
-                 cache_bytes: int = DEFAULT_CACHE_BYTES, blas_threads: int | None = BLAS_THREADS):
+                 cache_bytes: int = DEFAULT_CACHE_BYTES, blas_threads: int | None = BLAS_THREADS,
+                 device: str | None = None):
         self.model = model
         self.blas_threads = blas_threads  # None: leave the BLAS thread pool as it is
         self.x = check_input(model, x)
@@ -76,7 +79,7 @@ class FaultSimulator:
         if batch_size < 1:
             raise ParameterError(f"batch_size must be positive, got {batch_size}")
         self.batch_size = int(batch_size)
-        self.propagator = Propagator(model)
+        self.propagator = Propagator(model, backend=array_backend(device))
         self._executor = Executor(model)
         self._starts = list(range(0, self.n, self.batch_size))
         self._keep = per_input * self.n <= cache_bytes
