@@ -91,3 +91,32 @@ def test_random_model_bounds_path_equals_numpy(rng):
     got = exact_nvf(model, x, use_bounds=True, device="cpu")
     for layer in model.neuron_layers:
         assert np.array_equal(got.values[layer], want.values[layer])
+
+
+def test_cli_device_gives_the_same_nvf_and_campaign(rng, tmp_path, capsys):
+    from resilq.campaign.store import CampaignStore
+    from resilq.cli import main
+    from resilq.ir import save_model
+    from resilq.nvf import load_nvf
+
+    model = random_model(rng, shape=(1, 28, 28), classes=10, channels=(2, 3))
+    rq = save_model(model, tmp_path / "m.rq")
+    base = ["analyze", str(rq), "--dataset", "digits", "--inputs", "6"]
+    assert main([*base, "--out", str(tmp_path / "a.nvf")]) == 0
+    assert main([*base, "--device", "cpu", "--out", str(tmp_path / "b.nvf")]) == 0
+    assert "torch on cpu" in capsys.readouterr().out
+    a, b = load_nvf(tmp_path / "a.nvf"), load_nvf(tmp_path / "b.nvf")
+    for layer in model.neuron_layers:
+        assert np.array_equal(a.values[layer], b.values[layer])
+    camp = ["campaign", str(rq), "--dataset", "digits", "--images", "12", "--faults", "40", "--seed", "3"]
+    assert main([*camp, "--out", str(tmp_path / "a.db")]) == 0
+    assert main([*camp, "--device", "cpu", "--out", str(tmp_path / "b.db")]) == 0
+    got = []
+    for name in ("a.db", "b.db"):
+        with CampaignStore(tmp_path / name, read_only=True) as store:
+            idx, out = store.results()
+            got.append((idx.tolist(), out.changed.tolist(), out.digest))
+    assert got[0] == got[1] and len(got[0][0]) == 40
+    assert sum(got[0][1]) > 0  # some faults changed some top-1
+    assert main([*camp, "--device", "cpu", "--backend", "executor", "--out", str(tmp_path / "c.db")]) == 2
+    assert "--device" in capsys.readouterr().err

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -218,3 +219,18 @@ class FaultSimulator:
                 golden = self._golden(int(c))
                 out[sel] = self.propagator.top1(golden, layer, neuron[sel], xi[sel] - self._starts[c], value[sel])
         return out
+
+
+@dataclass(frozen=True)
+class OnDevice:
+    """A campaign backend factory (``resilq campaign --device``): :class:`FaultSimulator` with the products of a
+    change on torch tensors of ``device``. Hashable and comparable, so Dask workers keep one evaluator for it."""
+
+    device: str
+
+    def __call__(self, model: Model, x: np.ndarray) -> FaultSimulator:
+        return FaultSimulator(model, x, device=self.device)
+
+    @property
+    def __name__(self) -> str:  # the campaign store records the backend by name
+        return f"faultsim-torch-{self.device}"
