@@ -1,6 +1,7 @@
 """Scaling law of the fault-propagation core: cost per NVF triple and per faulty inference, layer by layer.
 
     python benchmarks/scaling.py --model lenet5.rq --model mlp7.rq --model alexnet.rq [--inputs 20] [--neurons 48]
+        [--inputs-file inputs-lenet5.npy --inputs-file ...]   # inputs saved by benchmarks/zoo_models.py
 
 For every neuron layer of every model (one process, one BLAS thread, as the analysis and campaigns run):
 
@@ -45,10 +46,20 @@ def cpu(fn) -> tuple[float, object]:
     return time.process_time() - t0, out
 
 
-def measure(path: str, dataset: str | None, inputs: int, neurons: int, faults: int) -> list[list]:
-    model = load_model(path)
+def load_inputs(model, dataset: str | None, inputs_file: str | None, inputs: int) -> np.ndarray:
+    """``inputs`` int8 test inputs: from ``inputs_file`` (a .npy of float images, benchmarks/zoo_models.py) when
+    given, else from the dataset the model records (or ``dataset``)."""
+    if inputs_file:
+        return model.quantize_input(np.load(inputs_file)[:inputs])
     data = load_dataset(dataset or model.metadata.get("dataset", "digits"), "test")
-    x = model.quantize_input(data.take(inputs).images)
+    return model.quantize_input(data.take(inputs).images)
+
+
+def measure(path: str, dataset: str | None, inputs: int, neurons: int, faults: int,
+            inputs_file: str | None = None) -> list[list]:
+    model = load_model(path)
+    x = load_inputs(model, dataset, inputs_file, inputs)
+    inputs = x.shape[0]
     rows = []
     with single_threaded_blas():
         full, _ = cpu(lambda: Executor(model).run(x))
@@ -57,6 +68,7 @@ def measure(path: str, dataset: str | None, inputs: int, neurons: int, faults: i
         ctx.golden(0, inputs)
         sim = FaultSimulator(model, x)
         rng = np.random.default_rng(0)
+        weighted = []
         for depth, layer in enumerate(model.neuron_layers):
             idx = spread(model.out_size(layer), neurons)
             before = dict(ctx.propagator.stats.counts)
@@ -73,6 +85,12 @@ def measure(path: str, dataset: str | None, inputs: int, neurons: int, faults: i
                          f"{per_triple * 1e6:,.1f}", f"{per_fault * 1e6:,.1f}", f"{per_inference * 1e6:,.0f}",
                          f"{per_inference / per_fault:,.0f}x",
                          f"{(same + pooled) / max(cases, 1):.0%}"])
+            weighted.append((model.out_size(layer), per_triple))
+    sizes = np.array([w for w, _ in weighted], dtype=np.float64)
+    mean = float(np.dot(sizes, [t for _, t in weighted]) / sizes.sum())
+    print(f"{model.name}: {model.n_neurons:,} neurons, full inference {per_inference * 1e6:,.0f} µs; NVF cost per "
+          f"triple averaged over all neurons {mean * 1e6:,.2f} µs -> exact NVF of every neuron over 100 inputs "
+          f"{mean * model.n_neurons * 800:,.0f} s on one core (load {os.getloadavg()[0]:.2f})", flush=True)
     return rows
 
 
@@ -80,6 +98,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", action="append", required=True, help=".rq file (repeat for several)")
     p.add_argument("--dataset", default=None)
+    p.add_argument("--inputs-file", action="append", default=None,
+                   help=".npy of float images per --model, in the same order (benchmarks/zoo_models.py)")
     p.add_argument("--inputs", type=int, default=20)
     p.add_argument("--neurons", type=int, default=48, help="neurons per layer for the NVF triples")
     p.add_argument("--faults", type=int, default=48, help="faults per layer for the campaign cost")
@@ -87,8 +107,11 @@ def main(argv=None) -> int:
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; {args.inputs} inputs, CPU time",
           flush=True)
     rows = []
-    for path in args.model:
-        rows += measure(path, args.dataset, args.inputs, args.neurons, args.faults)
+    files = args.inputs_file or [None] * len(args.model)
+    if len(files) != len(args.model):
+        p.error("give one --inputs-file per --model")
+    for path, inputs_file in zip(args.model, files):
+        rows += measure(path, args.dataset, args.inputs, args.neurons, args.faults, inputs_file)
     table("cost per NVF triple and per faulty inference, by layer (µs of CPU, one BLAS thread)",
           ["model", "depth", "layer", "neurons", "µs / triple", "µs / faulty inference", "µs / full inference",
            "full / faulty", "triples retired at the site or pool"], rows)

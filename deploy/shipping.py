@@ -34,6 +34,7 @@ OPTIONAL_IMPORTS = {
     "resilq.boards": {"tomli": "the board.json snapshot without it"},
     "resilq.campaign.statistics": {"scipy": "confidence intervals: resilq report on the host"},
     "resilq.faultsim.simulator": {"threadpoolctl": "BLAS thread limit while propagating; skipped without it"},
+    "resilq.faultsim.backend": {"torch": "--device cpu|cuda only: the board runs the numpy backend"},
     "resilq.campaign.distributed": {"distributed": "Dask sharding: host only (the board runs faults in-process)",
                                     "dask_jobqueue": "Dask sharding: host only",
                                     "threadpoolctl": "Dask workers only"},

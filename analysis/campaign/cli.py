@@ -10,6 +10,8 @@ from pathlib import Path
 from ..cli.options import add_dataset_args, non_negative_int, positive_int
 from ..data import load_dataset
 from ..errors import ParameterError
+from ..faultsim.backend import DEVICES, array_backend
+from ..faultsim.simulator import OnDevice
 from ..ir import load_model
 from ..nvf import load_nvf
 from ..ui import say, table
@@ -91,6 +93,8 @@ def _add_campaign_args(p: argparse.ArgumentParser) -> None:
                    help="Dask workers for --scheduler local (processes) or slurm (jobs); default 2")
     p.add_argument("--chunk", type=positive_int, default=64, help="faults per task and per committed transaction")
     p.add_argument("--backend", default=None, help="fault-propagation core (default: the fastest available)")
+    p.add_argument("--device", default=None, choices=DEVICES,
+                   help="faultsim backend: its products on torch tensors on this device (exact; default numpy)")
 
 
 def _setup(args: argparse.Namespace, model):
@@ -107,6 +111,11 @@ def _setup(args: argparse.Namespace, model):
         backend = DEFAULT_BACKEND if args.backend is None else BackendKind.parse(args.backend)
     except ValueError as exc:
         raise ParameterError(str(exc)) from None
+    if args.device is not None:
+        if backend is not BackendKind.FAULTSIM:
+            raise ParameterError(f"--device runs the faultsim backend on torch tensors; not with --backend {args.backend}")
+        array_backend(args.device)  # refuse a missing torch or CUDA before any work
+        backend = OnDevice(args.device)
     config = CampaignConfig(FaultModel.parse(args.fault_model), args.faults, args.seed, args.chunk, kind_spec(args))
     return data, backend, config
 

@@ -9,6 +9,7 @@ from enum import Enum
 from pathlib import Path
 
 from ..errors import ParameterError
+from ..faultsim.backend import DEVICES, array_backend
 from ..ir import load_model
 from ..nvf import save_nvf
 from ..ui import say
@@ -39,6 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="run the work units on a Dask cluster (default: this machine, --jobs processes)")
     p.add_argument("--workers", type=positive_int, default=2,
                    help="Dask workers for --scheduler local (processes) or slurm (jobs); default 2")
+    p.add_argument("--device", default=None, choices=DEVICES,
+                   help="run the fault simulator's products on torch tensors on this device (exact, same results; "
+                   "default: numpy)")
     p.add_argument("--out", required=True, help="output .nvf file (finished work units are kept in OUT.parts/ "
                    "until it is written: an interrupted run continues where it stopped)")
     p.set_defaults(func=run)
@@ -54,7 +58,11 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     dataset, chosen = analysis_inputs(args, model)
     x = model.quantize_input(chosen.images)
+    if args.device is not None:
+        array_backend(args.device)  # refuse a missing torch or CUDA before any work
     where = f"{args.jobs} job(s)" if args.scheduler is None else f"Dask {args.scheduler}, {args.workers} worker(s)"
+    if args.device is not None:
+        where += f", torch on {args.device}"
     say(f"{args.method.value} NVF of {model.name} ({model.n_neurons:,} neurons x 8 bits) over {len(chosen):,} "
         f"{dataset}/{args.split} inputs, {where}")
     meta = {"dataset": dataset, "split": args.split, "offset": args.offset}
@@ -65,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     with _client(args) as client:
         result = analysis(model, x, jobs=args.jobs, sample=args.sample, seed=args.seed, metadata=meta,
-                          client=client, parts=parts)
+                          client=client, parts=parts, device=args.device)
     elapsed = time.perf_counter() - start
     result.metadata["seconds"] = round(elapsed, 3)
     path = save_nvf(result, args.out)

@@ -3,7 +3,8 @@
 When many input positions of a conv layer changed (deep in a network a fault's cone covers whole feature
 maps), a per-position weight matrix is wasteful. Convolution is linear, so the change of the accumulators is
 the convolution of the change of the input: scatter ``Δin`` into a zero patch that covers the bounding box
-of the changed positions (plus the kernel's reach), and run ONE im2col + matmul over it. The output box is
+of the changed positions (plus the kernel's reach), and run ONE convolution over it (im2col + matmul, or
+torch's own kernel: :mod:`.backend`). The output box is
 aligned to whole windows of a fused tiling max-pool and clipped to what the pool covers (floor mode).
 """
 
@@ -13,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ir.kernels import im2col
 from ..ir.layers import Conv2d
+from .backend import NUMPY
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,10 +74,11 @@ def conv_patch(layer: Conv2d, in_shape, out_shape, positions: np.ndarray, pool: 
 
 
 def conv_delta(layer: Conv2d, patch: Patch, positions: np.ndarray, in_shape, delta: np.ndarray,
-               weights: np.ndarray) -> np.ndarray:
+               weights: np.ndarray, backend=NUMPY) -> np.ndarray:
     """``Δacc`` (K, len(patch.elems)) of the box for input changes ``delta`` (K, |positions|).
 
-    ``weights``: the layer's (C*k*k, O) weight matrix in an exact float type (or its positive/negative part).
+    ``weights``: the layer's (C*k*k, O) weight matrix in an exact float type (or its positive/negative part);
+    ``backend`` (:mod:`.backend`) convolves the scattered change.
     """
     c_in, h, w = in_shape
     k = delta.shape[0]
@@ -84,9 +86,7 @@ def conv_delta(layer: Conv2d, patch: Patch, positions: np.ndarray, in_shape, del
     ok = patch.rows >= 0
     grid = np.zeros((k, c_in, patch.ph, patch.pw), dtype=weights.dtype)
     grid[:, ch[ok], patch.rows[ok], patch.cols_in[ok]] = delta[:, ok]
-    cols = im2col(grid, layer.kernel, layer.stride, 0)  # (K, oh, ow, C*k*k)
-    out = cols.reshape(-1, cols.shape[-1]) @ weights  # (K*oh*ow, O)
-    return np.ascontiguousarray(out.reshape(k, patch.oh, patch.ow, -1).transpose(0, 3, 1, 2)).reshape(k, -1)
+    return backend.conv(grid, layer, weights)
 
 
 def pool_box(values: np.ndarray, patch: Patch, kernel: int) -> np.ndarray:

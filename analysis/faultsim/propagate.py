@@ -32,6 +32,7 @@ import numpy as np
 
 from ..ir.layers import Conv2d, Flatten, Linear
 from ..ir.model import Model
+from .backend import NUMPY
 from .golden import Golden, is_tiling_pool
 from .outmap import OutputMap
 from .steps import build_steps, chain_after
@@ -63,15 +64,17 @@ class Propagator:
     ``use_bounds`` turns the interval pre-filter (step 3) on; the results are identical either way. It is off
     by default: on LeNet-5 a bound costs about as much as the ~7 exact evaluations it can retire (measured in
     ``benchmarks/nvf.py``); it pays where single cases are expensive or where whole value ranges are asked
-    about (the δ-range search).
+    about (the δ-range search). ``backend`` (:mod:`.backend`) does the products of a change: numpy, or torch
+    tensors on a device (:func:`~resilq.faultsim.backend.array_backend`); the results are identical.
     """
 
-    def __init__(self, model: Model, use_bounds: bool = False):
+    def __init__(self, model: Model, use_bounds: bool = False, backend=NUMPY):
         self.model = model
+        self.backend = backend
         self.n_layers = len(model.layers)
         self.maps = {i: OutputMap.of(model, i) for i, layer in enumerate(model.layers)
                      if isinstance(layer, (Conv2d, Linear))}
-        self.steps = build_steps(model, self.maps)
+        self.steps = build_steps(model, self.maps, backend)
         self._chains: dict[int, list] = {}
         self.use_bounds = use_bounds
         self.bound_radius = 255  # |Δ| up to which changes are bounded (all: 255)

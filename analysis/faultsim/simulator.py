@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from ..faults import Fault, slot_owner
 from ..ir.executor import Executor, check_input
 from ..ir.layers import neuron_shift
 from ..ir.model import Model
+from .backend import array_backend
 from .golden import Golden
 from .propagate import Propagator
 
@@ -59,11 +61,13 @@ class FaultSimulator:
     ``predictions(faults)`` gives, for each fault alone, the top-1 of every input: the same numbers as
     ``Executor(model).run(x, faults=[f]).predictions``, at a fraction of the cost. ``golden`` is the
     fault-free top-1. ``batch_size`` splits the inputs into chunks whose golden tensors are computed once
-    (and kept if they fit ``cache_bytes``).
+    (and kept if they fit ``cache_bytes``). ``device`` ("cpu", "cuda"): the products of a change on torch
+    tensors there (:mod:`.backend`; same results), None: numpy.
     """
 
     def __init__(self, model: Model, x: np.ndarray, batch_size: int | None = None,
-                 cache_bytes: int = DEFAULT_CACHE_BYTES, blas_threads: int | None = BLAS_THREADS):
+                 cache_bytes: int = DEFAULT_CACHE_BYTES, blas_threads: int | None = BLAS_THREADS,
+                 device: str | None = None):
         self.model = model
         self.blas_threads = blas_threads  # None: leave the BLAS thread pool as it is
         self.x = check_input(model, x)
@@ -76,7 +80,7 @@ class FaultSimulator:
         if batch_size < 1:
             raise ParameterError(f"batch_size must be positive, got {batch_size}")
         self.batch_size = int(batch_size)
-        self.propagator = Propagator(model)
+        self.propagator = Propagator(model, backend=array_backend(device))
         self._executor = Executor(model)
         self._starts = list(range(0, self.n, self.batch_size))
         self._keep = per_input * self.n <= cache_bytes
@@ -215,3 +219,18 @@ class FaultSimulator:
                 golden = self._golden(int(c))
                 out[sel] = self.propagator.top1(golden, layer, neuron[sel], xi[sel] - self._starts[c], value[sel])
         return out
+
+
+@dataclass(frozen=True)
+class OnDevice:
+    """A campaign backend factory (``resilq campaign --device``): :class:`FaultSimulator` with the products of a
+    change on torch tensors of ``device``. Hashable and comparable, so Dask workers keep one evaluator for it."""
+
+    device: str
+
+    def __call__(self, model: Model, x: np.ndarray) -> FaultSimulator:
+        return FaultSimulator(model, x, device=self.device)
+
+    @property
+    def __name__(self) -> str:  # the campaign store records the backend by name
+        return f"faultsim-torch-{self.device}"

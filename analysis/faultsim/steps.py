@@ -19,6 +19,7 @@ import numpy as np
 
 from ..ir.layers import Conv2d, Linear, MaxPool2d
 from ..ir.model import Model
+from .backend import NUMPY
 from .geometry import compute_cone, pool_cone
 from .golden import Golden, is_tiling_pool
 from .outmap import ColumnMap, OutputMap
@@ -104,8 +105,9 @@ class Cone:
 class ComputeStep:
     """A Conv2d/Linear neuron layer, optionally fused with the tiling max-pool that follows it."""
 
-    def __init__(self, model: Model, index: int, omap: OutputMap, pool: int | None):
+    def __init__(self, model: Model, index: int, omap: OutputMap, pool: int | None, backend=NUMPY):
         self.model, self.index, self.map, self.pool = model, index, omap, pool
+        self.backend = backend  # the products of a change (:mod:`.backend`)
         self.layer = model.layers[index]
         self.out_index = pool if pool is not None else index
         self._cache: dict[bytes, Cone] = {}
@@ -200,7 +202,7 @@ class ComputeStep:
         delta = (values - gather(golden.out[self.index - 1], xi, positions)).astype(self._wmat.dtype, copy=False)
         in_shape = self.model.in_shape(self.index)
         acc = gather(golden.acc[self.index], xi, patch.elems)
-        acc += conv_delta(self.layer, patch, positions, in_shape, delta, self._wmat)
+        acc += conv_delta(self.layer, patch, positions, in_shape, delta, self._wmat, self.backend)
         new = self._wide_finish(patch, acc)
         return changed(new, gather(golden.out[self.out_index], xi, patch.cols), patch.cols)
 
@@ -213,7 +215,7 @@ class ComputeStep:
         in_shape = self.model.in_shape(self.index)
 
         def conv(d, w):
-            return conv_delta(self.layer, patch, positions, in_shape, d, w)
+            return conv_delta(self.layer, patch, positions, in_shape, d, w, self.backend)
 
         acc = gather(golden.acc[self.index], xi, patch.elems)
         box_lo, box_hi = self.map.columns(patch.elems).box(acc + conv(dlo, self._wpos) + conv(dhi, self._wneg),
@@ -228,7 +230,7 @@ class ComputeStep:
         cone = self.cone(positions)
         delta = (values - gather(golden.out[self.index - 1], xi, positions)).astype(cone.m.dtype, copy=False)
         acc = gather(golden.acc[self.index], xi, cone.elems)
-        acc += delta * cone.m if positions.size == 1 else delta @ cone.m
+        acc += delta * cone.m if positions.size == 1 else self.backend.matmul(delta, cone.m)
         new = self._pooled(cone, cone.cmap(acc))
         return changed(new, gather(golden.out[self.out_index], xi, cone.cols), cone.cols)
 
@@ -244,8 +246,9 @@ class ComputeStep:
             acc_lo, acc_hi = acc + np.minimum(a, b), acc + np.maximum(a, b)
         else:
             mp, mn = np.maximum(cone.m, 0), np.minimum(cone.m, 0)
-            acc_lo = acc + dlo @ mp + dhi @ mn
-            acc_hi = acc + dhi @ mp + dlo @ mn
+            mul = self.backend.matmul
+            acc_lo = acc + mul(dlo, mp) + mul(dhi, mn)
+            acc_hi = acc + mul(dhi, mp) + mul(dlo, mn)
         box_lo, box_hi = cone.cmap.box(acc_lo, acc_hi)
         new_lo, new_hi = self._pooled(cone, box_lo), self._pooled(cone, box_hi)
         return moved(new_lo, new_hi, gather(golden.out[self.out_index], xi, cone.cols), cone.cols)
@@ -322,8 +325,8 @@ class ClassifierStep:
 
     takes_rows = True
 
-    def __init__(self, model: Model, index: int, omap: OutputMap):
-        self.model, self.index, self.map = model, index, omap
+    def __init__(self, model: Model, index: int, omap: OutputMap, backend=NUMPY):
+        self.model, self.index, self.map, self.backend = model, index, omap, backend
         self.weight = model.layers[index].weight  # (classes, features) int8
         self._cmap = omap.columns(np.arange(self.weight.shape[0]))
         self._wt = np.ascontiguousarray(self.weight.T, dtype=omap.dtype)  # (features, classes)
@@ -336,7 +339,7 @@ class ClassifierStep:
     def exact(self, golden: Golden, positions, xi, values) -> np.ndarray:
         m = self._wt[positions]
         delta = (values - gather(golden.out[self.index - 1], xi, positions)).astype(m.dtype, copy=False)
-        return self._top1(golden, xi, delta @ m)
+        return self._top1(golden, xi, self.backend.matmul(delta, m))
 
     def exact_rows(self, golden: Golden, pos, xi, values) -> np.ndarray:
         m = self._wt[pos]
@@ -378,8 +381,9 @@ class ClassifierStep:
         return ok.all(axis=1)
 
 
-def build_steps(model: Model, maps: dict[int, OutputMap]) -> dict[int, object]:
-    """The step that starts at each layer index (Flatten is transparent and has none).
+def build_steps(model: Model, maps: dict[int, OutputMap], backend=NUMPY) -> dict[int, object]:
+    """The step that starts at each layer index (Flatten is transparent and has none); their products of a
+    change go through ``backend`` (:mod:`.backend`).
 
     A compute layer followed by a tiling max-pool is fused with it (the chain then skips the pool's own
     step, which exists for changes that start right at the compute layer's output).
@@ -388,11 +392,11 @@ def build_steps(model: Model, maps: dict[int, OutputMap]) -> dict[int, object]:
     last = len(model.layers) - 1
     for j, layer in enumerate(model.layers):
         if j == last:
-            steps[j] = ClassifierStep(model, j, maps[j])
+            steps[j] = ClassifierStep(model, j, maps[j], backend)
         elif isinstance(layer, (Conv2d, Linear)):
             nxt = j + 1
             fuse = nxt < last and is_tiling_pool(model.layers[nxt])
-            steps[j] = ComputeStep(model, j, maps[j], nxt if fuse else None)
+            steps[j] = ComputeStep(model, j, maps[j], nxt if fuse else None, backend)
         elif isinstance(layer, MaxPool2d):
             steps[j] = PoolStep(model, j)
     return steps

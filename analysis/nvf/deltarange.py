@@ -106,17 +106,18 @@ def deltarange_unit(ctx: Context, unit: Unit) -> np.ndarray:
 
 
 def deltarange_nvf(model: Model, x: np.ndarray, jobs: int = 1, sample: float | None = None, seed: int = 0,
-                   metadata: dict | None = None, client=None, parts: str | os.PathLike | None = None) -> NVFResult:
+                   metadata: dict | None = None, client=None, parts: str | os.PathLike | None = None,
+                   device: str | None = None) -> NVFResult:
     """NVF of every neuron (or a stratified sample) by the paper's Algorithm 1 over the int8 inputs ``x``.
 
-    ``client`` and ``parts`` as for :func:`resilq.nvf.exact.exact_nvf` (a Dask cluster, a resumable store).
+    ``client``, ``parts`` and ``device`` as for :func:`resilq.nvf.exact.exact_nvf` (a Dask cluster, a resumable store).
     """
     x = check_analysable(model, x)
     sample = check_fraction(sample)
     neurons = select_neurons(model, sample, seed)
     units = plan(model, x.shape[0], neurons, chunk_inputs(model), CASES_PER_UNIT, cases_per_neuron_input=1)
     store = open_partials(parts, model, x, "deltarange", units, sample=sample, seed=seed if sample else None)
-    sums = run_units(model, x, units, deltarange_unit, jobs=jobs, rows=2, client=client, partials=store,
+    sums = run_units(model, x, units, deltarange_unit, jobs=jobs, rows=2, client=client, partials=store, device=device,
                      description=f"δ-range NVF of {sum(v.size for v in neurons.values()):,} neurons")
     values, active = {}, 0.0
     for layer in model.neuron_layers:

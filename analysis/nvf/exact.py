@@ -65,11 +65,12 @@ def critical_flips(ctx: Context, unit: Unit) -> np.ndarray:
 
 def exact_nvf(model: Model, x: np.ndarray, jobs: int = 1, sample: float | None = None, seed: int = 0,
               use_bounds: bool = False, metadata: dict | None = None, client=None,
-              parts: str | os.PathLike | None = None) -> NVFResult:
+              parts: str | os.PathLike | None = None, device: str | None = None) -> NVFResult:
     """Exact NVF of every neuron (or of a stratified ``sample`` fraction of them) over the int8 inputs ``x``.
 
     ``client``: run the work units on that Dask cluster; ``parts``: keep finished units in that directory and
-    continue from the ones it holds (:mod:`.partials`). Neither changes a single value of the result.
+    continue from the ones it holds (:mod:`.partials`); ``device``: the fault simulator's products on torch
+    tensors there ("cpu", "cuda"; :mod:`resilq.faultsim.backend`). None changes a single value of the result.
     """
     x = check_analysable(model, x)
     sample = check_fraction(sample)
@@ -77,7 +78,7 @@ def exact_nvf(model: Model, x: np.ndarray, jobs: int = 1, sample: float | None =
     units = plan(model, x.shape[0], neurons, chunk_inputs(model), CASES_PER_UNIT)
     store = open_partials(parts, model, x, "exact", units, sample=sample, seed=seed if sample else None)
     counts = run_units(model, x, units, critical_flips, jobs=jobs, use_bounds=use_bounds, rows=8, client=client,
-                       partials=store, description=f"exact NVF of {sum(v.size for v in neurons.values()):,} neurons")
+                       partials=store, device=device, description=f"exact NVF of {sum(v.size for v in neurons.values()):,} neurons")
     values, per_bit = {}, {}
     for layer in model.neuron_layers:
         seen = counts[layer][:, neurons[layer]]  # (8 bits, visited neurons)

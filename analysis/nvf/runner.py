@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import MismatchError, ParameterError
 from ..faultsim import Golden, Propagator
+from ..faultsim.backend import array_backend
 from ..ir.model import Model
 from ..ui import progress
 from .partials import Partials
@@ -53,11 +54,14 @@ class Unit:
 
 
 class Context:
-    """What a worker holds: the propagator and the golden tensors of one chunk of inputs at a time."""
+    """What a worker holds: the propagator and the golden tensors of one chunk of inputs at a time.
 
-    def __init__(self, model: Model, x: np.ndarray, use_bounds: bool):
+    ``device``: the propagator's products on torch tensors there ("cpu", "cuda"; None: numpy).
+    """
+
+    def __init__(self, model: Model, x: np.ndarray, use_bounds: bool, device: str | None = None):
         self.model, self.x = model, x
-        self.propagator = Propagator(model, use_bounds=use_bounds)
+        self.propagator = Propagator(model, use_bounds=use_bounds, backend=array_backend(device))
         self._chunk: tuple[int, int] | None = None
         self._cache: dict[str, object] = {}
 
@@ -77,9 +81,9 @@ _CONTEXT: Context | None = None
 _FUNCTION: Callable | None = None
 
 
-def _init(model: Model, x: np.ndarray, use_bounds: bool, function: Callable) -> None:
+def _init(model: Model, x: np.ndarray, use_bounds: bool, function: Callable, device: str | None) -> None:
     global _CONTEXT, _FUNCTION
-    _CONTEXT, _FUNCTION = Context(model, x, use_bounds), function
+    _CONTEXT, _FUNCTION = Context(model, x, use_bounds, device), function
 
 
 def _run(unit: Unit) -> tuple[Unit, np.ndarray]:
@@ -115,26 +119,26 @@ def inputs_key(x: np.ndarray) -> str:
 
 
 def dask_unit(model: Model, x: np.ndarray, key: tuple, use_bounds: bool, function: Callable, index: int,
-              unit: Unit) -> tuple[int, np.ndarray]:
+              unit: Unit, device: str | None = None) -> tuple[int, np.ndarray]:
     """The Dask task: ``function`` on one unit, with the worker's kept :class:`Context` for ``key``."""
     from ..campaign.distributed import worker_state
 
-    ctx, lock = worker_state("analysis", key, lambda: Context(model, x, use_bounds))
+    ctx, lock = worker_state("analysis", key, lambda: Context(model, x, use_bounds, device))
     with lock, single_threaded_blas():
         return index, function(ctx, unit)
 
 
 def _results(model: Model, x: np.ndarray, todo: list[tuple[int, Unit]], function: Callable, jobs: int,
-             use_bounds: bool, client) -> Iterator[tuple[int, np.ndarray]]:
+             use_bounds: bool, client, device: str | None) -> Iterator[tuple[int, np.ndarray]]:
     """``(unit index, sums)`` of every unit of ``todo``, in any order."""
     if client is not None:
         from ..campaign.distributed import as_finished
 
-        key = (model.hash, inputs_key(x), use_bounds, getattr(function, "__qualname__", repr(function)))
+        key = (model.hash, inputs_key(x), use_bounds, getattr(function, "__qualname__", repr(function)), device)
         yield from as_finished(client, dask_unit, [model, x],
-                               ((key, use_bounds, function, i, u) for i, u in todo))
+                               ((key, use_bounds, function, i, u, device) for i, u in todo))
     elif jobs == 1 or len(todo) <= 1:
-        ctx = Context(model, x, use_bounds)
+        ctx = Context(model, x, use_bounds, device)
         with single_threaded_blas():
             for i, unit in todo:
                 yield i, function(ctx, unit)
@@ -142,18 +146,19 @@ def _results(model: Model, x: np.ndarray, todo: list[tuple[int, Unit]], function
         method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
         with ProcessPoolExecutor(max_workers=min(jobs, len(todo), os.cpu_count() or 1),
                                  mp_context=mp.get_context(method), initializer=_init,
-                                 initargs=(model, x, use_bounds, function)) as pool:
+                                 initargs=(model, x, use_bounds, function, device)) as pool:
             yield from pool.map(_run_indexed, todo)
 
 
 def run_units(model: Model, x: np.ndarray, units: list[Unit], function: Callable, jobs: int = 1,
               use_bounds: bool = False, description: str = "analysis", rows: int = 1, client=None,
-              partials: Partials | None = None) -> dict[int, np.ndarray]:
+              partials: Partials | None = None, device: str | None = None) -> dict[int, np.ndarray]:
     """Sum ``function(context, unit)`` -- ``rows`` floats per neuron of the unit, shape (rows, n) -- per layer
     and neuron: returns ``{layer: (rows, n_out)}``.
 
     ``client``: a ``distributed.Client`` to run the units on (``jobs`` is then ignored). ``partials``: keep
     every finished unit there, and take the units it already holds from it instead of computing them.
+    ``device``: the fault simulator's products on torch tensors there (:mod:`resilq.faultsim.backend`).
     """
     if jobs < 1:
         raise ParameterError(f"--jobs must be at least 1, got {jobs}")
@@ -173,7 +178,7 @@ def run_units(model: Model, x: np.ndarray, units: list[Unit], function: Callable
     todo = [(i, u) for i, u in enumerate(units) if i not in done]
     total = sum(u.neurons.size * (u.stop - u.start) for _, u in todo)
     with progress(total, description, "neuron-inputs") as advance:
-        for index, values in _results(model, x, todo, function, jobs, use_bounds, client):
+        for index, values in _results(model, x, todo, function, jobs, use_bounds, client, device):
             if partials is not None:
                 partials.save(index, values)
             add(index, values)
