@@ -40,6 +40,8 @@ from threadpoolctl import threadpool_limits
 
 os.environ.setdefault("RESILQ_QUIET", "1")
 
+from protections import random_protection  # noqa: E402  (benchmarks/, on sys.path when run as a script)
+
 from resilq.arith import Scheme  # noqa: E402
 from resilq.campaign import (  # noqa: E402
     CampaignConfig,
@@ -52,7 +54,7 @@ from resilq.campaign import (  # noqa: E402
 from resilq.campaign.engine import DEFAULT_BACKEND  # noqa: E402
 from resilq.campaign.sweep import harden, parse_schemes, parse_thresholds, run_sweep  # noqa: E402
 from resilq.data import load_dataset  # noqa: E402
-from resilq.ir import Protection, load_model  # noqa: E402
+from resilq.ir import load_model  # noqa: E402
 from resilq.nvf import load_nvf  # noqa: E402
 from resilq.ui import table  # noqa: E402
 
@@ -68,15 +70,6 @@ def _model(args):
 
     print("no --model: training LeNet-5 on the bundled digits (3 epochs) ...", flush=True)
     return train_and_export("lenet5", "digits", config=TrainConfig(epochs=3, seed=0), verify_inputs=0).model
-
-
-def _random_protection(model, scheme, fraction, seed=0):
-    rng = np.random.default_rng(seed)
-    prots = {}
-    for i in model.neuron_layers:
-        n = model.out_size(i)
-        prots[i] = Protection(scheme, np.sort(rng.choice(n, max(1, round(fraction * n)), replace=False)).astype(np.int32))
-    return model.with_protection(prots)
 
 
 def _nvf_protection(model, nvf, scheme: Scheme, threshold: float = 0.2, fraction: float = 0.04):
@@ -170,8 +163,8 @@ def main(argv=None) -> int:
     if nvf is not None:
         nets = [("unprotected", model)] + [_nvf_protection(model, nvf, s) for s in (Scheme.SPLIT, Scheme.TMR)]
     else:
-        nets = [("unprotected", model), ("split, random 4%", _random_protection(model, Scheme.SPLIT, 0.04)),
-                ("TMR, random 4%", _random_protection(model, Scheme.TMR, 0.04))]
+        nets = [("unprotected", model), ("split, random 4%", random_protection(model, Scheme.SPLIT, 0.04)),
+                ("TMR, random 4%", random_protection(model, Scheme.TMR, 0.04))]
     print(f"{model.name}: {model.n_neurons:,} neurons; {data.describe()}; engine backend: {DEFAULT_BACKEND.value}; "
           f"{args.faults} engine faults, {args.naive_faults} naive faults per network; load average "
           f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs", flush=True)

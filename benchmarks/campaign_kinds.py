@@ -22,6 +22,8 @@ import numpy as np
 
 os.environ.setdefault("RESILQ_QUIET", "1")
 
+from protections import random_protection  # noqa: E402  (benchmarks/, on sys.path when run as a script)
+
 from resilq.arith import Scheme  # noqa: E402
 from resilq.campaign import EvaluationSet, ExecutorBackend, sample_faults  # noqa: E402
 from resilq.campaign.kinds import KindSpec, sample_kind  # noqa: E402
@@ -29,20 +31,11 @@ from resilq.campaign.sampling import SINGLE_BIT  # noqa: E402
 from resilq.data import load_dataset  # noqa: E402
 from resilq.faultsim import FaultSimulator  # noqa: E402
 from resilq.faultsim.simulator import limit_blas_threads  # noqa: E402
-from resilq.ir import Protection, load_model  # noqa: E402
+from resilq.ir import load_model  # noqa: E402
 from resilq.ui import table  # noqa: E402
 
 SPECS = {"output": KindSpec("output"), "lane": KindSpec("lane"), "weight": KindSpec("weight"),
          "ber": KindSpec("ber", ber=(1e-3,), repetitions=4)}
-
-
-def protect_random(model, scheme, fraction=0.04, seed=0):
-    rng = np.random.default_rng(seed)
-    prots = {}
-    for i in model.neuron_layers:
-        n = model.out_size(i)
-        prots[i] = Protection(scheme, np.sort(rng.choice(n, max(1, round(fraction * n)), replace=False)).astype(np.int32))
-    return model.with_protection(prots)
 
 
 def faults_of(model, kind: str, n: int):
@@ -85,8 +78,8 @@ def main(argv=None) -> int:
     data = load_dataset(args.dataset or model.metadata.get("dataset", "digits"), "test", args.data_dir)
     x = EvaluationSet.from_dataset(model, data, args.images).x
     rows = []
-    for label, net in (("unprotected", model), ("split 4 %", protect_random(model, Scheme.SPLIT)),
-                       ("tmr 4 %", protect_random(model, Scheme.TMR))):
+    for label, net in (("unprotected", model), ("split 4 %", random_protection(model, Scheme.SPLIT)),
+                       ("tmr 4 %", random_protection(model, Scheme.TMR))):
         for kind in args.kinds.split(","):
             r = measure(net, x, kind, args.faults)
             rows.append([label, kind, r["faults"], f"{r['engine']:,.0f}", f"{r['executor']:,.0f}",
