@@ -39,6 +39,7 @@ from ..errors import ParameterError
 from ..fault_kinds import BER_PER, BER_SITES, KINDS, BerFault, LaneFault, WeightFault, weight_fault_at, weight_sites
 from ..hls.mapping import slot_lanes
 from ..ir.model import Model
+from .engine import How
 from .sampling import FaultModel, FaultSample, leveugle_sample_size, priorities
 from .statistics import CONFIDENCE, CampaignSummary, GroupRow, _critical_and_loss, _mask_label, mean_interval, wilson
 
@@ -261,7 +262,7 @@ def summarize_kind(meta: Mapping[str, Any], sample: FaultSample, idx: np.ndarray
         reps = int(meta["kind_params"]["repetitions"])
         by_layer = [group(f"p = {p:g}", np.flatnonzero(layer == k), reps)
                     for k, p in enumerate(meta["kind_params"]["ber"])]
-    how = {"propagated": int(idx.size)}
+    how = {h.name.lower(): int((outcomes.how == h).sum()) for h in How}  # as for output campaigns
     return CampaignSummary(images, int(idx.size), int(meta["sample_size"]), population,
                            wilson(golden_correct, images, confidence), loss.shifted(acc0, negate=True), loss, crit,
                            wilson(int((changed > 0).sum()), int(idx.size), confidence), how, by_layer, by_bit,

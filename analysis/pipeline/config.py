@@ -76,6 +76,13 @@ class CampaignConfigSection:
     images: int = opt(0, "test images every fault is applied to (0 = the whole test set)")
     fault_model: str = opt("single-bit", "single-bit, multi-bit:K, stuck-at-0 or stuck-at-1")
     seed: int = opt(0, "sampling seed: the same seed samples the same faults")
+    kind: str = opt("output", "fault kind (docs/campaigns.md): output, lane (persistent PE lane, hls.pe lanes), "
+                              "weight (one stored weight/bias bit) or ber")
+    lane_scope: str = opt("layer", "lane faults: layer (one layer per fault) or all (every neuron layer)")
+    ber: list[float] = opt([], "ber faults: the bit error probabilities of the sweep")
+    ber_sites: str = opt("outputs", "ber faults: outputs, weights or both")
+    ber_per: str = opt("run", "ber faults: draw per run or per inference (outputs only)")
+    repetitions: int = opt(10, "ber faults: seeded draws per probability")
     thresholds: list[float] = opt([], "Fig. 4's NVF thresholds; empty = derived from protect_fractions")
     protect_fractions: list[float] = opt([0.0, 0.01, 0.02, 0.04, 0.08, 0.16],
                                          "fractions of the neurons to protect, turned into NVF thresholds "
@@ -144,17 +151,40 @@ class PipelineConfig:
         self._parses("harden.schemes", [s for s in self.harden.schemes if s != "auto"]
                      + ([self.harden.fallback] if self.harden.fallback else []))
         from ..campaign.sampling import FaultModel
+        from ..fault_kinds import KINDS
 
         try:
             FaultModel.parse(self.campaign.fault_model)
         except ParameterError as exc:
             raise ParameterError(f"pipeline config: campaign.fault_model: {exc}") from None
+        need(self.campaign.kind in KINDS, f"campaign.kind must be one of {', '.join(KINDS)}, got {self.campaign.kind!r}")
+        need(not self.campaign.ber or self.campaign.kind == "ber",
+             f"campaign.ber sets the probabilities of a BER campaign, but campaign.kind is {self.campaign.kind!r}")
+        need(self.campaign.kind != "ber" or self.campaign.faults == 0,
+             "campaign.faults must be 0 with campaign.kind = 'ber': a BER campaign runs every (p, repetition); "
+             "set campaign.repetitions")
+        try:
+            self.kind_spec()
+        except ParameterError as exc:
+            raise ParameterError(f"pipeline config: campaign.kind = {self.campaign.kind!r}: {exc}") from None
         return self
+
+    def kind_spec(self):
+        """The campaign section's :class:`~resilq.campaign.kinds.KindSpec` (lane faults use hls.pe)."""
+        from ..campaign.kinds import KindSpec
+
+        c = self.campaign
+        if c.kind == "lane":
+            return KindSpec("lane", pe=self.hls.pe, lane_scope=c.lane_scope)
+        if c.kind == "ber":
+            return KindSpec("ber", ber=tuple(c.ber), ber_sites=c.ber_sites, ber_per=c.ber_per,
+                            repetitions=c.repetitions)
+        return KindSpec(c.kind)
 
     #: Integer options and their smallest value (0 where the option documents 0 as "all"/"none"/"default").
     COUNTS = {"model.epochs": 1, "model.batch_size": 1, "model.seed": 0, "model.verify_images": 0,
               "analysis.inputs": 1, "analysis.jobs": 1, "campaign.faults": 0, "campaign.images": 0, "campaign.seed": 0,
-              "hls.csim_images": 0, "hls.csim_faults": 0, "deploy.images": 0, "deploy.faults": 0}
+              "campaign.repetitions": 1, "hls.csim_images": 0, "hls.csim_faults": 0, "deploy.images": 0, "deploy.faults": 0}
 
     def _counts(self) -> None:
         """Every count finite and in range (a negative count would silently shrink a set), lr finite."""
@@ -166,7 +196,8 @@ class PipelineConfig:
                               ("harden.protect_fraction", [self.harden.protect_fraction]),
                               ("harden.budget", [self.harden.budget]),
                               ("campaign.thresholds", self.campaign.thresholds),
-                              ("campaign.protect_fractions", self.campaign.protect_fractions)):
+                              ("campaign.protect_fractions", self.campaign.protect_fractions),
+                              ("campaign.ber", self.campaign.ber)):
             for v in values:
                 check_number(v, f"pipeline config: {where}", 0.0, 1.0)
 

@@ -57,11 +57,23 @@ def checked_variants(ctx: Context, model, nvf: NVFResult, schemes, thresholds: l
     return [(s.label, harden(model, nvf, s, middle)) for s in schemes]
 
 
-def engine_vs_executor(model, data, fault_model, faults: int, seed: int) -> dict:
-    """Per-fault predictions of the campaign engine and of the executor with the fault applied, compared."""
-    from ...campaign import ExecutorBackend, FaultEvaluator, sample_faults
+def engine_vs_executor(model, data, config, faults: int) -> dict:
+    """Per-fault predictions of the campaign engine and of the executor with the fault applied, compared.
 
-    sample = sample_faults(model, fault_model, n=faults, seed=seed).faults()
+    The faults are those of the campaign ``config`` (its fault kind and model), at most ``faults`` of them; a
+    BER campaign checks every (p, repetition) run."""
+    from dataclasses import replace
+
+    from ...campaign import ExecutorBackend, FaultEvaluator
+    from ...campaign.kinds import population_of
+    from ...campaign.runner import sample_for
+
+    if config.kind.kind == "output":
+        n = faults
+    else:
+        size = population_of(model, config.kind, config.fault_model)
+        n = size if config.kind.kind == "ber" else min(faults, size)
+    sample = sample_for(model, replace(config, faults=n)).faults()
     fast, _ = FaultEvaluator(model, data).predictions(sample)
     slow = ExecutorBackend(model, data.x).predictions(sample)
     differing = int((fast != slow).any(axis=1).sum())
@@ -84,9 +96,10 @@ def run(ctx: Context) -> dict:
     points = sweep_thresholds(ctx, nvf)
     thresholds = [p["threshold"] for p in points]
     schemes = [None] + [Scheme.parse(s) for s in ctx.config.harden.schemes if s != "auto"]  # auto: by gain only
-    config = CampaignConfig(FaultModel.parse(cfg.fault_model), cfg.faults or None, cfg.seed)
+    config = CampaignConfig(FaultModel.parse(cfg.fault_model), cfg.faults or None, cfg.seed,
+                            kind=ctx.config.kind_spec())
     say(f"Fig. 4 sweep: {len(schemes) - 1} schemes x {len(thresholds)} thresholds + unprotected, "
-        f"{config.faults or 'Leveugle'} faults each over {data.describe()}")
+        f"{config.faults or 'Leveugle'} {config.kind.kind} faults each over {data.describe()}")
     result = ctx.fresh_on_mismatch(out / "sweep", run_sweep, model, nvf, data, out / "sweep", schemes, thresholds,
                                    config)
     rows = sweep_rows(out / "sweep")
@@ -99,10 +112,9 @@ def run(ctx: Context) -> dict:
                      paper=paper if near else None)
 
     probe = data if len(data) <= 200 else EvaluationSet(data.x[:200], data.labels[:200], data.dataset, data.split)
-    fm = config.fault_model
-    checks = [{"scheme": "none", **engine_vs_executor(model, probe, fm, 24, cfg.seed)}]
+    checks = [{"scheme": "none", **engine_vs_executor(model, probe, config, 24)}]
     for label, hardened in checked_variants(ctx, model, nvf, schemes[1:], thresholds):
-        checks.append({"scheme": label, **engine_vs_executor(hardened, probe, fm, 24, cfg.seed)})
+        checks.append({"scheme": label, **engine_vs_executor(hardened, probe, config, 24)})
     for c in checks:
         say(f"engine vs executor ({c['scheme']}, {c['protected']} protected): {c['faults']} faults, "
             f"{c['differing_faults']} differ")
@@ -115,7 +127,8 @@ def run(ctx: Context) -> dict:
             say(line)
     return {"points": points, "schemes": ["none"] + [s.label for s in schemes[1:]], "images": len(data),
             "default_protection": default,
-            "dataset": data.dataset, "fault_model": config.fault_model.label, "shared_outcomes": result.shared,
+            "dataset": data.dataset, "fault_model": config.fault_model.label, "fault_kind": config.kind.kind,
+            "kind_params": config.kind.params, "shared_outcomes": result.shared,
             "rows": [vars(r) for r in rows], "csv": "fig4.csv", "plot": ctx.relative(plot),
             "paper": None if paper is None else {"rows": comparison_rows(rows, paper)},
             "trust_engine_executor": {"status": "pass" if all(c["status"] == "pass" for c in checks) else "FAIL",

@@ -156,7 +156,7 @@ def sections(ctx: Context) -> dict[str, Any]:
     if "campaign" in s:
         c = s["campaign"]
         doc["fig4"] = {
-            "text": f"{c['fault_model']} faults on every slot (shadows included), each applied to {c['images']:,} "
+            "text": f"{fault_kind_text(c)}, each applied to {c['images']:,} "
                     f"{c['dataset']} test images; 95 % confidence intervals; {c['shared_outcomes']:,} outcomes shared "
                     f"between sweep points",
             "figure": image(ctx.out / c["plot"], "(a) accuracy loss and (b) critical inferences under one fault "
@@ -283,3 +283,20 @@ def run(ctx: Context) -> dict:
     failed = [r[0] for r in doc["trust"] if r[1] == "FAIL"]
     say(f"report: {out / 'report.html'} ({len(html) / 1e6:.1f} MB, plots embedded); JSON and CSV beside it")
     return {"html": "report.html", "json": "report.json", "csv": csvs, "failed_links": failed}
+
+
+def fault_kind_text(c: dict) -> str:
+    """The campaign section's fault kind in words (summaries older than the kind option read as ``output``)."""
+    kind, fm, p = c.get("fault_kind", "output"), c["fault_model"], c.get("kind_params", {})
+    if kind == "lane":
+        scope = "in every neuron layer at once" if p.get("lane_scope") == "all" else "in one layer"
+        return (f"fault kind lane: persistent {fm} faults of one PE lane (of {p.get('pe')}) {scope}, "
+                "corrupting every slot that lane writes (shadows on that lane included)")
+    if kind == "weight":
+        return ("fault kind weight: one flipped bit of one stored int8 weight or bias word per fault, "
+                "for the whole run")
+    if kind == "ber":
+        probs = ", ".join(f"{v:g}" for v in p.get("ber", []))
+        return (f"fault kind ber: every bit of the {p.get('sites')} flips with probability p = {probs} "
+                f"(drawn per {p.get('per')}, {p.get('repetitions')} seeded repetitions per p)")
+    return f"fault kind output: {fm} faults on every slot (shadows included)"

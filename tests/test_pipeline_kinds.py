@@ -1,0 +1,81 @@
+"""The pipeline's ``campaign.kind``: validated at load, passed to the Fig. 4 sweep, named in the report, and the
+sweep's outcomes equal to ``resilq campaign --kind`` run the same way."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from resilq.campaign.runner import load_campaign
+from resilq.campaign.sweep import read_manifest
+from resilq.cli import main
+from resilq.errors import ParameterError
+from resilq.ir import save_model
+from resilq.pipeline.config import from_dict, to_toml
+
+from factories import random_model
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"campaign": {"kind": "weigth"}}, "campaign.kind must be one of output, lane, weight, ber, got 'weigth'"),
+    ({"campaign": {"kind": "ber"}}, "campaign.kind = 'ber': a BER campaign needs at least one probability"),
+    ({"campaign": {"kind": "ber", "ber": [0.01, 1.5]}}, "campaign.ber must lie in [0.0, 1.0], got 1.5"),
+    ({"campaign": {"kind": "ber", "ber": [0.01], "faults": 10}}, "campaign.faults must be 0 with campaign.kind = 'ber'"),
+    ({"campaign": {"ber": [0.01]}}, "campaign.ber sets the probabilities of a BER campaign, but campaign.kind is 'output'"),
+    ({"campaign": {"kind": "lane", "lane_scope": "every"}}, "campaign.kind = 'lane': lane scope must be 'layer' or 'all'"),
+    ({"campaign": {"kind": "ber", "ber": [0.01], "ber_sites": "inputs"}}, "campaign.kind = 'ber': BER sites must be"),
+    ({"campaign": {"kind": "ber", "ber": [0.01], "repetitions": 0}}, "campaign.repetitions must lie in [1,"),
+    ({"campaign": {"kind": 3}}, "campaign.kind must be str"),
+])
+def test_kind_options_are_refused_by_name(data, message):
+    with pytest.raises(ParameterError, match=re.escape(message)):
+        from_dict(data).check()
+
+
+def test_default_kind_is_output_and_kinds_load():
+    assert from_dict({}).check().kind_spec().kind == "output"
+    lane = from_dict({"campaign": {"kind": "lane", "lane_scope": "all"}, "hls": {"pe": 4}}).check().kind_spec()
+    assert (lane.kind, lane.pe, lane.lane_scope) == ("lane", 4, "all")  # the lanes of the hls build
+    ber = from_dict({"campaign": {"kind": "ber", "ber": [0.001, 0.01], "repetitions": 3}}).check().kind_spec()
+    assert ber.ber == (0.001, 0.01) and ber.repetitions == 3
+
+
+@pytest.mark.parametrize("kind, cli", [("weight", []), ("lane", ["--pe", "2"])])
+def test_pipeline_sweep_with_a_kind_equals_resilq_campaign(tmp_path, capsys, kind, cli):
+    rng = np.random.default_rng(5)
+    model = random_model(rng, shape=(1, 28, 28), classes=10, channels=(2, 3))
+    path = save_model(model, tmp_path / "m.rq")
+    config = from_dict({
+        "run": {"out": str(tmp_path / "run")},
+        "model": {"path": str(path), "dataset": "digits"},
+        "analysis": {"inputs": 4},
+        "harden": {"schemes": ["tmr"], "protect_fraction": 0.1},
+        "campaign": {"kind": kind, "faults": 10, "images": 12, "seed": 3, "protect_fractions": [0.1]},
+        "hls": {"pe": 2}}).check()
+    toml = tmp_path / "p.toml"
+    toml.write_text(to_toml(config))
+    assert main(["pipeline", "run", str(toml), "--to", "campaign"]) == 0
+    summary = json.loads((tmp_path / "run" / "campaign" / "summary.json").read_text())
+    assert summary["fault_kind"] == kind and summary["trust_engine_executor"]["status"] == "pass"
+    manifest = read_manifest(tmp_path / "run" / "campaign" / "sweep")
+    unprotected = next(p for p in manifest["points"] if p["scheme"] == "none")
+    swept = load_campaign(tmp_path / "run" / "campaign" / "sweep" / unprotected["campaign"])
+
+    db = tmp_path / "c.db"
+    assert main(["campaign", str(path), "--dataset", "digits", "--images", "12", "--faults", "10", "--seed", "3",
+                 "--kind", kind, *cli, "--out", str(db)]) == 0
+    alone = load_campaign(db)
+    assert swept.meta["fault_kind"] == alone.meta["fault_kind"] == kind
+    assert np.array_equal(swept.idx, alone.idx)
+    for column in ("layer", "slot", "neuron", "mask"):
+        assert np.array_equal(getattr(swept.sample, column), getattr(alone.sample, column))
+    assert np.array_equal(swept.outcomes.changed, alone.outcomes.changed)
+    assert np.array_equal(swept.outcomes.correct, alone.outcomes.correct)
+    assert swept.outcomes.digest == alone.outcomes.digest
+
+    assert main(["pipeline", "run", str(toml), "--from", "report", "--to", "report"]) in (0, 1)
+    report = json.loads((tmp_path / "run" / "report" / "report.json").read_text())
+    assert report["fig4"]["text"].startswith(f"fault kind {kind}")
