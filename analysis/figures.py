@@ -17,6 +17,10 @@ PX_PER_INCH = 100
 SAVE_DPI = 200
 #: The CSS width of a full-width figure, and of the report's content column.
 PAGE_WIDTH_PX = int(PAGE_WIDTH_IN * PX_PER_INCH)
+#: Device pixels per CSS pixel in a saved PNG: the report declares it as the image's pixel density
+#: (``srcset="... 2x"``, WHATWG HTML "density-corrected natural width"), so a browser's ``naturalWidth``
+#: is the CSS width the figure was drawn for.
+DENSITY = SAVE_DPI / PX_PER_INCH
 
 
 def pyplot():
@@ -48,4 +52,4 @@ def png_size(path: str | os.PathLike) -> tuple[int, int]:
 
 def intended_width(path: str | os.PathLike) -> int:
     """The CSS width a PNG written by :func:`save` is drawn for (``PAGE_WIDTH_PX`` for a full-width figure)."""
-    return round(png_size(path)[0] * PX_PER_INCH / SAVE_DPI)
+    return round(png_size(path)[0] / DENSITY)

@@ -3,6 +3,7 @@ headless Chromium)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import shutil
@@ -154,7 +155,7 @@ def test_demo_report_has_every_section_with_real_numbers(demo):
     assert [r[1] for r in doc["trust"]] == ["pass"] * 4
     for name in ("table1.csv", "fig4.csv", "overhead.csv", "cycles.csv", "deployment.csv", "trust.csv"):
         assert (demo / "report" / name).stat().st_size > 50
-    assert len(re.findall(r'<img src="data:image/png;base64,', html)) >= 4
+    assert len(re.findall(r'<img srcset="data:image/png;base64,[^ "]+ 2x"', html)) >= 4
 
 
 def test_steps_restart_from_any_step(demo, tmp_path):
@@ -176,17 +177,21 @@ def _chromium() -> tuple[str, str] | None:
 
 @pytest.mark.skipif(_chromium() is None, reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")
 def test_report_renders_in_headless_chromium(demo):
-    """At a 1400 px window every figure is shown at least at the width it was drawn for, and every table
-    cell holds a value or says n/a."""
+    """At a 1400 px window every figure is shown at least at the width it was drawn for (the browser's
+    density-corrected ``naturalWidth``), every table cell holds a value or says n/a, and a full-page screenshot
+    is saved beside the report (``report/report-1400px.png``) for a person to look at."""
+    pytest.importorskip("selenium", reason="selenium is in the dev extra: pip install -e .[dev]")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
+
+    from resilq.figures import PAGE_WIDTH_PX, png_size
 
     browser, driver = _chromium()
     options = webdriver.ChromeOptions()
     options.binary_location = browser
     for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-                "--window-size=1400,1000"):
+                "--window-size=1400,1000", "--force-device-scale-factor=1"):
         options.add_argument(arg)
     web = webdriver.Chrome(service=Service(executable_path=driver), options=options)
     try:
@@ -195,11 +200,12 @@ def test_report_renders_in_headless_chromium(demo):
         assert web.execute_script("return window.innerWidth") >= 1380
         images = web.execute_script(
             "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight, "
-            "i.src.slice(0, 22), i.getBoundingClientRect().width, Number(i.dataset.width), i.alt])")
+            "i.clientWidth, i.clientHeight, i.currentSrc.slice(0, 22), i.alt])")
         assert len(images) >= 4
-        for complete, width, height, src, shown, intended, alt in images:
-            assert complete and width > 100 and height > 100 and src == "data:image/png;base64,"
-            assert intended >= 1000 and shown >= intended, (alt, shown, intended)  # full width, never shrunk
+        for complete, width, height, shown, shown_height, src, alt in images:
+            assert complete and src == "data:image/png;base64,", alt
+            assert width >= PAGE_WIDTH_PX - 10 and height > 150, (alt, width, height)  # drawn for the full page
+            assert shown >= width and shown_height >= height, (alt, shown, width)  # and never shown smaller
             assert len(alt) > 40, alt  # a caption that says what to look at, not a file name
         empty = web.execute_script("return Array.from(document.querySelectorAll('td, th:not(:first-child)'))"
                                    ".filter(c => !c.innerText.trim()).map(c => c.closest('tr').innerText)")
@@ -216,5 +222,10 @@ def test_report_renders_in_headless_chromium(demo):
         assert not re.search(r"\b\d{4,}\b", " ".join(
             web.execute_script("return Array.from(document.querySelectorAll('td')).map(c => c.innerText)"))
            ), "a number of 4+ digits without thousands separators"
+        shot = demo / "report" / "report-1400px.png"
+        page = web.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
+        shot.write_bytes(base64.b64decode(page["data"]))
+        page_height = web.execute_script("return document.documentElement.scrollHeight")
+        assert png_size(shot)[0] >= 1380 and png_size(shot)[1] >= page_height > 2000
     finally:
         web.quit()

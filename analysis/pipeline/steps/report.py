@@ -50,11 +50,14 @@ def cells(rows: list[list[Any]], missing: str = NOT_AVAILABLE) -> list[list[str]
 
 
 def image(path: Path, caption: str) -> dict[str, Any]:
-    """A figure embedded as a data URI, with the CSS width it was drawn for (:mod:`resilq.figures`)."""
-    from ...figures import intended_width
+    """A figure embedded as a data URI, with the CSS size it was drawn for and its pixel density
+    (:mod:`resilq.figures`)."""
+    from ...figures import DENSITY, png_size
 
     data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return {"src": f"data:image/png;base64,{data}", "caption": caption, "width": intended_width(path)}
+    width, height = png_size(path)
+    return {"src": f"data:image/png;base64,{data}", "caption": caption, "density": f"{DENSITY:g}",
+            "width": round(width / DENSITY), "height": round(height / DENSITY)}
 
 
 def trust_rows(s: dict[str, dict]) -> list[list[str]]:
