@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from ..archive import read_json_file
 from ..arith import Scheme
 from ..errors import FormatError, MismatchError, ParameterError
 from ..ir.model import Model
@@ -327,10 +328,8 @@ def read_manifest(out_dir: str | os.PathLike, name: str = MANIFEST) -> dict[str,
     if not path.is_file():
         command = "sweep-budget" if name != MANIFEST else "sweep"
         raise FormatError(f"{out_dir}: not a sweep directory (no {name}); run `resilq {command} ... --out {out_dir}`")
-    try:
-        manifest = json.loads(path.read_text())
-        if manifest.get("version") != MANIFEST_VERSION or not isinstance(manifest.get("points"), list):
-            raise ValueError("unknown version or no points")
-    except (ValueError, json.JSONDecodeError) as exc:
-        raise FormatError(f"{path}: malformed sweep manifest ({exc})") from None
+    manifest = read_json_file(path, "sweep manifest")  # size- and depth-capped (docs/security.md)
+    if (not isinstance(manifest, dict) or manifest.get("version") != MANIFEST_VERSION
+            or not isinstance(manifest.get("points"), list)):
+        raise FormatError(f"{path}: malformed sweep manifest (unknown version or no points)")
     return manifest

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import MismatchError, ParameterError
+from ..archive import read_json_file
+from ..errors import FormatError, MismatchError, ParameterError
 
 PLAN_FILE = "plan.json"
 
@@ -52,8 +53,8 @@ class Partials:
                                 "left alone: move it or choose another --out")
         if plan.exists():
             try:
-                recorded = json.loads(plan.read_text())["digest"]
-            except (OSError, ValueError, KeyError, TypeError):
+                recorded = read_json_file(plan, "analysis plan")["digest"]  # size- and depth-capped
+            except (FormatError, KeyError, TypeError):
                 recorded = None
             if recorded != digest:
                 raise MismatchError(f"{self.directory} holds finished units of another analysis (other model, "

@@ -16,8 +16,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from ..archive import read_json_file
 from ..data import Dataset, load_dataset
-from ..errors import MismatchError, ResilqError
+from ..errors import FormatError, MismatchError, ResilqError
 from ..ir import Model, load_model
 from ..nvf import NVFResult, load_nvf
 from ..ui import say
@@ -73,7 +74,11 @@ class Context:
         if not path.is_file():
             raise MissingStepError(f"step {step!r} has no output in {self.out}; run the pipeline from {step!r} "
                                    f"(or an earlier step) first")
-        return json.loads(path.read_text())
+        summary = read_json_file(path, "step summary")  # size- and depth-capped (docs/security.md)
+        if not isinstance(summary, dict):
+            raise FormatError(f"{path}: a step summary is a JSON object, not {type(summary).__name__}; "
+                              f"run the pipeline from {step!r} again")
+        return summary
 
     def file(self, step: str, name: str) -> Path:
         """A file an earlier step wrote, or a clear error."""
