@@ -1,4 +1,4 @@
-"""Shared fixtures: a LeNet-5 trained on the bundled digits (once per session), data locations."""
+"""Shared fixtures: a LeNet-5 trained on the bundled digits (once per session), data locations, the deep NVF network."""
 
 from __future__ import annotations
 
@@ -36,3 +36,15 @@ def mnist_dir() -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="module")
+def deep():
+    """The deep test network of :func:`faultsim_models.deep_model` (conv-pool-conv-pool-fc-fc-fc) and 12 int8
+    inputs, for the NVF tests (in-process, distributed, resumed)."""
+    from faultsim_models import deep_model
+
+    rng = np.random.default_rng(5)
+    images = rng.random((12, 1, 10, 10), dtype=np.float32)
+    model = deep_model(rng, images)
+    return model, model.quantize_input(images)

@@ -13,7 +13,6 @@ from resilq.nvf.exact import exact_nvf
 from resilq.nvf.gradient import output_gradients
 
 from factories import protect, random_model
-from faultsim_models import deep_model
 
 
 @pytest.fixture(scope="module")
@@ -21,14 +20,6 @@ def small():
     rng = np.random.default_rng(11)
     images = rng.random((16, 1, 10, 10), dtype=np.float32)
     model = random_model(rng, images, shape=(1, 10, 10))
-    return model, model.quantize_input(images)
-
-
-@pytest.fixture(scope="module")
-def deep():
-    rng = np.random.default_rng(5)
-    images = rng.random((12, 1, 10, 10), dtype=np.float32)
-    model = deep_model(rng, images)
     return model, model.quantize_input(images)
 
 

@@ -9,16 +9,6 @@ from resilq.nvf.deltarange import deltarange_nvf
 from resilq.nvf.exact import exact_nvf
 from resilq.nvf.partials import parts_dir
 
-from faultsim_models import deep_model
-
-
-@pytest.fixture(scope="module")
-def deep():
-    rng = np.random.default_rng(5)
-    images = rng.random((12, 1, 10, 10), dtype=np.float32)
-    model = deep_model(rng, images)
-    return model, model.quantize_input(images)
-
 
 def _same(a, b, model):
     assert a.network_hash == b.network_hash
