@@ -180,7 +180,7 @@ class EmulatedAccelerator:
     def _image_bytes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The image as the three masters see it: control (from CTRL_MEM), weights, activations."""
         views = []
-        for reg, align in ((rm.CTRL_MEM, 4), (rm.WEIGHT_MEM, 8), (rm.ACT_MEM, 1)):
+        for reg, align in ((rm.CTRL_MEM, 4), (rm.WEIGHT_MEM, 8), (rm.ACT_MEM, fmt.ACT_BEAT_BYTES)):
             address = self._pointer(reg)
             if address % align:
                 raise EmulatorError(f"{reg.name} = {address:#x} is not {align}-byte aligned")
@@ -248,13 +248,13 @@ class EmulatedAccelerator:
                     self.last_token = token
             else:
                 armed[:] = True
-        first = image.descriptors[0]
-        x = np.stack([act[first.in_addr + i * first.in_stride:][:first.in_bytes] for i in range(n)]).view(np.int8)
-        x = x.reshape(n, first.in_c, first.in_h, first.in_w)
+        first, layout = image.descriptors[0], image.plans[0].in_layout
+        x = layout.decode(np.stack([act[first.in_addr + i * first.in_stride:][:layout.nbytes]
+                                    for i in range(n)]).view(np.int8))
         hit = armed if fault is not None else np.zeros(n, dtype=bool)
         activations = self._execute(executor, x, fault, hit)
-        for d in image.descriptors:
-            self._store(d, activations[d.ir_layer], ctrl, act)
+        for d, plan in zip(image.descriptors, image.plans):
+            self._store(d, plan, activations[d.ir_layer], ctrl, act)
         per_image = [cyc.layer_cycles(p, cfg).total for p in image.plans]
         profile = np.asarray(per_image, dtype=np.uint64) * np.uint64(n)
         words = ctrl[image.header.profile_offset:image.header.profile_offset + 8 * len(per_image)].view("<u4")
@@ -280,14 +280,16 @@ class EmulatedAccelerator:
         return merged
 
     @staticmethod
-    def _store(d, values: np.ndarray, ctrl: np.ndarray, act: np.ndarray) -> None:
-        """Write one descriptor's outputs (C-H-W per image) where its OUT_ADDR/OUT_STRIDE say."""
+    def _store(d, plan, values: np.ndarray, ctrl: np.ndarray, act: np.ndarray) -> None:
+        """Write one descriptor's outputs where its OUT_ADDR/OUT_STRIDE say: int8 maps pixel-major and padded
+        (``plan.out_layout``, as the kernel's store_output), int32 logits as words through the control master."""
         n = values.shape[0]
-        flat = values.reshape(n, -1)
-        target = ctrl if d.raw else act  # int32 logits go through the control master
-        dtype = np.dtype("<i4") if d.raw else np.dtype(np.int8)
-        nbytes = flat.shape[1] * dtype.itemsize
+        if d.raw:
+            target, stored = ctrl, values.reshape(n, -1).astype("<i4").view(np.uint8)
+        else:
+            target, stored = act, plan.out_layout.encode(values.reshape(n, -1).astype(np.int8)).view(np.uint8)
+        nbytes = stored.shape[1]
         images = range(n) if d.out_stride else [n - 1]
         for i in images:
             start = d.out_addr + i * d.out_stride
-            target[start:start + nbytes] = flat[i].astype(dtype).view(np.uint8)
+            target[start:start + nbytes] = stored[i]

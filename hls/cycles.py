@@ -10,7 +10,8 @@ agree on every layer of every model they run. Trip counts, per image:
 
 =============  ===========================================================================
 descriptor     DESC_WORDS
-load input     C_in * H_in * W_in                       (one byte per cycle, C-H-W order)
+load input     64-bit beats: H_in * W_in * ceil(C_in/8)     (pixel-major, channels padded to whole beats), or
+               ceil(C_in * H_in * W_in / 8) for a dense network input (imageformat, FORMAT 2)
 params         output channels, once per layer          (one 64-bit beat per channel)
 weights        rows * k*k*ceil(C/SIMD) * SIMD/8         (64-bit beats) per tile
 table walk     protected neurons of the tile's channels (only in a protected layer)
@@ -19,7 +20,7 @@ compute        (H_out*W_out + (copies-1) * G_t) * words per tile, G_t = position
                k*k*ceil(C/SIMD), or k when C*k <= SIMD (a kernel row packed into the SIMD lanes)
 corrector      protected neurons of the layer
 maxpool        H_out*W_out * ceil(C/SIMD) * k*k
-store          C_out * H_out * W_out bytes (int8) or C_out words (int32 classifier)
+store          H_out * W_out * ceil(C_out/8) beats (int8) or C_out words (int32 classifier)
 =============  ===========================================================================
 
 Per run: HEADER_WORDS + run latency, then every image, then 2 profile words per descriptor + store
@@ -92,11 +93,11 @@ def protected_groups(plan: LayerPlan) -> np.ndarray:
 def layer_cycles(plan: LayerPlan, config: AccelConfig) -> LayerCycles:
     lat = config.latency
     descriptor = fmt.DESC_WORDS + lat.descriptor
-    load_input = plan.in_c * plan.hw_in + lat.load_input
+    load_input = plan.in_beats + lat.load_input
     params = weights = table = compute = correct = pool = overlapped = 0
     if plan.op is fmt.Op.MAXPOOL:
         pool = plan.hw_out * plan.cg * plan.kernel * plan.kernel + lat.pool
-        store = plan.n_out + lat.store
+        store = plan.out_beats + lat.store
     else:
         rows = np.minimum(plan.pe, plan.out_c - plan.pe * np.arange(plan.tiles))
         params = plan.out_c + lat.params
@@ -114,7 +115,7 @@ def layer_cycles(plan: LayerPlan, config: AccelConfig) -> LayerCycles:
         next_weights = np.append(tile_weights[1:], 0)
         body = int(np.maximum(tile_work, next_weights).sum())
         overlapped = load_input + params + weights + table + compute - head - body
-        store = (plan.out_c if plan.raw else plan.n_out) + lat.store
+        store = (plan.out_c if plan.raw else plan.out_beats) + lat.store
     return LayerCycles(plan.index, plan.name, descriptor, load_input, params, weights, table, compute, correct, pool,
                        store, overlapped)
 

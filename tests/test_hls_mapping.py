@@ -110,7 +110,8 @@ def test_image_layout(model):
     assert image.outputs[4].offset == image.outputs[3].offset
     # descriptor 0 is conv1: geometry, addresses and its slice of the critical table
     d = words[words[fmt.HeaderWord.DESC_OFFSET] // 4:][:fmt.DESC_WORDS]
-    assert d[fmt.DescWord.OP_FLAGS] == fmt.op_flags_word(fmt.Op.CONV, fmt.Flag.RELU | fmt.Flag.NEURONS, Scheme.SPLIT)
+    assert d[fmt.DescWord.OP_FLAGS] == fmt.op_flags_word(fmt.Op.CONV, fmt.Flag.RELU | fmt.Flag.NEURONS | fmt.Flag.DENSE_IN,
+                                                             Scheme.SPLIT)  # 1 channel, k=5: packed, reads the input dense
     assert d[fmt.DescWord.GEOMETRY] == fmt.geometry_word(5, 1, 0)
     assert (d[fmt.DescWord.CRIT_START], d[fmt.DescWord.CRIT_COUNT]) == (0, prot.protection(0).n_protected)
     neurons = prot.protection(0).neurons
@@ -154,7 +155,7 @@ def test_cycle_model_by_hand():
     lat = CFG.latency
     c = layer_cycles(plan, CFG)
     ft = 2  # 16 inputs / SIMD 8
-    assert c.load_input == 16 + lat.load_input
+    assert c.load_input == 16 // 8 + lat.load_input  # 16 dense input bytes in 64-bit beats
     assert c.params == 12 + lat.params  # once per layer
     tile_weights = (8 * ft + lat.weights, 4 * ft + lat.weights)
     assert c.weights == sum(tile_weights)
@@ -163,7 +164,7 @@ def test_cycle_model_by_hand():
     assert list(protected_groups(plan)) == [1, 0]  # both protected neurons sit in tile 0's only position
     tile_compute = ((1 + 2 * 1) * ft + lat.mac, 1 * ft + lat.mac)
     assert c.compute == sum(tile_compute)
-    assert c.store == 12 + lat.store
+    assert c.store == 12 // 8 + 1 + lat.store  # 12 channels padded to 2 beats
     # the input load runs beside params + tile 0's weights; tile 0's walk + compute beside tile 1's weights
     head = max(c.load_input, c.params + tile_weights[0])
     body = max(tile_table[0] + tile_compute[0], tile_weights[1]) + tile_table[1] + tile_compute[1]

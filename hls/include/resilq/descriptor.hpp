@@ -57,7 +57,7 @@ template <class Cfg>
 uint32_t plan_descriptor(const LayerDesc& d, LayerGeom& g) {
     static_assert(Cfg::MAX_IN < (1u << ops::INDEX_A_BITS), "max_in must stay below 2^24 (index multipliers)");
     static_assert(Cfg::MAX_POS <= (1u << 16), "max_pos must stay <= 2^16 (16-bit table positions)");
-    g = LayerGeom{0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0};
+    g = LayerGeom{0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     if (d.op != image::OP_CONV && d.op != image::OP_MAXPOOL) return image::STATUS_BAD_OP;
     if (d.scheme > arith::DUP_MIN) return image::STATUS_BAD_OP;
     const bool raw = (d.flags & image::FLAG_RAW) != 0;
@@ -84,18 +84,27 @@ uint32_t plan_descriptor(const LayerDesc& d, LayerGeom& g) {
     if (d.op == image::OP_CONV) ok = ok && uint64_t(g.ft) * Cfg::SIMD <= Cfg::MAX_FANIN;
     if (d.op == image::OP_MAXPOOL) ok = ok && d.in_c == d.out_c && d.pad == 0;
     if (!ok) return image::STATUS_CAPACITY;
+    // activations move in 64-bit beats: every address and per-image stride is a whole beat
+    if (((d.in_addr | d.in_stride | d.out_addr | d.out_stride) & 7u) != 0) return image::STATUS_LAYOUT;
+    // kernel-row packing: a conv whose kernel row of in_c * kernel weights fits one SIMD word (in_c < SIMD)
+    g.packed = (d.op == image::OP_CONV && d.kernel > 1 && ops::index_product(d.in_c, d.kernel) <= Cfg::SIMD) ? 1u : 0u;
+    // a dense input is read as one run of elements: only where the buffer's element order is the DDR order
+    g.in_dense = (d.flags & image::FLAG_DENSE_IN) ? 1u : 0u;
+    if (g.in_dense && !(g.packed || g.hw_in == 1)) return image::STATUS_LAYOUT;
     if (uint64_t(d.crit_start) + d.crit_count > regmap::CRIT_TABLE_CAPACITY) return image::STATUS_TABLE_RANGE;
     if (d.crit_count > 0 && (d.scheme == arith::NONE || raw || d.op != image::OP_CONV)) return image::STATUS_TABLE_RANGE;
     // the loop geometry, from checked sizes (hw_in * cg * SIMD <= MAX_IN < 2^24 bounds every operand)
     g.n_in = static_cast<uint32_t>(ops::index_product(g.hw_in, d.in_c));
-    // kernel-row packing: a conv whose kernel row of in_c * kernel weights fits one SIMD word (in_c < SIMD)
-    g.packed = (d.op == image::OP_CONV && d.kernel > 1 && ops::index_product(d.in_c, d.kernel) <= Cfg::SIMD) ? 1u : 0u;
     g.mac_words = g.packed ? d.kernel : g.ft;
     g.pitch = g.packed ? d.in_c : g.cg * Cfg::SIMD;
     g.line = static_cast<uint32_t>(ops::index_product(d.in_w, g.pitch));
     g.step_x = static_cast<uint32_t>(ops::index_product(g.pitch, d.stride));
     g.step_y = static_cast<uint32_t>(ops::index_product(g.line, d.stride));
     g.pad_offset = static_cast<uint32_t>(ops::index_product(g.line + g.pitch, d.pad));
+    g.in_pixel_beats = (d.in_c + 7) / 8;
+    g.in_beats = g.in_dense ? (g.n_in + 7) / 8 : static_cast<uint32_t>(ops::index_product(g.hw_in, g.in_pixel_beats));
+    g.out_pixel_beats = (d.out_c + 7) / 8;
+    g.out_beats = static_cast<uint32_t>(ops::index_product(g.hw_out, g.out_pixel_beats));
     g.tiles = (d.out_c + Cfg::PE - 1) / Cfg::PE;
     g.copies = arith::copies(d.scheme);
     return image::STATUS_OK;

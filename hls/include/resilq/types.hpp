@@ -55,6 +55,13 @@ struct LayerGeom {
     uint32_t step_x;      // elements between horizontally adjacent windows: stride * pitch
     uint32_t step_y;      // elements between vertically adjacent windows: stride * line
     uint32_t pad_offset;  // pad * (line + pitch): how far the padded window (0, 0) starts before element 0
+    // DDR side (64-bit beats, FORMAT 2): maps are pixel-major, each pixel's channels padded to whole beats, or
+    // dense (the network input of a packed conv or a vector layer, FLAG_DENSE_IN: bytes pixel * in_c + c).
+    uint32_t in_dense;         // 1: the input is one dense run of n_in bytes
+    uint32_t in_pixel_beats;   // beats per input pixel when padded: ceil(in_c / 8)
+    uint32_t in_beats;         // beats of the input map: ceil(n_in / 8) dense, hw_in * in_pixel_beats padded
+    uint32_t out_pixel_beats;  // beats per output position: ceil(out_c / 8)
+    uint32_t out_beats;        // beats of the output map: hw_out * out_pixel_beats
 };
 
 // Where one tile of PE output channels goes (counted tile by tile by the controller, engine.hpp).
