@@ -148,7 +148,7 @@ def csim_check(model: Model, config: AccelConfig, images: int) -> None:
     from resilq.hls.simulate import CsimAccelerator
 
     x = model.quantize_input(np.random.default_rng(2).random((images, *model.input.shape), dtype=np.float32))
-    run = CsimAccelerator(model, config, batch=images, keep_activations=False).run(x, collect=False)
+    run = CsimAccelerator(model, config, batch=images).run(x, collect=False)
     assert np.array_equal(run.logits, Executor(model).run(x).logits), f"{model.name}: C-sim != executor"
     report = cycle_report(model, config)
     assert run.cycles == report.run(images), f"{model.name}: C-sim counter {run.cycles} != model {report.run(images)}"

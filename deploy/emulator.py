@@ -9,7 +9,7 @@ kernel's contract in Python:
 * the batch is executed by :class:`resilq.ir.Executor` (the bit-true reference) with the fault of the
   FI_* registers (every inference, or the first after a new TOKEN with ONCE, like the kernel's one-shot
   register that survives runs), and every layer's output and the logits are written back to DDR;
-* MODEL_CYCLES and the per-descriptor profile come from :mod:`resilq.hls.cycles`, CORRECTIONS and FI_HITS
+* MODEL_CYCLES and the per-descriptor profile (layer-major, batched vector layers) come from :mod:`resilq.hls.cycles`, CORRECTIONS and FI_HITS
   from :mod:`resilq.hls.reference` -- the models the C-simulated kernel is tested against;
 * the Zynq global timer the driver measures runs with (:mod:`resilq.deploy.timer`) advances by each run's
   modelled cycles, so "measured" equals modelled here by construction and the board's code path is exercised;
@@ -232,9 +232,9 @@ class EmulatedAccelerator:
                 raise DecodeError(fmt.Status.FAULT_CONFIG, 0, "fault injection enabled with a zero mask or mode 3")
             image, executor = self._decoded(ctrl, weights, header)
         except DecodeError as exc:
-            # image 0 ran the descriptors before the refused one, then fetched that one and stopped
+            # every image ran the descriptors before the refused one (layer-major), then it was fetched and refused
             if exc.fetched:
-                cycles += sum(cyc.layer_cycles(p, cfg).total for p in exc.plans) + fmt.DESC_WORDS + cfg.latency.descriptor
+                cycles += sum(cyc.layer_cycles(p, cfg, n).total for p in exc.plans) + fmt.DESC_WORDS + cfg.latency.descriptor
             return Outputs(int(exc.status) | (exc.descriptor << 8), cycles)
         except UnsupportedModelError as exc:
             raise EmulatorError(f"the emulator cannot run this memory image: {exc}") from None
@@ -255,12 +255,11 @@ class EmulatedAccelerator:
         activations = self._execute(executor, x, fault, hit)
         for d, plan in zip(image.descriptors, image.plans):
             self._store(d, plan, activations[d.ir_layer], ctrl, act)
-        per_image = [cyc.layer_cycles(p, cfg).total for p in image.plans]
-        profile = np.asarray(per_image, dtype=np.uint64) * np.uint64(n)
-        words = ctrl[image.header.profile_offset:image.header.profile_offset + 8 * len(per_image)].view("<u4")
+        profile = np.asarray([cyc.layer_cycles(p, cfg, n).total for p in image.plans], dtype=np.uint64)
+        words = ctrl[image.header.profile_offset:image.header.profile_offset + 8 * len(profile)].view("<u4")
         words[0::2] = (profile & np.uint64(0xFFFFFFFF)).astype(np.uint32)
         words[1::2] = (profile >> np.uint64(32)).astype(np.uint32)
-        cycles += n * sum(per_image) + fmt.PROFILE_WORDS * len(per_image) + cfg.latency.store
+        cycles += int(profile.sum()) + fmt.PROFILE_WORDS * len(profile) + cfg.latency.store
         corrections = reference.expected_corrections(image.model, x[hit], fault) if hit.any() else 0
         return Outputs(int(fmt.Status.OK), cycles, corrections, int(hit.sum()))
 

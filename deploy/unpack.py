@@ -21,7 +21,7 @@ from resilq.errors import ResilqError, UnsupportedModelError
 from resilq.hls import imageformat as fmt
 from resilq.hls import regmap as rm
 from resilq.hls.config import AccelConfig
-from resilq.hls.mapping import LayerPlan, check_plan
+from resilq.hls.mapping import LayerPlan, batch_misfit, check_plan
 from resilq.ir import Conv2d, Flatten, InputQuant, Linear, MaxPool2d, Model, Protection, Requant
 
 Status = fmt.Status
@@ -150,6 +150,9 @@ def check_descriptor(k: int, d: Descriptor, config: AccelConfig) -> LayerPlan:
     if (d.in_addr | d.in_stride | d.out_addr | d.out_stride) % fmt.ACT_BEAT_BYTES:
         raise DecodeError(Status.LAYOUT, k, f"activation addresses/strides {d.in_addr:#x}/{d.in_stride}, "
                           f"{d.out_addr:#x}/{d.out_stride} must be multiples of {fmt.ACT_BEAT_BYTES} bytes")
+    misfit = batch_misfit(plan, config)
+    if misfit:
+        raise DecodeError(Status.CAPACITY, k, misfit)
     if plan.in_dense and not (plan.packed or plan.hw_in == 1):
         raise DecodeError(Status.LAYOUT, k, "a dense input (DENSE_IN) on a layer that reads it padded per pixel")
     if d.crit_start + d.crit_count > rm.CRIT_TABLE.capacity:

@@ -87,6 +87,7 @@ class Flag(IntFlag):
     RAW = 2  # write int32 accumulators (the classifier without requantization) through the control master
     NEURONS = 4  # a neuron layer: its outputs are fault sites (Model.neuron_layers)
     DENSE_IN = 8  # the input map is dense (pixel pitch = IN_C), not padded to whole beats
+    BATCH = 16  # a vector layer that runs over up to MAX_BATCH images at once (one weight load per chunk)
 
 
 class Status(IntEnum):
@@ -169,6 +170,11 @@ class MapLayout:
     @property
     def nbytes(self) -> int:
         return self.pixels * self.pitch
+
+    @property
+    def pixel_beats(self) -> int:
+        """64-bit beats of one pixel's record (the kernel's ``in_pixel_beats`` / ``out_pixel_beats``)."""
+        return -(-self.pitch // ACT_BEAT_BYTES)
 
     @property
     def beats(self) -> int:

@@ -8,6 +8,7 @@ plus the ones only the host can check (the whole critical table, per-lane shadow
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,6 +104,15 @@ class LayerPlan:
     def in_bytes(self) -> int:
         """Input-buffer bytes: positions x channels padded to a multiple of SIMD."""
         return self.hw_in * self.cg * self.simd
+
+    @property
+    def batched(self) -> bool:
+        """A vector layer the kernel runs over up to ``max_batch`` images at once (``Flag.BATCH``)."""
+        return bool(self.flags & Flag.BATCH)
+
+    @property
+    def is_vector(self) -> bool:
+        return self.op is Op.CONV and self.hw_in == 1 and self.hw_out == 1 and self.kernel == 1
 
     @property
     def in_dense(self) -> bool:
@@ -231,6 +241,8 @@ def plan_model(model: Model, config: AccelConfig) -> list[LayerPlan]:
         plan = LayerPlan(i, layer.name, op, flags, *geom, kernel, stride, pad, scheme, protected[:] if scheme else
                          np.zeros(0, np.int64), config.simd, config.pe)
         check_plan(plan, config)
+        if batch_fits(plan, config):
+            plan = dataclasses.replace(plan, flags=plan.flags | Flag.BATCH)
         plans.append(plan)
     if len(plans) > config.max_layers:
         raise UnsupportedModelError(f"{model.name}: {len(plans)} executed layers exceed the accelerator's "
@@ -242,6 +254,39 @@ def plan_model(model: Model, config: AccelConfig) -> list[LayerPlan]:
                                     f"capacity of {regmap.CRIT_TABLE.capacity} entries (largest: layer "
                                     f"{worst.name!r} with {worst.n_protected})")
     return plans
+
+
+def _batch_capacity(plan: LayerPlan, config: AccelConfig) -> str | None:
+    """What a chunk of ``max_batch`` images of a vector layer would overflow (the kernel's FLAG_BATCH checks in
+    descriptor.hpp), or None."""
+    m = config.max_batch
+    if plan.cg * plan.simd * m > config.max_in:
+        return f"a batch of {m} input vectors exceeds max_in"
+    rows = -(-plan.out_c // config.out_banks)
+    if rows * m > (config.max_raw if plan.raw else config.max_out) // config.out_banks:
+        return f"a batch of {m} outputs exceeds the {'classifier' if plan.raw else 'output'} buffer"
+    return None
+
+
+def batch_fits(plan: LayerPlan, config: AccelConfig) -> bool:
+    """Whether a layer can run ``max_batch`` images at once (``Flag.BATCH``): a vector layer whose chunk fits the
+    input, output (or classifier) buffers and, a rule only the host can check, the per-lane shadow buffers."""
+    if not plan.is_vector or _batch_capacity(plan, config) is not None:
+        return False
+    if plan.n_protected:
+        lanes = np.bincount(output_lane(plan.protected // plan.hw_out, plan.pe), minlength=plan.pe)
+        if int(lanes.max()) * (plan.copies - 1) * config.max_batch > config.shadow_lane:
+            return False
+    return True
+
+
+def batch_misfit(plan: LayerPlan, config: AccelConfig) -> str | None:
+    """Why a ``Flag.BATCH`` descriptor is one the kernel refuses (STATUS CAPACITY), or None."""
+    if not plan.batched:
+        return None
+    if not plan.is_vector:
+        return "FLAG_BATCH on a layer that is not a vector (1x1 map, kernel 1)"
+    return _batch_capacity(plan, config)
 
 
 def _refuse(plan: LayerPlan, what: str, value: int, limit: int, knob: str) -> None:
@@ -276,6 +321,9 @@ def check_plan(plan: LayerPlan, config: AccelConfig) -> None:
     if plan.raw:
         if plan.n_out > config.max_raw:
             _refuse(plan, "int32 classifier outputs", plan.n_out, config.max_raw, "max_raw")
+        if plan.hw_out != 1:
+            raise UnsupportedModelError(f"layer {plan.name!r}: an int32 classifier must have one output position per "
+                                        f"channel (a Linear layer, or a conv down to 1x1), not {plan.out_h}x{plan.out_w}")
     else:
         rows = -(-plan.out_c // config.out_banks)
         if rows * plan.hw_out > config.max_out // config.out_banks:

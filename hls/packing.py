@@ -71,7 +71,6 @@ class MemoryImage:
     inputs: Region
     outputs: dict[int, Region]  # IR layer index -> its output region (Flatten aliases its input)
     profile_offset: int
-    keep_activations: bool
     layer_offsets: dict[int, int] = field(default_factory=dict)  # IR index -> W_ADDR of conv/linear layers
 
     @property
@@ -88,11 +87,9 @@ class MemoryImage:
         return self.inputs if layer == 0 else self.outputs[layer - 1]
 
     def _view(self, region: Region, n: int) -> np.ndarray:
-        """``(n, nbytes)`` uint8 view of the region's first ``n`` images (one row when the region is shared)."""
+        """``(n, nbytes)`` uint8 view of the region's first ``n`` images."""
         if not 1 <= n <= self.batch:
             raise ParameterError(f"image count {n} outside 1..{self.batch} (the batch this image was packed for)")
-        if region.stride == 0:
-            return self.buffer[region.offset:region.offset + region.nbytes].reshape(1, region.nbytes)
         span = (n - 1) * region.stride + region.nbytes
         raw = self.buffer[region.offset:region.offset + span]
         return np.lib.stride_tricks.as_strided(raw, shape=(n, region.nbytes), strides=(region.stride, 1),
@@ -108,14 +105,8 @@ class MemoryImage:
         self._view(self.inputs, x.shape[0])[...] = self.inputs.encode(x)
 
     def read_output(self, layer: int, n: int) -> np.ndarray:
-        """Layer ``layer``'s output for the first ``n`` images of the last run (a copy, in the IR's shape).
-
-        With ``keep_activations=False`` only the last image's intermediate outputs survive; then ``n``
-        must be 1 for them (the logits and inputs always keep the whole batch).
-        """
+        """Layer ``layer``'s output for the first ``n`` images of the last run (a copy, in the IR's shape)."""
         region = self.outputs[layer]
-        if region.stride == 0 and n != 1:
-            raise ParameterError(f"layer {layer}'s outputs are not kept per image (pack with keep_activations=True)")
         return region.decode(self._view(region, n))
 
     def read_logits(self, n: int) -> np.ndarray:
@@ -164,12 +155,12 @@ def param_beats(layer: Conv2d | Linear) -> np.ndarray:
     return beats.reshape(-1).view(np.uint8)
 
 
-def pack(model: Model, config: AccelConfig, batch: int = 1, keep_activations: bool = True,
+def pack(model: Model, config: AccelConfig, batch: int = 1,
          allocate: Callable[[int], np.ndarray] | None = None) -> MemoryImage:
     """Pack ``model`` for ``config`` with room for ``batch`` input images.
 
-    ``keep_activations`` gives every image its own copy of every layer's output (for chain-of-trust
-    checks); without it intermediate outputs are overwritten image after image (the deployment layout).
+    Every image has its own copy of every layer's output: the kernel runs layer-major (each layer over the
+    whole batch before the next), so no two images can share an intermediate region.
     """
     if batch < 1:
         raise ParameterError(f"batch must be >= 1, got {batch}")
@@ -187,16 +178,16 @@ def pack(model: Model, config: AccelConfig, batch: int = 1, keep_activations: bo
             w_offsets[plan.index] = offset
             offset = fmt.align(offset + 8 * plan.out_c + plan.out_c * plan.row_bytes)
 
-    def region(shape: tuple[int, ...], dtype, per_image: bool, layout: fmt.MapLayout | None) -> Region:
+    def region(shape: tuple[int, ...], dtype, layout: fmt.MapLayout | None) -> Region:
         nonlocal offset
         r = Region(offset, tuple(shape), np.dtype(dtype), 0, layout)
-        stride = fmt.align(r.nbytes) if per_image else 0
+        stride = fmt.align(r.nbytes)
         r = Region(offset, r.shape, r.dtype, stride, layout)
-        offset = fmt.align(offset + (stride * batch if per_image else r.nbytes))
+        offset = fmt.align(offset + stride * batch)
         return r
 
     source, layouts = activation_layouts(model, config)
-    inputs = region(tuple(model.input.shape), np.int8, True, source)
+    inputs = region(tuple(model.input.shape), np.int8, source)
     outputs: dict[int, Region] = {}
     last = len(model.layers) - 1
     previous = inputs
@@ -205,8 +196,7 @@ def pack(model: Model, config: AccelConfig, batch: int = 1, keep_activations: bo
             outputs[i] = Region(previous.offset, model.out_shape(i), previous.dtype, previous.stride, previous.layout)
         else:
             raw = i == last and layer.requant is None
-            outputs[i] = region(model.out_shape(i), np.int32 if raw else np.int8, keep_activations or i == last,
-                                None if raw else layouts[i])
+            outputs[i] = region(model.out_shape(i), np.int32 if raw else np.int8, None if raw else layouts[i])
         previous = outputs[i]
 
     buffer = _aligned_buffer(offset, allocate)
@@ -251,4 +241,4 @@ def pack(model: Model, config: AccelConfig, batch: int = 1, keep_activations: bo
             crit_start += plan.n_protected
     table = np.concatenate(table_parts) if table_parts else np.zeros(0, np.uint32)
     return MemoryImage(config, model.name, model.hash, plans, buffer, batch, table.astype(np.uint32), inputs,
-                       outputs, profile_offset, keep_activations, w_offsets)
+                       outputs, profile_offset, w_offsets)

@@ -32,7 +32,7 @@ uint64_t overlapped_tile(const uint64_t* weight_mem, const uint32_t* crit_table,
     uint64_t work = 0;
     if (d.crit_count > 0) {
         work += mark_tile<Cfg>(crit_table, table_ptr, table_last, table_end, d.crit_start, tile.c0, tile.rows,
-                               g.hw_out, marks, first, ctr.error);
+                               g.slot_hw, marks, first, ctr.error);
     }
     work += conv_tile<Cfg>(d, g, tile, bias, shift, in_buf, w_now, marks, out_buf, raw_buf, sh_buf, first,
                            lane_count, fault, ctr);
@@ -105,7 +105,7 @@ tiles:  // sequential: tile t computes on one weight buffer while tile t+1's row
         }
         // the next tile's place, counted (PE is a power of two: the products by PE are shifts)
         tile.c0 = next_c0;
-        tile.slot_base += g.hw_out * Cfg::PE;
+        tile.slot_base += g.slot_hw * Cfg::PE;
         weight_beat = next_beat;
         if (tile.group + 1 == GROUPS) {
             tile.group = 0;
@@ -116,7 +116,10 @@ tiles:  // sequential: tile t computes on one weight buffer while tile t+1's row
         }
     }
     if (d.crit_count > 0) cycles += correct_layer<Cfg>(crit_table, d, g, out_buf, sh_buf, ctr);
-    if (d.flags & image::FLAG_RAW) return cycles + store_raw<Cfg>(ctrl_mem, out_addr / 4, g.n_out, raw_buf);
+    if (d.flags & image::FLAG_RAW) {
+        return cycles + store_raw<Cfg>(ctrl_mem, out_addr / 4, d.out_c, g.hw_out, g.out_pixel_stride * 2, g.raw_rows,
+                                       raw_buf);
+    }
     return cycles + store_output<Cfg>(act_mem, out_addr / 8, g, d.out_c, out_buf);
 }
 

@@ -47,6 +47,7 @@ constexpr uint32_t FLAG_RELU = 1u;
 constexpr uint32_t FLAG_RAW = 2u;
 constexpr uint32_t FLAG_NEURONS = 4u;
 constexpr uint32_t FLAG_DENSE_IN = 8u;
+constexpr uint32_t FLAG_BATCH = 16u;
 
 constexpr uint32_t STATUS_OK = 0u;  // ok
 constexpr uint32_t STATUS_BAD_MAGIC = 1u;  // the memory image has no RQAC header (wrong address?)

@@ -21,11 +21,12 @@ template <class Cfg>
 uint64_t load_input(const uint64_t* act_mem, uint32_t beat, const LayerGeom& g, uint32_t in_c,
                     typename Buffers<Cfg>::In& in_buf) {
     uint32_t base = 0, pixel_base = 0, j = 0, chan = 0;  // element of the beat's byte 0; pixel's element 0
+    uint32_t addr = beat, pixel_addr = beat;               // DDR beat; first beat of the pixel's record
 load_input:
     for (uint32_t i = 0; i < g.in_beats; ++i) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=8192
-        const uint64_t bits = probe::load<probe::ACT>(act_mem, beat + i);
+        const uint64_t bits = probe::load<probe::ACT>(act_mem, addr);
         // dense: every byte of the run is an element (the last beat may run past n_in); padded: the channels left
         const uint32_t left = g.in_dense ? g.n_in - base : in_c - chan;
         const uint32_t valid = left < 8 ? left : 8u;
@@ -41,15 +42,19 @@ load_input:
         }
         if (g.in_dense) {
             base += 8;
-        } else if (j + 1 == g.in_pixel_beats) {  // next pixel
+            ++addr;
+        } else if (j + 1 == g.in_pixel_beats) {  // next pixel (batched: the next image's record)
             j = 0;
             chan = 0;
             pixel_base += g.pitch;
             base = pixel_base;
+            pixel_addr += g.in_pixel_stride;
+            addr = pixel_addr;
         } else {
             ++j;
             chan += 8;
             base += 8;
+            ++addr;
         }
     }
     return uint64_t(g.in_beats) + Cfg::Latency::LOAD_INPUT;
@@ -158,6 +163,7 @@ uint64_t store_output(uint64_t* act_mem, uint32_t beat, const LayerGeom& g, uint
                       const typename Buffers<Cfg>::Out& out_buf) {
     constexpr uint32_t GROUPS = Cfg::OUT_BANKS / 8;  // beats of channels sharing one output-buffer row
     uint32_t pos = 0, j = 0, group = 0, row = 0, chan = 0;
+    uint32_t addr = beat, pixel_addr = beat;  // DDR beat; first beat of the position's record
 store_output:
     for (uint32_t i = 0; i < g.out_beats; ++i) {
 #pragma HLS PIPELINE II=1
@@ -171,14 +177,17 @@ store_output:
                 bits |= uint64_t(static_cast<uint8_t>(out_buf[b][row + pos])) << (8 * k);
             }
         }
-        probe::store<probe::ACT>(act_mem, beat + i, bits);
-        if (j + 1 == g.out_pixel_beats) {  // next position: back to channel 0
+        probe::store<probe::ACT>(act_mem, addr, bits);
+        if (j + 1 == g.out_pixel_beats) {  // next position (batched: the next image's record), channel 0
             j = 0;
             chan = 0;
             group = 0;
             row = 0;
             ++pos;
+            pixel_addr += g.out_pixel_stride;
+            addr = pixel_addr;
         } else {
+            ++addr;
             ++j;
             chan += 8;
             if (group + 1 == GROUPS) {
@@ -192,14 +201,38 @@ store_output:
     return uint64_t(g.out_beats) + Cfg::Latency::STORE;
 }
 
-// int32 classifier outputs -> DDR through the 32-bit control master.
+// int32 classifier outputs -> DDR through the 32-bit control master: class c of position (image) pos is
+// classifier-buffer bank c % OUT_BANKS, word pos * raw_rows + c / OUT_BANKS (conv.hpp); a batched layer writes
+// each image's classes into its own region (OUT_STRIDE / 4 words apart).
 template <class Cfg>
-uint64_t store_raw(uint32_t* ctrl_mem, uint32_t word, uint32_t n, const typename Buffers<Cfg>::Raw& raw_buf) {
+uint64_t store_raw(uint32_t* ctrl_mem, uint32_t word, uint32_t out_c, uint32_t positions, uint32_t stride_words,
+                   uint32_t raw_rows, const typename Buffers<Cfg>::Raw& raw_buf) {
+    uint32_t c = 0, bank = 0, row = 0, pos = 0, pos_row = 0, addr = word, pos_addr = word, n = 0;
 store_raw:
-    for (uint32_t i = 0; i < n; ++i) {
+    for (;;) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=1024
-        probe::store<probe::CTRL>(ctrl_mem, word + i, static_cast<uint32_t>(raw_buf[i % Cfg::OUT_BANKS][i / Cfg::OUT_BANKS]));
+        probe::store<probe::CTRL>(ctrl_mem, addr, static_cast<uint32_t>(raw_buf[bank][pos_row + row]));
+        ++n;
+        if (c + 1 < out_c) {
+            ++c;
+            ++addr;
+            if (bank + 1 == Cfg::OUT_BANKS) {
+                bank = 0;
+                ++row;
+            } else {
+                ++bank;
+            }
+            continue;
+        }
+        if (pos + 1 == positions) break;
+        ++pos;
+        c = 0;
+        bank = 0;
+        row = 0;
+        pos_row += raw_rows;
+        pos_addr += stride_words;
+        addr = pos_addr;
     }
     return uint64_t(n) + Cfg::Latency::STORE;
 }
