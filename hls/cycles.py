@@ -9,7 +9,7 @@ other. The C-simulated kernel counts the same way, iteration by iteration, and t
 agree on every layer of every model they run. Trip counts, per image:
 
 =============  ===========================================================================
-descriptor     DESC_WORDS
+descriptor     DESC_WORDS, once per run
 load input     64-bit beats: H_in * W_in * ceil(C_in/8)     (pixel-major, channels padded to whole beats), or
                ceil(C_in * H_in * W_in / 8) for a dense network input (imageformat, FORMAT 2)
 params         output channels, once per layer          (one 64-bit beat per channel)
@@ -23,8 +23,11 @@ maxpool        H_out*W_out * ceil(C/SIMD) * k*k
 store          H_out * W_out * ceil(C_out/8) beats (int8) or C_out words (int32 classifier)
 =============  ===========================================================================
 
-Per run: HEADER_WORDS + run latency, then every image, then 2 profile words per descriptor + store
-latency. numpy only.
+Runs are layer-major: each descriptor is fetched once per run, then runs over every image -- one call per
+image, or for a batched vector layer (``LayerPlan.batched``) one call per chunk of up to ``max_batch`` images,
+whose images take the place of the output positions above (input/output records, recomputed protected
+positions, corrections), with one weight load per chunk. Per run: HEADER_WORDS + run latency, every
+descriptor, then 2 profile words per descriptor + store latency. numpy only.
 """
 
 from __future__ import annotations
