@@ -22,7 +22,7 @@ from resilq.hls import imageformat as fmt
 from resilq.hls import regmap as rm
 from resilq.hls.config import AccelConfig
 from resilq.hls.mapping import LayerPlan, batch_misfit, check_plan
-from resilq.ir import Conv2d, Flatten, InputQuant, Linear, MaxPool2d, Model, Protection, Requant
+from resilq.ir import Clip, Conv2d, Flatten, InputQuant, Linear, MaxPool2d, Model, Protection, Requant
 
 Status = fmt.Status
 
@@ -62,6 +62,7 @@ class Descriptor:
     w_addr: int
     crit_start: int
     crit_count: int
+    clip_bound: int = 0
 
     @classmethod
     def from_words(cls, w: np.ndarray) -> Descriptor:
@@ -71,7 +72,7 @@ class Descriptor:
                    *(int(w[k]) for k in (d.IN_C, d.IN_H, d.IN_W, d.OUT_C, d.OUT_H, d.OUT_W)),
                    geometry & 0xFF, (geometry >> 8) & 0xFF, (geometry >> 16) & 0xFF,
                    *(int(w[k]) for k in (d.IN_ADDR, d.IN_STRIDE, d.OUT_ADDR, d.OUT_STRIDE, d.W_ADDR, d.CRIT_START,
-                                         d.CRIT_COUNT)))
+                                         d.CRIT_COUNT)), (geometry >> 24) & 0xFF)
 
     @property
     def raw(self) -> bool:
@@ -127,13 +128,17 @@ def read_descriptors(ctrl: np.ndarray, header: Header) -> list[Descriptor]:
 
 def plan_of(d: Descriptor, protected: np.ndarray, config: AccelConfig) -> LayerPlan:
     return LayerPlan(d.ir_layer, f"descriptor {d.ir_layer}", fmt.Op(d.op), d.flags, d.in_c, d.in_h, d.in_w, d.out_c,
-                     d.out_h, d.out_w, d.kernel, d.stride, d.pad, d.scheme, protected, config.simd, config.pe)
+                     d.out_h, d.out_w, d.kernel, d.stride, d.pad, d.scheme, protected, config.simd, config.pe,
+                     d.clip_bound)
 
 
 def check_descriptor(k: int, d: Descriptor, config: AccelConfig) -> LayerPlan:
     """The kernel's ``check_descriptor``: BAD_OP, then CAPACITY (the mapping's limits), then TABLE_RANGE."""
     if d.op not in (fmt.Op.CONV, fmt.Op.MAXPOOL) or d.scheme > max(Scheme):
         raise DecodeError(Status.BAD_OP, k, f"op {d.op}, scheme {d.scheme}")
+    if d.flags & fmt.Flag.CLIP and (d.op != fmt.Op.CONV or d.raw or d.clip_bound > 127):
+        raise DecodeError(Status.BAD_OP, k, f"clip (bound {d.clip_bound}) on a layer without int8 outputs, or a bound "
+                          "above 127")
     dims = (d.in_c, d.in_h, d.in_w, d.out_c, d.out_h, d.out_w, d.kernel, d.stride)
     fits = min(dims) >= 1
     fits = fits and (d.out_h - 1) * d.stride + d.kernel <= d.in_h + 2 * d.pad
@@ -243,6 +248,7 @@ def _layer(k: int, d: Descriptor, weights: np.ndarray, config: AccelConfig, plan
         return MaxPool2d(name, d.kernel, d.stride)
     weight, bias, shift = _weights(d, weights, config)
     requant = None if d.raw else Requant(shift, bool(d.flags & fmt.Flag.RELU))
+    clip = None if plan.clip is None else Clip(*plan.clip)
     protection = None
     if plan.n_protected:
         protection = Protection(Scheme(d.scheme), plan.protected.astype(np.int32))
@@ -254,5 +260,5 @@ def _layer(k: int, d: Descriptor, weights: np.ndarray, config: AccelConfig, plan
                 raise UnsupportedModelError(f"descriptor {k} reads a {d.in_c}-byte vector, but descriptor {k - 1} "
                                             f"stores {source.nbytes} bytes")
             rows = source.vector_weights_inverse(rows)
-        return Linear(name, rows, bias, requant, protection)
-    return Conv2d(name, weight, bias, requant, d.stride, d.pad, protection)
+        return Linear(name, rows, bias, requant, protection, clip)
+    return Conv2d(name, weight, bias, requant, d.stride, d.pad, protection, clip)

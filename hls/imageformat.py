@@ -67,7 +67,7 @@ class DescWord(IntEnum):
     OUT_C = 5
     OUT_H = 6
     OUT_W = 7
-    GEOMETRY = 8  # kernel bits 0-7, stride 8-15, padding 16-23
+    GEOMETRY = 8  # kernel bits 0-7, stride 8-15, padding 16-23, clip bound 24-31 (with Flag.CLIP)
     IN_ADDR = 9
     IN_STRIDE = 10
     OUT_ADDR = 11
@@ -88,6 +88,8 @@ class Flag(IntFlag):
     NEURONS = 4  # a neuron layer: its outputs are fault sites (Model.neuron_layers)
     DENSE_IN = 8  # the input map is dense (pixel pitch = IN_C), not padded to whole beats
     BATCH = 16  # a vector layer that runs over up to MAX_BATCH images at once (one weight load per chunk)
+    CLIP = 32  # range restriction of the layer's outputs: values above GEOMETRY's clip bound are restricted
+    CLIP_ZERO = 64  # ... to 0 (the clip's ``zero`` variant) instead of to the bound
 
 
 class Status(IntEnum):
@@ -129,8 +131,8 @@ def op_flags_word(op: Op, flags: Flag, scheme: int) -> int:
     return int(op) | (int(flags) << 8) | (int(scheme) << 16)
 
 
-def geometry_word(kernel: int, stride: int, padding: int) -> int:
-    return (kernel & 0xFF) | ((stride & 0xFF) << 8) | ((padding & 0xFF) << 16)
+def geometry_word(kernel: int, stride: int, padding: int, clip_bound: int = 0) -> int:
+    return (kernel & 0xFF) | ((stride & 0xFF) << 8) | ((padding & 0xFF) << 16) | ((clip_bound & 0xFF) << 24)
 
 
 ACT_BEAT_BYTES = 8  # the activation master's beat (64-bit, like the weight master)

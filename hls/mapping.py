@@ -47,6 +47,14 @@ class LayerPlan:
     protected: np.ndarray  # flat neuron indices (Protection.neurons), int64
     simd: int
     pe: int
+    clip_bound: int = 0  # the layer's clip bound when flags has Flag.CLIP (Flag.CLIP_ZERO: the zero variant)
+
+    @property
+    def clip(self) -> tuple[int, str] | None:
+        """``(bound, variant)`` of the layer's range restriction (applied as its outputs go to DDR), or None."""
+        if not self.flags & Flag.CLIP:
+            return None
+        return self.clip_bound, ("zero" if self.flags & Flag.CLIP_ZERO else "bound")
 
     @property
     def copies(self) -> int:
@@ -210,10 +218,9 @@ def plan_model(model: Model, config: AccelConfig) -> list[LayerPlan]:
             continue
         reads = source if i == 0 or all(isinstance(x, Flatten) for x in model.layers[:i]) else outputs[i - 1]
         clip = getattr(layer, "clip", None)
-        if clip is not None:
-            raise UnsupportedModelError(f"layer {layer.name!r}: clip (range restriction, bound {clip.bound}, variant "
-                                        f"{clip.variant!r}) is not implemented in the accelerator yet; run the model "
-                                        "without it (model.without_clip()) or in the Python engines")
+        if clip is not None and getattr(layer, "requant", None) is None:
+            raise UnsupportedModelError(f"layer {layer.name!r}: clip on the int32 classifier (no requantization) has "
+                                        "no int8 output to restrict")
         prot = model.protection(i)
         protected = np.zeros(0, np.int64) if prot is None else prot.neurons.astype(np.int64)
         scheme = int(prot.scheme) if prot is not None and prot.n_protected else 0
@@ -229,6 +236,8 @@ def plan_model(model: Model, config: AccelConfig) -> list[LayerPlan]:
         else:  # pragma: no cover - the IR validates layer kinds
             raise UnsupportedModelError(f"layer {layer.name!r}: {type(layer).__name__} has no accelerator mapping")
         flags = Flag(0)
+        if clip is not None:
+            flags |= Flag.CLIP | (Flag.CLIP_ZERO if clip.variant == "zero" else Flag(0))
         if reads.is_dense and reads is source and reads.pitch != MapLayout.padded(reads.shape).pitch:
             flags |= Flag.DENSE_IN
         if op is Op.CONV:
@@ -239,7 +248,7 @@ def plan_model(model: Model, config: AccelConfig) -> list[LayerPlan]:
             if i in neuron_layers:
                 flags |= Flag.NEURONS
         plan = LayerPlan(i, layer.name, op, flags, *geom, kernel, stride, pad, scheme, protected[:] if scheme else
-                         np.zeros(0, np.int64), config.simd, config.pe)
+                         np.zeros(0, np.int64), config.simd, config.pe, 0 if clip is None else int(clip.bound))
         check_plan(plan, config)
         if batch_fits(plan, config):
             plan = dataclasses.replace(plan, flags=plan.flags | Flag.BATCH)

@@ -222,7 +222,7 @@ def pack(model: Model, config: AccelConfig, batch: int = 1,
         d[fmt.DescWord.IR_LAYER] = plan.index
         d[fmt.DescWord.IN_C:fmt.DescWord.OUT_W + 1] = (plan.in_c, plan.in_h, plan.in_w, plan.out_c, plan.out_h,
                                                         plan.out_w)
-        d[fmt.DescWord.GEOMETRY] = fmt.geometry_word(plan.kernel, plan.stride, plan.pad)
+        d[fmt.DescWord.GEOMETRY] = fmt.geometry_word(plan.kernel, plan.stride, plan.pad, plan.clip_bound)
         d[fmt.DescWord.IN_ADDR], d[fmt.DescWord.IN_STRIDE] = src.offset, src.stride
         d[fmt.DescWord.OUT_ADDR], d[fmt.DescWord.OUT_STRIDE] = dst.offset, dst.stride
         d[fmt.DescWord.W_ADDR] = w_offsets.get(plan.index, 0)

@@ -106,7 +106,11 @@ def estimate(config: AccelConfig) -> ResourceEstimate:
     # the SIMD-wide input read: per-bank word select, the rotation of the banks into lanes (SIMD lanes x a
     # SIMD:1 byte mux, ~2 LUT6 per 4:1 byte slice) and the per-lane zero padding
     patch_lut = 8 * simd + 2 * simd * simd
-    lut = pe * lane_lut + patch_lut + LCU_LUT + M_AXI_PORTS * M_AXI_LUT + S_AXILITE_LUT + CONTROL_LUT
+    # 64-bit activation beats (io.hpp): load_input's scatter (each of the SIMD banks takes one of a beat's 8 bytes,
+    # an 8:1 byte mux, ~2 LUT6 per bit), store_output's gather (each of the 8 bytes takes one of OUT_BANKS / 8
+    # banks) and its range restriction (8 x an 8-bit compare and a 2:1 byte mux, ~10 LUT6)
+    beat_lut = 16 * simd + 64 * max(1, config.out_banks // 16) + 8 * 10
+    lut = pe * lane_lut + patch_lut + beat_lut + LCU_LUT + M_AXI_PORTS * M_AXI_LUT + S_AXILITE_LUT + CONTROL_LUT
     ff = pe * lane_ff + 8 * simd + LCU_FF + M_AXI_PORTS * M_AXI_FF + S_AXILITE_FF + CONTROL_FF
     dsp = pe * simd * DSP_PER_MAC + INDEX_MULTIPLIERS * DSP_PER_INDEX_MULTIPLIER
     bufs = buffers(config)

@@ -108,16 +108,18 @@ def test_v1_file_with_clip_is_refused(tmp_path):
         load_model(tmp_path / "v1.rq")
 
 
-def test_analysis_and_accelerator_refuse_clip():
+def test_gain_refuses_clip_and_the_accelerator_maps_it():
     from resilq.gain import exact_gain
+    from resilq.hls import imageformat as fmt
     from resilq.hls.config import DEFAULT_CONFIG
     from resilq.hls.mapping import plan_model
 
-    model, x, _ = _clipped(4, None, "bound")
+    model, x, _ = _clipped(4, None, "zero")
     with pytest.raises(UnsupportedModelError, match="clip"):
         exact_gain(model, x)
-    with pytest.raises(UnsupportedModelError, match="clip .* is not implemented in the accelerator yet"):
-        plan_model(model, DEFAULT_CONFIG)
+    plans = {p.index: p for p in plan_model(model, DEFAULT_CONFIG)}  # bit-true on the C-sim: tests/test_hls_clip.py
+    for i in model.neuron_layers:
+        assert plans[i].clip == (model.clip(i).bound, "zero") and plans[i].flags & fmt.Flag.CLIP_ZERO
 
 
 @pytest.mark.parametrize("scheme", [None, Scheme.SPLIT], ids=lambda s: "none" if s is None else s.label)

@@ -14,6 +14,7 @@ from resilq.arith import (
     FaultMode,
     Scheme,
     apply_fault,
+    clip_range,
     correct,
     requantize,
     round_shift_half_even,
@@ -86,6 +87,20 @@ def test_apply_fault_exhaustive(lib):
     lib.resilq_arith_apply_fault(_p(v), _p(m), _p(mode), _p(out), ctypes.c_uint64(v.size))
     assert np.array_equal(out, apply_fault(v, m, mode))
     assert set(int(x) for x in FaultMode) == {0, 1, 2}
+
+
+def test_clip_range_exhaustive(lib):
+    """Every int8 value x every bound 0..127 x both variants (resilq.arith.clip_range, a layer's clip)."""
+    v, bound, zero = np.meshgrid(np.arange(-128, 128), np.arange(128), np.arange(2), indexing="ij")
+    v, bound, zero = v.ravel().astype(np.int8), bound.ravel().astype(np.int8), zero.ravel().astype(np.uint8)
+    out = np.zeros(v.size, np.int8)
+    lib.resilq_arith_clip_range(_p(v), _p(bound), _p(zero), _p(out), ctypes.c_uint64(v.size))
+    for z, variant in ((0, "bound"), (1, "zero")):
+        sel = zero == z
+        want = np.concatenate([clip_range(v[sel & (bound == b)], b, variant) for b in range(128)])
+        got = np.concatenate([out[sel & (bound == b)] for b in range(128)])
+        assert np.array_equal(got, want), variant
+    assert (out[(v > bound) & (zero == 0)] == bound[(v > bound) & (zero == 0)]).all()  # a real clip happened
 
 
 def _c_correct(lib, scheme: Scheme, a, b, c):

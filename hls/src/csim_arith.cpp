@@ -26,6 +26,10 @@ void resilq_arith_apply_fault(const int8_t* value, const uint8_t* mask, const ui
     for (uint64_t i = 0; i < n; ++i) out[i] = ar::apply_fault(value[i], mask[i], mode[i]);
 }
 
+void resilq_arith_clip_range(const int8_t* value, const int8_t* bound, const uint8_t* zero, int8_t* out, uint64_t n) {
+    for (uint64_t i = 0; i < n; ++i) out[i] = ar::clip_range(value[i], bound[i], zero[i] != 0);
+}
+
 // c is ignored by the two-slot schemes (pass any array of length n).
 void resilq_arith_correct(uint32_t scheme, const int8_t* a, const int8_t* b, const int8_t* c, int8_t* out,
                           uint8_t* disagree, uint64_t n) {

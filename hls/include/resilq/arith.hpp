@@ -51,6 +51,12 @@ inline int8_t split_half(int32_t acc, uint32_t shift) {
 
 // The value a fault site holds when the fault (mask, mode) hits value. Unknown modes leave it unchanged
 // (the kernel refuses to run with one: STATUS FAULT_CONFIG).
+// Range restriction (resilq.arith.clip_range, a layer's clip): a value above `bound` becomes `bound`, or 0 with
+// `zero` (the hardening paper's Ranger-style clipping of ReLU outputs). One compare and a multiplexer.
+inline int8_t clip_range(int8_t value, int8_t bound, bool zero) {
+    return value > bound ? (zero ? static_cast<int8_t>(0) : bound) : value;
+}
+
 inline int8_t apply_fault(int8_t value, uint8_t mask, uint32_t mode) {
     const uint8_t bits = static_cast<uint8_t>(value);
     uint8_t out = bits;

@@ -36,6 +36,7 @@ fetch_words:
     d.kernel = w[image::DESC_GEOMETRY] & 0xFFu;
     d.stride = (w[image::DESC_GEOMETRY] >> 8) & 0xFFu;
     d.pad = (w[image::DESC_GEOMETRY] >> 16) & 0xFFu;
+    d.clip_bound = (w[image::DESC_GEOMETRY] >> 24) & 0xFFu;
     d.in_addr = w[image::DESC_IN_ADDR];
     d.in_stride = w[image::DESC_IN_STRIDE];
     d.out_addr = w[image::DESC_OUT_ADDR];
@@ -61,6 +62,8 @@ uint32_t plan_descriptor(const LayerDesc& d, LayerGeom& g, bool chunk = false) {
     if (d.op != image::OP_CONV && d.op != image::OP_MAXPOOL) return image::STATUS_BAD_OP;
     if (d.scheme > arith::DUP_MIN) return image::STATUS_BAD_OP;
     const bool raw = (d.flags & image::FLAG_RAW) != 0;
+    // range restriction: only an int8 conv/linear output, bound in the int8 range
+    if ((d.flags & image::FLAG_CLIP) && (d.op != image::OP_CONV || raw || d.clip_bound > 127)) return image::STATUS_BAD_OP;
     bool ok = d.in_c >= 1 && d.in_c <= MAX_DIM && d.in_h >= 1 && d.in_h <= MAX_DIM && d.in_w >= 1 && d.in_w <= MAX_DIM;
     ok = ok && d.out_c >= 1 && d.out_c <= Cfg::MAX_CHANNELS && d.out_h >= 1 && d.out_h <= MAX_DIM && d.out_w >= 1 &&
          d.out_w <= MAX_DIM;

@@ -52,7 +52,7 @@ uint64_t run_layer(uint32_t* ctrl_mem, const uint64_t* weight_mem, uint64_t* act
     const uint64_t input = load_input<Cfg>(act_mem, in_addr / 8, g, d.in_c, in_buf);
     if (d.op == image::OP_MAXPOOL) {
         uint64_t cycles = input + maxpool<Cfg>(d, g, in_buf, out_buf);
-        return cycles + store_output<Cfg>(act_mem, out_addr / 8, g, d.out_c, out_buf);
+        return cycles + store_output<Cfg>(act_mem, out_addr / 8, g, d, out_buf);
     }
     int32_t bias[Cfg::PE];
     uint32_t shift[Cfg::PE], first[Cfg::PE], lane_count[Cfg::PE];
@@ -120,7 +120,7 @@ tiles:  // sequential: tile t computes on one weight buffer while tile t+1's row
         return cycles + store_raw<Cfg>(ctrl_mem, out_addr / 4, d.out_c, g.hw_out, g.out_pixel_stride * 2, g.raw_rows,
                                        raw_buf);
     }
-    return cycles + store_output<Cfg>(act_mem, out_addr / 8, g, d.out_c, out_buf);
+    return cycles + store_output<Cfg>(act_mem, out_addr / 8, g, d, out_buf);
 }
 
 }  // namespace resilq

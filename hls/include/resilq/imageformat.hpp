@@ -48,6 +48,8 @@ constexpr uint32_t FLAG_RAW = 2u;
 constexpr uint32_t FLAG_NEURONS = 4u;
 constexpr uint32_t FLAG_DENSE_IN = 8u;
 constexpr uint32_t FLAG_BATCH = 16u;
+constexpr uint32_t FLAG_CLIP = 32u;
+constexpr uint32_t FLAG_CLIP_ZERO = 64u;
 
 constexpr uint32_t STATUS_OK = 0u;  // ok
 constexpr uint32_t STATUS_BAD_MAGIC = 1u;  // the memory image has no RQAC header (wrong address?)

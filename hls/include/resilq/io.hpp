@@ -4,6 +4,8 @@
 #pragma once
 #include <cstdint>
 
+#include "resilq/arith.hpp"
+#include "resilq/imageformat.hpp"
 #include "resilq/probe.hpp"
 #include "resilq/types.hpp"
 
@@ -155,12 +157,16 @@ load_weights:
 }
 
 // Output buffer -> DDR, pixel-major with each pixel's channels padded with zeros to whole 64-bit beats (the
-// layout load_input reads): beat j of position pos holds channels 8j .. 8j+7, which sit in the output buffer's
+// layout load_input reads), after the layer's range restriction (FLAG_CLIP: arith::clip_range on each value, the
+// last step before the next layer reads it, after the corrector): beat j of position pos holds channels 8j .. 8j+7, which sit in the output buffer's
 // banks (8j % OUT_BANKS) .. +7 at word (8j / OUT_BANKS) * hw + pos (types.hpp): one word of 8 banks chosen by a
 // counted group, so the gather is a compile-time bank per byte with a run-time enable. One beat per cycle.
 template <class Cfg>
-uint64_t store_output(uint64_t* act_mem, uint32_t beat, const LayerGeom& g, uint32_t out_c,
+uint64_t store_output(uint64_t* act_mem, uint32_t beat, const LayerGeom& g, const LayerDesc& d,
                       const typename Buffers<Cfg>::Out& out_buf) {
+    const uint32_t out_c = d.out_c;
+    const bool clip = (d.flags & image::FLAG_CLIP) != 0, zero = (d.flags & image::FLAG_CLIP_ZERO) != 0;
+    const int8_t bound = static_cast<int8_t>(d.clip_bound);
     constexpr uint32_t GROUPS = Cfg::OUT_BANKS / 8;  // beats of channels sharing one output-buffer row
     uint32_t pos = 0, j = 0, group = 0, row = 0, chan = 0;
     uint32_t addr = beat, pixel_addr = beat;  // DDR beat; first beat of the position's record
@@ -174,7 +180,9 @@ store_output:
 #pragma HLS UNROLL
             const uint32_t k = b % 8;
             if (b / 8 == group && chan + k < out_c) {
-                bits |= uint64_t(static_cast<uint8_t>(out_buf[b][row + pos])) << (8 * k);
+                const int8_t v = out_buf[b][row + pos];
+                const int8_t out = clip ? arith::clip_range(v, bound, zero) : v;  // the layer's range restriction
+                bits |= uint64_t(static_cast<uint8_t>(out)) << (8 * k);
             }
         }
         probe::store<probe::ACT>(act_mem, addr, bits);

@@ -30,6 +30,7 @@ struct LayerDesc {
     uint32_t op, flags, scheme, ir_layer;
     uint32_t in_c, in_h, in_w, out_c, out_h, out_w;
     uint32_t kernel, stride, pad;
+    uint32_t clip_bound;  // with FLAG_CLIP: outputs above it are restricted (to it, or to 0 with FLAG_CLIP_ZERO)
     uint32_t in_addr, in_stride, out_addr, out_stride, w_addr;
     uint32_t crit_start, crit_count;
 };
