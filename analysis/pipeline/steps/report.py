@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import csv
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -43,6 +44,25 @@ def cell(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:,.4g}"
     return str(v)
+
+
+#: A cell that reads as a number: a count, a value with its unit, or a value with its interval (``0.1 % [0.0 %, 0.2 %]``).
+NUMBER = re.compile(r"[-+]?\d[\d,]*(\.\d+)?( ?(%|µs|us|x|s))?( \[[-+\d.,% ]+\])?")
+#: Cells that say nothing about a column's kind (a placeholder or a blank's reason).
+NEUTRAL = ("", "-", NOT_AVAILABLE)
+
+
+def numeric_columns(rows: list[list[Any]]) -> list[bool]:
+    """Per column: does it hold numbers (right-aligned in the report) rather than text (left-aligned)? A column
+    is numeric when every cell reads as a number (placeholders and a bare n/a aside; an n/a that says why is
+    text) and at least one does; the first column names the rows and is always text."""
+    width = max((len(r) for r in rows), default=0)
+    out = []
+    for i in range(width):
+        values = [str(r[i]) for r in rows if i < len(r)]
+        shown = [v for v in values if v not in NEUTRAL]
+        out.append(i > 0 and bool(shown) and all(NUMBER.fullmatch(v) for v in shown))
+    return out
 
 
 def cells(rows: list[list[Any]], missing: str = NOT_AVAILABLE) -> list[list[str]]:
@@ -106,6 +126,31 @@ def paper_rows(c: dict, s: dict) -> list[list[str]] | None:
     return cells(rows, why)
 
 
+def paper_network(name: str) -> str:
+    """The paper's network and its dataset, e.g. ``LeNet-5 (MNIST)``."""
+    from ...nvf.paper import PAPER_SETUP
+
+    shown = {"lenet5": "LeNet-5", "mlp7": "MLP-7", "alexnet": "AlexNet"}.get(name, name)
+    return f"{shown} ({PAPER_SETUP[name][0]})" if name in PAPER_SETUP else shown
+
+
+def overhead_text(h: dict) -> str:
+    """What the harden step selected, each variant's own protected count, and which rows of the overhead table
+    are only costed (the same selection under a scheme not in ``harden.schemes``: not built, not fault-injected)."""
+    counts = ", ".join(f"{v['scheme']} protects {v['protected']:,}" for v in h["variants"])
+    text = f"Selection: {h['criterion']}"
+    if h.get("equivalent_threshold") is not None:
+        text += f" (NVF ≥ {pct(h['equivalent_threshold'])})"
+    text += f"; {counts} of the {h['neurons']:,} neurons."
+    built = {"unprotected"} | {v["scheme"] for v in h["variants"]}
+    costed = [c["variant"] for c in h["overhead"] if c["variant"] not in built]
+    if costed:
+        text += (f" The first table also costs {', '.join(costed)} on the same selection for comparison; "
+                 f"{'they are' if len(costed) > 1 else 'it is'} not in harden.schemes, so not built, "
+                 "checked or fault-injected (the second table and the campaigns hold the built variants).")
+    return text
+
+
 def sections(ctx: Context) -> dict[str, Any]:
     s = {step: ctx.summary(step) for step in ("train", "analyze", "harden", "campaign", "hls", "deploy")
          if ctx.has(step)}
@@ -133,14 +178,15 @@ def sections(ctx: Context) -> dict[str, Any]:
                          "peak": pct(peak), "peak_value": peak,
                          "empty_rows": sum(1 for r in a["table1"] if r["critical"] == 0),
                          "text": f"{a['method']} NVF over {a['inputs']:,} {a['split']} inputs "
-                                 f"({a['seconds']:.1f} s)" + (f"; the paper's column is {a['paper']}'s" if paper else "")}
+                                 f"({a['seconds']:.1f} s)" + (f"; the columns \u201cpaper\u201d are Table I of "
+                                                               f"Ahmadilivani et al. for their {paper_network(a['paper'])}"
+                                                               if paper else "")}
         captions = a.get("plot_captions") or [Path(p).stem.replace("_", " ") for p in a["plots"]]
         doc["nvf_figures"] = [image(ctx.out / p, c) for p, c in zip(a["plots"], captions)]
     if "harden" in s:
         h = s["harden"]
         doc["overhead"] = {
-            "text": f"{h['criterion']}: {h['selected']:,} of {h['neurons']:,} neurons"
-                    + (f" (NVF ≥ {pct(h['equivalent_threshold'])})" if h.get("equivalent_threshold") is not None else ""),
+            "text": overhead_text(h),
             "columns": ["variant", "protected", "shadows", "network size", "MACs", "modelled cycles / inference"],
             "rows": [[c["variant"], f"{c['protected']:,}", f"{c['shadows']:,}", f"{c['network_size']:,}",
                       f"{c['macs']:,}", NOT_AVAILABLE if c["cycles"] is None else f"{c['cycles']:,}"] for c in h["overhead"]],
@@ -190,7 +236,13 @@ def sections(ctx: Context) -> dict[str, Any]:
     if "train" in s:
         kpis.append({"label": "integer test accuracy", "value": pct(s["train"]["int_accuracy"])})
     if "harden" in s:
-        kpis.append({"label": "neurons protected", "value": f"{s['harden']['selected']:,}"})
+        variants = s["harden"]["variants"]
+        counts = [f"{v['protected']:,}" for v in variants]
+        if len(set(counts)) > 1:  # each scheme's own count (a budget of slots buys fewer TMR neurons than splits)
+            kpis.append({"label": f"neurons protected ({' / '.join(v['scheme'] for v in variants)})",
+                         "value": " / ".join(counts)})
+        else:
+            kpis.append({"label": "neurons protected", "value": counts[0] if counts else f"{s['harden']['selected']:,}"})
     passed = sum(1 for r in doc["trust"] if r[1] == "pass")
     kpis.append({"label": "chain-of-trust links passed", "value": f"{passed} / {len(doc['trust'])}"})
     doc["kpis"] = kpis
@@ -270,6 +322,7 @@ def run(ctx: Context) -> dict:
         steps.append([step, "done" if ctx.has(step) else "not run", "" if seconds is None else f"{seconds:.1f}"])
     env = jinja2.Environment(loader=jinja2.PackageLoader("resilq.pipeline", "templates"),
                              autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined)
+    env.filters["numeric_columns"] = numeric_columns
     html = env.get_template("report.html.j2").render(
         title=ctx.config.run.name, generated=time.strftime("%Y-%m-%d %H:%M"), version=__version__,
         out=str(ctx.out), steps=steps, config_toml=to_toml(ctx.config), model=doc.get("model"),
