@@ -168,7 +168,8 @@ def test_demo_report_reads_consistently(demo):
         assert not (cls and words), f"text right-aligned: {value!r}"
     assert re.search(r'<td class="num">4,684</td>', body) and '<th class="num">critical neurons</th>' in body
     assert "&gt;=" not in body and ">=" not in re.sub(r"<[^>]*>", "", body)
-    assert "Table I of Ahmadilivani et al. for their LeNet-5 (MNIST)" in body and "column is lenet5" not in body
+    assert "Table I of Ahmadilivani et al. for their LeNet-5 (MNIST)" in body and "lenet5&#39;s" not in body
+    assert "of the paper&#39;s LeNet-5 (MNIST) neurons reach 20 %" in body
     variants = json.loads((demo / "report" / "report.json").read_text())["summaries"]["harden"]["variants"]
     counts = ", ".join(f"{v['scheme']} protects {v['protected']:,}" for v in variants)
     assert f"; {counts} of the 4,684 neurons." in body

@@ -260,7 +260,7 @@ def explanations(s: dict) -> dict[str, str]:
     paper_share = next((r["paper_portion"] for r in a["table1"] if abs(r["threshold"] - PAPER_THRESHOLD) < 1e-9
                         and "paper_portion" in r), None)
     why = (f"Our NVFs are far below the paper's: our largest is {pct(peak)}, while "
-           + (f"{pct(paper_share)} of the paper's {paper} neurons reach {100 * PAPER_THRESHOLD:g} %. "
+           + (f"{pct(paper_share)} of the paper's {paper_network(paper)} neurons reach {100 * PAPER_THRESHOLD:g} %. "
               if paper_share is not None else "the paper's networks reach 20 % and more. ")
            + "The NVF here is exact (every bit of every neuron flipped on every input) and averages over all 8 "
              "bits, most of which a trained int8 network masks (low bits barely move the logits, and ReLU and "
