@@ -37,6 +37,16 @@ def test_campaign_prints_the_report_and_resumes(files, capsys):
     assert "by bit" in capsys.readouterr().out
 
 
+def test_campaign_says_what_it_runs_once(files, capsys, monkeypatch):
+    model, _, root = files
+    monkeypatch.delenv("RESILQ_QUIET", raising=False)  # the progress line is what repeated the header
+    assert main(["campaign", str(model), "--dataset", "digits", "--images", "8", "--faults", "5",
+                 "--out", str(root / "once.db")]) == 0
+    lines = [line.strip() for line in capsys.readouterr().out.splitlines()]
+    assert len([line for line in lines if line.startswith("campaign")]) == 1, lines
+    assert any(line.startswith("faults simulated by the campaign engine: 5/5 faults") for line in lines), lines
+
+
 def test_campaign_errors_are_one_line(files, capsys):
     model, _, root = files
     base = ["campaign", str(model), "--dataset", "digits", "--images", "20", "--faults", "10"]

@@ -171,7 +171,8 @@ def run_campaign_cmd(args: argparse.Namespace) -> int:
         f"{config.kind.kind} faults, {config.fault_model.label}, seed {config.seed} -> {args.out}")
     start = time.perf_counter()
     with _client(args) as client:
-        report = run_campaign(model, data, args.out, config, backend=backend, client=client)
+        report = run_campaign(model, data, args.out, config, backend=backend, client=client,
+                              description="faults simulated by the campaign engine")  # the header names the campaign
     print_report(report, time.perf_counter() - start)
     return 0
 
