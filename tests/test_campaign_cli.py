@@ -76,6 +76,9 @@ def test_sweep_then_plot(files, capsys):
     rows = list(csv.DictReader(table.open()))
     assert [r["scheme"] for r in rows] == ["none"] + ["split"] * 3 + ["tmr"] * 3
     assert all(int(r["faults_done"]) == int(r["sample_size"]) == 40 for r in rows)
+    assert "critical_faults" not in rows[0]  # a fraction, named so (issue 17)
+    assert all(0.0 <= float(r["critical_fault_fraction"]) <= 1.0 for r in rows)
+    assert any(float(r["critical_fault_fraction"]) > 0 for r in rows if r["scheme"] == "none")
     sizes = {(r["scheme"], r["threshold"]): int(r["network_size"]) for r in rows}
     assert sizes[("tmr", "0.1")] > sizes[("split", "0.1")] > sizes[("none", "")]
     assert main(["report", str(out)]) == 0
