@@ -1,5 +1,6 @@
-"""The report's wording from the steps' summaries, without running them: column alignment, the overhead
-sentence (each variant's count; the costed-only schemes said), the ties behind ``protect_fractions``."""
+"""The report's wording from the steps' summaries, without running them: column alignment (shared with the
+terminal tables), the overhead sentence (each variant's count; the costed-only schemes said), the ties behind
+``protect_fractions``."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 
 from resilq.pipeline.steps.campaign import sweep_thresholds
 from resilq.pipeline.steps.report import numeric_columns, overhead_text
+from resilq.ui import _plain_table, is_number
 
 
 def test_only_columns_of_numbers_are_right_aligned():
@@ -17,6 +19,14 @@ def test_only_columns_of_numbers_are_right_aligned():
     assert numeric_columns(rows) == [False, False, False, True, True, True, False, False]
     assert numeric_columns([["1", "2"]]) == [False, True]  # the first column names the rows
     assert numeric_columns([["a", "-"], ["b", "n/a"]]) == [False, False]  # nothing but placeholders: text
+
+
+def test_terminal_tables_right_align_formatted_numbers_too(capsys):
+    assert is_number("3,456") and is_number("0.000 ± 16.113 %") and is_number(12) and not is_number(True)
+    assert not is_number("1x28x28") and not is_number("split@0.01") and not is_number("n/a: no fault sampled here")
+    _plain_table("t", ["layer", "neurons", "mean NVF"], [["conv1", "3,456", "0.309 %"], ["fc2", "84", "-"]], None, None)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[3:] == ["conv1    3,456   0.309 %", "fc2         84         -"]
 
 
 def _harden(select: str, variants, overhead) -> dict:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import csv
 import json
-import re
 import shutil
 import time
 from pathlib import Path
@@ -46,23 +45,15 @@ def cell(v: Any) -> str:
     return str(v)
 
 
-#: A cell that reads as a number: a count, a value with its unit, or a value with its interval (``0.1 % [0.0 %, 0.2 %]``).
-NUMBER = re.compile(r"[-+]?\d[\d,]*(\.\d+)?( ?(%|µs|us|x|s))?( \[[-+\d.,% ]+\])?")
-#: Cells that say nothing about a column's kind (a placeholder or a blank's reason).
-NEUTRAL = ("", "-", NOT_AVAILABLE)
-
-
 def numeric_columns(rows: list[list[Any]]) -> list[bool]:
-    """Per column: does it hold numbers (right-aligned in the report) rather than text (left-aligned)? A column
-    is numeric when every cell reads as a number (placeholders and a bare n/a aside; an n/a that says why is
-    text) and at least one does; the first column names the rows and is always text."""
+    """Per column: does it hold numbers (right-aligned in the report) rather than text (left-aligned)? The
+    rule of the terminal tables (:func:`resilq.ui.numeric_column`: every cell reads as a number, placeholders
+    and a bare n/a aside; an n/a that says why is text), except that the first column names the rows and is
+    always text."""
+    from ...ui import numeric_column
+
     width = max((len(r) for r in rows), default=0)
-    out = []
-    for i in range(width):
-        values = [str(r[i]) for r in rows if i < len(r)]
-        shown = [v for v in values if v not in NEUTRAL]
-        out.append(i > 0 and bool(shown) and all(NUMBER.fullmatch(v) for v in shown))
-    return out
+    return [i > 0 and numeric_column([r[i] for r in rows if i < len(r)]) for i in range(width)]
 
 
 def cells(rows: list[list[Any]], missing: str = NOT_AVAILABLE) -> list[list[str]]:
