@@ -148,10 +148,10 @@ def csim_check(model: Model, config: AccelConfig, images: int) -> None:
     from resilq.hls.simulate import CsimAccelerator
 
     x = model.quantize_input(np.random.default_rng(2).random((images, *model.input.shape), dtype=np.float32))
-    run = CsimAccelerator(model, config, batch=images, keep_activations=False).run(x, collect=False)
+    run = CsimAccelerator(model, config, batch=images).run(x, collect=False)
     assert np.array_equal(run.logits, Executor(model).run(x).logits), f"{model.name}: C-sim != executor"
-    report = cycle_report(model, config)
-    assert run.cycles == report.run(images), f"{model.name}: C-sim counter {run.cycles} != model {report.run(images)}"
+    report = cycle_report(model, config, images)
+    assert run.cycles == report.total, f"{model.name}: C-sim counter {run.cycles} != model {report.total}"
 
 
 def main() -> int:
@@ -168,6 +168,7 @@ def main() -> int:
         say(f"PE={config.pe} x SIMD={config.simd}: {est.dsp} DSP ({est.dsp / DSP_LIMIT:.0%}), {est.bram36} BRAM36 "
             f"({est.bram36 / board.budget.bram36:.0%}), {est.lut:,} LUT ({est.lut / board.budget.lut:.0%}) -- "
             "resource model")
+    batch = small.max_batch
     rows, per = [], {}
     for arch, model in models.items():
         macs = model.macs()
@@ -176,30 +177,37 @@ def main() -> int:
             for config in (small, large):
                 if args.csim_images and config == small and arch != "alexnet":
                     csim_check(m, config, args.csim_images)
-                cycles = cycle_report(m, config).per_inference
-                per[arch, variant, config.pe, config.simd] = cycles
+                one = cycle_report(m, config)
+                single, batched = one.per_inference, one.at(batch).per_inference
+                per[arch, variant, config.pe, config.simd] = (single, batched)
                 lanes = config.macs_per_cycle
                 before = PREVIOUS_DATAPATH.get((arch, variant, config.pe, config.simd))
-                rows.append((arch, variant, f"{config.pe}x{config.simd}", f"{cycles:,}", f"{macs / cycles:.1f}",
-                             f"{macs / cycles / lanes:.0%}", f"{macs / cycles / DSP_LIMIT:.0%}",
-                             f"{board.pl_mhz * 1e6 / cycles:,.0f}",
-                             f"{before / cycles:.2f}x" if before else "-"))
-    table(f"Cycles per inference (cycle model), {board.pl_mhz:g} MHz",
-          ("model", "variant", "PE x SIMD", "cycles", "MACs/cycle", "% lane peak", "% of 220 DSP", "images/s",
-           "vs previous"), rows,
-          caption="MACs = the network's int8 multiply-accumulates; % of 220 DSP: MACs/cycle over the device's "
-                  "220 DSP48E1 at one MAC each. Previous: PREVIOUS_DATAPATH (main before #14), same network and set."
+                rows.append((arch, variant, f"{config.pe}x{config.simd}", f"{single:,}", f"{batched:,.0f}",
+                             f"{macs / batched:.1f}", f"{macs / batched / lanes:.0%}",
+                             f"{macs / batched / DSP_LIMIT:.0%}", f"{board.pl_mhz * 1e6 / single:,.0f}",
+                             f"{board.pl_mhz * 1e6 / batched:,.0f}",
+                             f"{before / single:.2f}x / {before / batched:.2f}x" if before else "-"))
+    table(f"Cycles per inference (cycle model), {board.pl_mhz:g} MHz, batch 1 and batch {batch}",
+          ("model", "variant", "PE x SIMD", "cycles b=1", f"cycles/img b={batch}", "MACs/cycle", "% lane peak",
+           "% of 220 DSP", "images/s b=1", f"images/s b={batch}", "vs previous b=1 / b=" + str(batch)), rows,
+          caption=f"MACs = the network's int8 multiply-accumulates; MACs/cycle and the % columns at batch {batch} (a run "
+                  f"of {batch} images: each Linear layer loads its weights once for the {batch}); % of 220 DSP: "
+                  "MACs/cycle over the device's 220 DSP48E1 at one MAC each. Previous: PREVIOUS_DATAPATH (main "
+                  "before #14, one image at a time, so its cycles per image are the same at any batch), same "
+                  "network and protected set."
                   + (f" C-sim counter == model and logits == executor on {args.csim_images} images (8x8, LeNet-5/MLP-7)."
                      if args.csim_images else ""))
     for arch in ARCHS:
         base = per[arch, "unprotected", small.pe, small.simd]
         big = per[arch, "unprotected", large.pe, large.simd]
-        split = per[arch, "split", small.pe, small.simd] - base
-        tmr = per[arch, "tmr", small.pe, small.simd] - base
+        split = [a - b for a, b in zip(per[arch, "split", small.pe, small.simd], base)]
+        tmr = [a - b for a, b in zip(per[arch, "tmr", small.pe, small.simd], base)]
         slots = protected_variant(models[arch], "split").n_shadows
-        say(f"  {arch}: {large.pe}x{large.simd} is {base / big:.2f}x faster than 8x8; extra cycles at 8x8: split "
-            f"{split:+,} ({slots:,} shadow slots), tmr {tmr:+,} ({2 * slots:,}); tmr/split = "
-            f"{tmr / split if split else float('nan'):.2f}")
+        say(f"  {arch}: {large.pe}x{large.simd} is {base[0] / big[0]:.2f}x (b=1) / {base[1] / big[1]:.2f}x (b={batch}) "
+            f"faster than 8x8; extra cycles per image at 8x8, b=1: split {split[0]:+,} ({slots:,} shadow slots), "
+            f"tmr {tmr[0]:+,} ({2 * slots:,}), tmr/split = {tmr[0] / split[0] if split[0] else float('nan'):.2f}; "
+            f"b={batch}: split {split[1]:+,.0f}, tmr {tmr[1]:+,.0f}, tmr/split = "
+            f"{tmr[1] / split[1] if split[1] else float('nan'):.2f}")
     return 0
 
 

@@ -10,7 +10,7 @@
 3. per run: writes the inputs, flushes the CPU cache, programs the fault-injection registers, reads the
    device's hardware timer (:mod:`resilq.deploy.timer`: the Zynq global timer on a board), starts the IP,
    busy-polls AP_DONE with a timeout, reads the timer again (the *measured* latency), checks STATUS,
-   invalidates the cache and reads the logits (and every layer's output when packed with
+   invalidates the cache and reads the logits (and every layer's output with
    ``keep_activations``). MODEL_CYCLES is the kernel's cycle model; the timer is the measurement.
 
 Every register access goes through :mod:`resilq.hls.host` and :mod:`resilq.hls.regmap`: no offset is
@@ -77,7 +77,8 @@ class Accelerator:
         host.check_hardware(self.info, config)
         self.timer = device.timer()
         self.buffer: DeviceBuffer | None = None
-        self.image: MemoryImage = pack(model, config, batch, keep_activations, allocate=self._allocate)
+        self.image: MemoryImage = pack(model, config, batch, allocate=self._allocate)
+        self.keep_activations = keep_activations  # read every layer's output back after each run
         self._token = 0
         self._load()
 
@@ -145,7 +146,7 @@ class Accelerator:
         status = host.read_status(self.device).check(self.image)
         self.buffer.invalidate()
         acts = None
-        if self.image.keep_activations:
+        if self.keep_activations:
             acts = [self.image.read_output(i, n) for i in range(len(self.model.layers))]
         return RunResult(self.image.read_logits(n), status.cycles, status.corrections, status.fi_hits,
                          self.image.read_profile(), seconds, 1, acts, self.timer.seconds(t0, t1), self.timer.source)

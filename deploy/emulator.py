@@ -9,7 +9,7 @@ kernel's contract in Python:
 * the batch is executed by :class:`resilq.ir.Executor` (the bit-true reference) with the fault of the
   FI_* registers (every inference, or the first after a new TOKEN with ONCE, like the kernel's one-shot
   register that survives runs), and every layer's output and the logits are written back to DDR;
-* MODEL_CYCLES and the per-descriptor profile come from :mod:`resilq.hls.cycles`, CORRECTIONS and FI_HITS
+* MODEL_CYCLES and the per-descriptor profile (layer-major, batched vector layers) come from :mod:`resilq.hls.cycles`, CORRECTIONS and FI_HITS
   from :mod:`resilq.hls.reference` -- the models the C-simulated kernel is tested against;
 * the Zynq global timer the driver measures runs with (:mod:`resilq.deploy.timer`) advances by each run's
   modelled cycles, so "measured" equals modelled here by construction and the board's code path is exercised;
@@ -180,7 +180,7 @@ class EmulatedAccelerator:
     def _image_bytes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The image as the three masters see it: control (from CTRL_MEM), weights, activations."""
         views = []
-        for reg, align in ((rm.CTRL_MEM, 4), (rm.WEIGHT_MEM, 8), (rm.ACT_MEM, 1)):
+        for reg, align in ((rm.CTRL_MEM, 4), (rm.WEIGHT_MEM, 8), (rm.ACT_MEM, fmt.ACT_BEAT_BYTES)):
             address = self._pointer(reg)
             if address % align:
                 raise EmulatorError(f"{reg.name} = {address:#x} is not {align}-byte aligned")
@@ -232,9 +232,9 @@ class EmulatedAccelerator:
                 raise DecodeError(fmt.Status.FAULT_CONFIG, 0, "fault injection enabled with a zero mask or mode 3")
             image, executor = self._decoded(ctrl, weights, header)
         except DecodeError as exc:
-            # image 0 ran the descriptors before the refused one, then fetched that one and stopped
+            # every image ran the descriptors before the refused one (layer-major), then it was fetched and refused
             if exc.fetched:
-                cycles += sum(cyc.layer_cycles(p, cfg).total for p in exc.plans) + fmt.DESC_WORDS + cfg.latency.descriptor
+                cycles += sum(cyc.layer_cycles(p, cfg, n).total for p in exc.plans) + fmt.DESC_WORDS + cfg.latency.descriptor
             return Outputs(int(exc.status) | (exc.descriptor << 8), cycles)
         except UnsupportedModelError as exc:
             raise EmulatorError(f"the emulator cannot run this memory image: {exc}") from None
@@ -248,19 +248,18 @@ class EmulatedAccelerator:
                     self.last_token = token
             else:
                 armed[:] = True
-        first = image.descriptors[0]
-        x = np.stack([act[first.in_addr + i * first.in_stride:][:first.in_bytes] for i in range(n)]).view(np.int8)
-        x = x.reshape(n, first.in_c, first.in_h, first.in_w)
+        first, layout = image.descriptors[0], image.plans[0].in_layout
+        x = layout.decode(np.stack([act[first.in_addr + i * first.in_stride:][:layout.nbytes]
+                                    for i in range(n)]).view(np.int8))
         hit = armed if fault is not None else np.zeros(n, dtype=bool)
         activations = self._execute(executor, x, fault, hit)
-        for d in image.descriptors:
-            self._store(d, activations[d.ir_layer], ctrl, act)
-        per_image = [cyc.layer_cycles(p, cfg).total for p in image.plans]
-        profile = np.asarray(per_image, dtype=np.uint64) * np.uint64(n)
-        words = ctrl[image.header.profile_offset:image.header.profile_offset + 8 * len(per_image)].view("<u4")
+        for d, plan in zip(image.descriptors, image.plans):
+            self._store(d, plan, activations[d.ir_layer], ctrl, act)
+        profile = np.asarray([cyc.layer_cycles(p, cfg, n).total for p in image.plans], dtype=np.uint64)
+        words = ctrl[image.header.profile_offset:image.header.profile_offset + 8 * len(profile)].view("<u4")
         words[0::2] = (profile & np.uint64(0xFFFFFFFF)).astype(np.uint32)
         words[1::2] = (profile >> np.uint64(32)).astype(np.uint32)
-        cycles += n * sum(per_image) + fmt.PROFILE_WORDS * len(per_image) + cfg.latency.store
+        cycles += int(profile.sum()) + fmt.PROFILE_WORDS * len(profile) + cfg.latency.store
         corrections = reference.expected_corrections(image.model, x[hit], fault) if hit.any() else 0
         return Outputs(int(fmt.Status.OK), cycles, corrections, int(hit.sum()))
 
@@ -280,14 +279,16 @@ class EmulatedAccelerator:
         return merged
 
     @staticmethod
-    def _store(d, values: np.ndarray, ctrl: np.ndarray, act: np.ndarray) -> None:
-        """Write one descriptor's outputs (C-H-W per image) where its OUT_ADDR/OUT_STRIDE say."""
+    def _store(d, plan, values: np.ndarray, ctrl: np.ndarray, act: np.ndarray) -> None:
+        """Write one descriptor's outputs where its OUT_ADDR/OUT_STRIDE say: int8 maps pixel-major and padded
+        (``plan.out_layout``, as the kernel's store_output), int32 logits as words through the control master."""
         n = values.shape[0]
-        flat = values.reshape(n, -1)
-        target = ctrl if d.raw else act  # int32 logits go through the control master
-        dtype = np.dtype("<i4") if d.raw else np.dtype(np.int8)
-        nbytes = flat.shape[1] * dtype.itemsize
+        if d.raw:
+            target, stored = ctrl, values.reshape(n, -1).astype("<i4").view(np.uint8)
+        else:
+            target, stored = act, plan.out_layout.encode(values.reshape(n, -1).astype(np.int8)).view(np.uint8)
+        nbytes = stored.shape[1]
         images = range(n) if d.out_stride else [n - 1]
         for i in images:
             start = d.out_addr + i * d.out_stride
-            target[start:start + nbytes] = flat[i].astype(dtype).view(np.uint8)
+            target[start:start + nbytes] = stored[i]

@@ -21,7 +21,7 @@ from resilq.errors import ResilqError, UnsupportedModelError
 from resilq.hls import imageformat as fmt
 from resilq.hls import regmap as rm
 from resilq.hls.config import AccelConfig
-from resilq.hls.mapping import LayerPlan, check_plan
+from resilq.hls.mapping import LayerPlan, batch_misfit, check_plan
 from resilq.ir import Conv2d, Flatten, InputQuant, Linear, MaxPool2d, Model, Protection, Requant
 
 Status = fmt.Status
@@ -76,10 +76,6 @@ class Descriptor:
     @property
     def raw(self) -> bool:
         return bool(self.flags & fmt.Flag.RAW)
-
-    @property
-    def in_bytes(self) -> int:
-        return self.in_c * self.in_h * self.in_w
 
     @property
     def out_elements(self) -> int:
@@ -151,6 +147,14 @@ def check_descriptor(k: int, d: Descriptor, config: AccelConfig) -> LayerPlan:
         check_plan(plan, config)
     except UnsupportedModelError as exc:
         raise DecodeError(Status.CAPACITY, k, str(exc)) from None
+    if (d.in_addr | d.in_stride | d.out_addr | d.out_stride) % fmt.ACT_BEAT_BYTES:
+        raise DecodeError(Status.LAYOUT, k, f"activation addresses/strides {d.in_addr:#x}/{d.in_stride}, "
+                          f"{d.out_addr:#x}/{d.out_stride} must be multiples of {fmt.ACT_BEAT_BYTES} bytes")
+    misfit = batch_misfit(plan, config)
+    if misfit:
+        raise DecodeError(Status.CAPACITY, k, misfit)
+    if plan.in_dense and not (plan.packed or plan.hw_in == 1):
+        raise DecodeError(Status.LAYOUT, k, "a dense input (DENSE_IN) on a layer that reads it padded per pixel")
     if d.crit_start + d.crit_count > rm.CRIT_TABLE.capacity:
         raise DecodeError(Status.TABLE_RANGE, k, f"table range {d.crit_start}+{d.crit_count} exceeds "
                           f"{rm.CRIT_TABLE.capacity} entries")
@@ -222,8 +226,9 @@ def decode(ctrl: np.ndarray, weights: np.ndarray, table: np.ndarray, config: Acc
             layers.append(Flatten(f"flatten{len(layers)}"))
         if len(layers) != d.ir_layer:
             raise UnsupportedModelError(f"descriptor {k} names IR layer {d.ir_layer} after layer {len(layers) - 1}")
-        layers.append(_layer(d, weights, config, plan, vector_input=bool(layers) and
-                             isinstance(layers[-1], (Flatten, Linear))))
+        vector_input = bool(layers) and isinstance(layers[-1], (Flatten, Linear))
+        source = plans[-2].out_layout if k else None  # the stored map a vector layer reads (None: the input)
+        layers.append(_layer(k, d, weights, config, plan, vector_input, source))
     if not descriptors:
         raise UnsupportedModelError("the image holds no layer descriptors")
     first = descriptors[0]
@@ -231,7 +236,8 @@ def decode(ctrl: np.ndarray, weights: np.ndarray, table: np.ndarray, config: Acc
     return DecodedImage(header, descriptors, plans, Model(InputQuant(shape, 0), tuple(layers), {"name": "decoded"}))
 
 
-def _layer(d: Descriptor, weights: np.ndarray, config: AccelConfig, plan: LayerPlan, vector_input: bool):
+def _layer(k: int, d: Descriptor, weights: np.ndarray, config: AccelConfig, plan: LayerPlan, vector_input: bool,
+           source: fmt.MapLayout | None):
     name = f"layer{d.ir_layer}"
     if d.op == fmt.Op.MAXPOOL:
         return MaxPool2d(name, d.kernel, d.stride)
@@ -242,5 +248,11 @@ def _layer(d: Descriptor, weights: np.ndarray, config: AccelConfig, plan: LayerP
         protection = Protection(Scheme(d.scheme), plan.protected.astype(np.int32))
     linear = vector_input and d.kernel == 1 and d.in_h == d.in_w == d.out_h == d.out_w == 1 and d.pad == 0
     if linear:
-        return Linear(name, weight.reshape(d.out_c, d.in_c), bias, requant, protection)
+        rows = weight.reshape(d.out_c, d.in_c)
+        if source is not None:  # the vector is the previous layer's stored map: back to the IR's C-H-W order
+            if source.nbytes != d.in_c:
+                raise UnsupportedModelError(f"descriptor {k} reads a {d.in_c}-byte vector, but descriptor {k - 1} "
+                                            f"stores {source.nbytes} bytes")
+            rows = source.vector_weights_inverse(rows)
+        return Linear(name, rows, bias, requant, protection)
     return Conv2d(name, weight, bias, requant, d.stride, d.pad, protection)

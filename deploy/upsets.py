@@ -31,7 +31,7 @@ def parameter_block(image: MemoryImage, index: int, layer) -> np.ndarray:
     """The bytes of layer ``index``'s parameter block (bias/shift beats, then weight rows), as the packer
     lays them out at ``image.layer_offsets[index]``."""
     plan = next(p for p in image.plans if p.index == index)
-    return np.concatenate([param_beats(layer), weight_rows(plan, layer).view(np.uint8).reshape(-1)])
+    return np.concatenate([param_beats(layer), weight_rows(plan, layer, image.source_region(index).layout).view(np.uint8).reshape(-1)])
 
 
 def stored_word_layers(model: Model, fault) -> tuple[Model, list[int]]:

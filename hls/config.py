@@ -69,6 +69,7 @@ class AccelConfig:
     max_raw: int = 1024  # int32 classifier outputs
     max_layers: int = 64  # layer descriptors per network (the on-chip cycle profile)
     shadow_lane: int = 2048  # shadow bytes per PE lane per layer
+    max_batch: int = 16  # images a vector (Linear) layer takes at once, sharing one weight load (power of two)
     latency: Latency = field(default_factory=Latency)
 
     def __post_init__(self) -> None:
@@ -80,6 +81,11 @@ class AccelConfig:
             raise ParameterError(f"accelerator.latency must be a table of loop latencies, got {self.latency!r:.80}")
         if self.pe < 1 or self.pe > MAX_PE or self.pe & (self.pe - 1):
             raise ParameterError(f"PE must be a power of two in 1..{MAX_PE}, got {self.pe}")
+        if self.max_batch > 64 or self.max_batch & (self.max_batch - 1):
+            raise ParameterError(f"max_batch must be a power of two <= 64 (the kernel steps by shifts), got {self.max_batch}")
+        if self.max_batch > self.max_pos:
+            raise ParameterError(f"max_batch ({self.max_batch}) cannot exceed max_pos ({self.max_pos}): a batched "
+                                 "layer's images are the positions of one map")
         if self.simd not in SIMD_CHOICES:
             raise ParameterError(f"SIMD must be one of {SIMD_CHOICES} (whole 64-bit weight beats), got {self.simd}")
         for name in ("max_in", "max_out", "max_fanin", "max_pos", "max_kernel", "max_stride", "max_channels",

@@ -9,8 +9,9 @@ other. The C-simulated kernel counts the same way, iteration by iteration, and t
 agree on every layer of every model they run. Trip counts, per image:
 
 =============  ===========================================================================
-descriptor     DESC_WORDS
-load input     C_in * H_in * W_in                       (one byte per cycle, C-H-W order)
+descriptor     DESC_WORDS, once per run
+load input     64-bit beats: H_in * W_in * ceil(C_in/8)     (pixel-major, channels padded to whole beats), or
+               ceil(C_in * H_in * W_in / 8) for a dense network input (imageformat, FORMAT 2)
 params         output channels, once per layer          (one 64-bit beat per channel)
 weights        rows * k*k*ceil(C/SIMD) * SIMD/8         (64-bit beats) per tile
 table walk     protected neurons of the tile's channels (only in a protected layer)
@@ -19,15 +20,19 @@ compute        (H_out*W_out + (copies-1) * G_t) * words per tile, G_t = position
                k*k*ceil(C/SIMD), or k when C*k <= SIMD (a kernel row packed into the SIMD lanes)
 corrector      protected neurons of the layer
 maxpool        H_out*W_out * ceil(C/SIMD) * k*k
-store          C_out * H_out * W_out bytes (int8) or C_out words (int32 classifier)
+store          H_out * W_out * ceil(C_out/8) beats (int8) or C_out words (int32 classifier)
 =============  ===========================================================================
 
-Per run: HEADER_WORDS + run latency, then every image, then 2 profile words per descriptor + store
-latency. numpy only.
+Runs are layer-major: each descriptor is fetched once per run, then runs over every image -- one call per
+image, or for a batched vector layer (``LayerPlan.batched``) one call per chunk of up to ``max_batch`` images,
+whose images take the place of the output positions above (input/output records, recomputed protected
+positions, corrections), with one weight load per chunk. Per run: HEADER_WORDS + run latency, every
+descriptor, then 2 profile words per descriptor + store latency. numpy only.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -41,7 +46,7 @@ from .mapping import LayerPlan, plan_model
 
 @dataclass(frozen=True)
 class LayerCycles:
-    """Cycles of one descriptor for one image, by loop."""
+    """Cycles of one descriptor over a run's images (one image unless the report says otherwise), by loop."""
 
     index: int
     name: str
@@ -61,22 +66,11 @@ class LayerCycles:
         busy = sum(getattr(self, f.name) for f in fields(self) if f.name not in ("index", "name", "overlapped"))
         return busy - self.overlapped
 
-
-@dataclass(frozen=True)
-class CycleReport:
-    layers: list[LayerCycles]
-    run_overhead: int  # header + profile write, once per run
-
-    @property
-    def per_inference(self) -> int:
-        return sum(layer.total for layer in self.layers)
-
-    def run(self, n_images: int) -> int:
-        """The CYCLES register after a run of ``n_images`` images."""
-        return self.run_overhead + n_images * self.per_inference
-
-    def microseconds(self, mhz: float) -> float:
-        return self.per_inference / mhz
+    def plus(self, other: LayerCycles, times: int = 1) -> LayerCycles:
+        """This layer's loops plus ``times`` x ``other``'s (the name and index stay)."""
+        values = {f.name: getattr(self, f.name) + times * getattr(other, f.name) for f in fields(self)
+                  if f.name not in ("index", "name")}
+        return LayerCycles(self.index, self.name, **values)
 
 
 def protected_groups(plan: LayerPlan) -> np.ndarray:
@@ -89,24 +83,27 @@ def protected_groups(plan: LayerPlan) -> np.ndarray:
     return groups
 
 
-def layer_cycles(plan: LayerPlan, config: AccelConfig) -> LayerCycles:
+def _call_cycles(plan: LayerPlan, config: AccelConfig, m: int) -> LayerCycles:
+    """One ``run_layer`` call (engine.hpp) without the descriptor fetch: one image, or a chunk of ``m`` images of a
+    batched vector layer (its positions are the images: ``m`` input and output records, every protected neuron
+    recomputed and corrected once per image, one weight load for them all)."""
     lat = config.latency
-    descriptor = fmt.DESC_WORDS + lat.descriptor
-    load_input = plan.in_c * plan.hw_in + lat.load_input
+    load_input = (plan.in_beats if m == 1 else m * plan.in_layout.pixel_beats) + lat.load_input
     params = weights = table = compute = correct = pool = overlapped = 0
     if plan.op is fmt.Op.MAXPOOL:
         pool = plan.hw_out * plan.cg * plan.kernel * plan.kernel + lat.pool
-        store = plan.n_out + lat.store
+        store = plan.out_beats + lat.store
     else:
         rows = np.minimum(plan.pe, plan.out_c - plan.pe * np.arange(plan.tiles))
         params = plan.out_c + lat.params
         tile_weights = rows * plan.ft * (plan.simd // 8) + lat.weights
-        tile_work = (plan.hw_out + (plan.copies - 1) * protected_groups(plan)) * plan.mac_words + lat.mac
+        positions = plan.hw_out * m
+        tile_work = (positions + (plan.copies - 1) * protected_groups(plan) * m) * plan.mac_words + lat.mac
         if plan.n_protected:
             tile_table = np.bincount(plan.protected // plan.hw_out // plan.pe, minlength=plan.tiles) + lat.table
             table = int(tile_table.sum())
             tile_work = tile_work + tile_table
-            correct = plan.n_protected + lat.lcu
+            correct = plan.n_protected * m + lat.lcu
         compute = int(tile_work.sum()) - table
         weights = int(tile_weights.sum())
         # input load || (params, tile 0's weights); tile t's work || tile t+1's weights
@@ -114,15 +111,66 @@ def layer_cycles(plan: LayerPlan, config: AccelConfig) -> LayerCycles:
         next_weights = np.append(tile_weights[1:], 0)
         body = int(np.maximum(tile_work, next_weights).sum())
         overlapped = load_input + params + weights + table + compute - head - body
-        store = (plan.out_c if plan.raw else plan.n_out) + lat.store
-    return LayerCycles(plan.index, plan.name, descriptor, load_input, params, weights, table, compute, correct, pool,
-                       store, overlapped)
+        store = (plan.out_c * m if plan.raw else m * plan.out_layout.pixel_beats * plan.hw_out) + lat.store
+    return LayerCycles(plan.index, plan.name, 0, load_input, params, weights, table, compute, correct, pool, store,
+                       overlapped)
 
 
-def cycle_report(model: Model, config: AccelConfig) -> CycleReport:
+def chunks(plan: LayerPlan, config: AccelConfig, images: int) -> list[int]:
+    """The image counts of the kernel's ``run_layer`` calls for this layer in a run of ``images`` images: one per
+    image, or ``max_batch`` at a time for a batched layer (the last chunk holds the rest)."""
+    if not plan.batched or images == 1:
+        return [1] * images
+    full, rest = divmod(images, config.max_batch)
+    return [config.max_batch] * full + ([rest] if rest else [])
+
+
+def layer_cycles(plan: LayerPlan, config: AccelConfig, images: int = 1) -> LayerCycles:
+    """Cycles of one descriptor in a run of ``images`` images (layer-major: fetched once, then every image)."""
+    fetch = LayerCycles(plan.index, plan.name, fmt.DESC_WORDS + config.latency.descriptor, *([0] * 9))
+    total = fetch
+    for m, count in sorted(Counter(chunks(plan, config, images)).items()):
+        total = total.plus(_call_cycles(plan, config, m), count)
+    return total
+
+
+@dataclass(frozen=True)
+class CycleReport:
+    """The modelled cycles of a run of ``images`` images (``layers``: each descriptor over the whole run)."""
+
+    layers: list[LayerCycles]
+    run_overhead: int  # header + profile write, once per run
+    plans: list[LayerPlan]
+    config: AccelConfig
+    images: int = 1
+
+    @property
+    def total(self) -> int:
+        return self.run_overhead + sum(layer.total for layer in self.layers)
+
+    @property
+    def per_inference(self) -> float:
+        """Cycles per image of this run, without the once-per-run header/profile overhead (an int at 1 image)."""
+        work = sum(layer.total for layer in self.layers)
+        return work if self.images == 1 else work / self.images
+
+    def run(self, n_images: int) -> int:
+        """The CYCLES register after a run of ``n_images`` images."""
+        return self.run_overhead + sum(layer_cycles(p, self.config, n_images).total for p in self.plans)
+
+    def at(self, n_images: int) -> CycleReport:
+        """The same network's report for a run of ``n_images`` images."""
+        return CycleReport([layer_cycles(p, self.config, n_images) for p in self.plans], self.run_overhead, self.plans,
+                           self.config, n_images)
+
+    def microseconds(self, mhz: float) -> float:
+        return self.per_inference / mhz
+
+
+def cycle_report(model: Model, config: AccelConfig, images: int = 1) -> CycleReport:
     plans = plan_model(model, config)
     overhead = (fmt.HEADER_WORDS + config.latency.run) + (fmt.PROFILE_WORDS * len(plans) + config.latency.store)
-    return CycleReport([layer_cycles(p, config) for p in plans], overhead)
+    return CycleReport([layer_cycles(p, config, images) for p in plans], overhead, plans, config, images)
 
 
 def cycles_per_inference(config: AccelConfig | None = None):

@@ -8,6 +8,7 @@ plus the ones only the host can check (the whole critical table, per-lane shadow
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +19,7 @@ from resilq.ir import Conv2d, Flatten, Linear, MaxPool2d, Model
 
 from . import regmap
 from .config import AccelConfig
-from .imageformat import Flag, Op
+from .imageformat import Flag, MapLayout, Op, as_map
 
 #: Largest channel count and spatial size of a descriptor field: the kernel's MAX_DIM
 #: (hls/include/resilq/descriptor.hpp), which keeps every index product exact in one DSP48E1.
@@ -104,6 +105,40 @@ class LayerPlan:
         """Input-buffer bytes: positions x channels padded to a multiple of SIMD."""
         return self.hw_in * self.cg * self.simd
 
+    @property
+    def batched(self) -> bool:
+        """A vector layer the kernel runs over up to ``max_batch`` images at once (``Flag.BATCH``)."""
+        return bool(self.flags & Flag.BATCH)
+
+    @property
+    def is_vector(self) -> bool:
+        return self.op is Op.CONV and self.hw_in == 1 and self.hw_out == 1 and self.kernel == 1
+
+    @property
+    def in_dense(self) -> bool:
+        """The input map lies dense in DDR (``Flag.DENSE_IN``: the network input of a packed conv or a vector)."""
+        return bool(self.flags & Flag.DENSE_IN)
+
+    @property
+    def in_layout(self) -> MapLayout:
+        """The DDR layout of the map this descriptor reads (a vector layer's input as one pixel)."""
+        shape = (self.in_c, self.in_h, self.in_w)
+        return MapLayout.dense(shape) if self.in_dense else MapLayout.padded(shape)
+
+    @property
+    def out_layout(self) -> MapLayout:
+        """The DDR layout the descriptor writes (int8 maps; the int32 classifier goes out as words)."""
+        return MapLayout.padded((self.out_c, self.out_h, self.out_w))
+
+    @property
+    def in_beats(self) -> int:
+        """64-bit beats of the input load (the kernel's ``LayerGeom::in_beats``)."""
+        return self.in_layout.beats
+
+    @property
+    def out_beats(self) -> int:
+        return self.out_layout.beats
+
     def entries(self) -> np.ndarray:
         """Critical-table words of this layer, in Protection order: channel << 16 | position."""
         channel, pos = np.divmod(self.protected, self.hw_out)
@@ -137,14 +172,43 @@ def slot_lanes(model: Model, index: int, pe: int) -> np.ndarray:
     return np.concatenate(lanes)
 
 
+def _reads_dense(layer, in_shape, config: AccelConfig) -> bool:
+    """Whether a first layer reads the network input as one dense run: a vector layer, or a conv whose kernel row
+    packs into the SIMD lanes (the kernel's ``LayerGeom::packed``), where the buffer's element order is the dense
+    pixel-major order."""
+    if isinstance(layer, Linear):
+        return True
+    return isinstance(layer, Conv2d) and layer.kernel > 1 and as_map(in_shape)[0] * layer.kernel <= config.simd
+
+
+def activation_layouts(model: Model, config: AccelConfig) -> tuple[MapLayout, dict[int, MapLayout]]:
+    """The DDR layout of the network input and of every layer's output (``imageformat``, FORMAT 2).
+
+    The accelerator writes every map padded to whole beats; the input is dense when the first executed layer
+    reads it as one run (:func:`_reads_dense`), padded otherwise. A Flatten's output is its input's bytes (the
+    next Linear reads that stored map as its vector)."""
+    first = next((i for i, layer in enumerate(model.layers) if not isinstance(layer, Flatten)), None)
+    shape = tuple(model.input.shape)
+    dense = first is not None and _reads_dense(model.layers[first], model.in_shape(first), config)
+    source = MapLayout.dense(shape) if dense else MapLayout.padded(shape)
+    outputs: dict[int, MapLayout] = {}
+    previous = source
+    for i, layer in enumerate(model.layers):
+        outputs[i] = previous if isinstance(layer, Flatten) else MapLayout.padded(model.out_shape(i))
+        previous = outputs[i]
+    return source, outputs
+
+
 def plan_model(model: Model, config: AccelConfig) -> list[LayerPlan]:
     """The accelerator plan of ``model``, or an ``UnsupportedModelError`` naming what does not fit."""
     plans: list[LayerPlan] = []
     neuron_layers = set(model.neuron_layers)
+    source, outputs = activation_layouts(model, config)
     for i, layer in enumerate(model.layers):
         in_shape, out_shape = model.in_shape(i), model.out_shape(i)
         if isinstance(layer, Flatten):
             continue
+        reads = source if i == 0 or all(isinstance(x, Flatten) for x in model.layers[:i]) else outputs[i - 1]
         clip = getattr(layer, "clip", None)
         if clip is not None:
             raise UnsupportedModelError(f"layer {layer.name!r}: clip (range restriction, bound {clip.bound}, variant "
@@ -158,13 +222,15 @@ def plan_model(model: Model, config: AccelConfig) -> list[LayerPlan]:
             geom = (in_shape[0], in_shape[1], in_shape[2], out_shape[0], out_shape[1], out_shape[2])
         elif isinstance(layer, Linear):
             op, kernel, stride, pad = Op.CONV, 1, 1, 0
-            geom = (int(np.prod(in_shape)), 1, 1, out_shape[0], 1, 1)
+            geom = (reads.nbytes, 1, 1, out_shape[0], 1, 1)  # the stored map as one vector (pixel-major, padded)
         elif isinstance(layer, MaxPool2d):
             op, kernel, stride, pad = Op.MAXPOOL, layer.kernel, layer.stride, 0
             geom = (in_shape[0], in_shape[1], in_shape[2], out_shape[0], out_shape[1], out_shape[2])
         else:  # pragma: no cover - the IR validates layer kinds
             raise UnsupportedModelError(f"layer {layer.name!r}: {type(layer).__name__} has no accelerator mapping")
         flags = Flag(0)
+        if reads.is_dense and reads is source and reads.pitch != MapLayout.padded(reads.shape).pitch:
+            flags |= Flag.DENSE_IN
         if op is Op.CONV:
             if layer.requant is None:
                 flags |= Flag.RAW
@@ -175,6 +241,8 @@ def plan_model(model: Model, config: AccelConfig) -> list[LayerPlan]:
         plan = LayerPlan(i, layer.name, op, flags, *geom, kernel, stride, pad, scheme, protected[:] if scheme else
                          np.zeros(0, np.int64), config.simd, config.pe)
         check_plan(plan, config)
+        if batch_fits(plan, config):
+            plan = dataclasses.replace(plan, flags=plan.flags | Flag.BATCH)
         plans.append(plan)
     if len(plans) > config.max_layers:
         raise UnsupportedModelError(f"{model.name}: {len(plans)} executed layers exceed the accelerator's "
@@ -186,6 +254,39 @@ def plan_model(model: Model, config: AccelConfig) -> list[LayerPlan]:
                                     f"capacity of {regmap.CRIT_TABLE.capacity} entries (largest: layer "
                                     f"{worst.name!r} with {worst.n_protected})")
     return plans
+
+
+def _batch_capacity(plan: LayerPlan, config: AccelConfig) -> str | None:
+    """What a chunk of ``max_batch`` images of a vector layer would overflow (the kernel's FLAG_BATCH checks in
+    descriptor.hpp), or None."""
+    m = config.max_batch
+    if plan.cg * plan.simd * m > config.max_in:
+        return f"a batch of {m} input vectors exceeds max_in"
+    rows = -(-plan.out_c // config.out_banks)
+    if rows * m > (config.max_raw if plan.raw else config.max_out) // config.out_banks:
+        return f"a batch of {m} outputs exceeds the {'classifier' if plan.raw else 'output'} buffer"
+    return None
+
+
+def batch_fits(plan: LayerPlan, config: AccelConfig) -> bool:
+    """Whether a layer can run ``max_batch`` images at once (``Flag.BATCH``): a vector layer whose chunk fits the
+    input, output (or classifier) buffers and, a rule only the host can check, the per-lane shadow buffers."""
+    if not plan.is_vector or _batch_capacity(plan, config) is not None:
+        return False
+    if plan.n_protected:
+        lanes = np.bincount(output_lane(plan.protected // plan.hw_out, plan.pe), minlength=plan.pe)
+        if int(lanes.max()) * (plan.copies - 1) * config.max_batch > config.shadow_lane:
+            return False
+    return True
+
+
+def batch_misfit(plan: LayerPlan, config: AccelConfig) -> str | None:
+    """Why a ``Flag.BATCH`` descriptor is one the kernel refuses (STATUS CAPACITY), or None."""
+    if not plan.batched:
+        return None
+    if not plan.is_vector:
+        return "FLAG_BATCH on a layer that is not a vector (1x1 map, kernel 1)"
+    return _batch_capacity(plan, config)
 
 
 def _refuse(plan: LayerPlan, what: str, value: int, limit: int, knob: str) -> None:
@@ -220,6 +321,9 @@ def check_plan(plan: LayerPlan, config: AccelConfig) -> None:
     if plan.raw:
         if plan.n_out > config.max_raw:
             _refuse(plan, "int32 classifier outputs", plan.n_out, config.max_raw, "max_raw")
+        if plan.hw_out != 1:
+            raise UnsupportedModelError(f"layer {plan.name!r}: an int32 classifier must have one output position per "
+                                        f"channel (a Linear layer, or a conv down to 1x1), not {plan.out_h}x{plan.out_w}")
     else:
         rows = -(-plan.out_c // config.out_banks)
         if rows * plan.hw_out > config.max_out // config.out_banks:

@@ -20,21 +20,41 @@ from resilq.ir import Conv2d, Flatten, Linear, Model
 
 from . import imageformat as fmt
 from .config import AccelConfig
-from .mapping import LayerPlan, plan_model
+from .mapping import LayerPlan, activation_layouts, plan_model
 
 
 @dataclass(frozen=True)
 class Region:
-    """A per-image array in the image: image ``n`` at ``offset + n * stride``."""
+    """A per-image array in the image: image ``n`` at ``offset + n * stride``.
+
+    An int8 map is stored pixel-major as ``layout`` says (:class:`.imageformat.MapLayout`); the int32
+    classifier outputs (``layout`` None) are plain little-endian words."""
 
     offset: int
     shape: tuple[int, ...]  # per image, in the IR's layout
     dtype: np.dtype
     stride: int  # bytes between images (0: every image shares the region)
+    layout: fmt.MapLayout | None = None
 
     @property
     def nbytes(self) -> int:
+        if self.layout is not None:
+            return self.layout.nbytes * np.dtype(self.dtype).itemsize
         return int(np.prod(self.shape)) * np.dtype(self.dtype).itemsize
+
+    def encode(self, values: np.ndarray) -> np.ndarray:
+        """``(N, *shape)`` values -> ``(N, nbytes)`` uint8 as they lie in DDR."""
+        typed = np.ascontiguousarray(values).astype(self.dtype).reshape(values.shape[0], -1)
+        if self.layout is not None:
+            typed = self.layout.encode(typed)
+        return typed.view(np.uint8)
+
+    def decode(self, stored: np.ndarray) -> np.ndarray:
+        """``(N, nbytes)`` uint8 from DDR -> ``(N, *shape)`` values."""
+        typed = np.ascontiguousarray(stored).view(self.dtype)
+        if self.layout is not None:
+            typed = self.layout.decode(typed)
+        return typed.reshape((stored.shape[0], *self.shape))
 
 
 @dataclass
@@ -51,7 +71,6 @@ class MemoryImage:
     inputs: Region
     outputs: dict[int, Region]  # IR layer index -> its output region (Flatten aliases its input)
     profile_offset: int
-    keep_activations: bool
     layer_offsets: dict[int, int] = field(default_factory=dict)  # IR index -> W_ADDR of conv/linear layers
 
     @property
@@ -63,20 +82,18 @@ class MemoryImage:
         """IR layer index of each descriptor, in execution order."""
         return [p.index for p in self.plans]
 
+    def source_region(self, layer: int) -> Region:
+        """The region IR layer ``layer`` reads: the inputs, or the previous layer's output."""
+        return self.inputs if layer == 0 else self.outputs[layer - 1]
+
     def _view(self, region: Region, n: int) -> np.ndarray:
+        """``(n, nbytes)`` uint8 view of the region's first ``n`` images."""
         if not 1 <= n <= self.batch:
             raise ParameterError(f"image count {n} outside 1..{self.batch} (the batch this image was packed for)")
-        dtype = np.dtype(region.dtype)
-        if region.stride == 0:
-            raw = self.buffer[region.offset:region.offset + region.nbytes]
-            return raw.view(dtype).reshape((1, *region.shape))
-        # view as the element type first, then stride by image: numpy < 1.23 (the PYNQ image's 1.21) cannot
-        # change the dtype of a strided array; splitting the contiguous last axis keeps the result a view
         span = (n - 1) * region.stride + region.nbytes
-        typed = self.buffer[region.offset:region.offset + span].view(dtype)
-        rows = np.lib.stride_tricks.as_strided(typed, shape=(n, region.nbytes // dtype.itemsize),
-                                               strides=(region.stride, dtype.itemsize), writeable=True)
-        return rows.reshape((n, *region.shape))
+        raw = self.buffer[region.offset:region.offset + span]
+        return np.lib.stride_tricks.as_strided(raw, shape=(n, region.nbytes), strides=(region.stride, 1),
+                                               writeable=True)
 
     def write_inputs(self, x: np.ndarray) -> None:
         """Write an int8 batch ``(N, C, H, W)`` (N <= batch) into the input region."""
@@ -85,18 +102,12 @@ class MemoryImage:
         if x.shape[1:] != self.inputs.shape or x.shape[0] > self.batch:
             raise ShapeError(f"input batch {x.shape} does not fit the image: (<= {self.batch}, "
                              f"{', '.join(map(str, self.inputs.shape))})")
-        self._view(self.inputs, x.shape[0])[...] = x
+        self._view(self.inputs, x.shape[0])[...] = self.inputs.encode(x)
 
     def read_output(self, layer: int, n: int) -> np.ndarray:
-        """Layer ``layer``'s output for the first ``n`` images of the last run (a copy, in the IR's shape).
-
-        With ``keep_activations=False`` only the last image's intermediate outputs survive; then ``n``
-        must be 1 for them (the logits and inputs always keep the whole batch).
-        """
+        """Layer ``layer``'s output for the first ``n`` images of the last run (a copy, in the IR's shape)."""
         region = self.outputs[layer]
-        if region.stride == 0 and n != 1:
-            raise ParameterError(f"layer {layer}'s outputs are not kept per image (pack with keep_activations=True)")
-        return self._view(region, n).copy()
+        return region.decode(self._view(region, n))
 
     def read_logits(self, n: int) -> np.ndarray:
         return self.read_output(len(self.outputs) - 1, n)
@@ -119,14 +130,17 @@ def _aligned_buffer(nbytes: int, allocate: Callable[[int], np.ndarray] | None) -
     return raw[start:start + nbytes]
 
 
-def weight_rows(plan: LayerPlan, layer: Conv2d | Linear) -> np.ndarray:
+def weight_rows(plan: LayerPlan, layer: Conv2d | Linear, source: fmt.MapLayout | None = None) -> np.ndarray:
     """The layer's weights as ``out_c`` rows in the order the PE lanes consume them: (ky, kx, channel)
-    with channels zero-padded to a multiple of SIMD (``plan.row_bytes`` bytes each)."""
+    with channels zero-padded to a multiple of SIMD (``plan.row_bytes`` bytes each). A Linear layer's
+    input is the stored map ``source`` read as one vector, so its weights follow that map's DDR order."""
     cpad = plan.cg * plan.simd
     if isinstance(layer, Conv2d):
         w = layer.weight.transpose(0, 2, 3, 1)  # O, ky, kx, C
     else:
-        w = layer.weight.reshape(plan.out_c, 1, 1, plan.in_c)
+        if source is None or source.nbytes != plan.in_c:
+            raise ParameterError(f"layer {layer.name!r}: the layout of the map it reads is needed to order its weights")
+        w = source.vector_weights(layer.weight).reshape(plan.out_c, 1, 1, plan.in_c)
     rows = np.zeros((plan.out_c, plan.kernel, plan.kernel, cpad), dtype=np.int8)
     rows[..., :plan.in_c] = w
     return rows.reshape(plan.out_c, plan.row_bytes)
@@ -141,12 +155,12 @@ def param_beats(layer: Conv2d | Linear) -> np.ndarray:
     return beats.reshape(-1).view(np.uint8)
 
 
-def pack(model: Model, config: AccelConfig, batch: int = 1, keep_activations: bool = True,
+def pack(model: Model, config: AccelConfig, batch: int = 1,
          allocate: Callable[[int], np.ndarray] | None = None) -> MemoryImage:
     """Pack ``model`` for ``config`` with room for ``batch`` input images.
 
-    ``keep_activations`` gives every image its own copy of every layer's output (for chain-of-trust
-    checks); without it intermediate outputs are overwritten image after image (the deployment layout).
+    Every image has its own copy of every layer's output: the kernel runs layer-major (each layer over the
+    whole batch before the next), so no two images can share an intermediate region.
     """
     if batch < 1:
         raise ParameterError(f"batch must be >= 1, got {batch}")
@@ -164,24 +178,25 @@ def pack(model: Model, config: AccelConfig, batch: int = 1, keep_activations: bo
             w_offsets[plan.index] = offset
             offset = fmt.align(offset + 8 * plan.out_c + plan.out_c * plan.row_bytes)
 
-    def region(shape: tuple[int, ...], dtype, per_image: bool) -> Region:
+    def region(shape: tuple[int, ...], dtype, layout: fmt.MapLayout | None) -> Region:
         nonlocal offset
-        r = Region(offset, tuple(shape), np.dtype(dtype), 0)
-        stride = fmt.align(r.nbytes) if per_image else 0
-        r = Region(offset, r.shape, r.dtype, stride)
-        offset = fmt.align(offset + (stride * batch if per_image else r.nbytes))
+        r = Region(offset, tuple(shape), np.dtype(dtype), 0, layout)
+        stride = fmt.align(r.nbytes)
+        r = Region(offset, r.shape, r.dtype, stride, layout)
+        offset = fmt.align(offset + stride * batch)
         return r
 
-    inputs = region(tuple(model.input.shape), np.int8, True)
+    source, layouts = activation_layouts(model, config)
+    inputs = region(tuple(model.input.shape), np.int8, source)
     outputs: dict[int, Region] = {}
     last = len(model.layers) - 1
     previous = inputs
     for i, layer in enumerate(model.layers):
-        if isinstance(layer, Flatten):
-            outputs[i] = Region(previous.offset, model.out_shape(i), previous.dtype, previous.stride)
+        if isinstance(layer, Flatten):  # the same bytes, read as the flat vector of the stored map
+            outputs[i] = Region(previous.offset, model.out_shape(i), previous.dtype, previous.stride, previous.layout)
         else:
             raw = i == last and layer.requant is None
-            outputs[i] = region(model.out_shape(i), np.int32 if raw else np.int8, keep_activations or i == last)
+            outputs[i] = region(model.out_shape(i), np.int32 if raw else np.int8, None if raw else layouts[i])
         previous = outputs[i]
 
     buffer = _aligned_buffer(offset, allocate)
@@ -219,11 +234,11 @@ def pack(model: Model, config: AccelConfig, batch: int = 1, keep_activations: bo
             base = w_offsets[plan.index]
             beats = param_beats(layer)
             buffer[base:base + beats.size] = beats
-            rows = weight_rows(plan, layer).view(np.uint8).reshape(-1)
+            rows = weight_rows(plan, layer, src.layout).view(np.uint8).reshape(-1)
             buffer[base + beats.size:base + beats.size + rows.size] = rows
         if plan.n_protected:
             table_parts.append(plan.entries())
             crit_start += plan.n_protected
     table = np.concatenate(table_parts) if table_parts else np.zeros(0, np.uint32)
     return MemoryImage(config, model.name, model.hash, plans, buffer, batch, table.astype(np.uint32), inputs,
-                       outputs, profile_offset, keep_activations, w_offsets)
+                       outputs, profile_offset, w_offsets)

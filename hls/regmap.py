@@ -118,7 +118,7 @@ CTRL_MEM = Register("CTRL_MEM", 0x10, Access.RW, "DDR address of the memory imag
                     "control master (header, descriptors, profile, int32 logits)", arg="ctrl_mem", bits=64)
 WEIGHT_MEM = Register("WEIGHT_MEM", 0x1C, Access.RW, "DDR address of the memory image, seen by the 64-bit "
                       "weight master (bias/shift beats, weight rows)", arg="weight_mem", bits=64)
-ACT_MEM = Register("ACT_MEM", 0x28, Access.RW, "DDR address of the memory image, seen by the 8-bit "
+ACT_MEM = Register("ACT_MEM", 0x28, Access.RW, "DDR address of the memory image, seen by the 64-bit "
                    "activation master (inputs, every layer's int8 outputs)", arg="act_mem", bits=64)
 
 N_IMAGES = Register("N_IMAGES", 0x40, Access.RW, "images to run from the image's input batch; 0 = probe run "

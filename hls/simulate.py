@@ -44,11 +44,11 @@ class CsimAccelerator:
     """A model loaded on the C-simulated accelerator (the device is shared per process and config)."""
 
     def __init__(self, model: Model, config: AccelConfig = DEFAULT_CONFIG, batch: int = 64,
-                 keep_activations: bool = True, device: CsimDevice | None = None):
+                 device: CsimDevice | None = None):
         self.model = model
         self.config = config
         self.device = device or CsimDevice.open(config)
-        self.image: MemoryImage = pack(model, config, batch, keep_activations)
+        self.image: MemoryImage = pack(model, config, batch)
         self.info = host.probe(self.device)
         host.check_hardware(self.info, config)
         self._token = 0

@@ -95,8 +95,8 @@ def golden_vectors(seed: int = 7) -> list[Vector]:
 
 
 #: The m_axi ports as the testbench names them, with their element size in bytes (accel_top.cpp: uint32_t
-#: ctrl_mem, uint64_t weight_mem, int8_t act_mem).
-PORT_BYTES = {"ctrl": 4, "weights": 8, "act": 1}
+#: ctrl_mem, uint64_t weight_mem, uint64_t act_mem).
+PORT_BYTES = {"ctrl": 4, "weights": 8, "act": 8}
 
 
 @dataclass(frozen=True)
@@ -144,13 +144,13 @@ def write_vector(vector: Vector, config: AccelConfig, directory: Path) -> Path:
     faults = [] if vector.fault is None else [vector.fault]
     result = Executor(vector.model).run(vector.inputs, faults=faults, collect=True)
     expected = image.buffer.copy()
-    for i, region in image.outputs.items():  # packed with keep_activations: every image has its region
-        item = np.ascontiguousarray(result.activations[i]).astype(region.dtype).reshape(n, -1).view(np.uint8)
+    for i, region in image.outputs.items():  # every image has its own region of every layer
+        item = region.encode(result.activations[i])  # as the kernel stores it (pixel-major, padded)
         for k in range(n):
             start = region.offset + k * region.stride
             expected[start:start + region.nbytes] = item[k]
-    report = cycle_report(vector.model, config)
-    profile = np.array([layer.total * n for layer in report.layers], dtype="<u8")
+    report = cycle_report(vector.model, config, images=n)
+    profile = np.array([layer.total for layer in report.layers], dtype="<u8")
     expected[image.profile_offset:image.profile_offset + profile.nbytes] = profile.view(np.uint8)
     expected.tofile(out / "expected.bin")
     (out / "regions.txt").write_text("".join(f"{port} {offset} {nbytes}\n" for port, spans in

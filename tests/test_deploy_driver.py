@@ -59,9 +59,9 @@ def test_emulator_is_bit_true_with_the_executor_and_the_counter_models(models, k
     assert np.array_equal(run.logits, ref.logits)
     for got, want in zip(run.activations, ref.activations):
         assert np.array_equal(got, want)
-    report = cycle_report(model, DEFAULT_CONFIG)
-    assert run.cycles == report.run(8)
-    assert run.profile.tolist() == [8 * c.total for c in report.layers]
+    report = cycle_report(model, DEFAULT_CONFIG, images=8)
+    assert run.cycles == report.run(8) == report.total
+    assert run.profile.tolist() == [c.total for c in report.layers]
     assert (run.corrections, run.fi_hits) == (0, 0)
     for fault in some_faults(model, np.random.default_rng(1)):
         faulty = acc.run(x[:8], fault=fault)

@@ -79,8 +79,8 @@ def test_random_network_bit_exact_with_cycles(small, scheme):
     acc = CsimAccelerator(model, batch=x.shape[0])
     run = acc.run(x)
     assert_same_layers(run, Executor(model).run(x, collect=True))
-    report = cycle_report(model, DEFAULT_CONFIG)
-    assert list(run.profile) == [layer.total * x.shape[0] for layer in report.layers]
+    report = cycle_report(model, DEFAULT_CONFIG, images=x.shape[0])
+    assert list(run.profile) == [layer.total for layer in report.layers]
     assert run.cycles == report.run(x.shape[0])
     assert run.status.corrections == 0 and run.status.fi_hits == 0
 
@@ -187,8 +187,8 @@ def test_other_builds_bit_exact_with_cycles(small, pe, simd):
         m = variant(model, scheme, seed=5)
         run = CsimAccelerator(m, config, batch=3).run(x[:3])
         assert_same_layers(run, Executor(m).run(x[:3], collect=True))
-        report = cycle_report(m, config)
-        assert list(run.profile) == [layer.total * 3 for layer in report.layers]
+        report = cycle_report(m, config, images=3)
+        assert list(run.profile) == [layer.total for layer in report.layers]
         assert run.cycles == report.run(3)
 
 
@@ -202,11 +202,11 @@ def test_network_larger_than_the_block_ram():
     assert model.n_neurons == 103_168 and model.params() > 1_900_000
     model = protect_fraction(model, rng, Scheme.SPLIT, 0.006)
     x = model.quantize_input(rng.random((1, 3, 32, 32), dtype=np.float32))
-    acc = CsimAccelerator(model, batch=1, keep_activations=False)
+    acc = CsimAccelerator(model, batch=1)
     run = acc.run(x, collect=False)
     assert np.array_equal(run.logits, Executor(model).run(x).logits)
     assert run.cycles == cycle_report(model, DEFAULT_CONFIG).run(1)
-    image = pack(model, DEFAULT_CONFIG, keep_activations=False)
+    image = pack(model, DEFAULT_CONFIG)
     assert image.nbytes > 1_900_000
 
 

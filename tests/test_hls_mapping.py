@@ -31,8 +31,9 @@ def test_plan_maps_linear_as_a_1x1_conv(model):
     assert [p.index for p in plans] == [0, 1, 2, 3, 5, 6]  # the Flatten needs no descriptor
     fc = plans[4]
     assert (fc.op, fc.in_c, fc.in_h, fc.kernel, fc.out_c, fc.hw_out) == (fmt.Op.CONV, 256, 1, 1, 40, 1)
-    assert fc.flags == fmt.Flag.RELU | fmt.Flag.NEURONS
-    assert plans[-1].flags == fmt.Flag.RAW and plans[1].op is fmt.Op.MAXPOOL
+    assert fc.flags == fmt.Flag.RELU | fmt.Flag.NEURONS | fmt.Flag.BATCH  # vector layers take a batch at once
+    assert plans[-1].flags == fmt.Flag.RAW | fmt.Flag.BATCH and plans[1].op is fmt.Op.MAXPOOL
+    assert not plans[0].batched and not plans[2].batched
     conv1 = plans[0]
     assert (conv1.cg, conv1.ft, conv1.row_bytes, conv1.tiles) == (1, 25, 200, 1)
 
@@ -110,7 +111,8 @@ def test_image_layout(model):
     assert image.outputs[4].offset == image.outputs[3].offset
     # descriptor 0 is conv1: geometry, addresses and its slice of the critical table
     d = words[words[fmt.HeaderWord.DESC_OFFSET] // 4:][:fmt.DESC_WORDS]
-    assert d[fmt.DescWord.OP_FLAGS] == fmt.op_flags_word(fmt.Op.CONV, fmt.Flag.RELU | fmt.Flag.NEURONS, Scheme.SPLIT)
+    assert d[fmt.DescWord.OP_FLAGS] == fmt.op_flags_word(fmt.Op.CONV, fmt.Flag.RELU | fmt.Flag.NEURONS | fmt.Flag.DENSE_IN,
+                                                             Scheme.SPLIT)  # 1 channel, k=5: packed, reads the input dense
     assert d[fmt.DescWord.GEOMETRY] == fmt.geometry_word(5, 1, 0)
     assert (d[fmt.DescWord.CRIT_START], d[fmt.DescWord.CRIT_COUNT]) == (0, prot.protection(0).n_protected)
     neurons = prot.protection(0).neurons
@@ -140,10 +142,16 @@ def test_inputs_and_outputs_round_trip(model):
         image.write_inputs(np.zeros((5, 1, 28, 28), np.int8))
     with pytest.raises(ParameterError, match="outside 1..4"):
         image.read_output(0, 5)
-    shared = pack(model, CFG, batch=4, keep_activations=False)
-    assert shared.outputs[0].stride == 0 and shared.outputs[6].stride > 0
-    with pytest.raises(ParameterError, match="keep_activations"):
-        shared.read_output(0, 4)
+    # layer-major: every image has its own region of every layer, in the pixel-major padded layout
+    assert all(r.stride >= r.nbytes > 0 for r in image.outputs.values())
+    conv1 = image.outputs[0]  # 6 x 24 x 24, channels padded to one 8-byte beat per pixel
+    assert conv1.layout == fmt.MapLayout((6, 24, 24), 8) and conv1.nbytes == 24 * 24 * 8
+    y = np.random.default_rng(1).integers(-128, 128, (4, 6, 24, 24)).astype(np.int8)
+    for k in range(4):
+        image.buffer[conv1.offset + k * conv1.stride:][:conv1.nbytes] = conv1.encode(y[k:k + 1])[0]
+    assert np.array_equal(image.read_output(0, 4), y)
+    pixel = image.buffer[conv1.offset + 8 * (3 * 24 + 5):][:8].view(np.int8)  # image 0, pixel (y=3, x=5)
+    assert np.array_equal(pixel[:6], y[0, :, 3, 5]) and not pixel[6:].any()
 
 
 def test_cycle_model_by_hand():
@@ -154,7 +162,7 @@ def test_cycle_model_by_hand():
     lat = CFG.latency
     c = layer_cycles(plan, CFG)
     ft = 2  # 16 inputs / SIMD 8
-    assert c.load_input == 16 + lat.load_input
+    assert c.load_input == 16 // 8 + lat.load_input  # 16 dense input bytes in 64-bit beats
     assert c.params == 12 + lat.params  # once per layer
     tile_weights = (8 * ft + lat.weights, 4 * ft + lat.weights)
     assert c.weights == sum(tile_weights)
@@ -163,11 +171,19 @@ def test_cycle_model_by_hand():
     assert list(protected_groups(plan)) == [1, 0]  # both protected neurons sit in tile 0's only position
     tile_compute = ((1 + 2 * 1) * ft + lat.mac, 1 * ft + lat.mac)
     assert c.compute == sum(tile_compute)
-    assert c.store == 12 + lat.store
+    assert c.store == 12 // 8 + 1 + lat.store  # 12 channels padded to 2 beats
     # the input load runs beside params + tile 0's weights; tile 0's walk + compute beside tile 1's weights
     head = max(c.load_input, c.params + tile_weights[0])
     body = max(tile_table[0] + tile_compute[0], tile_weights[1]) + tile_table[1] + tile_compute[1]
     assert c.total == c.descriptor + head + body + c.correct + c.store
     assert c.overlapped == c.load_input + c.params + c.weights + c.table + c.compute - head - body
     report = cycle_report(model, CFG)
-    assert report.run(5) == report.run_overhead + 5 * report.per_inference
+    assert report.run(1) == report.run_overhead + report.per_inference
+    # five images: fc1 is a vector layer, batched: fetched once, one weight load, the five images as positions
+    assert plan_model(model, CFG)[0].batched
+    b = layer_cycles(plan, CFG, images=5)
+    assert b.descriptor == c.descriptor and (b.params, b.weights, b.table) == (c.params, c.weights, c.table)
+    assert b.load_input == 5 * 2 + lat.load_input and b.store == 5 * 2 + lat.store
+    assert b.compute == ((5 + 2 * 5) * ft + lat.mac) + (5 * ft + lat.mac) and b.correct == 2 * 5 + lat.lcu
+    assert report.run(5) == report.run_overhead + sum(layer_cycles(p, CFG, 5).total for p in plan_model(model, CFG))
+    assert report.run(5) < report.run_overhead + 5 * report.per_inference

@@ -30,7 +30,7 @@ constexpr unsigned CTRL_MEM_DEPTH = Cfg::CosimDepth::CTRL;
 constexpr unsigned WEIGHT_MEM_DEPTH = Cfg::CosimDepth::WEIGHTS;
 constexpr unsigned ACT_MEM_DEPTH = Cfg::CosimDepth::ACT;
 
-void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, int8_t* act_mem, uint32_t n_images,
+void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, uint64_t* act_mem, uint32_t n_images,
                   uint32_t fi_ctrl, uint32_t fi_layer, uint32_t fi_slot, uint32_t fi_mask, uint32_t fi_mode,
                   const uint32_t crit_table[resilq::regmap::CRIT_TABLE_CAPACITY], uint32_t* version,
                   uint32_t* hw_config, uint32_t* config_id, uint32_t* status, uint32_t* model_cycles_lo,
@@ -80,6 +80,10 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, int8_t* act_me
 #pragma HLS ARRAY_PARTITION variable=raw_buf dim=1 complete
 #pragma HLS ARRAY_PARTITION variable=sh_buf dim=1 complete
 #pragma HLS ARRAY_PARTITION variable=marks dim=1 complete
+    // plan_descriptor runs for a descriptor and for each chunk of a batched one, never at the same time: one
+    // instance (UG1399 "pragma HLS allocation": limits the instances of a function), so its index multipliers
+    // are counted once (resilq.hls.resources.INDEX_MULTIPLIERS)
+#pragma HLS ALLOCATION function instances=resilq::plan_descriptor<Cfg> limit=1
 
     *version = regmap::MAP_VERSION;
     *hw_config = Cfg::HW_CONFIG;
@@ -110,45 +114,63 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, int8_t* act_me
         else if (n_images > hdr[image::HDR_BATCH]) code = image::STATUS_BATCH_RANGE;
         else if (fi_en && ((fi_mask & 0xFFu) == 0 || fi_mode > resilq::arith::STUCK_AT_1)) code = image::STATUS_FAULT_CONFIG;
 
-        // image * IN_STRIDE and image * OUT_STRIDE of every descriptor, advanced image by image (no multiplier)
-        uint32_t in_offset[Cfg::MAX_LAYERS], out_offset[Cfg::MAX_LAYERS];
-    images:  // sequential: one inference per iteration
-        for (uint32_t img = 0; img < n_images && code == image::STATUS_OK; ++img) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=1024
-            const bool armed = fi_en && (!fi_once || token != resilq::state::fi_last_token);
-            if (fi_en && fi_once && armed) resilq::state::fi_last_token = token;
-        layers:  // sequential: one layer descriptor per iteration
-            for (uint32_t l = 0; l < n_desc && code == image::STATUS_OK; ++l) {
+        // Layer-major: each descriptor is fetched once per run and runs over every image of the batch before
+        // the next one starts (every layer's outputs have a region per image). A FLAG_BATCH vector layer takes
+        // the images MAX_BATCH at a time as the positions of one map, so one weight load serves the chunk.
+        // The fault is armed for image 0 (a fresh one-shot TOKEN, or every inference) and for images 1.. only
+        // when it hits every inference.
+        const bool armed_first = fi_en && (!fi_once || token != resilq::state::fi_last_token);
+        const bool armed_rest = fi_en && !fi_once;
+        if (code == image::STATUS_OK && fi_en && fi_once && armed_first) resilq::state::fi_last_token = token;
+    layers:  // sequential: one layer descriptor per iteration
+        for (uint32_t l = 0; l < n_desc && code == image::STATUS_OK; ++l) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=64
-                resilq::LayerDesc d;
-                uint64_t lc = resilq::fetch_descriptor<Cfg>(ctrl_mem, desc_word + l * image::DESC_WORDS, d);
-                resilq::LayerGeom g;
-                const uint32_t bad = resilq::plan_descriptor<Cfg>(d, g);
-                const uint32_t in_off = (img == 0) ? 0u : in_offset[l];
-                const uint32_t out_off = (img == 0) ? 0u : out_offset[l];
-                in_offset[l] = in_off + d.in_stride;
-                out_offset[l] = out_off + d.out_stride;
-                if (bad != image::STATUS_OK) {
-                    code = bad;
-                    bad_layer = l;
-                } else {
-                    resilq::FaultSite site;
-                    site.active = armed && (d.flags & image::FLAG_NEURONS) != 0 && d.ir_layer == fi_layer;
-                    site.slot = fi_slot;
-                    site.mask = static_cast<uint8_t>(fi_mask & 0xFFu);
-                    site.mode = fi_mode & regmap::FI_MODE_MODE_MASK;
-                    lc += resilq::run_layer<Cfg>(ctrl_mem, weight_mem, act_mem, crit_table, d, g, d.in_addr + in_off,
-                                                 d.out_addr + out_off, in_buf, w_ping, w_pong, bias_buf,
-                                                 shift_buf, out_buf, raw_buf, sh_buf, marks,
-                                                 site, ctr);
-                    if (ctr.error != image::STATUS_OK) {
-                        code = ctr.error;
+            resilq::LayerDesc d;
+            uint64_t lc = resilq::fetch_descriptor<Cfg>(ctrl_mem, desc_word + l * image::DESC_WORDS, d);
+            resilq::LayerGeom g;
+            const uint32_t bad = resilq::plan_descriptor<Cfg>(d, g);
+            if (bad != image::STATUS_OK) {
+                code = bad;
+                bad_layer = l;
+            }
+            const bool batched = (d.flags & image::FLAG_BATCH) != 0 && n_images > 1;
+            const bool fault_layer = (d.flags & image::FLAG_NEURONS) != 0 && d.ir_layer == fi_layer;
+            // image * IN_STRIDE / OUT_STRIDE, advanced chunk by chunk (no multiplier: MAX_BATCH is a power of two)
+            uint32_t in_off = 0, out_off = 0;
+        images:  // sequential: one image (or one chunk of a batched layer) per iteration
+            for (uint32_t img = 0; img < n_images && code == image::STATUS_OK;) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=1024
+                const uint32_t left = n_images - img;
+                const uint32_t chunk = !batched ? 1u : (left < Cfg::MAX_BATCH ? left : Cfg::MAX_BATCH);
+                resilq::LayerDesc dc = d;
+                resilq::LayerGeom gc = g;
+                if (chunk > 1) {
+                    const uint32_t bad_chunk = resilq::plan_batch<Cfg>(d, chunk, dc, gc);
+                    if (bad_chunk != image::STATUS_OK) {
+                        code = bad_chunk;
                         bad_layer = l;
+                        break;
                     }
                 }
-                profile[l] = (img == 0 ? 0 : profile[l]) + lc;
-                cycles += lc;
+                resilq::FaultSite site;
+                site.active = fault_layer && (img == 0 ? armed_first : armed_rest);
+                site.active_rest = fault_layer && (chunk > 1 ? armed_rest : site.active);
+                site.slot = fi_slot;
+                site.mask = static_cast<uint8_t>(fi_mask & 0xFFu);
+                site.mode = fi_mode & regmap::FI_MODE_MODE_MASK;
+                lc += resilq::run_layer<Cfg>(ctrl_mem, weight_mem, act_mem, crit_table, dc, gc, d.in_addr + in_off,
+                                             d.out_addr + out_off, in_buf, w_ping, w_pong, bias_buf, shift_buf, out_buf,
+                                             raw_buf, sh_buf, marks, site, ctr);
+                if (ctr.error != image::STATUS_OK) {
+                    code = ctr.error;
+                    bad_layer = l;
+                }
+                img += chunk;
+                in_off += batched ? (d.in_stride << Cfg::MAX_BATCH_LOG2) : d.in_stride;
+                out_off += batched ? (d.out_stride << Cfg::MAX_BATCH_LOG2) : d.out_stride;
             }
+            profile[l] = lc;
+            cycles += lc;
         }
         if (code == image::STATUS_OK) {  // the per-layer profile of a complete run
         write_profile:

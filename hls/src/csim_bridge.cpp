@@ -70,7 +70,7 @@ void start() {
     if (dev.regs[rm::N_IMAGES / 4] != 0) {  // a probe run (0 images) touches no memory
         ctrl = translate("CTRL_MEM", pointer_reg(rm::CTRL_MEM), 4);
         weights = ctrl ? translate("WEIGHT_MEM", pointer_reg(rm::WEIGHT_MEM), 8) : nullptr;
-        act = weights ? translate("ACT_MEM", pointer_reg(rm::ACT_MEM), 1) : nullptr;
+        act = weights ? translate("ACT_MEM", pointer_reg(rm::ACT_MEM), 8) : nullptr;
         if (act == nullptr) return;  // a bus error on the board: the kernel never finishes
         // The host's memory is not the board's: refuse an image that claims more bytes than are attached
         // (the kernel would read past the block), instead of crashing the Python process.
@@ -86,7 +86,7 @@ void start() {
     uint32_t out[8];
     resilq::probe::reset();
     resilq_accel(reinterpret_cast<uint32_t*>(ctrl), reinterpret_cast<const uint64_t*>(weights),
-                 reinterpret_cast<int8_t*>(act), dev.regs[rm::N_IMAGES / 4], dev.regs[rm::FI_CTRL / 4],
+                 reinterpret_cast<uint64_t*>(act), dev.regs[rm::N_IMAGES / 4], dev.regs[rm::FI_CTRL / 4],
                  dev.regs[rm::FI_LAYER / 4], dev.regs[rm::FI_SLOT / 4], dev.regs[rm::FI_MASK / 4],
                  dev.regs[rm::FI_MODE / 4], &dev.regs[rm::CRIT_TABLE / 4], &out[0], &out[1], &out[2], &out[3],
                  &out[4], &out[5], &out[6], &out[7]);

@@ -125,7 +125,7 @@ int run_vector(const std::string& dir) {
     using Depth = resilq::AccelConfig::CosimDepth;
     PortMemory<uint32_t> ctrl("ctrl", resilq::probe::CTRL, Depth::CTRL, image);
     PortMemory<uint64_t> weights("weights", resilq::probe::WEIGHTS, Depth::WEIGHTS, image);
-    PortMemory<int8_t> act("act", resilq::probe::ACT, Depth::ACT, image);
+    PortMemory<uint64_t> act("act", resilq::probe::ACT, Depth::ACT, image);
     std::vector<uint32_t> table(resilq::regmap::CRIT_TABLE_CAPACITY, 0);
     if (!table_bytes.empty()) std::memcpy(table.data(), table_bytes.data(), table_bytes.size());
 

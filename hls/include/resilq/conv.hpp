@@ -124,10 +124,11 @@ init_lanes:
         prot[p] = false;
         seen[p] = 0;
         slot0[p] = lane_slot;
-        lane_slot += g.hw_out;
+        lane_slot += g.slot_hw;
     }
 
     uint32_t pos = 0, ox = 0, pass = 0, npass = 1;
+    uint32_t raw_base = 0;  // classifier-buffer word of the position: pos * raw_rows, counted
     uint32_t f = 0, cg = 0, kx = 0, ky = 0;
     // The receptive field, counted instead of multiplied: (iy0, ix0) = (oy, ox) * stride - pad; the input
     // buffer element of window pixel (ky, kx), channel group cg is window + inner, with (LayerGeom::pitch)
@@ -144,11 +145,15 @@ compute:
 #pragma HLS DEPENDENCE variable=marks inter false
         if (f == 0 && pass == 0) {  // a new position: which lanes hold a protected neuron here?
             bool any = false;
+            // batched, every position (image) of a protected channel is protected: the marks of position 0
+            // hold for the whole chunk and are cleared at its last image
+            const uint32_t mpos = g.batched ? 0u : pos;
+            const bool clear = !g.batched || pos + 1 == g.hw_out;
         read_marks:
             for (uint32_t p = 0; p < Cfg::PE; ++p) {
 #pragma HLS UNROLL
-                prot[p] = marks[p][pos];
-                marks[p][pos] = false;
+                prot[p] = marks[p][mpos];
+                if (clear) marks[p][mpos] = false;
                 any = any || prot[p];
             }
             npass = any ? g.copies : 1;
@@ -215,15 +220,16 @@ compute:
             if (p < tile.rows && !raw) {
                 int8_t v = (prot[p] && split) ? arith::split_half(acc[p], shift[p])
                                               : arith::requantize(acc[p], shift[p], lo, arith::INT8_HI);
+                const bool armed = (pos == 0) ? fault.active : fault.active_rest;  // batched: pos = image
                 if (pass == 0) {
-                    if (fault.active && fault.slot == slot0[p] + pos) {
+                    if (armed && fault.slot == slot0[p] + (g.batched ? 0u : pos)) {
                         v = arith::apply_fault(v, fault.mask, fault.mode);
                         ++ctr.fi_hits;
                     }
                 } else if (prot[p]) {
                     const uint32_t entry = first[p] + seen[p];
-                    const uint32_t slot = g.n_out + ops::times_shadows(entry, extra) + (pass - 1);
-                    if (fault.active && fault.slot == slot) {
+                    const uint32_t slot = g.slot_n_out + ops::times_shadows(entry, extra) + (pass - 1);
+                    if (armed && fault.slot == slot) {
                         v = arith::apply_fault(v, fault.mask, fault.mode);
                         ++ctr.fi_hits;
                     }
@@ -239,7 +245,7 @@ compute:
 #pragma HLS UNROLL
             const uint32_t p = b % Cfg::PE;
             if (b / Cfg::PE == tile.group && p < tile.rows) {
-                if (raw) raw_buf[b][tile.raw_row] = acc[p];
+                if (raw) raw_buf[b][raw_base + tile.raw_row] = acc[p];
                 else if (pass == 0) out_buf[b][tile.row_base + pos] = val[p];
             }
         }
@@ -258,12 +264,13 @@ compute:
         for (uint32_t p = 0; p < Cfg::PE; ++p) {
 #pragma HLS UNROLL
             if (prot[p]) {
-                ++seen[p];
+                if (!g.batched) ++seen[p];  // batched: one table entry per lane and tile serves every image
                 ++lane_count[p];
             }
         }
         if (pos + 1 == g.hw_out) break;
         ++pos;
+        raw_base += g.raw_rows;
         if (ox + 1 < d.out_w) {
             ++ox;
             ix0 += stride;

@@ -54,10 +54,10 @@ constexpr uint32_t MAX_DIM = 0xFFFFu;
 // The checks run in stages so that every ops::index_product sees operands inside its 24 x 17-bit range:
 // first the raw fields, then the sizes built from them.
 template <class Cfg>
-uint32_t plan_descriptor(const LayerDesc& d, LayerGeom& g) {
+uint32_t plan_descriptor(const LayerDesc& d, LayerGeom& g, bool chunk = false) {
     static_assert(Cfg::MAX_IN < (1u << ops::INDEX_A_BITS), "max_in must stay below 2^24 (index multipliers)");
     static_assert(Cfg::MAX_POS <= (1u << 16), "max_pos must stay <= 2^16 (16-bit table positions)");
-    g = LayerGeom{0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0};
+    g = LayerGeom{0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     if (d.op != image::OP_CONV && d.op != image::OP_MAXPOOL) return image::STATUS_BAD_OP;
     if (d.scheme > arith::DUP_MIN) return image::STATUS_BAD_OP;
     const bool raw = (d.flags & image::FLAG_RAW) != 0;
@@ -83,22 +83,64 @@ uint32_t plan_descriptor(const LayerDesc& d, LayerGeom& g) {
     else ok = ok && ops::index_product(g.hw_out, out_rows) <= Cfg::MAX_OUT / Cfg::OUT_BANKS;
     if (d.op == image::OP_CONV) ok = ok && uint64_t(g.ft) * Cfg::SIMD <= Cfg::MAX_FANIN;
     if (d.op == image::OP_MAXPOOL) ok = ok && d.in_c == d.out_c && d.pad == 0;
+    g.raw_rows = (d.out_c + Cfg::OUT_BANKS - 1) / Cfg::OUT_BANKS;
+    if (raw && !chunk) ok = ok && g.hw_out == 1;  // the classifier buffer holds one position per image
+    // FLAG_BATCH: a vector layer whose MAX_BATCH-image chunk fits every buffer (products by the power-of-two
+    // MAX_BATCH are shifts); the chunk's own geometry comes from this function again (engine.hpp)
+    if (d.flags & image::FLAG_BATCH) {
+        ok = ok && d.op == image::OP_CONV && g.hw_in == 1 && g.hw_out == 1 && d.kernel == 1;
+        ok = ok && ((uint64_t(g.cg) * Cfg::SIMD) << Cfg::MAX_BATCH_LOG2) <= Cfg::MAX_IN;
+        if (raw) ok = ok && (uint64_t(g.raw_rows) << Cfg::MAX_BATCH_LOG2) <= Cfg::MAX_RAW / Cfg::OUT_BANKS;
+        else ok = ok && (uint64_t(out_rows) << Cfg::MAX_BATCH_LOG2) <= Cfg::MAX_OUT / Cfg::OUT_BANKS;
+    }
     if (!ok) return image::STATUS_CAPACITY;
+    // activations move in 64-bit beats: every address and per-image stride is a whole beat
+    if (((d.in_addr | d.in_stride | d.out_addr | d.out_stride) & 7u) != 0) return image::STATUS_LAYOUT;
+    // kernel-row packing: a conv whose kernel row of in_c * kernel weights fits one SIMD word (in_c < SIMD)
+    g.packed = (d.op == image::OP_CONV && d.kernel > 1 && ops::index_product(d.in_c, d.kernel) <= Cfg::SIMD) ? 1u : 0u;
+    // a dense input is read as one run of elements: only where the buffer's element order is the DDR order
+    g.in_dense = (d.flags & image::FLAG_DENSE_IN) ? 1u : 0u;
+    if (g.in_dense && !(g.packed || g.hw_in == 1)) return image::STATUS_LAYOUT;
     if (uint64_t(d.crit_start) + d.crit_count > regmap::CRIT_TABLE_CAPACITY) return image::STATUS_TABLE_RANGE;
     if (d.crit_count > 0 && (d.scheme == arith::NONE || raw || d.op != image::OP_CONV)) return image::STATUS_TABLE_RANGE;
     // the loop geometry, from checked sizes (hw_in * cg * SIMD <= MAX_IN < 2^24 bounds every operand)
     g.n_in = static_cast<uint32_t>(ops::index_product(g.hw_in, d.in_c));
-    // kernel-row packing: a conv whose kernel row of in_c * kernel weights fits one SIMD word (in_c < SIMD)
-    g.packed = (d.op == image::OP_CONV && d.kernel > 1 && ops::index_product(d.in_c, d.kernel) <= Cfg::SIMD) ? 1u : 0u;
     g.mac_words = g.packed ? d.kernel : g.ft;
     g.pitch = g.packed ? d.in_c : g.cg * Cfg::SIMD;
     g.line = static_cast<uint32_t>(ops::index_product(d.in_w, g.pitch));
     g.step_x = static_cast<uint32_t>(ops::index_product(g.pitch, d.stride));
     g.step_y = static_cast<uint32_t>(ops::index_product(g.line, d.stride));
     g.pad_offset = static_cast<uint32_t>(ops::index_product(g.line + g.pitch, d.pad));
+    g.in_pixel_beats = (d.in_c + 7) / 8;
+    g.in_beats = g.in_dense ? (g.n_in + 7) / 8 : static_cast<uint32_t>(ops::index_product(g.hw_in, g.in_pixel_beats));
+    g.out_pixel_beats = (d.out_c + 7) / 8;
+    g.out_beats = static_cast<uint32_t>(ops::index_product(g.hw_out, g.out_pixel_beats));
+    g.in_pixel_stride = g.in_pixel_beats;
+    g.out_pixel_stride = g.out_pixel_beats;
+    g.batched = 0;
+    g.slot_hw = g.hw_out;
+    g.slot_n_out = g.n_out;
     g.tiles = (d.out_c + Cfg::PE - 1) / Cfg::PE;
     g.copies = arith::copies(d.scheme);
     return image::STATUS_OK;
+}
+
+// The geometry of one chunk of `chunk` (2 .. MAX_BATCH) images of a FLAG_BATCH descriptor: the vector layer as a
+// 1 x chunk map (positions = images, each read from and written to its own image's region: pixel strides of
+// IN_STRIDE / OUT_STRIDE), slots numbered per image as the IR's. plan_descriptor accepted d with MAX_BATCH.
+template <class Cfg>
+uint32_t plan_batch(const LayerDesc& d, uint32_t chunk, LayerDesc& db, LayerGeom& g) {
+    db = d;
+    db.in_w = chunk;
+    db.out_w = chunk;
+    db.flags = d.flags & ~(image::FLAG_BATCH | image::FLAG_DENSE_IN);  // a vector: dense and padded read alike
+    const uint32_t status = plan_descriptor<Cfg>(db, g, true);
+    g.in_pixel_stride = d.in_stride / 8;
+    g.out_pixel_stride = d.out_stride / 8;
+    g.batched = 1;
+    g.slot_hw = 1;
+    g.slot_n_out = d.out_c;
+    return status;
 }
 
 }  // namespace resilq

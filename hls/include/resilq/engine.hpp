@@ -32,7 +32,7 @@ uint64_t overlapped_tile(const uint64_t* weight_mem, const uint32_t* crit_table,
     uint64_t work = 0;
     if (d.crit_count > 0) {
         work += mark_tile<Cfg>(crit_table, table_ptr, table_last, table_end, d.crit_start, tile.c0, tile.rows,
-                               g.hw_out, marks, first, ctr.error);
+                               g.slot_hw, marks, first, ctr.error);
     }
     work += conv_tile<Cfg>(d, g, tile, bias, shift, in_buf, w_now, marks, out_buf, raw_buf, sh_buf, first,
                            lane_count, fault, ctr);
@@ -42,17 +42,17 @@ uint64_t overlapped_tile(const uint64_t* weight_mem, const uint32_t* crit_table,
 // Cycles of one conv/linear layer: the input map (activation master) loads while the layer's bias/shift beats
 // and tile 0's weights arrive (weight master); then every tile overlaps with the next tile's weight load.
 template <class Cfg>
-uint64_t run_layer(uint32_t* ctrl_mem, const uint64_t* weight_mem, int8_t* act_mem, const uint32_t* crit_table,
-                   const LayerDesc& d, const LayerGeom& g, uint32_t in_addr, uint32_t out_addr,
+uint64_t run_layer(uint32_t* ctrl_mem, const uint64_t* weight_mem, uint64_t* act_mem, const uint32_t* crit_table,
+                   const LayerDesc& d, const LayerGeom& g, uint32_t in_addr, uint32_t out_addr,  // bytes, multiples of 8
                    typename Buffers<Cfg>::In& in_buf, typename Buffers<Cfg>::Weights& w_ping,
                    typename Buffers<Cfg>::Weights& w_pong, typename Buffers<Cfg>::Bias& bias_buf,
                    typename Buffers<Cfg>::Shift& shift_buf, typename Buffers<Cfg>::Out& out_buf,
                    typename Buffers<Cfg>::Raw& raw_buf, typename Buffers<Cfg>::Shadow& sh_buf,
                    typename Buffers<Cfg>::Marks& marks, const FaultSite& fault, RunCounters& ctr) {
-    const uint64_t input = load_input<Cfg>(act_mem, in_addr, g.n_in, g.hw_in, g.pitch, in_buf);
+    const uint64_t input = load_input<Cfg>(act_mem, in_addr / 8, g, d.in_c, in_buf);
     if (d.op == image::OP_MAXPOOL) {
         uint64_t cycles = input + maxpool<Cfg>(d, g, in_buf, out_buf);
-        return cycles + store_output<Cfg>(act_mem, out_addr, g.n_out, g.hw_out, out_buf);
+        return cycles + store_output<Cfg>(act_mem, out_addr / 8, g, d.out_c, out_buf);
     }
     int32_t bias[Cfg::PE];
     uint32_t shift[Cfg::PE], first[Cfg::PE], lane_count[Cfg::PE];
@@ -105,7 +105,7 @@ tiles:  // sequential: tile t computes on one weight buffer while tile t+1's row
         }
         // the next tile's place, counted (PE is a power of two: the products by PE are shifts)
         tile.c0 = next_c0;
-        tile.slot_base += g.hw_out * Cfg::PE;
+        tile.slot_base += g.slot_hw * Cfg::PE;
         weight_beat = next_beat;
         if (tile.group + 1 == GROUPS) {
             tile.group = 0;
@@ -116,8 +116,11 @@ tiles:  // sequential: tile t computes on one weight buffer while tile t+1's row
         }
     }
     if (d.crit_count > 0) cycles += correct_layer<Cfg>(crit_table, d, g, out_buf, sh_buf, ctr);
-    if (d.flags & image::FLAG_RAW) return cycles + store_raw<Cfg>(ctrl_mem, out_addr / 4, g.n_out, raw_buf);
-    return cycles + store_output<Cfg>(act_mem, out_addr, g.n_out, g.hw_out, out_buf);
+    if (d.flags & image::FLAG_RAW) {
+        return cycles + store_raw<Cfg>(ctrl_mem, out_addr / 4, d.out_c, g.hw_out, g.out_pixel_stride * 2, g.raw_rows,
+                                       raw_buf);
+    }
+    return cycles + store_output<Cfg>(act_mem, out_addr / 8, g, d.out_c, out_buf);
 }
 
 }  // namespace resilq

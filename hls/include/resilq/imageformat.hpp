@@ -8,7 +8,7 @@ namespace resilq {
 namespace image {
 
 constexpr uint32_t MAGIC = 0x43415152u;  // "RQAC"
-constexpr uint32_t FORMAT_VERSION = 1u;
+constexpr uint32_t FORMAT_VERSION = 2u;
 constexpr uint32_t HEADER_WORDS = 16u;
 constexpr uint32_t DESC_WORDS = 16u;
 constexpr uint32_t PROFILE_WORDS = 2u;  // cycles lo, hi per descriptor
@@ -46,6 +46,8 @@ constexpr uint32_t OP_MAXPOOL = 2u;
 constexpr uint32_t FLAG_RELU = 1u;
 constexpr uint32_t FLAG_RAW = 2u;
 constexpr uint32_t FLAG_NEURONS = 4u;
+constexpr uint32_t FLAG_DENSE_IN = 8u;
+constexpr uint32_t FLAG_BATCH = 16u;
 
 constexpr uint32_t STATUS_OK = 0u;  // ok
 constexpr uint32_t STATUS_BAD_MAGIC = 1u;  // the memory image has no RQAC header (wrong address?)
@@ -57,6 +59,7 @@ constexpr uint32_t STATUS_TABLE_RANGE = 6u;  // a layer's critical-table range e
 constexpr uint32_t STATUS_FAULT_CONFIG = 7u;  // fault injection enabled with a zero mask or an unknown mode
 constexpr uint32_t STATUS_SHADOW_OVERFLOW = 8u;  // a PE lane's shadow buffer overflowed
 constexpr uint32_t STATUS_BATCH_RANGE = 9u;  // N_IMAGES exceeds the batch the memory image was packed for
+constexpr uint32_t STATUS_LAYOUT = 10u;  // an activation address or stride is not a multiple of 8 bytes, or a dense input the layer cannot read
 
 }  // namespace image
 }  // namespace resilq

@@ -9,28 +9,55 @@
 
 namespace resilq {
 
-// C-H-W int8 map from DDR into the input buffer: element (c, pixel) is e = pixel * pitch + c, in bank
-// e % SIMD, word e / SIMD (LayerGeom::pitch: channels padded to whole SIMD words per pixel, or dense pixels
-// for a packed conv), so the conv engine reads SIMD consecutive elements per cycle. e is counted.
+// An int8 map from DDR into the input buffer, one 64-bit beat per cycle. DDR holds maps pixel-major
+// (resilq/hls/imageformat.py, FORMAT 2): either every pixel's channels padded with zeros to whole beats
+// (LayerGeom::in_dense == 0, the layout store_output writes: beat j of pixel q holds channels 8j .. 8j+7), or,
+// for the network input a dense or vector layer reads (in_dense == 1), the bytes pixel * in_c + c in one run,
+// which is already the buffer's element order (pitch in_c, or one pixel). Element e = pixel * pitch + c goes
+// to bank e % SIMD, word e / SIMD; a beat's (up to) 8 bytes are 8 consecutive elements from `base`, so they
+// land in 8 different banks: bank b takes byte (b - base) % SIMD of the beat when that is < `valid` (the beat's
+// channels that exist; the padding is dropped). `base` and the counters are counted, not multiplied.
 template <class Cfg>
-uint64_t load_input(const int8_t* act_mem, uint32_t addr, uint32_t n, uint32_t hw, uint32_t pitch,
+uint64_t load_input(const uint64_t* act_mem, uint32_t beat, const LayerGeom& g, uint32_t in_c,
                     typename Buffers<Cfg>::In& in_buf) {
-    uint32_t c = 0, pix = 0, e = 0;
+    uint32_t base = 0, pixel_base = 0, j = 0, chan = 0;  // element of the beat's byte 0; pixel's element 0
+    uint32_t addr = beat, pixel_addr = beat;               // DDR beat; first beat of the pixel's record
 load_input:
-    for (uint32_t i = 0; i < n; ++i) {
+    for (uint32_t i = 0; i < g.in_beats; ++i) {
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=65536
-        in_buf[e % Cfg::SIMD][e / Cfg::SIMD] = probe::load<probe::ACT>(act_mem, addr + i);
-        if (pix + 1 == hw) {
-            pix = 0;
-            ++c;
-            e = c;
+#pragma HLS LOOP_TRIPCOUNT min=1 max=8192
+        const uint64_t bits = probe::load<probe::ACT>(act_mem, addr);
+        // dense: every byte of the run is an element (the last beat may run past n_in); padded: the channels left
+        const uint32_t left = g.in_dense ? g.n_in - base : in_c - chan;
+        const uint32_t valid = left < 8 ? left : 8u;
+        const uint32_t rot = base % Cfg::SIMD;
+    scatter:
+        for (uint32_t b = 0; b < Cfg::SIMD; ++b) {
+#pragma HLS UNROLL
+            const uint32_t k = (b + Cfg::SIMD - rot) % Cfg::SIMD;  // the beat byte bank b receives
+            if (k < valid) {
+                const uint32_t e = base + k;
+                in_buf[b][e / Cfg::SIMD] = static_cast<int8_t>(static_cast<uint8_t>(bits >> (8 * (k % 8))));
+            }
+        }
+        if (g.in_dense) {
+            base += 8;
+            ++addr;
+        } else if (j + 1 == g.in_pixel_beats) {  // next pixel (batched: the next image's record)
+            j = 0;
+            chan = 0;
+            pixel_base += g.pitch;
+            base = pixel_base;
+            pixel_addr += g.in_pixel_stride;
+            addr = pixel_addr;
         } else {
-            ++pix;
-            e += pitch;
+            ++j;
+            chan += 8;
+            base += 8;
+            ++addr;
         }
     }
-    return uint64_t(n) + Cfg::Latency::LOAD_INPUT;
+    return uint64_t(g.in_beats) + Cfg::Latency::LOAD_INPUT;
 }
 
 // Bias and shift of all `n` output channels of a layer, once per layer: one 64-bit beat each (int32 bias,
@@ -127,35 +154,85 @@ load_weights:
     return uint64_t(n) + Cfg::Latency::WEIGHTS;
 }
 
-// Output buffer -> DDR in C-H-W order (the IR's flat order).
+// Output buffer -> DDR, pixel-major with each pixel's channels padded with zeros to whole 64-bit beats (the
+// layout load_input reads): beat j of position pos holds channels 8j .. 8j+7, which sit in the output buffer's
+// banks (8j % OUT_BANKS) .. +7 at word (8j / OUT_BANKS) * hw + pos (types.hpp): one word of 8 banks chosen by a
+// counted group, so the gather is a compile-time bank per byte with a run-time enable. One beat per cycle.
 template <class Cfg>
-uint64_t store_output(int8_t* act_mem, uint32_t addr, uint32_t n, uint32_t hw,
+uint64_t store_output(uint64_t* act_mem, uint32_t beat, const LayerGeom& g, uint32_t out_c,
                       const typename Buffers<Cfg>::Out& out_buf) {
-    uint32_t c = 0, pos = 0, row = 0;
+    constexpr uint32_t GROUPS = Cfg::OUT_BANKS / 8;  // beats of channels sharing one output-buffer row
+    uint32_t pos = 0, j = 0, group = 0, row = 0, chan = 0;
+    uint32_t addr = beat, pixel_addr = beat;  // DDR beat; first beat of the position's record
 store_output:
-    for (uint32_t i = 0; i < n; ++i) {
+    for (uint32_t i = 0; i < g.out_beats; ++i) {
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=65536
-        probe::store<probe::ACT>(act_mem, addr + i, out_buf[c % Cfg::OUT_BANKS][row + pos]);
-        if (pos + 1 == hw) {
-            pos = 0;
-            ++c;
-            if (c % Cfg::OUT_BANKS == 0) row += hw;
-        } else {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=8192
+        uint64_t bits = 0;
+    gather:
+        for (uint32_t b = 0; b < Cfg::OUT_BANKS; ++b) {
+#pragma HLS UNROLL
+            const uint32_t k = b % 8;
+            if (b / 8 == group && chan + k < out_c) {
+                bits |= uint64_t(static_cast<uint8_t>(out_buf[b][row + pos])) << (8 * k);
+            }
+        }
+        probe::store<probe::ACT>(act_mem, addr, bits);
+        if (j + 1 == g.out_pixel_beats) {  // next position (batched: the next image's record), channel 0
+            j = 0;
+            chan = 0;
+            group = 0;
+            row = 0;
             ++pos;
+            pixel_addr += g.out_pixel_stride;
+            addr = pixel_addr;
+        } else {
+            ++addr;
+            ++j;
+            chan += 8;
+            if (group + 1 == GROUPS) {
+                group = 0;
+                row += g.hw_out;
+            } else {
+                ++group;
+            }
         }
     }
-    return uint64_t(n) + Cfg::Latency::STORE;
+    return uint64_t(g.out_beats) + Cfg::Latency::STORE;
 }
 
-// int32 classifier outputs -> DDR through the 32-bit control master.
+// int32 classifier outputs -> DDR through the 32-bit control master: class c of position (image) pos is
+// classifier-buffer bank c % OUT_BANKS, word pos * raw_rows + c / OUT_BANKS (conv.hpp); a batched layer writes
+// each image's classes into its own region (OUT_STRIDE / 4 words apart).
 template <class Cfg>
-uint64_t store_raw(uint32_t* ctrl_mem, uint32_t word, uint32_t n, const typename Buffers<Cfg>::Raw& raw_buf) {
+uint64_t store_raw(uint32_t* ctrl_mem, uint32_t word, uint32_t out_c, uint32_t positions, uint32_t stride_words,
+                   uint32_t raw_rows, const typename Buffers<Cfg>::Raw& raw_buf) {
+    uint32_t c = 0, bank = 0, row = 0, pos = 0, pos_row = 0, addr = word, pos_addr = word, n = 0;
 store_raw:
-    for (uint32_t i = 0; i < n; ++i) {
+    for (;;) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=1024
-        probe::store<probe::CTRL>(ctrl_mem, word + i, static_cast<uint32_t>(raw_buf[i % Cfg::OUT_BANKS][i / Cfg::OUT_BANKS]));
+        probe::store<probe::CTRL>(ctrl_mem, addr, static_cast<uint32_t>(raw_buf[bank][pos_row + row]));
+        ++n;
+        if (c + 1 < out_c) {
+            ++c;
+            ++addr;
+            if (bank + 1 == Cfg::OUT_BANKS) {
+                bank = 0;
+                ++row;
+            } else {
+                ++bank;
+            }
+            continue;
+        }
+        if (pos + 1 == positions) break;
+        ++pos;
+        c = 0;
+        bank = 0;
+        row = 0;
+        pos_row += raw_rows;
+        pos_addr += stride_words;
+        addr = pos_addr;
     }
     return uint64_t(n) + Cfg::Latency::STORE;
 }

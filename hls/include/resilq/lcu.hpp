@@ -25,18 +25,31 @@ init_taken:
 #pragma HLS UNROLL
         taken[p] = 0;
     }
+    // every entry once per position of its channel that is protected: one (unbatched), or every image of the
+    // chunk (batched: the layer's positions are images, written to the shadow buffer image after image)
+    const uint32_t reps = g.batched ? g.hw_out : 1u;
+    uint32_t e = 0, rep = 0, n = 0;
 correct:
-    for (uint32_t e = 0; e < d.crit_count; ++e) {
+    for (;;) {
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=8192
+#pragma HLS LOOP_TRIPCOUNT min=0 max=8192
 #pragma HLS DEPENDENCE variable=out_buf inter false
+        if (e >= d.crit_count) break;
         const uint32_t entry = crit_table[d.crit_start + e];
         const uint32_t c = entry >> 16;
-        const uint32_t pos = entry & 0xFFFFu;
+        const uint32_t entry_pos = entry & 0xFFFFu;
+        const uint32_t pos = g.batched ? rep : entry_pos;
         const uint32_t lane = c % Cfg::PE;
         const uint32_t idx = ops::times_shadows(taken[lane], extra);
         ++taken[lane];
-        if (c >= d.out_c || pos >= g.hw_out || idx + extra > Cfg::SHADOW_LANE) {
+        ++n;
+        if (rep + 1 == reps) {
+            rep = 0;
+            ++e;
+        } else {
+            ++rep;
+        }
+        if (c >= d.out_c || entry_pos >= g.slot_hw || idx + extra > Cfg::SHADOW_LANE) {
             ctr.error = image::STATUS_TABLE_RANGE;
             continue;
         }
@@ -48,7 +61,7 @@ correct:
         if (arith::slots_disagree(d.scheme, a, b, s)) ++ctr.corrections;
         out_buf[c % Cfg::OUT_BANKS][addr] = arith::correct(d.scheme, a, b, s);
     }
-    return uint64_t(d.crit_count) + Cfg::Latency::LCU;
+    return uint64_t(n) + Cfg::Latency::LCU;
 }
 
 }  // namespace resilq

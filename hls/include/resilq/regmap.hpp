@@ -28,7 +28,7 @@ constexpr uint32_t CTRL_MEM = 0x10u;  // DDR address of the memory image, seen b
 constexpr uint32_t CTRL_MEM_HI = 0x14u;  // upper address word
 constexpr uint32_t WEIGHT_MEM = 0x1cu;  // DDR address of the memory image, seen by the 64-bit weight master (bias/shift beats, weight rows)
 constexpr uint32_t WEIGHT_MEM_HI = 0x20u;  // upper address word
-constexpr uint32_t ACT_MEM = 0x28u;  // DDR address of the memory image, seen by the 8-bit activation master (inputs, every layer's int8 outputs)
+constexpr uint32_t ACT_MEM = 0x28u;  // DDR address of the memory image, seen by the 64-bit activation master (inputs, every layer's int8 outputs)
 constexpr uint32_t ACT_MEM_HI = 0x2cu;  // upper address word
 constexpr uint32_t N_IMAGES = 0x40u;  // images to run from the image's input batch; 0 = probe run (only VERSION, HW_CONFIG, CONFIG_ID and STATUS are written)
 constexpr uint32_t FI_CTRL = 0x48u;  // fault-injection control

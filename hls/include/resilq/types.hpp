@@ -55,6 +55,21 @@ struct LayerGeom {
     uint32_t step_x;      // elements between horizontally adjacent windows: stride * pitch
     uint32_t step_y;      // elements between vertically adjacent windows: stride * line
     uint32_t pad_offset;  // pad * (line + pitch): how far the padded window (0, 0) starts before element 0
+    // DDR side (64-bit beats, FORMAT 2): maps are pixel-major, each pixel's channels padded to whole beats, or
+    // dense (the network input of a packed conv or a vector layer, FLAG_DENSE_IN: bytes pixel * in_c + c).
+    uint32_t in_dense;         // 1: the input is one dense run of n_in bytes
+    uint32_t in_pixel_beats;   // beats per input pixel when padded: ceil(in_c / 8)
+    uint32_t in_beats;         // beats of the input map: ceil(n_in / 8) dense, hw_in * in_pixel_beats padded
+    uint32_t out_pixel_beats;  // beats per output position: ceil(out_c / 8)
+    uint32_t out_beats;        // beats of the output map: hw_out * out_pixel_beats
+    uint32_t in_pixel_stride;  // beats from one input pixel record to the next (in_pixel_beats; batched: IN_STRIDE/8)
+    uint32_t out_pixel_stride; // beats from one output position record to the next (out_pixel_beats; batched: OUT_STRIDE/8)
+    uint32_t raw_rows;         // classifier-buffer words per position: ceil(out_c / OUT_BANKS)
+    // Batched (FLAG_BATCH, engine.hpp): a vector layer over a chunk of images runs as a 1 x chunk map whose
+    // positions are the images, so one weight load serves them all. Slots keep the IR's numbering per image.
+    uint32_t batched;     // 1: positions are images
+    uint32_t slot_hw;     // slot positions per channel: hw_out, or 1 when batched
+    uint32_t slot_n_out;  // original slots of the IR layer (the first shadow slot): n_out, or out_c when batched
 };
 
 // Where one tile of PE output channels goes (counted tile by tile by the controller, engine.hpp).
@@ -72,7 +87,8 @@ struct Tile {
 
 // The fault-injection registers as seen by one layer of one inference.
 struct FaultSite {
-    bool active;   // enabled, armed for this inference, and this is the faulty layer
+    bool active;       // enabled, armed for this inference (a batched call: its first image), the faulty layer
+    bool active_rest;  // the same for the call's other images (batched: positions 1..); = active otherwise
     uint32_t slot;
     uint8_t mask;
     uint32_t mode;
