@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -79,6 +80,26 @@ def progress(total: int, description: str, unit: str = "it") -> Iterator[Callabl
     print(f"  {description}: {state['done']}/{total} {unit} in {time.monotonic() - start:.1f} s", flush=True)
 
 
+#: A cell that reads as a number: a count, a value with its unit, or a value with its interval
+#: (``3,456``, ``0.107 %``, ``+2.0 %``, ``3.38x``, ``0.107 % [0.080 %, 0.134 %]``, ``0.000 ± 16.113 %``).
+NUMBER = re.compile(r"[-+]?\d[\d,]*(\.\d+)?( ?(%|µs|us|x|s))?(( \[[-+\d.,% ]+\])|( ± [\d.,]+( ?%)?))?")
+#: Cells that say nothing about a column's kind: blanks and placeholders.
+PLACEHOLDERS = ("", "-", "n/a")
+
+
+def is_number(value: Any) -> bool:
+    """Does a table cell read as a number (right-aligned) rather than as text (left-aligned)?"""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, (int, float)) or (isinstance(value, str) and NUMBER.fullmatch(value) is not None)
+
+
+def numeric_column(values: Sequence[Any]) -> bool:
+    """A column of numbers: every cell reads as a number (placeholders aside) and at least one does."""
+    shown = [v for v in values if v is not None and not (isinstance(v, str) and v in PLACEHOLDERS)]
+    return bool(shown) and all(is_number(v) for v in shown)
+
+
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], caption: str | None = None,
           justify: Sequence[str] | None = None) -> None:
     """Print a table; columns holding only numbers are right-aligned, others left-aligned."""
@@ -89,7 +110,7 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], cap
 
     t = Table(title=title, caption=caption, title_justify="left", show_lines=False)
     for i, col in enumerate(columns):
-        numeric = all(isinstance(r[i], (int, float)) or r[i] in ("", None) for r in rows)
+        numeric = numeric_column([r[i] for r in rows])
         t.add_column(col, justify=justify[i] if justify else ("right" if numeric else "left"))
     for row in rows:
         t.add_row(*[_fmt(v) for v in row])
@@ -108,8 +129,8 @@ def _plain_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any
                  justify: Sequence[str] | None) -> None:
     cells = [list(columns)] + [[_fmt(v) for v in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
-    right = [j == "right" for j in justify] if justify else [
-        all(isinstance(r[i], (int, float)) or r[i] in ("", None) for r in rows) for i in range(len(columns))]
+    right = [j == "right" for j in justify] if justify else [numeric_column([r[i] for r in rows])
+                                                                for i in range(len(columns))]
     print(title)
     for k, row in enumerate(cells):
         print("  ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(row, widths, right)).rstrip())

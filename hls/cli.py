@@ -42,7 +42,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="models to C-simulate on real images, every layer compared with the bit-true executor")
     q.add_argument("--dataset", default=None, help="images from this dataset (default: the model's own)")
     q.add_argument("--data-dir", default=None, metavar="DIR", help="the dataset's standard files")
-    q.add_argument("--images", type=int, default=16, help="test images to simulate (default 16)")
+    q.add_argument("--inputs-file", type=Path, default=None, metavar="FILE.npy",
+                   help="your own float images in [0, 1], shaped (N, C, H, W) like the model's input, instead of "
+                        "the dataset's (the first --images of them)")
+    q.add_argument("--images", type=int, default=16, help="images to simulate (default 16)")
     q.add_argument("--faults", type=int, default=10, help="sampled faults also compared with the executor (default 10)")
     q.add_argument("--seed", type=int, default=0, help="fault sampling seed (default 0)")
     q.add_argument("--out", type=Path, default=Path("build/csim"), help="testbench build directory (no model given)")
@@ -135,30 +138,52 @@ def run_csim(args: argparse.Namespace) -> int:
 
 def run_csim_models(args: argparse.Namespace) -> int:
     """Each model's C-simulation against the executor: every layer, logits under faults, MODEL_CYCLES."""
-    from resilq.data import load_dataset
     from resilq.errors import ParameterError
     from resilq.ir import load_model
-    from resilq.pipeline.steps.hls import csim_check
+    from resilq.pipeline.steps.hls import csim_check, describe_check
 
     if args.images <= 0 or args.faults < 0:
         raise ParameterError("--images must be positive and --faults non-negative")
+    if args.inputs_file is not None and args.dataset is not None:
+        raise ParameterError("--inputs-file and --dataset both name the images: give one")
     failed = 0
     for path in args.models:
         model = load_model(path)
-        dataset = args.dataset or model.metadata.get("dataset")
-        if not dataset:
-            raise ParameterError(f"{path}: the model does not record its dataset; pass --dataset")
-        part = load_dataset(dataset, "test", args.data_dir).take(args.images)
-        check = csim_check(model, _config(args), model.quantize_input(part.images), args.faults, args.seed)
+        images, what = _csim_images(model, path, args)
+        check = csim_check(model, _config(args), model.quantize_input(images), args.faults, args.seed)
         rows = [(layer["layer"], f"{layer['elements']:,}", f"{layer['mismatches']:,}") for layer in check["layers"]]
-        table(f"C-simulation of {model.name} ({path}) vs the executor on {check['images']} {dataset} test images",
-              ("layer", "int8 values", "mismatches"), rows,
-              caption=f"logits {'equal' if check['logits_equal'] else 'DIFFERENT'}; "
-                      f"{check['faults'] - check['faults_differing']}/{check['faults']} sampled faults give equal "
-                      f"logits; MODEL_CYCLES {check['cycles']:,} (cycle model {check['cycles_model']:,})")
-        say(f"{path}: {check['status']}")
+        table(f"C-simulation of {model.name} ({path}) vs the executor on {check['images']} {what}",
+              ("layer", "int8 values", "mismatches"), rows, justify=("left", "right", "right"))
+        say(f"{path}: C-sim {describe_check(check)}")
         failed += check["status"] != "pass"
     return 1 if failed else 0
+
+
+def _csim_images(model, path, args: argparse.Namespace):
+    """The float images to C-simulate and their description: the first ``--images`` of ``--inputs-file``, or of
+    the test split of ``--dataset`` (by default the dataset the model records)."""
+    import numpy as np
+
+    from resilq.data import load_dataset
+    from resilq.errors import ParameterError
+
+    if args.inputs_file is not None:
+        try:
+            images = np.load(args.inputs_file, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise ParameterError(f"--inputs-file {args.inputs_file}: not a readable .npy array ({exc})") from None
+        shape = tuple(model.input.shape)
+        if images.ndim != 1 + len(shape) or tuple(images.shape[1:]) != shape or images.shape[0] == 0:
+            raise ParameterError(f"--inputs-file {args.inputs_file}: holds an array of shape {images.shape}; "
+                                 f"{path} takes images of shape (N, {', '.join(map(str, shape))})")
+        if images.dtype.kind not in "fiu":
+            raise ParameterError(f"--inputs-file {args.inputs_file}: holds {images.dtype} values, not numbers")
+        images = images[:args.images].astype(np.float32)
+        return images, f"images of {args.inputs_file}"
+    dataset = args.dataset or model.metadata.get("dataset")
+    if not dataset:
+        raise ParameterError(f"{path}: the model does not record its dataset; pass --dataset or --inputs-file")
+    return load_dataset(dataset, "test", args.data_dir).take(args.images).images, f"{dataset} test images"
 
 
 def run_csim_tb(args: argparse.Namespace) -> int:

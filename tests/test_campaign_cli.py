@@ -37,6 +37,16 @@ def test_campaign_prints_the_report_and_resumes(files, capsys):
     assert "by bit" in capsys.readouterr().out
 
 
+def test_campaign_says_what_it_runs_once(files, capsys, monkeypatch):
+    model, _, root = files
+    monkeypatch.delenv("RESILQ_QUIET", raising=False)  # the progress line is what repeated the header
+    assert main(["campaign", str(model), "--dataset", "digits", "--images", "8", "--faults", "5",
+                 "--out", str(root / "once.db")]) == 0
+    lines = [line.strip() for line in capsys.readouterr().out.splitlines()]
+    assert len([line for line in lines if line.startswith("campaign")]) == 1, lines
+    assert any(line.startswith("faults simulated by the campaign engine: 5/5 faults") for line in lines), lines
+
+
 def test_campaign_errors_are_one_line(files, capsys):
     model, _, root = files
     base = ["campaign", str(model), "--dataset", "digits", "--images", "20", "--faults", "10"]
@@ -66,6 +76,9 @@ def test_sweep_then_plot(files, capsys):
     rows = list(csv.DictReader(table.open()))
     assert [r["scheme"] for r in rows] == ["none"] + ["split"] * 3 + ["tmr"] * 3
     assert all(int(r["faults_done"]) == int(r["sample_size"]) == 40 for r in rows)
+    assert "critical_faults" not in rows[0]  # a fraction, named so (issue 17)
+    assert all(0.0 <= float(r["critical_fault_fraction"]) <= 1.0 for r in rows)
+    assert any(float(r["critical_fault_fraction"]) > 0 for r in rows if r["scheme"] == "none")
     sizes = {(r["scheme"], r["threshold"]): int(r["network_size"]) for r in rows}
     assert sizes[("tmr", "0.1")] > sizes[("split", "0.1")] > sizes[("none", "")]
     assert main(["report", str(out)]) == 0

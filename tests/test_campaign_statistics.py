@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from resilq.campaign.statistics import mean_interval, wilson
+from resilq.campaign.statistics import NO_FAULT, GroupRow, Interval, breakdown_rows, mean_interval, wilson
 
 
 def test_mean_interval_by_hand():
@@ -50,3 +50,11 @@ def test_t_interval_with_fpc_covers_95_percent():
         iv = mean_interval(y, N)
         hits += iv.low <= truth <= iv.high
     assert 0.92 <= hits / reps <= 0.98
+
+
+def test_a_group_without_sampled_faults_says_so_instead_of_nan():
+    nothing = Interval(float("nan"), float("nan"), float("nan"))
+    rows = breakdown_rows([GroupRow("fc1", 1680, 0, nothing, nothing, 0, 0.0),
+                           GroupRow("conv1", 27760, 18, Interval(0.01, 0.0, 0.02), Interval(0.0, -0.1, 0.1), 2, 1.0)])
+    assert rows[0][4:6] == [NO_FAULT, NO_FAULT] and "nan" not in " ".join(map(str, rows[0]))
+    assert rows[1][4] == "1.00 % [0.00, 2.00]"

@@ -69,3 +69,40 @@ def test_unsupported_layer_in_a_user_model(tmp_path, capsys):
     code = main(["train", "--model", f"{user}:build", "--epochs", "1", "--out", str(tmp_path / "u.rq")])
     assert code == 2
     assert "unsupported layer '3' of type Tanh" in capsys.readouterr().err
+
+
+def _parsers(parser, path=("resilq",)):
+    """Every (sub)command parser of ``parser`` with its command path."""
+    import argparse
+
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _parsers(sub, (*path, name))
+
+
+def test_every_option_of_every_command_explains_itself():
+    """--help of every command: each option has a help text, no enum repr ({Method.EXACT,...}), no
+    "default: None" for an option whose default is decided elsewhere; the renamed option keeps its alias."""
+    import argparse
+    import re
+
+    from resilq.cli import build_parser
+
+    parser = build_parser()
+    silent, bad = [], []
+    for path, p in _parsers(parser):
+        for action in p._actions:
+            if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)) or action.help == argparse.SUPPRESS:
+                continue
+            if not action.help:
+                silent.append(f"{' '.join(path)} {'/'.join(action.option_strings) or action.dest}")
+        bad += [f"{' '.join(path)}: {m}" for m in re.findall(r"\{[A-Z]\w*\.[A-Z_]+|default: None", p.format_help())]
+    assert silent == [] and bad == []
+    train = " ".join(dict(_parsers(parser))["resilq", "train"].format_help().split())  # however wide the terminal
+    for option in ("training epochs (default: 10)", "(default: 64)", "Adam learning rate (default: 0.002)"):
+        assert option in train
+    campaign = parser.parse_args(["campaign", "m.rq", "--model", "stuck-at-0", "--out", "x.db"])
+    assert campaign.fault_model == "stuck-at-0"  # the old name of --fault-model still works, unlisted
+    assert "--fault-model FAULT_MODEL" in dict(_parsers(parser))["resilq", "campaign"].format_help()

@@ -7,7 +7,7 @@ import struct
 import numpy as np
 import pytest
 
-from resilq.data import DEBIAN_FASHION_MNIST, load_dataset
+from resilq.data import DATA_DIR_VARIABLE, DEBIAN_FASHION_MNIST, load_dataset
 from resilq.data.idx import read_idx
 from resilq.errors import DatasetError
 
@@ -56,9 +56,20 @@ def test_missing_directory_is_named(tmp_path):
         load_dataset("mnist", "test", tmp_path / "nowhere")
 
 
-def test_missing_data_dir_option():
-    with pytest.raises(DatasetError, match="needs a data directory"):
+def test_missing_data_dir_option(monkeypatch):
+    monkeypatch.delenv(DATA_DIR_VARIABLE, raising=False)
+    with pytest.raises(DatasetError, match=r"needs a data directory \(--data-dir DIR, or \$RESILQ_DATA_DIR/mnist\)"):
         load_dataset("mnist", "test")
+
+
+def test_the_data_folder_variable_holds_one_folder_per_dataset(tmp_path, monkeypatch):
+    (tmp_path / "mnist").mkdir()
+    make_mnist_dir(tmp_path / "mnist", n=7)
+    monkeypatch.setenv(DATA_DIR_VARIABLE, str(tmp_path))
+    assert len(load_dataset("mnist", "test")) == 7 and load_dataset("mnist", "test").source == str(tmp_path / "mnist")
+    assert len(load_dataset("mnist", "test", tmp_path / "mnist")) == 7  # an explicit folder still wins
+    with pytest.raises(DatasetError, match="needs a data directory"):  # no cifar10/ in it: said, not guessed
+        load_dataset("cifar10", "test")
 
 
 def test_missing_file_is_named(tmp_path):

@@ -63,6 +63,17 @@ def test_emulator_campaign_equals_the_python_engine_fault_by_fault(packages, kin
     assert load_campaign(tmp_path / "emu.db").meta["sample_size"] == 80
 
 
+def test_a_device_campaign_says_what_it_runs_once(packages, tmp_path, capsys, monkeypatch):
+    """One header line names the campaign; the progress line says how the faults are injected, not the header again."""
+    _, pkg = packages["unprotected"]
+    monkeypatch.delenv("RESILQ_QUIET", raising=False)  # the progress lines are what repeated the header
+    assert main(["campaign", str(pkg), "--target", "emulator", "--faults", "6", "--out", str(tmp_path / "e.db")]) == 0
+    lines = [line.strip() for line in capsys.readouterr().out.splitlines()]
+    headers = [line for line in lines if line.startswith("campaign")]
+    assert len(headers) == 1 and headers[0].startswith(f"campaign: lenet5 on emulator ({pkg}) ->"), lines
+    assert any(line.startswith("faults injected by register pokes on the emulator: 6/6 faults") for line in lines)
+
+
 def test_stuck_at_campaign_and_resume(packages, tmp_path, capsys):
     rq, pkg = packages["split"]
     python_campaign(rq, tmp_path / "py.db", 40, seed=1, fault_model="stuck-at-1")

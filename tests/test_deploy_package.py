@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -55,6 +57,24 @@ def test_package_without_an_overlay_says_so(model_file, tmp_path, capsys):
         load_package(out).overlay_ip()
     assert main(["run", str(out), "--target", "board", "--dataset", "mnist", "--data-dir", str(tmp_path)]) == 2
     assert "has no overlay" in capsys.readouterr().err
+
+
+def test_package_prints_commands_that_run(model_file, tmp_path, capsys):
+    """The printed commands name the real folder (not a placeholder ``PACKAGE``), and the emulator one runs as
+    printed, from the folder that holds the package."""
+    out = tmp_path / "tiny-pkg"
+    assert main(["package", str(model_file), "--out", str(out), "--dataset", "digits", "--images", "6"]) == 0
+    text = capsys.readouterr().out
+    assert "PACKAGE" not in text and "python3 tiny-pkg info" in text
+    here = f"On this machine: resilq run {out} --target emulator --verify".split()
+    assert text.split()[-len(here):] == here
+    printed = next(line.split() for line in text.splitlines() if line.strip().startswith("python3 tiny-pkg run")
+                   and "--target emulator" in line)
+    proc = subprocess.run([sys.executable, *printed[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "equal the bit-true executor" in proc.stdout
+    assert "python3 tiny-pkg" in subprocess.run([sys.executable, "tiny-pkg", "--help"], cwd=tmp_path,
+                                                capture_output=True, text=True, timeout=120).stdout
 
 
 def test_refusals(model_file, tmp_path, capsys):

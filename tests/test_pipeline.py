@@ -158,6 +158,23 @@ def test_demo_report_has_every_section_with_real_numbers(demo):
     assert len(re.findall(r'<img srcset="data:image/png;base64,[^ "]+ 2x"', html)) >= 4
 
 
+def test_demo_report_reads_consistently(demo):
+    """Text cells are left-aligned and only columns of numbers right-aligned; one ≥ (the TOML shown verbatim
+    aside); the paper's columns say whose they are; each variant's own protected count."""
+    html = (demo / "report" / "report.html").read_text()
+    body = re.sub(r"<details>.*?</details>", "", html, flags=re.S)
+    for cls, value in re.findall(r'<td( class="num")?>([^<]*)</td>', body):
+        words = re.search(r"[A-Za-z]{2,}", value.replace("n/a", ""))
+        assert not (cls and words), f"text right-aligned: {value!r}"
+    assert re.search(r'<td class="num">4,684</td>', body) and '<th class="num">critical neurons</th>' in body
+    assert "&gt;=" not in body and ">=" not in re.sub(r"<[^>]*>", "", body)
+    assert "Table I of Ahmadilivani et al. for their LeNet-5 (MNIST)" in body and "lenet5&#39;s" not in body
+    assert "of the paper&#39;s LeNet-5 (MNIST) neurons reach 20 %" in body
+    variants = json.loads((demo / "report" / "report.json").read_text())["summaries"]["harden"]["variants"]
+    counts = ", ".join(f"{v['scheme']} protects {v['protected']:,}" for v in variants)
+    assert f"; {counts} of the 4,684 neurons." in body
+
+
 def test_steps_restart_from_any_step(demo, tmp_path):
     out = tmp_path / "again"
     shutil.copytree(demo, out)
@@ -207,6 +224,10 @@ def test_report_renders_in_headless_chromium(demo):
             assert width >= PAGE_WIDTH_PX - 10 and height > 150, (alt, width, height)  # drawn for the full page
             assert shown >= width and shown_height >= height, (alt, shown, width)  # and never shown smaller
             assert len(alt) > 40, alt  # a caption that says what to look at, not a file name
+        misaligned = web.execute_script(  # words are left-aligned; only columns of numbers are right-aligned
+            "return Array.from(document.querySelectorAll('td')).filter(c => /[a-z]{2,}/i.test("
+            "c.innerText.replace('n/a', '')) && getComputedStyle(c).textAlign === 'right').map(c => c.innerText)")
+        assert misaligned == []
         empty = web.execute_script("return Array.from(document.querySelectorAll('td, th:not(:first-child)'))"
                                    ".filter(c => !c.innerText.trim()).map(c => c.closest('tr').innerText)")
         assert empty == []

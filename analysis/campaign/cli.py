@@ -50,7 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--paper", default=None, metavar="NET",
                    help="mark the paper's numbers at NVF >= 20 %% (lenet5, mlp7 or alexnet)")
     p.add_argument("--out", type=Path, default=None, help="PNG path (default: SWEEP/fig4.png; CSV beside it)")
-    p.add_argument("--title", default=None)
+    p.add_argument("--title", default=None,
+                   help="figure title (default: the sweep's title, else \"Fault injection vs NVF threshold\")")
     p.set_defaults(func=run_plot_cmd)
 
     p = sub.add_parser("report", help="print the results of a campaign database or a sweep directory")
@@ -67,7 +68,8 @@ def add_fault_model_arg(p: argparse.ArgumentParser) -> None:
 
 def _add_campaign_args(p: argparse.ArgumentParser) -> None:
     add_dataset_args(p, default=None)
-    p.add_argument("--split", default="test", choices=("train", "test"))
+    p.add_argument("--split", default="test", choices=("train", "test"),
+                   help="split the faults are evaluated on (default: test)")
     p.add_argument("--images", type=positive_int, default=None, help="evaluate on the first N images (default: all)")
     p.add_argument("--offset", type=non_negative_int, default=0, help="skip the first N images")
     p.add_argument("--faults", type=positive_int, default=None,
@@ -169,7 +171,8 @@ def run_campaign_cmd(args: argparse.Namespace) -> int:
         f"{config.kind.kind} faults, {config.fault_model.label}, seed {config.seed} -> {args.out}")
     start = time.perf_counter()
     with _client(args) as client:
-        report = run_campaign(model, data, args.out, config, backend=backend, client=client)
+        report = run_campaign(model, data, args.out, config, backend=backend, client=client,
+                              description="faults simulated by the campaign engine")  # the header names the campaign
     print_report(report, time.perf_counter() - start)
     return 0
 

@@ -196,10 +196,15 @@ def _mask_label(mask: int) -> str:
     return "bits " + ",".join(str(b) for b in range(8) if mask >> b & 1)
 
 
+#: What a breakdown's rate cells say for a group no sampled fault fell in (instead of "nan %").
+NO_FAULT = "n/a: no fault sampled here"
+
+
 def breakdown_rows(rows: Sequence[GroupRow]) -> list[list[Any]]:
     """Table rows of a breakdown, as printed by the CLI."""
-    return [[r.label, r.population, r.faults, r.effective_faults, r.critical_rate.percent(),
-             r.accuracy_loss.percent(), f"{100 * r.share:.1f} %"] for r in rows]
+    return [[r.label, r.population, r.faults, r.effective_faults,
+             r.critical_rate.percent() if r.faults else NO_FAULT, r.accuracy_loss.percent() if r.faults else NO_FAULT,
+             f"{100 * r.share:.1f} %"] for r in rows]
 
 
 BREAKDOWN_COLUMNS = ("group", "population", "faults", "effective", "critical rate (95 % CI)",

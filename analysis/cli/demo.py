@@ -12,7 +12,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the main job end to end on the bundled digits data: train LeNet-5, NVF, "
                        "harden (split, tmr), campaigns, HLS C-sim, driver on the emulator, HTML report")
     p.add_argument("--out", type=Path, default=Path("resilq-demo"), help="output folder (default: resilq-demo)")
-    p.add_argument("--quick", action="store_true", help="fewer epochs, inputs and faults (CI; about 2 minutes)")
+    p.add_argument("--quick", action="store_true", help="fewer epochs, inputs and faults (CI; 20-80 s on 2 shared cores)")
     p.set_defaults(func=run_demo)
 
     p = sub.add_parser("pipeline", help="run the end-to-end flow from a TOML config, from/to any named step")

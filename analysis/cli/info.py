@@ -22,9 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="accuracy of the integer model (bit-true executor)")
     p.add_argument("model", help="a .rq file")
     add_dataset_args(p, default=None)
-    p.add_argument("--split", default="test", choices=("train", "test"))
+    p.add_argument("--split", default="test", choices=("train", "test"), help="dataset split (default: test)")
     p.add_argument("--limit", type=positive_int, default=None, help="evaluate only the first N images")
-    p.add_argument("--batch-size", type=positive_int, default=1024)
+    p.add_argument("--batch-size", type=positive_int, default=1024,
+                   help="images per executor call (memory, not results; default: 1024)")
     p.add_argument("--any-dataset", action="store_true",
                    help="evaluate on a --dataset other than the one the model records (refused otherwise)")
     p.set_defaults(func=run_eval)

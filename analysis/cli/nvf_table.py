@@ -39,10 +39,10 @@ def print_table(result: NVFResult, thresholds=TABLE_THRESHOLDS, paper: str | Non
         cols += [f"paper {paper}", "paper portion"]
     rows = []
     for t, count, portion in table_i(result, thresholds):
-        row = [f"{t:.0%}", round(count, 1) if sampled else int(count), f"{portion:.2%}"]
+        row = [f"{100 * t:g} %", round(count, 1) if sampled else int(count), _percent(portion, 2)]
         if ref is not None:
             p = ref[TABLE_THRESHOLDS.index(t)] if t in TABLE_THRESHOLDS else ""
-            row += [p, f"{p / ref[0]:.2%}" if p != "" else ""]
+            row += [p, _percent(p / ref[0], 2) if p != "" else ""]
         rows.append(row)
     name = result.metadata.get("model", "model")
     caption = f"{result.n_neurons:,} neurons, {result.method} NVF over {result.inputs:,} inputs"

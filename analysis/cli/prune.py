@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--finetune", type=non_negative_int, default=0, metavar="EPOCHS",
                    help="Brevitas QAT epochs after pruning (0: keep the pruned integer model as is)")
     p.add_argument("--lr", type=learning_rate, default=1e-3, help="fine-tuning learning rate (Adam)")
-    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--seed", type=non_negative_int, default=0, help="fine-tuning seed (default: 0)")
     add_dataset_args(p, default=None)
     p.add_argument("--out", type=Path, required=True, help="output .rq file (the pruned model)")
     p.set_defaults(func=run)

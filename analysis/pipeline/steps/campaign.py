@@ -34,7 +34,7 @@ def sweep_thresholds(ctx: Context, nvf: NVFResult) -> list[dict]:
         asked, protected = min(values.size, math.ceil(f * values.size)), int((values >= t).sum())
         point = {"threshold": t, "fraction": protected / values.size, "asked_fraction": f, "protected": protected}
         if protected > asked:
-            point["note"] = (f"protect_fractions {f:g}: NVF >= {100 * t:.4g} % protects {protected:,} neurons "
+            point["note"] = (f"protect_fractions {f:g}: NVF ≥ {100 * t:.4g} % protects {protected:,} neurons "
                              f"({100 * protected / values.size:.2f} %), not {asked:,}: the {protected - asked:,} extra are "
                              f"among {int((values == t).sum()):,} neurons tied at that NVF, which a threshold cannot "
                              "part (the harden step's top-k protects exactly the fraction)")

@@ -110,7 +110,7 @@ def run(ctx: Context) -> dict:
                   else np.zeros(0))
         costs = scheme_comparison(model, selection, fallback=fallback or Scheme.TMR, cycles=cycles)
         how = (f"the {chosen_criterion.k:,} most vulnerable neurons ({100 * cfg.protect_fraction:g} %)"
-               if isinstance(chosen_criterion, TopK) else f"every neuron with NVF >= {100 * cfg.threshold:g} %")
+               if isinstance(chosen_criterion, TopK) else f"every neuron with NVF ≥ {100 * cfg.threshold:g} %")
         chosen = chosen_criterion.describe()
         selected, threshold = selection.n_neurons, float(picked.min()) if picked.size else None
     return {"criterion": how, "criterion_spec": chosen, "select": cfg.select, "selected": selected,

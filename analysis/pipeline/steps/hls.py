@@ -50,6 +50,19 @@ def csim_check(model, config, x: np.ndarray, faults: int, seed: int) -> dict:
             "cycles": int(run.cycles), "cycles_model": int(expected_cycles)}
 
 
+def describe_check(check: dict) -> str:
+    """One line saying what a :func:`csim_check` found, e.g. ``pass: 4 images bit-exact vs the executor at every
+    layer, 10/10 faults equal, MODEL_CYCLES 445,452 = the cycle model``, or where it differs."""
+    wrong = [f"{layer['layer']} {layer['mismatches']:,}/{layer['elements']:,}" for layer in check["layers"]
+             if layer["mismatches"]]
+    layers = ("bit-exact vs the executor at every layer" if not wrong and check["logits_equal"] else
+              "DIFFERENT from the executor: " + ", ".join(wrong or ["logits"]) + " int8 values differ")
+    cycles = (f"MODEL_CYCLES {check['cycles']:,} = the cycle model" if check["cycles"] == check["cycles_model"] else
+              f"MODEL_CYCLES {check['cycles']:,} != the cycle model's {check['cycles_model']:,}")
+    return (f"{check['status']}: {check['images']} images {layers}, "
+            f"{check['faults'] - check['faults_differing']}/{check['faults']} faults equal, {cycles}")
+
+
 def run(ctx: Context) -> dict:
     from resilq.boards import load_board
     from resilq.hls.config import AccelConfig
@@ -91,10 +104,7 @@ def run(ctx: Context) -> dict:
             for label, model in nets:
                 check = {"variant": label, **csim_check(model, config, x, cfg.csim_faults, ctx.config.campaign.seed)}
                 checks.append(check)
-                say(f"C-sim {label}: {check['status']}: {check['images']} images, every layer "
-                    f"{'equal' if not any(y['mismatches'] for y in check['layers']) else 'DIFFERENT'} to the executor, "
-                    f"{check['faults'] - check['faults_differing']}/{check['faults']} faults equal, MODEL_CYCLES "
-                    f"{check['cycles']:,} (cycle model {check['cycles_model']:,})")
+                say(f"C-sim {label}: {describe_check(check)}")
             trust = {"status": "pass" if all(c["status"] == "pass" for c in checks) else "FAIL", "checks": checks}
     return {"board": board.name, "part": board.part, "clock_mhz": board.pl_mhz, "pe": cfg.pe, "simd": cfg.simd,
             "resources": resources, "project": ctx.relative(project.directory),

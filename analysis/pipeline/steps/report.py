@@ -45,6 +45,17 @@ def cell(v: Any) -> str:
     return str(v)
 
 
+def numeric_columns(rows: list[list[Any]]) -> list[bool]:
+    """Per column: does it hold numbers (right-aligned in the report) rather than text (left-aligned)? The
+    rule of the terminal tables (:func:`resilq.ui.numeric_column`: every cell reads as a number, placeholders
+    and a bare n/a aside; an n/a that says why is text), except that the first column names the rows and is
+    always text."""
+    from ...ui import numeric_column
+
+    width = max((len(r) for r in rows), default=0)
+    return [i > 0 and numeric_column([r[i] for r in rows if i < len(r)]) for i in range(width)]
+
+
 def cells(rows: list[list[Any]], missing: str = NOT_AVAILABLE) -> list[list[str]]:
     return [[missing if v is None or v == "" else cell(v) for v in row] for row in rows]
 
@@ -106,6 +117,31 @@ def paper_rows(c: dict, s: dict) -> list[list[str]] | None:
     return cells(rows, why)
 
 
+def paper_network(name: str) -> str:
+    """The paper's network and its dataset, e.g. ``LeNet-5 (MNIST)``."""
+    from ...nvf.paper import PAPER_SETUP
+
+    shown = {"lenet5": "LeNet-5", "mlp7": "MLP-7", "alexnet": "AlexNet"}.get(name, name)
+    return f"{shown} ({PAPER_SETUP[name][0]})" if name in PAPER_SETUP else shown
+
+
+def overhead_text(h: dict) -> str:
+    """What the harden step selected, each variant's own protected count, and which rows of the overhead table
+    are only costed (the same selection under a scheme not in ``harden.schemes``: not built, not fault-injected)."""
+    counts = ", ".join(f"{v['scheme']} protects {v['protected']:,}" for v in h["variants"])
+    text = f"Selection: {h['criterion']}"
+    if h.get("equivalent_threshold") is not None:
+        text += f" (NVF ≥ {pct(h['equivalent_threshold'])})"
+    text += f"; {counts} of the {h['neurons']:,} neurons."
+    built = {"unprotected"} | {v["scheme"] for v in h["variants"]}
+    costed = [c["variant"] for c in h["overhead"] if c["variant"] not in built]
+    if costed:
+        text += (f" The first table also costs {', '.join(costed)} on the same selection for comparison; "
+                 f"{'they are' if len(costed) > 1 else 'it is'} not in harden.schemes, so not built, "
+                 "checked or fault-injected (the second table and the campaigns hold the built variants).")
+    return text
+
+
 def sections(ctx: Context) -> dict[str, Any]:
     s = {step: ctx.summary(step) for step in ("train", "analyze", "harden", "campaign", "hls", "deploy")
          if ctx.has(step)}
@@ -133,14 +169,15 @@ def sections(ctx: Context) -> dict[str, Any]:
                          "peak": pct(peak), "peak_value": peak,
                          "empty_rows": sum(1 for r in a["table1"] if r["critical"] == 0),
                          "text": f"{a['method']} NVF over {a['inputs']:,} {a['split']} inputs "
-                                 f"({a['seconds']:.1f} s)" + (f"; the paper's column is {a['paper']}'s" if paper else "")}
+                                 f"({a['seconds']:.1f} s)" + (f"; the columns \u201cpaper\u201d are Table I of "
+                                                               f"Ahmadilivani et al. for their {paper_network(a['paper'])}"
+                                                               if paper else "")}
         captions = a.get("plot_captions") or [Path(p).stem.replace("_", " ") for p in a["plots"]]
         doc["nvf_figures"] = [image(ctx.out / p, c) for p, c in zip(a["plots"], captions)]
     if "harden" in s:
         h = s["harden"]
         doc["overhead"] = {
-            "text": f"{h['criterion']}: {h['selected']:,} of {h['neurons']:,} neurons"
-                    + (f" (NVF ≥ {pct(h['equivalent_threshold'])})" if h.get("equivalent_threshold") is not None else ""),
+            "text": overhead_text(h),
             "columns": ["variant", "protected", "shadows", "network size", "MACs", "modelled cycles / inference"],
             "rows": [[c["variant"], f"{c['protected']:,}", f"{c['shadows']:,}", f"{c['network_size']:,}",
                       f"{c['macs']:,}", NOT_AVAILABLE if c["cycles"] is None else f"{c['cycles']:,}"] for c in h["overhead"]],
@@ -190,7 +227,13 @@ def sections(ctx: Context) -> dict[str, Any]:
     if "train" in s:
         kpis.append({"label": "integer test accuracy", "value": pct(s["train"]["int_accuracy"])})
     if "harden" in s:
-        kpis.append({"label": "neurons protected", "value": f"{s['harden']['selected']:,}"})
+        variants = s["harden"]["variants"]
+        counts = [f"{v['protected']:,}" for v in variants]
+        if len(set(counts)) > 1:  # each scheme's own count (a budget of slots buys fewer TMR neurons than splits)
+            kpis.append({"label": f"neurons protected ({' / '.join(v['scheme'] for v in variants)})",
+                         "value": " / ".join(counts)})
+        else:
+            kpis.append({"label": "neurons protected", "value": counts[0] if counts else f"{s['harden']['selected']:,}"})
     passed = sum(1 for r in doc["trust"] if r[1] == "pass")
     kpis.append({"label": "chain-of-trust links passed", "value": f"{passed} / {len(doc['trust'])}"})
     doc["kpis"] = kpis
@@ -208,7 +251,7 @@ def explanations(s: dict) -> dict[str, str]:
     paper_share = next((r["paper_portion"] for r in a["table1"] if abs(r["threshold"] - PAPER_THRESHOLD) < 1e-9
                         and "paper_portion" in r), None)
     why = (f"Our NVFs are far below the paper's: our largest is {pct(peak)}, while "
-           + (f"{pct(paper_share)} of the paper's {paper} neurons reach {100 * PAPER_THRESHOLD:g} %. "
+           + (f"{pct(paper_share)} of the paper's {paper_network(paper)} neurons reach {100 * PAPER_THRESHOLD:g} %. "
               if paper_share is not None else "the paper's networks reach 20 % and more. ")
            + "The NVF here is exact (every bit of every neuron flipped on every input) and averages over all 8 "
              "bits, most of which a trained int8 network masks (low bits barely move the logits, and ReLU and "
@@ -270,6 +313,7 @@ def run(ctx: Context) -> dict:
         steps.append([step, "done" if ctx.has(step) else "not run", "" if seconds is None else f"{seconds:.1f}"])
     env = jinja2.Environment(loader=jinja2.PackageLoader("resilq.pipeline", "templates"),
                              autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined)
+    env.filters["numeric_columns"] = numeric_columns
     html = env.get_template("report.html.j2").render(
         title=ctx.config.run.name, generated=time.strftime("%Y-%m-%d %H:%M"), version=__version__,
         out=str(ctx.out), steps=steps, config_toml=to_toml(ctx.config), model=doc.get("model"),
