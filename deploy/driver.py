@@ -79,7 +79,6 @@ class Accelerator:
         self.buffer: DeviceBuffer | None = None
         self.image: MemoryImage = pack(model, config, batch, allocate=self._allocate)
         self.keep_activations = keep_activations  # read every layer's output back after each run
-        self._token = 0
         self._load()
 
     def _allocate(self, nbytes: int) -> np.ndarray:
@@ -108,10 +107,14 @@ class Accelerator:
         """One run of the int8 batch ``x`` (at most ``batch`` images) with at most one fault in the registers.
 
         ``fault`` hits every inference of the run, or with ``once`` only the first (a fresh TOKEN arms it).
-        A stored-word fault (:class:`resilq.fault_kinds.WeightFault`, a per-run weight ``BerFault``) is written
+        A :class:`resilq.fault_kinds.LaneFault` goes into the registers too (FI_CTRL.KIND: every value the lane
+        writes). A stored-word fault (:class:`resilq.fault_kinds.WeightFault`, a per-run weight ``BerFault``) is written
         into the DDR image for this run instead (:mod:`resilq.deploy.upsets`), then restored.
         """
-        if getattr(fault, "kind", "output") != "output":
+        kind = getattr(fault, "kind", "output")
+        if kind == "lane" and fault.pe != self.config.pe:
+            raise ParameterError(f"{fault}: a lane fault of a {fault.pe}-lane array, but this build has PE={self.config.pe}")
+        if kind not in ("output", "lane"):
             from .upsets import upset
 
             if once:
@@ -133,17 +136,18 @@ class Accelerator:
         assert self.buffer is not None
         self.image.write_inputs(x)
         self.buffer.flush()
-        if once:
-            self._token = (self._token + 1) & 0xFF
-        host.set_fault(self.device, fault, once=once, token=self._token)
-        host.set_images(self.device, n)
-        start = time.perf_counter()
-        t0 = self.timer.ticks()
-        host.go(self.device)
-        host.wait(self.device, self.timeout)
-        t1 = self.timer.ticks()
-        seconds = time.perf_counter() - start
-        status = host.read_status(self.device).check(self.image)
+        for _ in range(2):  # a one-shot whose token the IP already fired hits nothing: re-arm once (host.next_token)
+            host.set_fault(self.device, fault, once=once, token=host.next_token(self.device) if once else 0)
+            host.set_images(self.device, n)
+            start = time.perf_counter()
+            t0 = self.timer.ticks()
+            host.go(self.device)
+            host.wait(self.device, self.timeout)
+            t1 = self.timer.ticks()
+            seconds = time.perf_counter() - start
+            status = host.read_status(self.device).check(self.image)
+            if not (once and fault is not None and status.fi_hits == 0):
+                break
         self.buffer.invalidate()
         acts = None
         if self.keep_activations:

@@ -30,6 +30,7 @@ import numpy as np
 
 from resilq.arith import FaultMode
 from resilq.errors import ResilqError, UnsupportedModelError
+from resilq.fault_kinds import LaneFault
 from resilq.faults import Fault
 from resilq.hls import cycles as cyc
 from resilq.hls import imageformat as fmt
@@ -207,8 +208,9 @@ class EmulatedAccelerator:
         self._cache = (digest, image, executor)
         return image, executor
 
-    def _fault(self, image: DecodedImage) -> tuple[Fault | None, bool]:
-        """The fault the FI registers describe if it reaches a slot, and whether it is a one-shot."""
+    def _fault(self, image: DecodedImage) -> tuple[Fault | LaneFault | None, bool]:
+        """The fault the FI registers describe if it reaches a slot, and whether it is a one-shot: one slot, or
+        with FI_CTRL.KIND every value PE lane FI_SLOT writes (in FI_LAYER, or every neuron layer)."""
         ctrl = self._reg(rm.FI_CTRL)
         if not rm.FI_CTRL.field("EN").get(ctrl):
             return None, False
@@ -216,6 +218,11 @@ class EmulatedAccelerator:
         layer, slot = self._reg(rm.FI_LAYER), self._reg(rm.FI_SLOT)
         mask, mode = self._reg(rm.FI_MASK) & 0xFF, rm.FI_MODE.field("MODE").get(self._reg(rm.FI_MODE))
         neuron_layers = {d.ir_layer for d in image.descriptors if d.flags & fmt.Flag.NEURONS}
+        if rm.FI_CTRL.field("KIND").get(ctrl):
+            every = bool(rm.FI_CTRL.field("ALL_LAYERS").get(ctrl))
+            if not every and layer not in neuron_layers:
+                return None, once
+            return LaneFault(slot, None if every else layer, mask, FaultMode(mode), self.config.pe), once
         if layer not in neuron_layers or slot >= image.model.slots_in(layer):
             return None, once  # the comparator never matches: no value is hit
         return Fault(layer, slot, mask, FaultMode(mode)), once
@@ -230,6 +237,9 @@ class EmulatedAccelerator:
             if rm.FI_CTRL.field("EN").get(fi_ctrl) and (self._reg(rm.FI_MASK) & 0xFF == 0 or
                                                         self._reg(rm.FI_MODE) > FaultMode.STUCK_AT_1):
                 raise DecodeError(fmt.Status.FAULT_CONFIG, 0, "fault injection enabled with a zero mask or mode 3")
+            if (rm.FI_CTRL.field("EN").get(fi_ctrl) and rm.FI_CTRL.field("KIND").get(fi_ctrl)
+                    and self._reg(rm.FI_SLOT) >= cfg.pe):
+                raise DecodeError(fmt.Status.FAULT_CONFIG, 0, f"lane fault on lane {self._reg(rm.FI_SLOT)}, PE={cfg.pe}")
             image, executor = self._decoded(ctrl, weights, header)
         except DecodeError as exc:
             # every image ran the descriptors before the refused one (layer-major), then it was fetched and refused
@@ -261,7 +271,8 @@ class EmulatedAccelerator:
         words[1::2] = (profile >> np.uint64(32)).astype(np.uint32)
         cycles += int(profile.sum()) + fmt.PROFILE_WORDS * len(profile) + cfg.latency.store
         corrections = reference.expected_corrections(image.model, x[hit], fault) if hit.any() else 0
-        return Outputs(int(fmt.Status.OK), cycles, corrections, int(hit.sum()))
+        hits = reference.expected_fi_hits(fault, int(hit.sum()), model=image.model) if hit.any() else 0
+        return Outputs(int(fmt.Status.OK), cycles, corrections, hits)
 
     @staticmethod
     def _execute(executor: Executor, x: np.ndarray, fault: Fault | None, hit: np.ndarray) -> list[np.ndarray]:

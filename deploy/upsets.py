@@ -10,8 +10,9 @@ stored word, so all copies of a protected neuron see the upset (SPEC §7).
 
 The block is produced by the packer's own functions (``param_beats``, ``weight_rows``), and the clean block
 is compared with the image before anything is written (a layout drift raises ``MismatchError``).
-Output-site kinds (``lane``, per-inference or output ``ber``) need fault-injection registers the current
-register map does not have; they are refused with a clear error.
+A ``lane`` fault goes through the fault-injection registers (FI_CTRL.KIND, the driver); output ``ber``
+(per run or per inference) needs registers the current register map does not have and is refused with a
+clear error.
 """
 
 from __future__ import annotations
@@ -39,9 +40,9 @@ def stored_word_layers(model: Model, fault) -> tuple[Model, list[int]]:
     ``ParameterError`` naming why the fault needs hardware this register map does not have."""
     resolved = resolve(model, [fault])
     if resolved.faults or resolved.per_inference:
-        raise ParameterError(f"{fault}: output-site faults beyond one slot (lane, BER on outputs) need fault-"
-                             f"injection registers that register map v{regmap.VERSION} does not have (one slot "
-                             "comparator); run them in the executor or the fault simulator")
+        raise ParameterError(f"{fault}: output-site faults beyond one slot or one PE lane (BER on outputs) need "
+                             f"fault-injection registers that register map v{regmap.VERSION} does not have (a slot "
+                             "or lane comparator); run them in the executor or the fault simulator")
     changed = [i for i, (a, b) in enumerate(zip(model.layers, resolved.model.layers)) if a is not b]
     return resolved.model, changed
 

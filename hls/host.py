@@ -76,7 +76,9 @@ def write_table(mmio: MMIO, table: np.ndarray) -> None:
 
 
 def set_fault(mmio: MMIO, fault=None, once: bool = False, token: int = 0) -> None:
-    """Program the fault-injection registers with a :class:`resilq.faults.Fault` (None disables).
+    """Program the fault-injection registers with a :class:`resilq.faults.Fault` (one slot) or a
+    :class:`resilq.fault_kinds.LaneFault` (every value one PE lane writes: FI_CTRL.KIND 1, the lane in FI_SLOT,
+    ALL_LAYERS for a lane fault in every neuron layer); None disables.
 
     ``once`` makes it a one-shot: it hits only the first inference that starts after ``token`` changed.
     """
@@ -85,12 +87,33 @@ def set_fault(mmio: MMIO, fault=None, once: bool = False, token: int = 0) -> Non
         return
     if not 0 < fault.mask <= 0xFF:
         raise ParameterError(f"fault mask must be a non-zero 8-bit value, got {fault.mask:#x}")
+    kind = getattr(fault, "kind", "output")
+    if kind not in ("output", "lane"):
+        raise ParameterError(f"{fault}: the fault-injection registers hold one slot or one PE lane; a {kind} fault "
+                             "is a stored-word upset (resilq.deploy.upsets) or needs the Python engines")
     ctrl = rm.FI_CTRL.field("EN").put(1) | rm.FI_CTRL.field("ONCE").put(int(once)) | rm.FI_CTRL.field("TOKEN").put(token)
-    mmio.write(rm.FI_LAYER.offset, fault.layer)
-    mmio.write(rm.FI_SLOT.offset, fault.slot)
+    if kind == "lane":
+        every = fault.layer is None
+        ctrl |= rm.FI_CTRL.field("KIND").put(1) | rm.FI_CTRL.field("ALL_LAYERS").put(int(every))
+        mmio.write(rm.FI_LAYER.offset, 0 if every else int(fault.layer))
+        mmio.write(rm.FI_SLOT.offset, int(fault.lane))
+    else:
+        mmio.write(rm.FI_LAYER.offset, fault.layer)
+        mmio.write(rm.FI_SLOT.offset, fault.slot)
     mmio.write(rm.FI_MASK.offset, fault.mask)
     mmio.write(rm.FI_MODE.offset, int(FaultMode(fault.mode)))
     mmio.write(rm.FI_CTRL.offset, ctrl)
+
+
+def next_token(mmio: MMIO) -> int:
+    """A fresh one-shot TOKEN for this device, counted on the device object so that every host object driving
+    it (several networks, several campaigns) takes a new one. The kernel fires a one-shot when TOKEN differs
+    from the last one it fired, a register the host cannot read: a process that reattaches to a running
+    bitstream may repeat it, which a run shows as FI_HITS = 0 -- the callers then re-arm with the next token
+    (:class:`resilq.deploy.driver.Accelerator`, :class:`resilq.hls.simulate.CsimAccelerator`)."""
+    token = (int(getattr(mmio, "_resilq_fi_token", 0)) + 1) & 0xFF
+    mmio._resilq_fi_token = token
+    return token
 
 
 def set_images(mmio: MMIO, n_images: int) -> None:

@@ -102,7 +102,7 @@ class Status(IntEnum):
     BAD_OP = 4
     CAPACITY = 5  # a layer exceeds a buffer or limit of this build (see resilq.hls.mapping)
     TABLE_RANGE = 6  # CRIT_START + CRIT_COUNT beyond the table capacity
-    FAULT_CONFIG = 7  # EN with a zero mask or an unknown mode
+    FAULT_CONFIG = 7  # EN with a zero mask, an unknown mode, or a lane fault on a lane >= PE
     SHADOW_OVERFLOW = 8  # a PE lane received more shadow values than its buffer holds
     BATCH_RANGE = 9  # N_IMAGES exceeds the batch the image was packed for
     LAYOUT = 10  # an activation address/stride not a multiple of 8, or DENSE_IN where the kernel cannot read it
@@ -120,7 +120,7 @@ _STATUS_TEXT = {
     Status.BAD_OP: "unknown layer operation in a descriptor",
     Status.CAPACITY: "a layer exceeds a buffer or limit of this accelerator build",
     Status.TABLE_RANGE: "a layer's critical-table range exceeds the table capacity",
-    Status.FAULT_CONFIG: "fault injection enabled with a zero mask or an unknown mode",
+    Status.FAULT_CONFIG: "fault injection enabled with a zero mask, an unknown mode or a lane beyond PE",
     Status.SHADOW_OVERFLOW: "a PE lane's shadow buffer overflowed",
     Status.BATCH_RANGE: "N_IMAGES exceeds the batch the memory image was packed for",
     Status.LAYOUT: "an activation address or stride is not a multiple of 8 bytes, or a dense input the layer cannot read",

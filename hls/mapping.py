@@ -154,19 +154,27 @@ class LayerPlan:
 
 
 def output_lane(channel, pe: int):
-    """The PE lane that computes output channel ``channel`` (and every shadow of its neurons).
+    """The PE lane that computes output channel ``channel``'s neurons (their original slots).
 
     ``conv_tile`` (hls/include/resilq/conv.hpp) runs tile ``t`` over channels ``c0 = t*PE .. c0+PE-1``; lane
-    ``p`` owns channel ``c0 + p`` (its original slots start at ``(c0 + p) * hw_out``) and recomputes that
-    channel's protected neurons in the shadow passes, so a channel's slots all come from lane ``c % PE``.
-    A Linear layer is a 1x1 conv: feature ``f`` is channel ``f``. Works on scalars and arrays.
+    ``p`` owns channel ``c0 + p`` (its original slots start at ``(c0 + p) * hw_out``). A Linear layer is a 1x1
+    conv: feature ``f`` is channel ``f``. Works on scalars and arrays.
     """
     return np.asarray(channel, dtype=np.int64) % int(pe) if np.ndim(channel) else int(channel) % int(pe)
 
 
+def shadow_lane(channel, copy, pe: int):
+    """The PE lane that computes shadow ``copy`` (1 .. copies-1) of a neuron of output channel ``channel``: lane
+    ``(channel + copy) mod PE`` (conv.hpp: in shadow pass ``j`` lane ``p`` computes lane ``p - j``'s channel), so
+    the copies of one protected neuron run on ``copies`` different lanes whenever ``PE >= copies`` -- with PE = 2,
+    TMR's second shadow shares the original's lane; with PE = 1 every copy does."""
+    return (output_lane(channel, pe) + np.asarray(copy, dtype=np.int64)) % int(pe)
+
+
 def slot_lanes(model: Model, index: int, pe: int) -> np.ndarray:
     """(slots_in(index),) int64: the PE lane that writes each slot of neuron layer ``index``, shadows included
-    (slot numbering of :mod:`resilq.faults`: neurons in C-H-W order, then the shadows of each protected neuron)."""
+    (slot numbering of :mod:`resilq.faults`: neurons in C-H-W order, then the shadows of each protected neuron,
+    shadow ``j`` of a neuron on :func:`shadow_lane`)."""
     if index not in model.neuron_layers:
         raise UnsupportedModelError(f"layer {index} is not a neuron layer of {model.name}")
     shape = model.out_shape(index)
@@ -176,7 +184,8 @@ def slot_lanes(model: Model, index: int, pe: int) -> np.ndarray:
     prot = model.protection(index)
     if prot is not None and prot.n_protected:
         owner = np.repeat(prot.neurons.astype(np.int64), prot.copies - 1)
-        lanes.append(output_lane(owner // hw_out, pe))
+        copy = np.tile(np.arange(1, prot.copies, dtype=np.int64), prot.n_protected)
+        lanes.append(shadow_lane(owner // hw_out, copy, pe))
     return np.concatenate(lanes)
 
 

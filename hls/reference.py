@@ -18,30 +18,61 @@ from resilq.ir.kernels import accumulate
 from resilq.ir.layers import neuron_shift
 
 
-def expected_fi_hits(fault, n_images: int, once: bool = False) -> int:
+def output_faults(model: Model | None, fault) -> list:
+    """The one-slot faults ``fault`` amounts to: itself, or one per slot a :class:`~resilq.fault_kinds.LaneFault`
+    writes (the accelerator's mapping, :func:`resilq.hls.mapping.slot_lanes`)."""
     if fault is None:
-        return 0
-    return 1 if once else n_images
+        return []
+    if getattr(fault, "kind", "output") == "lane":
+        if model is None:
+            raise ValueError("a lane fault's slots depend on the model: pass it")
+        return fault.output_faults(model)
+    return [fault]
+
+
+def expected_fi_hits(fault, n_images: int, once: bool = False, model: Model | None = None) -> int:
+    """FI_HITS: values the fault unit changed the input of -- one per faulty slot and inference that carries it."""
+    per_inference = len(output_faults(model, fault))
+    return per_inference * (1 if once else n_images)
 
 
 def expected_corrections(model: Model, x: np.ndarray, fault, once: bool = False) -> int:
-    """CORRECTIONS after running the int8 batch ``x`` with ``fault`` (or None) in the registers."""
-    if fault is None:
-        return 0
-    prot = model.protection(fault.layer)
-    if prot is None or prot.n_protected == 0:
-        return 0
-    neuron, _copy = slot_owner(model, fault.layer, fault.slot)
-    if neuron not in set(prot.neurons.tolist()):
+    """CORRECTIONS after running the int8 batch ``x`` with ``fault`` (a slot or lane fault, or None) in the
+    registers: per inference and protected neuron of a faulty layer, 1 when its slots disagree (the kernel's
+    ``slots_disagree``). Each layer's inputs are those of the faulty run (a lane fault in every layer changes
+    what the next layer reads)."""
+    faults = output_faults(model, fault)
+    if not faults:
         return 0
     if once:
         x = x[:1]
-    layer = model.layers[fault.layer]
-    inputs = x if fault.layer == 0 else Executor(model).run(x, collect=True).activations[fault.layer - 1]
-    acc = accumulate(layer, inputs).reshape(x.shape[0], -1)[:, neuron]
-    shift = neuron_shift(layer, model.out_shape(fault.layer), np.array([neuron]))[0]
-    if prot.scheme is Scheme.SPLIT:
-        value = split_half(acc, shift)
-    else:
-        value = requantize(acc, shift, *layer.requant.bounds)
-    return int(np.count_nonzero(apply_fault(value, fault.mask, fault.mode) != value))
+    acts = None
+    total = 0
+    for index in sorted({f.layer for f in faults}):
+        prot = model.protection(index)
+        if prot is None or prot.n_protected == 0:
+            continue
+        here = [f for f in faults if f.layer == index]
+        owners = [slot_owner(model, index, f.slot) for f in here]
+        position = {int(n): k for k, n in enumerate(prot.neurons.tolist())}
+        hits = [(f, position[n], copy) for f, (n, copy) in zip(here, owners) if n in position]
+        if not hits:
+            continue
+        if acts is None and index > 0:
+            acts = Executor(model).run(x, faults=[fault], collect=True).activations
+        layer = model.layers[index]
+        inputs = x if index == 0 else acts[index - 1]
+        acc = accumulate(layer, inputs).reshape(x.shape[0], -1)[:, prot.neurons]
+        shift = neuron_shift(layer, model.out_shape(index), prot.neurons)
+        if prot.scheme is Scheme.SPLIT:
+            value = split_half(acc, shift)
+        else:
+            value = requantize(acc, shift, *layer.requant.bounds)
+        copies = [value.copy() for _ in range(prot.copies)]
+        for f, k, copy in hits:
+            copies[copy][:, k] = apply_fault(copies[copy][:, k], f.mask, f.mode)
+        disagree = copies[0] != copies[1]
+        if prot.scheme is Scheme.TMR:
+            disagree |= copies[0] != copies[2]
+        total += int(np.count_nonzero(disagree))
+    return total

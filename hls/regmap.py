@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from enum import Enum
 
 #: Register-map version (the VERSION register and the IP's major version). 1 = first release;
-#: 2 = CYCLES_LO/HI renamed MODEL_CYCLES_LO/HI (the kernel's cycle model, not a measurement; issue #13).
-VERSION = 2
+#: 2 = CYCLES_LO/HI renamed MODEL_CYCLES_LO/HI (the kernel's cycle model, not a measurement; issue #13);
+#: 3 = FI_CTRL.KIND / ALL_LAYERS: persistent PE-lane faults (FI_SLOT holds the lane), lane-diverse shadows (#15).
+VERSION = 3
 #: Size of the AXI-Lite address space (bytes).
 ADDRESS_SPACE = 0x10000
 
@@ -127,12 +128,16 @@ FI_CTRL = Register("FI_CTRL", 0x48, Access.RW, "fault-injection control", arg="f
     Field("EN", 0, 1, "inject the fault described by FI_LAYER/FI_SLOT/FI_MASK/FI_MODE"),
     Field("ONCE", 1, 1, "0: every inference while EN; 1: only the first inference that starts after the "
           "host armed a new TOKEN (a one-shot transient)"),
+    Field("KIND", 2, 1, "0: the slot FI_SLOT (an output fault); 1: every value PE lane FI_SLOT writes (a "
+          "persistent lane fault, resilq.fault_kinds.LaneFault)"),
+    Field("ALL_LAYERS", 3, 1, "with KIND 1: in every neuron layer (FI_LAYER ignored)"),
     Field("TOKEN", 8, 8, "arming token for ONCE: change it to re-arm"),
 ))
 FI_LAYER = Register("FI_LAYER", 0x50, Access.RW, "index of the faulty layer in Model.layers (a neuron layer)",
                     arg="fi_layer")
 FI_SLOT = Register("FI_SLOT", 0x58, Access.RW, "faulty slot, numbered as resilq.faults: 0..n_out-1 the "
-                   "neurons (flat C-H-W), n_out + p*(copies-1) + j the shadows", arg="fi_slot")
+                   "neurons (flat C-H-W), n_out + p*(copies-1) + j the shadows; with FI_CTRL.KIND 1 the faulty "
+                   "PE lane (0..PE-1)", arg="fi_slot")
 FI_MASK = Register("FI_MASK", 0x60, Access.RW, "8-bit fault mask (1 << k for a flip of bit k)", arg="fi_mask")
 FI_MODE = Register("FI_MODE", 0x68, Access.RW, "fault mode: resilq.arith.FaultMode codes", arg="fi_mode",
                    fields=(Field("MODE", 0, 2, "0 FLIP (xor), 1 STUCK_AT_0 (clear), 2 STUCK_AT_1 (set)"),))

@@ -51,7 +51,6 @@ class CsimAccelerator:
         self.image: MemoryImage = pack(model, config, batch)
         self.info = host.probe(self.device)
         host.check_hardware(self.info, config)
-        self._token = 0
 
     def _load(self) -> None:
         """(Re)attach this model's image: other models may have used the shared device in between."""
@@ -73,12 +72,16 @@ class CsimAccelerator:
             raise ParameterError(f"{n} images exceed the packed batch of {self.image.batch}")
         if fault is not None:
             fault.check(self.model)
+            if getattr(fault, "kind", "output") == "lane" and fault.pe != self.config.pe:
+                raise ParameterError(f"{fault}: a lane fault of a {fault.pe}-lane array, but this build has "
+                                     f"PE={self.config.pe}")
         self._load()
         self.image.write_inputs(x)
-        if once:
-            self._token = (self._token + 1) & 0xFF
-        host.set_fault(self.device, fault, once=once, token=self._token)
-        status = host.run(self.device, n).check(self.image)
+        for _ in range(2):  # a one-shot whose token the device already fired hits nothing: re-arm once
+            host.set_fault(self.device, fault, once=once, token=host.next_token(self.device) if once else 0)
+            status = host.run(self.device, n).check(self.image)
+            if not (once and fault is not None and status.fi_hits == 0):
+                break
         acts = None
         if collect:
             acts = [self.image.read_output(i, n) for i in range(len(self.model.layers))]

@@ -182,9 +182,13 @@ def test_overlay_description_is_checked(tmp_path):
     # an overlay built before the register map v2 (CYCLES renamed MODEL_CYCLES) is refused by its VLNV and registers
     old = [(("cycles_lo" if n == "model_cycles_lo" else "cycles_hi" if n == "model_cycles_hi" else n), o, a)
            for n, o, a in hwh_registers()]
-    with pytest.raises(MismatchError, match=r"register map v1.*this driver speaks register map v2.*MODEL_CYCLES_LO "
-                                            r"\(model_cycles_lo\) expected at 0x90: cycles_lo is there"):
+    with pytest.raises(MismatchError, match=rf"register map v1.*this driver speaks register map v{rm.VERSION}.*"
+                                            r"MODEL_CYCLES_LO \(model_cycles_lo\) expected at 0x90: cycles_lo is there"):
         accelerator_in_hwh(write_hwh(tmp_path / "v1.hwh", vlnv="resilq.org:hls:resilq_accel:1.0", registers=old))
+    # v2 has the same register offsets but no lane faults or lane-diverse shadows: refused by its VLNV alone
+    with pytest.raises(MismatchError, match=rf"resilq_accel:2.0 \(register map v2\); this driver speaks register map "
+                                            rf"v{rm.VERSION}"):
+        accelerator_in_hwh(write_hwh(tmp_path / "v2.hwh", vlnv="resilq.org:hls:resilq_accel:2.0"))
     with pytest.raises(MismatchError, match="holds no resilq accelerator.*xilinx.com:hls:resize_accel:1.0"):
         accelerator_in_hwh(write_hwh(tmp_path / "other.hwh", vlnv="xilinx.com:hls:resize_accel:1.0"))
     moved = write_hwh(tmp_path / "moved.hwh", registers=hwh_registers({"fi_slot": 0x5C}))

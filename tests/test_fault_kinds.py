@@ -74,15 +74,16 @@ def test_executor_lane_and_weight_faults_match_the_loop_reference(base, scheme):
         for lane in range(pe):
             layer = model.neuron_layers[lane % len(model.neuron_layers)]
             fault = LaneFault(lane, layer, 0x41, FaultMode.FLIP, pe)
-            # Independent oracle of the accelerator mapping: channel c runs on lane c % PE, shadows on their
-            # neuron's lane (hls/include/resilq/conv.hpp).
+            # Independent oracle of the accelerator mapping: channel c runs on lane c % PE, shadow j of its
+            # neurons on lane (c + j) % PE (lane-diverse shadows, hls/include/resilq/conv.hpp).
             shape = model.out_shape(layer)
             per_channel = int(np.prod(shape[1:])) if len(shape) > 1 else 1
-            owners = np.arange(model.neurons_in(layer))
+            lanes = np.arange(model.neurons_in(layer)) // per_channel % pe
             prot = model.protection(layer)
             if prot is not None:
-                owners = np.concatenate([owners, np.repeat(prot.neurons, prot.copies - 1)])
-            slots = np.flatnonzero(owners // per_channel % pe == lane)
+                shadow = [(int(n) // per_channel + j) % pe for n in prot.neurons for j in range(1, prot.copies)]
+                lanes = np.concatenate([lanes, np.array(shadow, dtype=np.int64)])
+            slots = np.flatnonzero(lanes == lane)
             assert np.array_equal(slots, fault.slots(model, layer))
             want = reference_run(model, x, [Fault(layer, int(s), 0x41) for s in slots])[-1]
             assert np.array_equal(ex.run(x, [fault]).logits, want)
@@ -220,8 +221,8 @@ def test_emulator_weight_upsets_match_the_executor(base, scheme):
         assert np.array_equal(acc.image.buffer[params], clean)
         differs += not np.array_equal(want, ex.run(x).logits)
     assert differs
-    with pytest.raises(ParameterError, match="fault-injection registers"):
-        acc.run(x, LaneFault(0, None, 1, FaultMode.FLIP, 8))
+    lane = LaneFault(0, None, 1, FaultMode.FLIP, 8)  # through the registers (FI_CTRL.KIND), not the image
+    assert np.array_equal(acc.run(x, lane).logits, ex.run(x, [lane]).logits)
     with pytest.raises(ParameterError, match="fault-injection registers"):
         acc.run(x, BerFault(1e-2, "outputs"))
 

@@ -121,7 +121,7 @@ def test_one_shot_fault_hits_only_the_first_inference(small):
             assert np.array_equal(got[:1], first.activations[i]) and np.array_equal(got[1:], rest.activations[i])
         assert run.status.corrections == expected_corrections(model, x, f, once=True)
     # the same token again: the one-shot has fired, nothing is injected
-    host.set_fault(acc.device, fault, once=True, token=acc._token)
+    host.set_fault(acc.device, fault, once=True, token=acc.device._resilq_fi_token)
     status = host.run(acc.device, x.shape[0])
     assert status.fi_hits == 0 and status.code is Status.OK
 

@@ -87,6 +87,7 @@ def test_default_vlnv_carries_the_register_map_version():
 
     assert DEFAULT_VLNV == f"resilq.org:hls:resilq_accel:{regmap.VERSION}.0"
     assert f"VLNV ?= {DEFAULT_VLNV}" in (HLS_DIR / "Makefile").read_text()
+    assert f"vlnv {DEFAULT_VLNV} " in (TCL_DIR / "args.tcl").read_text()  # run_hls.tcl's default too
 
 
 @pytest.mark.skipif(HAVE_VITIS, reason="Vitis HLS is installed here: `make ip` would really run")

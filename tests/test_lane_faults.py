@@ -1,29 +1,28 @@
-"""The lane-fault correction property with TODAY's accelerator mapping (resilq.hls.mapping.slot_lanes).
+"""Redundancy that survives a persistent PE-lane fault (issue #15): lane-diverse shadows.
 
-In the current datapath every shadow slot is recomputed by the PE lane of its original (docs/accelerator.md,
-hls/include/resilq/conv.hpp), so one persistent lane fault hits every copy of a protected neuron alike:
+The accelerator computes shadow ``j`` of a neuron owned by lane ``q`` on lane ``(q + j) mod PE``
+(hls/include/resilq/conv.hpp; resilq.hls.mapping.shadow_lane / slot_lanes, which the Python engines use
+too), so with ``PE >= copies`` no lane computes two copies of one protected neuron. Checked here on the
+executor with :class:`resilq.fault_kinds.LaneFault` (the C-sim and the emulator equal it fault by fault:
+tests/test_hls_lane.py):
 
-* TMR's vote and dup-and's AND see three / two equal corrupted copies: they correct no single lane flip;
-* split's LCU ``((a & b) & 0xBF) << 1`` "corrects" only what it removes from any value -- bit 6 (reset) and
-  bit 7 (shifted out) of the halves -- and no other bit.
-
-The lane-diverse mapping (shadow ``j`` on another lane) is the hardware part of issue #15 still to come; the
-last test shows, with output faults placed where such a mapping WOULD put them (a hypothesis, not the
-hardware), that TMR would then correct every single lane fault on a protected neuron.
+* TMR corrects every single lane fault on every protected neuron (one corrupted copy out of three);
+* split and dup-and correct every lane fault that only sets bits (the AND with the intact copy), and
+  split every flip of bit 6 or 7 of a half (the LCU drops them);
+* where the mapping shares a lane -- TMR at PE = 2, whose second shadow runs on the original's lane; any
+  scheme at PE = 1 -- a lane fault on that lane is not corrected.
 """
 
 import numpy as np
 import pytest
 
-from resilq.arith import FaultMode, Scheme, as_bits
+from resilq.arith import FaultMode, Scheme
 from resilq.fault_kinds import LaneFault
-from resilq.faults import Fault, slot_owner
-from resilq.hls.mapping import slot_lanes
+from resilq.faults import slot_owner
+from resilq.hls.mapping import shadow_lane, slot_lanes
 from resilq.ir import Executor
 
 from factories import protect, random_model
-
-PE = 4
 
 
 @pytest.fixture(scope="module")
@@ -39,71 +38,65 @@ def _protected(net, scheme):
     return protect(model, np.random.default_rng(3), scheme, 0.5), x
 
 
+@pytest.mark.parametrize("pe", [1, 2, 4, 8])
 @pytest.mark.parametrize("scheme", [Scheme.TMR, Scheme.SPLIT, Scheme.DUP_AND])
-def test_every_copy_of_a_protected_neuron_shares_its_lane(net, scheme):
+def test_copies_of_a_protected_neuron_run_on_different_lanes(net, scheme, pe):
     model, _ = _protected(net, scheme)
     for i in model.neuron_layers:
         prot = model.protection(i)
         if prot is None:
             continue
-        lanes = slot_lanes(model, i, PE)
-        for s in range(model.neurons_in(i), model.slots_in(i)):
-            neuron, copy = slot_owner(model, i, s)
-            assert copy >= 1 and lanes[s] == lanes[neuron]
+        lanes = slot_lanes(model, i, pe)
+        for k, neuron in enumerate(prot.neurons):
+            slots = [int(neuron)] + [model.neurons_in(i) + k * (prot.copies - 1) + j for j in range(prot.copies - 1)]
+            assert [slot_owner(model, i, s) for s in slots] == [(int(neuron), c) for c in range(prot.copies)]
+            used = lanes[slots]
+            assert used[0] == lanes[neuron] and list(used[1:]) == [shadow_lane(lanes[neuron], j, pe)
+                                                                    for j in range(1, prot.copies)]
+            distinct = len(set(used.tolist()))
+            assert distinct == min(prot.copies, pe)  # all different when PE >= copies, shared only by pigeonhole
+
+
+def _protected_after(ex, x, golden, model, i, lane, mask, mode, pe):
+    out = ex.run(x, [LaneFault(lane, i, mask, mode, pe)], collect=True).activations[i].reshape(len(x), -1)
+    prot = model.protection(i).neurons
+    return out[:, prot], golden[i].reshape(len(x), -1)[:, prot]
 
 
 @pytest.mark.parametrize("scheme", [Scheme.TMR, Scheme.SPLIT, Scheme.DUP_AND])
-def test_which_single_lane_flips_today_s_redundancy_corrects(net, scheme):
+def test_single_lane_faults_on_protected_neurons_are_corrected(net, scheme):
+    pe = 4
     model, x = _protected(net, scheme)
     ex = Executor(model)
     golden = ex.run(x, collect=True).activations
-    checked = 0
+    checked = failed_unprotected = 0
     for i in model.neuron_layers:
-        prot = model.protection(i)
-        if prot is None:
+        if model.protection(i) is None:
             continue
-        neuron_lane = slot_lanes(model, i, PE)[:model.neurons_in(i)]
-        for lane in range(PE):
-            hit = prot.neurons[neuron_lane[prot.neurons] == lane]
-            if not hit.size:
-                continue
+        for lane in range(pe):
             for bit in range(8):
-                out = ex.run(x, [LaneFault(lane, i, 1 << bit, FaultMode.FLIP, PE)], collect=True).activations[i]
-                got = out.reshape(len(x), -1)[:, hit]
-                want = golden[i].reshape(len(x), -1)[:, hit]
-                corrected = np.array_equal(got, want)
-                if scheme is Scheme.SPLIT:
-                    # the LCU drops bits 6 and 7 of the halves whatever the fault: those flips vanish, no others
-                    assert corrected == (bit >= 6), (i, lane, bit)
-                else:
-                    # every copy flipped alike: the vote / AND passes the flip through on every input
-                    assert not corrected, (i, lane, bit)
-                    assert np.array_equal(as_bits(got), as_bits(want) ^ np.uint8(1 << bit))
-                checked += 1
-    assert checked >= 3 * 8
+                for mode in (FaultMode.FLIP, FaultMode.STUCK_AT_1):
+                    got, want = _protected_after(ex, x, golden, model, i, lane, 1 << bit, mode, pe)
+                    if scheme is Scheme.TMR or mode is FaultMode.STUCK_AT_1 or (scheme is Scheme.SPLIT and bit >= 6):
+                        assert np.array_equal(got, want), (scheme, i, lane, bit, mode)
+                        checked += 1
+                    elif not np.array_equal(got, want):
+                        failed_unprotected += 1  # a 1 -> 0 flip in one copy passes the AND: not corrected
+    assert checked >= 2 * 4 * 8
+    if scheme is not Scheme.TMR:
+        assert failed_unprotected > 0  # the test can tell corrected from not
 
 
-def test_a_lane_diverse_mapping_would_let_tmr_correct_every_single_lane_fault(net):
-    """Hypothesis for the hardware still to come (NOT today's mapping): shadow j of a neuron on lane p runs
-    on lane (p + j) % PE. The faults such a lane would cause are placed as output faults by hand."""
-    model, x = _protected(net, Scheme.TMR)
+@pytest.mark.parametrize("pe,scheme", [(2, Scheme.TMR), (1, Scheme.TMR), (1, Scheme.DUP_AND)])
+def test_a_shared_lane_is_not_corrected(net, pe, scheme):
+    model, x = _protected(net, scheme)
     ex = Executor(model)
     golden = ex.run(x, collect=True).activations
-    for i in model.neuron_layers:
-        prot = model.protection(i)
-        if prot is None:
-            continue
-        today = slot_lanes(model, i, PE)
-        n_out = model.neurons_in(i)
-        rotated = today.copy()
-        for s in range(n_out, model.slots_in(i)):
-            _, copy = slot_owner(model, i, s)
-            rotated[s] = (today[s] + copy) % PE
-        for lane in range(PE):
-            faults = [Fault(i, int(s), 1 << 7) for s in np.flatnonzero(rotated == lane)]
-            out = ex.run(x, faults, collect=True).activations[i].reshape(len(x), -1)
-            want = golden[i].reshape(len(x), -1)
-            assert np.array_equal(out[:, prot.neurons], want[:, prot.neurons])  # every protected neuron corrected
-            unprotected = np.setdiff1d(np.flatnonzero(today[:n_out] == lane), prot.neurons)
-            if unprotected.size:
-                assert not np.array_equal(out[:, unprotected], want[:, unprotected])
+    i = next(i for i in model.neuron_layers if model.protection(i) is not None)
+    lanes = slot_lanes(model, i, pe)
+    prot = model.protection(i)
+    # the lane of a protected neuron whose copies share it (TMR at PE 2: the original and shadow 2)
+    lane = int(lanes[prot.neurons[0]])
+    got, want = _protected_after(ex, x, golden, model, i, lane, 0x01, FaultMode.FLIP, pe)
+    shared = lanes[prot.neurons] == lane
+    assert not np.array_equal(got[:, shared], want[:, shared])

@@ -113,6 +113,9 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, uint64_t* act_
         else if (n_desc > Cfg::MAX_LAYERS) code = image::STATUS_CAPACITY;
         else if (n_images > hdr[image::HDR_BATCH]) code = image::STATUS_BATCH_RANGE;
         else if (fi_en && ((fi_mask & 0xFFu) == 0 || fi_mode > resilq::arith::STUCK_AT_1)) code = image::STATUS_FAULT_CONFIG;
+        const bool lane_mode = (fi_ctrl & regmap::FI_CTRL_KIND_MASK) != 0;
+        const bool all_layers = lane_mode && (fi_ctrl & regmap::FI_CTRL_ALL_LAYERS_MASK) != 0;
+        if (code == image::STATUS_OK && fi_en && lane_mode && fi_slot >= Cfg::PE) code = image::STATUS_FAULT_CONFIG;
 
         // Layer-major: each descriptor is fetched once per run and runs over every image of the batch before
         // the next one starts (every layer's outputs have a region per image). A FLAG_BATCH vector layer takes
@@ -134,7 +137,7 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, uint64_t* act_
                 bad_layer = l;
             }
             const bool batched = (d.flags & image::FLAG_BATCH) != 0 && n_images > 1;
-            const bool fault_layer = (d.flags & image::FLAG_NEURONS) != 0 && d.ir_layer == fi_layer;
+            const bool fault_layer = (d.flags & image::FLAG_NEURONS) != 0 && (all_layers || d.ir_layer == fi_layer);
             // image * IN_STRIDE / OUT_STRIDE, advanced chunk by chunk (no multiplier: MAX_BATCH is a power of two)
             uint32_t in_off = 0, out_off = 0;
         images:  // sequential: one image (or one chunk of a batched layer) per iteration
@@ -156,6 +159,8 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, uint64_t* act_
                 site.active = fault_layer && (img == 0 ? armed_first : armed_rest);
                 site.active_rest = fault_layer && (chunk > 1 ? armed_rest : site.active);
                 site.slot = fi_slot;
+                site.lane_mode = lane_mode;
+                site.lane = fi_slot;
                 site.mask = static_cast<uint8_t>(fi_mask & 0xFFu);
                 site.mode = fi_mode & regmap::FI_MODE_MODE_MASK;
                 lc += resilq::run_layer<Cfg>(ctrl_mem, weight_mem, act_mem, crit_table, dc, gc, d.in_addr + in_off,

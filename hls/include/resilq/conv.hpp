@@ -183,14 +183,26 @@ compute:
             const bool inside = row_inside && xs >= 0 && xs < in_w;
             x[s] = inside ? banks[(s + rot) % Cfg::SIMD] : static_cast<int8_t>(0);
         }
+        // Lane-diverse shadows: in pass j lane p computes the channel of lane (p - j) mod PE (its weights, bias
+        // and shift), so shadow j of lane q's neuron comes from lane (q + j) mod PE: no lane computes two copies
+        // of one protected neuron when PE >= copies (resilq.hls.mapping.slot_lanes). Pass 0 is the identity.
+        const uint32_t turn = pass % Cfg::PE;
+        Pack<Cfg::SIMD> wrow[Cfg::PE];
+#pragma HLS ARRAY_PARTITION variable=wrow complete
+    read_weights:  // every lane's bank at the same word: one read per bank, then the rotation
+        for (uint32_t b = 0; b < Cfg::PE; ++b) {
+#pragma HLS UNROLL
+            wrow[b] = w_buf[b][f];
+        }
     mac_lanes:
         for (uint32_t p = 0; p < Cfg::PE; ++p) {
 #pragma HLS UNROLL
-            int32_t sum = (f == 0) ? bias[p] : acc[p];
+            const uint32_t src = (p + Cfg::PE - turn) % Cfg::PE;
+            int32_t sum = (f == 0) ? bias[src] : acc[p];
         mac_simd:
             for (uint32_t s = 0; s < Cfg::SIMD; ++s) {
 #pragma HLS UNROLL
-                sum += ops::mac_product(w_buf[p][f].v[s], x[s]);
+                sum += ops::mac_product(wrow[src].v[s], x[s]);
             }
             acc[p] = sum;
         }
@@ -214,22 +226,37 @@ compute:
             }
             continue;
         }
-    lane_values:  // requantize, split, fault unit; shadow slots go to the lane's own shadow bank
+        int8_t res[Cfg::PE];  // each computing lane's int8 result (its channel: lane (p - turn) mod PE's)
+#pragma HLS ARRAY_PARTITION variable=res complete
+    lane_results:
+        for (uint32_t p = 0; p < Cfg::PE; ++p) {
+#pragma HLS UNROLL
+            const uint32_t src = (p + Cfg::PE - turn) % Cfg::PE;
+            res[p] = (prot[src] && split) ? arith::split_half(acc[p], shift[src])
+                                          : arith::requantize(acc[p], shift[src], lo, arith::INT8_HI);
+        }
+    lane_values:  // per owner lane p: its copy from lane (p + turn) mod PE, the fault units, its shadow bank
         for (uint32_t p = 0; p < Cfg::PE; ++p) {
 #pragma HLS UNROLL
             if (p < tile.rows && !raw) {
-                int8_t v = (prot[p] && split) ? arith::split_half(acc[p], shift[p])
-                                              : arith::requantize(acc[p], shift[p], lo, arith::INT8_HI);
+                const uint32_t maker = (p + turn) % Cfg::PE;  // the PE lane that computed this copy
+                int8_t v = res[maker];
                 const bool armed = (pos == 0) ? fault.active : fault.active_rest;  // batched: pos = image
+                // a persistent lane fault (FI_CTRL.KIND 1) hits every value its lane writes
+                const bool lane_hit = armed && fault.lane_mode && maker == fault.lane && (pass == 0 || prot[p]);
                 if (pass == 0) {
-                    if (armed && fault.slot == slot0[p] + (g.batched ? 0u : pos)) {
+                    if (armed && !fault.lane_mode && fault.slot == slot0[p] + (g.batched ? 0u : pos)) {
+                        v = arith::apply_fault(v, fault.mask, fault.mode);
+                        ++ctr.fi_hits;
+                    }
+                    if (lane_hit) {
                         v = arith::apply_fault(v, fault.mask, fault.mode);
                         ++ctr.fi_hits;
                     }
                 } else if (prot[p]) {
                     const uint32_t entry = first[p] + seen[p];
                     const uint32_t slot = g.slot_n_out + ops::times_shadows(entry, extra) + (pass - 1);
-                    if (armed && fault.slot == slot) {
+                    if ((armed && !fault.lane_mode && fault.slot == slot) || lane_hit) {
                         v = arith::apply_fault(v, fault.mask, fault.mode);
                         ++ctr.fi_hits;
                     }
@@ -245,7 +272,7 @@ compute:
 #pragma HLS UNROLL
             const uint32_t p = b % Cfg::PE;
             if (b / Cfg::PE == tile.group && p < tile.rows) {
-                if (raw) raw_buf[b][raw_base + tile.raw_row] = acc[p];
+                if (raw) raw_buf[b][raw_base + tile.raw_row] = acc[p];  // pass 0 only: no rotation
                 else if (pass == 0) out_buf[b][tile.row_base + pos] = val[p];
             }
         }

@@ -7,7 +7,7 @@
 namespace resilq {
 namespace regmap {
 
-constexpr uint32_t MAP_VERSION = 2u;  // register-map version, written to the VERSION register
+constexpr uint32_t MAP_VERSION = 3u;  // register-map version, written to the VERSION register
 constexpr uint32_t ADDRESS_SPACE = 0x10000u;  // bytes of AXI-Lite address space
 
 constexpr uint32_t AP_CTRL = 0x0u;  // block control (ap_ctrl_hs)
@@ -36,10 +36,14 @@ constexpr uint32_t FI_CTRL_EN_LSB = 0u;
 constexpr uint32_t FI_CTRL_EN_MASK = 0x1u;  // inject the fault described by FI_LAYER/FI_SLOT/FI_MASK/FI_MODE
 constexpr uint32_t FI_CTRL_ONCE_LSB = 1u;
 constexpr uint32_t FI_CTRL_ONCE_MASK = 0x2u;  // 0: every inference while EN; 1: only the first inference that starts after the host armed a new TOKEN (a one-shot transient)
+constexpr uint32_t FI_CTRL_KIND_LSB = 2u;
+constexpr uint32_t FI_CTRL_KIND_MASK = 0x4u;  // 0: the slot FI_SLOT (an output fault); 1: every value PE lane FI_SLOT writes (a persistent lane fault, resilq.fault_kinds.LaneFault)
+constexpr uint32_t FI_CTRL_ALL_LAYERS_LSB = 3u;
+constexpr uint32_t FI_CTRL_ALL_LAYERS_MASK = 0x8u;  // with KIND 1: in every neuron layer (FI_LAYER ignored)
 constexpr uint32_t FI_CTRL_TOKEN_LSB = 8u;
 constexpr uint32_t FI_CTRL_TOKEN_MASK = 0xff00u;  // arming token for ONCE: change it to re-arm
 constexpr uint32_t FI_LAYER = 0x50u;  // index of the faulty layer in Model.layers (a neuron layer)
-constexpr uint32_t FI_SLOT = 0x58u;  // faulty slot, numbered as resilq.faults: 0..n_out-1 the neurons (flat C-H-W), n_out + p*(copies-1) + j the shadows
+constexpr uint32_t FI_SLOT = 0x58u;  // faulty slot, numbered as resilq.faults: 0..n_out-1 the neurons (flat C-H-W), n_out + p*(copies-1) + j the shadows; with FI_CTRL.KIND 1 the faulty PE lane (0..PE-1)
 constexpr uint32_t FI_MASK = 0x60u;  // 8-bit fault mask (1 << k for a flip of bit k)
 constexpr uint32_t FI_MODE = 0x68u;  // fault mode: resilq.arith.FaultMode codes
 constexpr uint32_t FI_MODE_MODE_LSB = 0u;

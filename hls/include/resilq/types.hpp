@@ -90,6 +90,8 @@ struct Tile {
 struct FaultSite {
     bool active;       // enabled, armed for this inference (a batched call: its first image), the faulty layer
     bool active_rest;  // the same for the call's other images (batched: positions 1..); = active otherwise
+    bool lane_mode;    // FI_CTRL.KIND 1: every value PE lane `lane` writes (else the one slot `slot`)
+    uint32_t lane;
     uint32_t slot;
     uint8_t mask;
     uint32_t mode;

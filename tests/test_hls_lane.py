@@ -1,0 +1,85 @@
+"""Persistent PE-lane faults on the accelerator (issue #15): C-sim == emulator == executor, fault by fault.
+
+FI_CTRL.KIND = 1 makes the fault unit hit every value PE lane FI_SLOT writes (in FI_LAYER, or with
+ALL_LAYERS in every neuron layer), originals and shadows, which run lane-diverse (shadow j of lane q's
+neuron on lane q + j mod PE). The executor applies the same :class:`resilq.fault_kinds.LaneFault` through
+resilq.hls.mapping.slot_lanes, so equality here ties the Python lane model to the hardware's. FI_HITS and
+CORRECTIONS equal resilq.hls.reference. LeNet-5 trained on digits, 8 images (batched FC layers).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hls_support import CSIM, protect_fraction
+
+from resilq.arith import FaultMode, Scheme
+from resilq.deploy.driver import Accelerator
+from resilq.deploy.emulator import EmulatedAccelerator
+from resilq.errors import ParameterError
+from resilq.fault_kinds import LaneFault
+from resilq.hls import host
+from resilq.hls.config import DEFAULT_CONFIG
+from resilq.hls.imageformat import Status
+from resilq.hls.reference import expected_corrections, expected_fi_hits
+from resilq.hls.simulate import CsimAccelerator
+from resilq.ir import Executor
+
+pytestmark = CSIM
+IMAGES = 8
+PE = DEFAULT_CONFIG.pe
+
+
+def lenet(trained, scheme):
+    model = trained.model
+    if scheme is not None:
+        model = protect_fraction(model, np.random.default_rng(11), scheme, 0.1)
+    return model, model.quantize_input(trained.test.images[:IMAGES])
+
+
+def same_layers(got, want, where):
+    for i, (a, b) in enumerate(zip(got, want, strict=True)):
+        assert np.array_equal(a, b), f"{where}: layer {i} differs in {np.count_nonzero(a != b)} values"
+
+
+@pytest.mark.parametrize("scheme", [None, Scheme.SPLIT, Scheme.TMR], ids=lambda s: "none" if s is None else s.label)
+def test_lane_faults_bit_exact_on_csim_and_emulator(digits_lenet, scheme):
+    model, x = lenet(digits_lenet, scheme)
+    sim = CsimAccelerator(model, batch=IMAGES)
+    emu = Accelerator(EmulatedAccelerator(), model, batch=IMAGES, keep_activations=True)
+    ex = Executor(model)
+    rng = np.random.default_rng(5)
+    faults = [LaneFault(lane, layer, int(rng.integers(1, 256)), FaultMode(int(rng.integers(3))), PE)
+              for layer in model.neuron_layers for lane in rng.choice(PE, 3, replace=False)]
+    faults += [LaneFault(lane, None, 0x40, FaultMode.STUCK_AT_1, PE) for lane in (0, 5)]  # every neuron layer
+    corrected_somewhere = False
+    for fault in faults:
+        want = ex.run(x, faults=[fault], collect=True)
+        got = sim.run(x, fault=fault)
+        same_layers(got.activations, want.activations, f"C-sim {fault}")
+        assert got.status.fi_hits == expected_fi_hits(fault, IMAGES, model=model) > 0
+        assert got.status.corrections == expected_corrections(model, x, fault)
+        corrected_somewhere |= got.status.corrections > 0
+        e = emu.run(x, fault=fault)
+        same_layers(e.activations, want.activations, f"emulator {fault}")
+        assert (e.fi_hits, e.corrections) == (got.status.fi_hits, got.status.corrections)
+    assert corrected_somewhere == (scheme is not None)
+    once = sim.run(x, fault=faults[0], once=True)  # a one-shot lane fault: the first image only
+    assert once.status.fi_hits == expected_fi_hits(faults[0], IMAGES, once=True, model=model)
+    same_layers([a[1:] for a in once.activations], [a[1:] for a in ex.run(x, collect=True).activations], "once")
+
+
+def test_lane_beyond_the_array_is_refused(digits_lenet):
+    model, x = lenet(digits_lenet, Scheme.TMR)
+    sim = CsimAccelerator(model, batch=IMAGES)
+    with pytest.raises(ParameterError, match="PE=8"):
+        sim.run(x, fault=LaneFault(3, None, 1, FaultMode.FLIP, 16))
+    sim._load()  # a hostile host writes lane 9 to an 8-lane kernel: STATUS FAULT_CONFIG
+    sim.image.write_inputs(x)
+    host.set_fault(sim.device, LaneFault(9, None, 1, FaultMode.FLIP, 16))
+    assert host.run(sim.device, IMAGES).code == Status.FAULT_CONFIG
+    emu = EmulatedAccelerator()
+    acc = Accelerator(emu, model, batch=IMAGES)
+    acc.image.write_inputs(x)
+    host.set_fault(emu, LaneFault(9, None, 1, FaultMode.FLIP, 16))
+    assert host.run(emu, IMAGES).code == Status.FAULT_CONFIG
