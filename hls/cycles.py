@@ -17,7 +17,8 @@ weights        rows * k*k*ceil(C/SIMD) * SIMD/8         (64-bit beats) per tile
 table walk     protected neurons of the tile's channels (only in a protected layer)
 compute        (H_out*W_out + (copies-1) * G_t) * words per tile, G_t = positions of the tile that
                hold a protected neuron in any lane (each is recomputed copies-1 times); words =
-               k*k*ceil(C/SIMD), or k when C*k <= SIMD (a kernel row packed into the SIMD lanes)
+               k*k*ceil(C/SIMD), or k * ceil(k / taps) when 2*C <= SIMD (taps = min(k, SIMD // C) kernel
+               columns packed into the SIMD lanes of one word)
 corrector      protected neurons of the layer
 maxpool        H_out*W_out * ceil(C/SIMD) * k*k
 store          H_out * W_out * ceil(C_out/8) beats (int8) or C_out words (int32 classifier)

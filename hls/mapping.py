@@ -71,14 +71,25 @@ class LayerPlan:
 
     @property
     def packed(self) -> bool:
-        """Kernel-row packing (the kernel's ``LayerGeom::packed``): a conv with ``in_c * kernel <= SIMD`` (so fewer
-        input channels than SIMD lanes) puts a whole kernel row (kx, c) into the SIMD lanes of one word."""
-        return self.op is Op.CONV and self.kernel > 1 and self.in_c * self.kernel <= self.simd
+        """Kernel-row packing (the kernel's ``LayerGeom::packed``): a conv with at least two kernel columns'
+        channels per SIMD word (``2 * in_c <= SIMD``) puts :attr:`taps` columns (kx, c) of a kernel row into the
+        SIMD lanes of one word, the input buffer holding its pixels dense."""
+        return self.op is Op.CONV and self.kernel > 1 and 2 * self.in_c <= self.simd
+
+    @property
+    def taps(self) -> int:
+        """Kernel columns per SIMD word when packed: ``min(kernel, floor(SIMD / in_c))`` (1 unpacked)."""
+        return min(self.kernel, self.simd // self.in_c) if self.packed else 1
+
+    @property
+    def row_words(self) -> int:
+        """SIMD words per kernel row when packed: ``ceil(kernel / taps)``."""
+        return -(-self.kernel // self.taps) if self.packed else self.kernel
 
     @property
     def mac_words(self) -> int:
-        """SIMD words per output position and pass (compute cycles): one per kernel row when packed."""
-        return self.kernel if self.packed else self.ft
+        """SIMD words per output position and pass (compute cycles): ``kernel * row_words`` when packed."""
+        return self.kernel * self.row_words if self.packed else self.ft
 
     @property
     def row_bytes(self) -> int:
@@ -190,12 +201,12 @@ def slot_lanes(model: Model, index: int, pe: int) -> np.ndarray:
 
 
 def _reads_dense(layer, in_shape, config: AccelConfig) -> bool:
-    """Whether a first layer reads the network input as one dense run: a vector layer, or a conv whose kernel row
-    packs into the SIMD lanes (the kernel's ``LayerGeom::packed``), where the buffer's element order is the dense
+    """Whether a first layer reads the network input as one dense run: a vector layer, or a conv whose kernel
+    columns pack into the SIMD lanes (``LayerPlan.packed``), where the buffer's element order is the dense
     pixel-major order."""
     if isinstance(layer, Linear):
         return True
-    return isinstance(layer, Conv2d) and layer.kernel > 1 and as_map(in_shape)[0] * layer.kernel <= config.simd
+    return isinstance(layer, Conv2d) and layer.kernel > 1 and 2 * as_map(in_shape)[0] <= config.simd
 
 
 def activation_layouts(model: Model, config: AccelConfig) -> tuple[MapLayout, dict[int, MapLayout]]:

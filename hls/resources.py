@@ -36,11 +36,11 @@ CONTROL_LUT, CONTROL_FF = 2600, 3200
 #: One DSP48E1 per int8 x int8 product of the PE x SIMD array: resilq/ops.hpp mac_product binds it to a DSP
 #: (UG1399 BIND_OP impl=dsp); 8 x 8 bits fit the DSP48E1's 25 x 18 multiplier (UG953 MULT_MACRO).
 DSP_PER_MAC = 1
-#: ops::index_product call sites in the synthesized sources (descriptor.hpp: 17 sizes and tests derived once
+#: ops::index_product call sites in the synthesized sources (descriptor.hpp: 16 sizes and tests derived once
 #: per descriptor; lcu.hpp: 1 output-buffer row address): 24 x 17-bit unsigned products, one DSP48E1 each.
 #: An upper bound -- HLS may share the per-descriptor ones across control steps; csynth reports the truth.
 #: Every other index is a counter, a shift or a multiplexer (no multiplier).
-INDEX_MULTIPLIERS = 18
+INDEX_MULTIPLIERS = 17
 DSP_PER_INDEX_MULTIPLIER = 1
 #: Per PE lane: an int8 product feeds an adder tree of SIMD-1 ~18-bit adders and a 32-bit
 #: accumulator; the lane's requantizer (5-bit barrel shifter, round, clamp), fault unit and write port.

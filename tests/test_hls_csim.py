@@ -179,6 +179,35 @@ def test_unsorted_table_is_flagged(small):
     host.write_table(acc.device, acc.image.table)
 
 
+@pytest.mark.parametrize("channels,kernel,pad,simd,taps,row_words", [
+    (3, 5, 2, 8, 2, 3),   # 2 columns per word, the last word of a row holds 1
+    (3, 3, 0, 8, 2, 2),   # AlexNet's first layer
+    (2, 3, 1, 8, 3, 1),   # a whole row in one word
+    (6, 5, 0, 16, 2, 3),  # LeNet-5's conv2 at SIMD 16
+    (5, 3, 1, 8, 1, 3),   # 2 * 5 > 8: not packed
+])
+def test_kernel_columns_packed_into_the_simd_lanes(channels, kernel, pad, simd, taps, row_words):
+    """Packing ``taps`` kernel columns per SIMD word (2 * C <= SIMD), the last word of a row partly filled:
+    bit-exact against the executor at every layer (split and a fault too), cycles as modelled."""
+    from resilq.hls.mapping import plan_model
+
+    rng = np.random.default_rng(channels * 31 + kernel)
+    config = AccelConfig(pe=4, simd=simd)
+    model = calibrated_model(rng, (channels, 9, 11), [("conv", 5, kernel, 1, pad), ("conv", 6, kernel, 1, pad),
+                                                      ("flatten",), ("head", 3)], "packed")
+    plans = plan_model(model, config)
+    assert (plans[0].packed, plans[0].taps, plans[0].row_words) == (taps > 1, taps, row_words)
+    assert plans[0].mac_words == (kernel * row_words if taps > 1 else kernel * kernel)
+    x = model.quantize_input(rng.random((5, channels, 9, 11), dtype=np.float32))
+    for m in (model, protect_fraction(model, rng, Scheme.SPLIT, 0.2)):
+        run = CsimAccelerator(m, config, batch=5).run(x)
+        assert_same_layers(run, Executor(m).run(x, collect=True))
+        assert run.cycles == cycle_report(m, config, images=5).total
+    fault = Fault(0, 7, 0x20, FaultMode.FLIP)
+    assert_same_layers(CsimAccelerator(m, config, batch=5).run(x, fault=fault),
+                       Executor(m).run(x, faults=[fault], collect=True))
+
+
 @pytest.mark.parametrize("pe,simd", [(4, 16), (16, 8)])
 def test_other_builds_bit_exact_with_cycles(small, pe, simd):
     model, x = small

@@ -129,7 +129,7 @@ init_lanes:
 
     uint32_t pos = 0, ox = 0, pass = 0, npass = 1;
     uint32_t raw_base = 0;  // classifier-buffer word of the position: pos * raw_rows, counted
-    uint32_t f = 0, cg = 0, kx = 0, ky = 0;
+    uint32_t f = 0, cg = 0, kx = 0, ky = 0, wx = 0;  // wx: packed, the word within the kernel row
     // The receptive field, counted instead of multiplied: (iy0, ix0) = (oy, ox) * stride - pad; the input
     // buffer element of window pixel (ky, kx), channel group cg is window + inner, with (LayerGeom::pitch)
     // window = ((oy * stride - pad) * in_w + ox * stride - pad) * pitch and
@@ -217,7 +217,12 @@ compute:
                 if (!g.packed && kx + 1 < d.kernel) {
                     ++kx;
                     inner += Cfg::SIMD;
+                } else if (g.packed && wx + 1 < g.row_words) {  // the next `taps` columns of the row
+                    ++wx;
+                    kx += g.taps;
+                    inner += g.tap_elems;
                 } else {
+                    wx = 0;
                     kx = 0;
                     ++ky;
                     ky_off += g.line;
@@ -279,6 +284,7 @@ compute:
         f = 0;
         cg = 0;
         kx = 0;
+        wx = 0;
         ky = 0;
         inner = 0;
         ky_off = 0;

@@ -58,7 +58,7 @@ template <class Cfg>
 uint32_t plan_descriptor(const LayerDesc& d, LayerGeom& g, bool chunk = false) {
     static_assert(Cfg::MAX_IN < (1u << ops::INDEX_A_BITS), "max_in must stay below 2^24 (index multipliers)");
     static_assert(Cfg::MAX_POS <= (1u << 16), "max_pos must stay <= 2^16 (16-bit table positions)");
-    g = LayerGeom{0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    g = LayerGeom{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     if (d.op != image::OP_CONV && d.op != image::OP_MAXPOOL) return image::STATUS_BAD_OP;
     if (d.scheme > arith::DUP_MIN) return image::STATUS_BAD_OP;
     const bool raw = (d.flags & image::FLAG_RAW) != 0;
@@ -99,8 +99,8 @@ uint32_t plan_descriptor(const LayerDesc& d, LayerGeom& g, bool chunk = false) {
     if (!ok) return image::STATUS_CAPACITY;
     // activations move in 64-bit beats: every address and per-image stride is a whole beat
     if (((d.in_addr | d.in_stride | d.out_addr | d.out_stride) & 7u) != 0) return image::STATUS_LAYOUT;
-    // kernel-row packing: a conv whose kernel row of in_c * kernel weights fits one SIMD word (in_c < SIMD)
-    g.packed = (d.op == image::OP_CONV && d.kernel > 1 && ops::index_product(d.in_c, d.kernel) <= Cfg::SIMD) ? 1u : 0u;
+    // kernel-row packing: a conv with at least two kernel columns' channels per SIMD word (2 * in_c <= SIMD)
+    g.packed = (d.op == image::OP_CONV && d.kernel > 1 && 2 * d.in_c <= Cfg::SIMD) ? 1u : 0u;
     // a dense input is read as one run of elements: only where the buffer's element order is the DDR order
     g.in_dense = (d.flags & image::FLAG_DENSE_IN) ? 1u : 0u;
     if (g.in_dense && !(g.packed || g.hw_in == 1)) return image::STATUS_LAYOUT;
@@ -108,7 +108,38 @@ uint32_t plan_descriptor(const LayerDesc& d, LayerGeom& g, bool chunk = false) {
     if (d.crit_count > 0 && (d.scheme == arith::NONE || raw || d.op != image::OP_CONV)) return image::STATUS_TABLE_RANGE;
     // the loop geometry, from checked sizes (hw_in * cg * SIMD <= MAX_IN < 2^24 bounds every operand)
     g.n_in = static_cast<uint32_t>(ops::index_product(g.hw_in, d.in_c));
-    g.mac_words = g.packed ? d.kernel : g.ft;
+    // taps = min(kernel, floor(SIMD / in_c)), row_words = ceil(kernel / taps), mac_words = kernel * row_words:
+    // unrolled compare-and-add chains (SIMD and MAX_KERNEL steps, monotone conditions), no divider or multiplier
+    g.taps = 1;
+    g.tap_elems = d.in_c;
+    g.row_words = d.kernel;
+    if (g.packed) {
+    count_taps:
+        for (uint32_t t = 1; t < Cfg::SIMD; ++t) {
+#pragma HLS UNROLL
+            if (g.taps < d.kernel && g.tap_elems + d.in_c <= Cfg::SIMD) {
+                ++g.taps;
+                g.tap_elems += d.in_c;
+            }
+        }
+        g.row_words = 0;
+        uint32_t covered = 0;
+    count_row_words:
+        for (uint32_t k = 0; k < Cfg::MAX_KERNEL; ++k) {
+#pragma HLS UNROLL
+            if (covered < d.kernel) {
+                covered += g.taps;
+                ++g.row_words;
+            }
+        }
+    }
+    uint32_t words = 0;
+count_mac_words:
+    for (uint32_t k = 0; k < Cfg::MAX_KERNEL; ++k) {
+#pragma HLS UNROLL
+        if (k < d.kernel) words += g.row_words;
+    }
+    g.mac_words = g.packed ? words : g.ft;
     g.pitch = g.packed ? d.in_c : g.cg * Cfg::SIMD;
     g.line = static_cast<uint32_t>(ops::index_product(d.in_w, g.pitch));
     g.step_x = static_cast<uint32_t>(ops::index_product(g.pitch, d.stride));

@@ -28,7 +28,7 @@ uint64_t overlapped_tile(const uint64_t* weight_mem, const uint32_t* crit_table,
                          typename Buffers<Cfg>::Shadow& sh_buf, typename Buffers<Cfg>::Marks& marks,
                          uint32_t first[Cfg::PE], uint32_t lane_count[Cfg::PE], const FaultSite& fault,
                          RunCounters& ctr) {
-    const uint64_t load = more ? load_weights<Cfg>(weight_mem, next_beat, next_rows, g.ft, g.packed != 0, d.kernel, d.in_c, w_next) : 0u;
+    const uint64_t load = more ? load_weights<Cfg>(weight_mem, next_beat, next_rows, g.ft, g.packed != 0, d.kernel, d.in_c, g.taps, w_next) : 0u;
     uint64_t work = 0;
     if (d.crit_count > 0) {
         work += mark_tile<Cfg>(crit_table, table_ptr, table_last, table_end, d.crit_start, tile.c0, tile.rows,
@@ -74,7 +74,7 @@ init_lanes:
     uint32_t weight_beat = param_beat + d.out_c;
     uint64_t weights = load_params<Cfg>(weight_mem, param_beat, d.out_c, bias_buf, shift_buf);
     weights += load_weights<Cfg>(weight_mem, weight_beat, (d.out_c < Cfg::PE) ? d.out_c : Cfg::PE, g.ft, g.packed != 0,
-                                 d.kernel, d.in_c, w_ping);
+                                 d.kernel, d.in_c, g.taps, w_ping);
     uint64_t cycles = input > weights ? input : weights;
     uint32_t table_ptr = d.crit_start, table_last = 0;
     const uint32_t table_end = d.crit_start + d.crit_count;

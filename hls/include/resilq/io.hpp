@@ -87,13 +87,13 @@ load_params:
 
 // `rows` (>= 1) weight rows of `ft` SIMD words each from DDR; a SIMD word is SIMD/8 consecutive 64-bit beats.
 // The loop ends on its row counter: rows * ft * SIMD/8 beats, counted, not multiplied. Unpacked, DDR word f
-// of a row is on-chip word f. Packed (LayerGeom::packed, in_c * kernel <= SIMD), the `kernel` DDR words
-// (ky, kx = 0..kernel-1) of one kernel row merge into on-chip word ky: lanes kx * in_c .. kx * in_c + in_c - 1
-// take DDR word (ky, kx)'s channels 0..in_c-1 (the others are zero), the order of the input buffer's dense
-// pixels (load_input), so one on-chip word meets one window row.
+// of a row is on-chip word f. Packed (LayerGeom::packed: 2 * in_c <= SIMD), `taps` consecutive DDR words
+// (ky, kx .. kx + taps - 1) of one kernel row merge into one on-chip word, ky * row_words + kx / taps: lanes
+// t * in_c .. t * in_c + in_c - 1 take DDR word (ky, kx + t)'s channels 0..in_c-1 (the others are zero), the
+// order of the input buffer's dense pixels (load_input), so one on-chip word meets `taps` window pixels.
 template <class Cfg>
 uint64_t load_weights(const uint64_t* weight_mem, uint32_t beat, uint32_t rows, uint32_t ft, bool packed,
-                      uint32_t kernel, uint32_t in_c, typename Buffers<Cfg>::Weights& w_buf) {
+                      uint32_t kernel, uint32_t in_c, uint32_t taps, typename Buffers<Cfg>::Weights& w_buf) {
     constexpr uint32_t BEATS = Cfg::SIMD / 8;
     Pack<Cfg::SIMD> word, merged;
 #pragma HLS AGGREGATE variable=word
@@ -104,7 +104,7 @@ clear_merged:
         merged.v[s] = 0;
     }
     uint32_t r = 0, f = 0, b = 0, n = 0;
-    uint32_t kx = 0, off = 0, wf = 0;  // packed: kernel column, its first lane (kx * in_c), on-chip word
+    uint32_t kx = 0, tap = 0, off = 0, wf = 0;  // packed: kernel column, its tap in the word, first lane, word
 load_weights:
     for (;;) {
 #pragma HLS PIPELINE II=1
@@ -126,20 +126,22 @@ load_weights:
 #pragma HLS UNROLL
                     if (s >= off && s < off + in_c) merged.v[s] = word.v[(s - off) % Cfg::SIMD];
                 }
-                if (kx + 1 == kernel) {
+                const bool row_end = kx + 1 == kernel;
+                if (row_end || tap + 1 == taps) {  // the word is full (or the kernel row ends): write it
                     w_buf[r][wf] = merged;
                 clear_lanes:
                     for (uint32_t s = 0; s < Cfg::SIMD; ++s) {
 #pragma HLS UNROLL
                         merged.v[s] = 0;
                     }
-                    kx = 0;
+                    tap = 0;
                     off = 0;
                     ++wf;
                 } else {
-                    ++kx;
+                    ++tap;
                     off += in_c;
                 }
+                kx = row_end ? 0u : kx + 1;
             }
             if (f + 1 == ft) {
                 f = 0;
