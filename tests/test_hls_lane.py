@@ -42,7 +42,10 @@ def same_layers(got, want, where):
         assert np.array_equal(a, b), f"{where}: layer {i} differs in {np.count_nonzero(a != b)} values"
 
 
-@pytest.mark.parametrize("scheme", [None, Scheme.SPLIT, Scheme.TMR], ids=lambda s: "none" if s is None else s.label)
+SCHEMES = [None, Scheme.SPLIT, Scheme.TMR, Scheme.DUP_AND, Scheme.DUP_MIN]
+
+
+@pytest.mark.parametrize("scheme", SCHEMES, ids=lambda s: "none" if s is None else s.label)
 def test_lane_faults_bit_exact_on_csim_and_emulator(digits_lenet, scheme):
     model, x = lenet(digits_lenet, scheme)
     sim = CsimAccelerator(model, batch=IMAGES)
@@ -67,6 +70,30 @@ def test_lane_faults_bit_exact_on_csim_and_emulator(digits_lenet, scheme):
     once = sim.run(x, fault=faults[0], once=True)  # a one-shot lane fault: the first image only
     assert once.status.fi_hits == expected_fi_hits(faults[0], IMAGES, once=True, model=model)
     same_layers([a[1:] for a in once.activations], [a[1:] for a in ex.run(x, collect=True).activations], "once")
+
+
+@pytest.mark.parametrize("scheme", SCHEMES, ids=lambda s: "none" if s is None else s.label)
+def test_weight_upsets_bit_exact_on_the_csim(digits_lenet, scheme):
+    """A stored-word fault is a flipped bit in the DDR image's parameter block (resilq.deploy.upsets): the
+    C-simulated kernel reading it equals the executor's WeightFault, every copy reading the one stored word."""
+    from resilq.deploy.targets import CsimTarget
+    from resilq.fault_kinds import WeightFault
+
+    model, x = lenet(digits_lenet, scheme)
+    acc = Accelerator(CsimTarget.open(DEFAULT_CONFIG), model, batch=IMAGES, keep_activations=True)
+    ex = Executor(model)
+    rng = np.random.default_rng(9)
+    changed = 0
+    for i, layer in enumerate(model.layers):
+        if not hasattr(layer, "weight"):
+            continue
+        for fault in (WeightFault(i, int(rng.integers(layer.out_channels)), int(rng.integers(layer.fan_in)), 6),
+                      WeightFault(i, int(rng.integers(layer.out_channels)), None, 12)):
+            want = ex.run(x, faults=[fault], collect=True)
+            got = acc.run(x, fault)
+            same_layers(got.activations, want.activations, f"C-sim {fault}")
+            changed += not np.array_equal(want.logits, ex.run(x).logits)
+    assert changed  # some upsets matter, or the comparison proves nothing
 
 
 def test_lane_beyond_the_array_is_refused(digits_lenet):
