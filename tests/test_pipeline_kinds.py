@@ -79,3 +79,19 @@ def test_pipeline_sweep_with_a_kind_equals_resilq_campaign(tmp_path, capsys, kin
     assert main(["pipeline", "run", str(toml), "--from", "report", "--to", "report"]) in (0, 1)
     report = json.loads((tmp_path / "run" / "report" / "report.json").read_text())
     assert report["fig4"]["text"].startswith(f"fault kind {kind}")
+
+
+@pytest.mark.parametrize("kind, params", [("lane", {"pe": 2}), ("weight", {}), ("output", {})])
+def test_faults_above_the_population_inject_the_whole_population(capsys, kind, params):
+    from resilq.campaign import CampaignConfig, population_size
+    from resilq.campaign.kinds import KindSpec, population_of
+    from resilq.pipeline.steps.campaign import capped_to_population
+
+    model = random_model(np.random.default_rng(2), shape=(1, 8, 8), classes=4, channels=(2, 3))
+    spec = KindSpec(kind, **params)
+    size = population_size(model) if kind == "output" else population_of(model, spec, CampaignConfig().fault_model)
+    assert capped_to_population(model, CampaignConfig(faults=size, kind=spec)).faults == size  # untouched
+    assert capped_to_population(model, CampaignConfig(faults=None, kind=spec)).faults is None  # Leveugle
+    capped = capped_to_population(model, CampaignConfig(faults=size + 1, kind=spec))
+    assert capped.faults == size and capped.kind == spec
+    assert f"exceeds the {kind} population of {model.name} ({size:,})" in capsys.readouterr().out

@@ -81,6 +81,27 @@ def engine_vs_executor(model, data, config, faults: int) -> dict:
             "differing_faults": differing, "status": "pass" if differing == 0 else "FAIL"}
 
 
+def capped_to_population(model, config):
+    """``config`` with at most the whole fault population of the unprotected ``model`` (the smallest of the
+    sweep's populations): a configured count above it (e.g. the quick demo's 400 with ``kind = "lane"``, whose
+    LeNet-5 population is 240) injects every fault of the population once, and says so."""
+    from dataclasses import replace
+
+    from ...campaign import population_size
+    from ...campaign.kinds import population_of
+
+    kind = config.kind.kind
+    if config.faults is None or kind == "ber":
+        return config
+    size = population_size(model, config.fault_model) if kind == "output" else population_of(model, config.kind,
+                                                                                              config.fault_model)
+    if config.faults <= size:
+        return config
+    say(f"campaign.faults = {config.faults:,} exceeds the {kind} population of {model.name} ({size:,}): "
+        f"injecting every fault of the population once")
+    return replace(config, faults=size)
+
+
 def run(ctx: Context) -> dict:
     from ...campaign import CampaignConfig, EvaluationSet
     from ...campaign.plots import PAPER_THRESHOLD, comparison_rows, paper_point, plot_fig4, sweep_rows, write_csv
@@ -98,6 +119,7 @@ def run(ctx: Context) -> dict:
     schemes = [None] + [Scheme.parse(s) for s in ctx.config.harden.schemes if s != "auto"]  # auto: by gain only
     config = CampaignConfig(FaultModel.parse(cfg.fault_model), cfg.faults or None, cfg.seed,
                             kind=ctx.config.kind_spec())
+    config = capped_to_population(model, config)
     say(f"Fig. 4 sweep: {len(schemes) - 1} schemes x {len(thresholds)} thresholds + unprotected, "
         f"{config.faults or 'Leveugle'} {config.kind.kind} faults each over {data.describe()}")
     result = ctx.fresh_on_mismatch(out / "sweep", run_sweep, model, nvf, data, out / "sweep", schemes, thresholds,
