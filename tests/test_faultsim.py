@@ -208,3 +208,30 @@ def test_faultsim_imports_numpy_only():
             "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_golden_chunks_beyond_the_cache_are_recomputed_with_the_same_results(rng):
+    """A set larger than the golden cache keeps its first chunks and recomputes the others per call; the
+    predictions are those of the executor either way, and uncached_inputs counts what is recomputed."""
+    from resilq.faultsim.simulator import golden_bytes_per_input, uncached_inputs
+
+    model = random_model(rng)
+    x = rng.integers(-128, 128, size=(40, 1, 12, 12), dtype=np.int8)
+    per_input = golden_bytes_per_input(model)
+    sim = _assert_matches_executor(model, x, _faults(model, rng, per_layer=3), batch_size=10,
+                                   cache_bytes=25 * per_input)
+    assert sorted(sim._cache) == [0, 1]  # two whole chunks of 10 fit 25 inputs' worth
+    assert uncached_inputs(model, 40) == 0  # the default cache holds them all
+    assert uncached_inputs(model, 10_000, cache_bytes=25 * per_input) > 0
+
+
+def test_campaign_chunk_grows_when_the_golden_tensors_exceed_the_cache():
+    from resilq.campaign.runner import BASE_CHUNK, MAX_CHUNK, chunk_for_campaign
+    from resilq.faultsim.simulator import DEFAULT_CACHE_BYTES, golden_bytes_per_input
+
+    model = random_model(np.random.default_rng(1))
+    fits = DEFAULT_CACHE_BYTES // golden_bytes_per_input(model)
+    assert chunk_for_campaign(model, 100) == BASE_CHUNK
+    assert BASE_CHUNK < chunk_for_campaign(model, 4 * fits) <= MAX_CHUNK
+    assert chunk_for_campaign(model, 4 * fits) <= chunk_for_campaign(model, 8 * fits)
+    assert chunk_for_campaign(model, 10_000 * fits) == MAX_CHUNK

@@ -93,7 +93,9 @@ def _add_campaign_args(p: argparse.ArgumentParser) -> None:
                    help="shard faults over a Dask cluster (default: this process)")
     p.add_argument("--workers", type=positive_int, default=2,
                    help="Dask workers for --scheduler local (processes) or slurm (jobs); default 2")
-    p.add_argument("--chunk", type=positive_int, default=64, help="faults per task and per committed transaction")
+    p.add_argument("--chunk", type=positive_int, default=None,
+                   help="faults per task and per committed transaction (default: 64, more when the golden tensors "
+                        "of the images exceed the fault simulator's cache)")
     p.add_argument("--backend", default=None, help="fault-propagation core (default: the fastest available)")
     p.add_argument("--device", default=None, choices=DEVICES,
                    help="faultsim backend: its products on torch tensors on this device (exact; default numpy)")

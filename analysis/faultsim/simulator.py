@@ -46,6 +46,15 @@ def limit_blas_threads(limit: int | None) -> AbstractContextManager:
     return threadpool_limits(limits=limit, user_api="blas")
 
 
+def uncached_inputs(model: Model, n: int, cache_bytes: int = DEFAULT_CACHE_BYTES) -> int:
+    """How many of ``n`` inputs a default :class:`FaultSimulator` recomputes the golden tensors of on every
+    ``predictions`` call (0 when they all fit ``cache_bytes``)."""
+    per_input = golden_bytes_per_input(model)
+    batch = max(1, min(n, (1 << 30) // per_input))
+    kept = int(cache_bytes // (per_input * batch)) * batch
+    return max(0, n - kept)
+
+
 def golden_bytes_per_input(model: Model) -> int:
     """Rough size of the golden tensors of one input (outputs, accumulators, pool helpers)."""
     total = 4 * int(np.prod(model.input.shape))
@@ -83,7 +92,9 @@ class FaultSimulator:
         self.propagator = Propagator(model, backend=array_backend(device))
         self._executor = Executor(model)
         self._starts = list(range(0, self.n, self.batch_size))
-        self._keep = per_input * self.n <= cache_bytes
+        # Golden chunks are kept while they fit ``cache_bytes`` (all of them for a small set; for a large one the
+        # first ones, the rest recomputed per call: see :func:`chunk_for_campaign`).
+        self._kept_chunks = int(cache_bytes // (per_input * self.batch_size))
         self._cache: dict[int, Golden] = {}
         with limit_blas_threads(self.blas_threads):
             tops = [self._golden(c).top1 for c in range(len(self._starts))]
@@ -101,7 +112,7 @@ class FaultSimulator:
         g = self._cache.get(c)
         if g is None:
             g = self.propagator.golden(self.x[self.chunk(c)], self._executor)
-            if self._keep:
+            if c < self._kept_chunks:
                 self._cache[c] = g
         return g
 
