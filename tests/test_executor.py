@@ -125,3 +125,24 @@ def test_batching_does_not_change_results(setup):
     model, x = setup
     ex = Executor(model)
     assert np.array_equal(ex.run(x, batch_size=5).logits, ex.run(x, batch_size=1000).logits)
+
+
+def test_accumulators_requantize_to_the_reference_outputs(setup):
+    """``accumulators=True`` keeps every compute layer's integer sums (the fault simulator's golden run reads
+    them): requantized they are the loop-by-loop reference's outputs, and the classifier's are its logits,
+    whatever the batch size."""
+    from resilq.arith import requantize
+
+    model, x = setup
+    ref = reference_run(model, x, ())
+    got = Executor(model).run(x, batch_size=7, accumulators=True)
+    assert sorted(got.accumulators) == [i for i, layer in enumerate(model.layers) if hasattr(layer, "weight")]
+    for i, acc in got.accumulators.items():
+        layer = model.layers[i]
+        assert acc.dtype == np.int64 and acc.shape == ref[i].shape, layer.name
+        if layer.requant is None:
+            assert np.array_equal(acc, ref[i]), layer.name
+        else:
+            shift = layer.requant.shift.reshape((-1,) + (1,) * (acc.ndim - 2))
+            assert np.array_equal(requantize(acc, shift, *layer.requant.bounds), ref[i]), layer.name
+    assert Executor(model).run(x).accumulators is None

@@ -11,7 +11,6 @@ import numpy as np
 
 from ..errors import MismatchError
 from ..ir.executor import Executor, check_input
-from ..ir.kernels import accumulate
 from ..ir.layers import Conv2d, Linear, MaxPool2d
 from ..ir.model import Model
 from .outmap import OutputMap
@@ -34,21 +33,19 @@ class Golden:
         self.model = model
         self.n = int(x.shape[0])
         executor = executor or Executor(model)
-        run = executor.run(x, collect=True, batch_size=max(1, self.n))
+        run = executor.run(x, collect=True, batch_size=max(1, self.n), accumulators=True)
         self.top1 = run.predictions.astype(np.int64)
         self.out: dict[int, np.ndarray] = {-1: x.reshape(self.n, -1).astype(np.float32)}
         self.acc: dict[int, np.ndarray] = {}
         self._others: dict[int, np.ndarray] = {}
-        prev = x
         for i, (layer, act) in enumerate(zip(model.layers, run.activations)):
             if isinstance(layer, (Conv2d, Linear)):
                 dtype = maps[i].dtype
-                self.acc[i] = accumulate(layer, prev).reshape(self.n, -1).astype(dtype)
+                self.acc[i] = run.accumulators[i].reshape(self.n, -1).astype(dtype)
                 self.out[i] = act.reshape(self.n, -1).astype(dtype)
                 self._self_check(i, maps[i])
             else:
                 self.out[i] = act.reshape(self.n, -1).astype(np.float32)
-            prev = act
 
     def _self_check(self, index: int, omap: OutputMap) -> None:
         """The output map must reproduce the executor's golden output of every neuron (chain of trust)."""

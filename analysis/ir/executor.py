@@ -23,10 +23,12 @@ from .model import Model
 @dataclass
 class RunResult:
     """``logits``: classifier output (int32 accumulators, or int8 if the classifier requantizes).
-    ``activations``: every layer's output tensor, in layer order, when requested."""
+    ``activations``: every layer's output tensor, in layer order, when requested; ``accumulators``: the
+    accumulators (int64) of every Conv2d/Linear layer by layer index, when requested."""
 
     logits: np.ndarray
     activations: list[np.ndarray] | None = None
+    accumulators: dict[int, np.ndarray] | None = None
 
     @property
     def predictions(self) -> np.ndarray:
@@ -60,12 +62,13 @@ class Executor:
 
     def run(self, x: np.ndarray, faults: Iterable = (), collect: bool = False,
             batch_size: int = 1024, progress: Callable[[int], None] | None = None,
-            first_index: int = 0) -> RunResult:
+            first_index: int = 0, accumulators: bool = False) -> RunResult:
         """Run the int8 batch ``x`` with ``faults`` present in every inference.
 
         ``faults`` are fault descriptors of any kind (SPEC §7): output :class:`resilq.faults.Fault`,
         :class:`resilq.fault_kinds.LaneFault`, ``WeightFault`` or ``BerFault``; several may be present at
         once. ``first_index`` is the global index of ``x[0]`` (per-inference BER draws depend on it).
+        ``accumulators``: also keep every compute layer's accumulators (the fault simulator's golden run).
         """
         x = check_input(self.model, x)
         faults = list(faults)
@@ -75,35 +78,41 @@ class Executor:
             resolved = resolve(self.model, faults)
             runner = self if resolved.model is self.model else Executor(resolved.model)
             return runner._run(x, resolved.faults, collect, batch_size, progress, first_index,
-                               resolved.row_masks if resolved.per_inference else None)
+                               resolved.row_masks if resolved.per_inference else None, accumulators)
         for fault in faults:
             fault.check(self.model)
-        return self._run(x, faults, collect, batch_size, progress, first_index, None)
+        return self._run(x, faults, collect, batch_size, progress, first_index, None, accumulators)
 
-    def _run(self, x, faults, collect, batch_size, progress, first_index, row_masks) -> RunResult:
+    def _run(self, x, faults, collect, batch_size, progress, first_index, row_masks,
+             accumulators: bool = False) -> RunResult:
         by_layer: dict[int, list] = {}
         for fault in faults:
             by_layer.setdefault(fault.layer, []).append(fault)
         logits, acts = [], [[] for _ in self.model.layers] if collect else None
+        accs: dict[int, list] | None = {i: [] for i in self._weights} if accumulators else None
         for start in range(0, x.shape[0], batch_size):
             chunk = x[start:start + batch_size]
             masks = None
             if row_masks is not None:
                 masks = row_masks(np.arange(first_index + start, first_index + start + chunk.shape[0]))
-            out = self._forward(chunk, by_layer, acts, masks)
+            out = self._forward(chunk, by_layer, acts, masks, accs)
             logits.append(out)
             if progress is not None:
                 progress(min(batch_size, x.shape[0] - start))
         result = RunResult(np.concatenate(logits))
         if collect:
             result.activations = [np.concatenate(a) for a in acts]
+        if accs is not None:
+            result.accumulators = {i: np.concatenate(a) for i, a in accs.items()}
         return result
 
     def _forward(self, x: np.ndarray, faults: dict[int, list], acts: list | None,
-                 masks: dict[int, np.ndarray] | None = None) -> np.ndarray:
+                 masks: dict[int, np.ndarray] | None = None, accs: dict[int, list] | None = None) -> np.ndarray:
         for i, layer in enumerate(self.model.layers):
             if isinstance(layer, (Conv2d, Linear)):
                 acc = accumulate(layer, x, self._weights[i])
+                if accs is not None:
+                    accs[i].append(acc)
                 x = acc if layer.requant is None else self._output(i, layer, acc, faults.get(i, ()),
                                                                     None if masks is None else masks.get(i))
             elif isinstance(layer, MaxPool2d):
