@@ -5,7 +5,9 @@ largest build that fits the board (DSP, BRAM36 within budget, LUT <= 70 % of the
 model): cycles per inference, MACs per cycle, % of the PE x SIMD lane peak, % of the 220-DSP limit (one
 int8 MAC per DSP48E1 per cycle), images/s at the PL clock, and the ratio against the previous datapath
 (:data:`PREVIOUS_DATAPATH`, measured on main before the datapath issue), unprotected, ``split`` and ``tmr``
-at the same protected set.
+at the same protected set, each also after tile packing (``split+pack``, ``tmr+pack``:
+:func:`resilq.hls.tile_packing.pack_tiles`, the same network with its channels reordered so the protected
+neurons share few PE tiles).
 
 Cycles do not depend on weight values, only on shapes and the protected set, so the networks are built
 from their shapes with seeded random int8 weights, and the protected set is a seeded random draw per
@@ -29,6 +31,7 @@ from resilq.errors import ParameterError
 from resilq.hls.config import MAX_PE, SIMD_CHOICES, AccelConfig
 from resilq.hls.cycles import cycle_report
 from resilq.hls.resources import check_budget, estimate
+from resilq.hls.tile_packing import pack_tiles
 from resilq.ir import Conv2d, Executor, Flatten, InputQuant, Linear, MaxPool2d, Model, Protection, Requant
 from resilq.ui import say, table
 
@@ -44,7 +47,7 @@ ARCHS = {
 }
 #: Portion of neurons protected (the paper's Table I at NVF >= 20 %; 5 % where it gives none).
 PORTION = {"mlp7": 503 / 2816, "lenet5": 187 / 4684, "alexnet": 0.05}
-VARIANTS = ("unprotected", "split", "tmr")
+VARIANTS = ("unprotected", "split", "tmr", "split+pack", "tmr+pack")
 LUT_LIMIT = 0.70
 DSP_LIMIT = 220  # xc7z020: 220 DSP48E1 slices (DS190, Zynq-7000 product table)
 
@@ -113,12 +116,17 @@ def shape_model(arch: str, seed: int = 0) -> Model:
     return Model(inp, tuple(layers), {"name": arch})
 
 
-def protected_variant(model: Model, variant: str, seed: int = 1) -> Model:
-    """``model`` with the benchmark's protected set under ``variant`` (the same neurons for every scheme)."""
+def protected_variant(model: Model, variant: str, config: AccelConfig | None = None, seed: int = 1) -> Model:
+    """``model`` with the benchmark's protected set under ``variant`` (the same neurons for every scheme);
+    a ``+pack`` variant is then tile-packed for ``config``."""
     if variant == "unprotected":
         return model
+    scheme_name, _, pack = variant.partition("+")
+    if pack:
+        packed, _ = pack_tiles(protected_variant(model, scheme_name, seed=seed), config or AccelConfig())
+        return packed
     rng = np.random.default_rng(seed)
-    scheme = {"split": Scheme.SPLIT, "tmr": Scheme.TMR}[variant]
+    scheme = {"split": Scheme.SPLIT, "tmr": Scheme.TMR}[scheme_name]
     prots = {}
     for i in model.neuron_layers:
         n = model.out_size(i)
@@ -173,8 +181,8 @@ def main() -> int:
     for arch, model in models.items():
         macs = model.macs()
         for variant in VARIANTS:
-            m = protected_variant(model, variant)
             for config in (small, large):
+                m = protected_variant(model, variant, config)
                 if args.csim_images and config == small and arch != "alexnet":
                     csim_check(m, config, args.csim_images)
                 one = cycle_report(m, config)
@@ -200,14 +208,15 @@ def main() -> int:
     for arch in ARCHS:
         base = per[arch, "unprotected", small.pe, small.simd]
         big = per[arch, "unprotected", large.pe, large.simd]
-        split = [a - b for a, b in zip(per[arch, "split", small.pe, small.simd], base)]
-        tmr = [a - b for a, b in zip(per[arch, "tmr", small.pe, small.simd], base)]
         slots = protected_variant(models[arch], "split").n_shadows
+        share = slots / models[arch].n_neurons
         say(f"  {arch}: {large.pe}x{large.simd} is {base[0] / big[0]:.2f}x (b=1) / {base[1] / big[1]:.2f}x (b={batch}) "
-            f"faster than 8x8; extra cycles per image at 8x8, b=1: split {split[0]:+,} ({slots:,} shadow slots), "
-            f"tmr {tmr[0]:+,} ({2 * slots:,}), tmr/split = {tmr[0] / split[0] if split[0] else float('nan'):.2f}; "
-            f"b={batch}: split {split[1]:+,.0f}, tmr {tmr[1]:+,.0f}, tmr/split = "
-            f"{tmr[1] / split[1] if split[1] else float('nan'):.2f}")
+            f"faster than 8x8. Protection at 8x8 (split: {slots:,} shadow slots = {share:.1%} extra, tmr: "
+            f"{2 * slots:,} = {2 * share:.1%}), extra cycles per image b=1 / b={batch}:")
+        for variant in VARIANTS[1:]:
+            extra = [a - b for a, b in zip(per[arch, variant, small.pe, small.simd], base)]
+            say(f"      {variant:<11} {extra[0]:+11,} ({extra[0] / base[0]:+6.1%}) / {extra[1]:+13,.0f} "
+                f"({extra[1] / base[1]:+6.1%})")
     return 0
 
 
