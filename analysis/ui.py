@@ -108,13 +108,24 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], cap
         return
     from rich.table import Table
 
+    cells = [[_fmt(v) for v in row] for row in rows]
     t = Table(title=title, caption=caption, title_justify="left", show_lines=False)
     for i, col in enumerate(columns):
         numeric = numeric_column([r[i] for r in rows])
-        t.add_column(col, justify=justify[i] if justify else ("right" if numeric else "left"))
-    for row in rows:
-        t.add_row(*[_fmt(v) for v in row])
-    console().print(t)
+        # a number is never cut to "1,234,…" on a narrow terminal: it folds onto the next line instead
+        t.add_column(col, justify=justify[i] if justify else ("right" if numeric else "left"),
+                     overflow="fold" if numeric else "ellipsis")
+    for row in cells:
+        t.add_row(*row)
+    con = console()
+    natural = con.measure(t, options=con.options.update_width(100_000)).maximum
+    if con.is_terminal or natural <= con.width:
+        con.print(t)
+        return
+    # a log or a pipe: the table at its natural width, nothing wrapped or cut at the console's 120 columns
+    from rich.console import Console
+
+    Console(highlight=False, soft_wrap=False, width=natural).print(t)
 
 
 def _fmt(v: Any) -> str:

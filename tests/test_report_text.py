@@ -7,10 +7,11 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from resilq.pipeline.steps.campaign import sweep_thresholds
 from resilq.pipeline.steps.report import numeric_columns, overhead_text
-from resilq.ui import _plain_table, is_number
+from resilq.ui import _plain_table, have_rich, is_number, table
 
 
 def test_only_columns_of_numbers_are_right_aligned():
@@ -27,6 +28,21 @@ def test_terminal_tables_right_align_formatted_numbers_too(capsys):
     _plain_table("t", ["layer", "neurons", "mean NVF"], [["conv1", "3,456", "0.309 %"], ["fc2", "84", "-"]], None, None)
     lines = capsys.readouterr().out.splitlines()
     assert lines[3:] == ["conv1    3,456   0.309 %", "fc2         84         -"]
+
+
+def test_a_table_wider_than_the_console_keeps_every_cell_whole_in_a_log(capsys):
+    """Printed to a pipe or a log (CI, ``| tee``), a benchmark-wide table is neither cut at the console's 120
+    columns nor has its numbers shortened to ``1,234,…``."""
+    if not have_rich():
+        pytest.skip("rich is not installed: tables are plain columns, never cut")
+    columns = ["network", "variant"] + [f"cycles, build {i}" for i in range(10)]
+    row = ["AlexNet-CIFAR", "tmr+pack"] + [f"{1_234_567 * (i + 1):,}" for i in range(10)]
+    table("wide", columns, [row])
+    out = capsys.readouterr().out
+    assert "…" not in out
+    for cell in columns + row:
+        assert cell in out, cell
+    assert max(len(line) for line in out.splitlines()) > 120
 
 
 def _harden(select: str, variants, overhead) -> dict:
