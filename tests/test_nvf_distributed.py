@@ -74,3 +74,23 @@ def test_local_dask_equals_in_process(deep, tmp_path):
     for layer in model.neuron_layers:
         assert np.array_equal(sharded_delta.values[layer], delta.values[layer])
     assert sharded_delta.metadata["gradient_nonzero"] == delta.metadata["gradient_nonzero"]
+
+
+def test_a_scheduler_started_elsewhere_is_reached_by_its_address(deep):
+    """``--scheduler tcp://HOST:PORT``: a scheduler and worker the user started themselves (here in this
+    process, on a real TCP port) run the analysis and give the in-process values."""
+    pytest.importorskip("distributed", reason='Dask is not installed (pip install "resilq[distributed]")')
+    from distributed import LocalCluster
+
+    from resilq.campaign.distributed import dask_client
+
+    model, x = deep
+    x = x[:6]
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0",
+                      protocol="tcp://", host="127.0.0.1") as cluster:
+        address = cluster.scheduler_address
+        assert address.startswith("tcp://127.0.0.1:")
+        with dask_client(address) as client:
+            remote = exact_nvf(model, x, client=client)
+            assert list(client.scheduler_info()["workers"]) == list(cluster.scheduler_info["workers"])
+    _same(remote, exact_nvf(model, x), model)
