@@ -68,6 +68,32 @@ def test_resume_after_an_exception_equals_an_uninterrupted_run(tmp_path, rng):
     _same_results(again, reference)
 
 
+def test_a_campaign_beyond_the_golden_cache_spills_beside_its_store_and_cleans_up(tmp_path, rng, monkeypatch):
+    """When the golden tensors exceed the fault simulator's cache, the campaign spills them to
+    ``<store>.golden/`` (results identical to the executor's) and removes the folder once complete."""
+    import resilq.faultsim.simulator as simulator
+    from resilq.campaign.engine import BackendKind
+    from resilq.campaign.runner import spilled
+
+    model, data = _setup(rng, n=40)
+    config = CampaignConfig(faults=60, seed=3, chunk_size=16)
+    reference = run_campaign(model, data, tmp_path / "ref.db", config, backend=ExecutorBackend)
+    assert spilled(BackendKind.FAULTSIM, model, 40, tmp_path / "c.db") == (BackendKind.FAULTSIM, None)
+
+    monkeypatch.setattr(simulator, "DEFAULT_CACHE_BYTES", simulator.golden_bytes_per_input(model) * 10)
+    backend, folder = spilled(BackendKind.FAULTSIM, model, 40, tmp_path / "c.db")
+    assert folder == (tmp_path / "c.db.golden").resolve() and backend.spill_dir == str(folder)
+    assert spilled(ExecutorBackend, model, 40, tmp_path / "c.db") == (ExecutorBackend, None)
+    seen = []
+    real_save = simulator.GoldenSpill.save
+    monkeypatch.setattr(simulator.GoldenSpill, "save",
+                        lambda self, c, g: seen.append(self.path.parent) or real_save(self, c, g))
+    done = run_campaign(model, data, tmp_path / "c.db", config)
+    assert seen and set(seen) == {folder}  # it spilled there ...
+    assert done.complete and not folder.exists()  # ... and cleaned up
+    _same_results(done, reference)
+
+
 def test_refuses_another_configuration(tmp_path, rng):
     model, data = _setup(rng)
     path = tmp_path / "c.db"

@@ -225,6 +225,39 @@ def test_golden_chunks_beyond_the_cache_are_recomputed_with_the_same_results(rng
     assert uncached_inputs(model, 10_000, cache_bytes=25 * per_input) > 0
 
 
+def test_golden_chunks_beyond_the_cache_spill_to_disk_and_are_read_back(rng, tmp_path, monkeypatch):
+    """With a spill folder the uncached chunks are computed once, written, and read back on later calls (and
+    by another simulator on the same folder) instead of recomputed; results are the executor's either way.
+    A chunk file that fails its check (shape, dtype, or outputs that do not follow from the accumulators) is
+    recomputed; another input set gets its own folder."""
+    from resilq.faultsim.simulator import golden_bytes_per_input
+
+    model = random_model(rng)
+    x = rng.integers(-128, 128, size=(40, 1, 12, 12), dtype=np.int8)
+    kw = dict(batch_size=10, cache_bytes=25 * golden_bytes_per_input(model), spill_dir=tmp_path)
+    faults = _faults(model, rng, per_layer=3)
+    sim = _assert_matches_executor(model, x, faults, **kw)
+    folders = list(tmp_path.iterdir())
+    assert len(folders) == 1 and sorted(p.name for p in folders[0].iterdir()) == ["chunk-00002", "chunk-00003"]
+
+    computed = []
+    real = Propagator.golden
+    monkeypatch.setattr(Propagator, "golden", lambda self, xs, ex=None: computed.append(len(xs)) or real(self, xs, ex))
+    again = FaultSimulator(model, x, **kw)
+    assert computed == [10, 10]  # the two cached chunks; the spilled ones are read back
+    assert np.array_equal(again.predictions(faults), sim.predictions(faults)) and computed == [10, 10]
+
+    acc = next(folders[0].glob("chunk-00003/acc-*.npy"))
+    np.save(acc, np.load(acc) + 1)  # right shape and dtype, wrong numbers: the self-check refuses it
+    np.save(folders[0] / "chunk-00002" / "top1.npy", np.zeros(3, dtype=np.int64))  # wrong shape
+    assert np.array_equal(again.predictions(faults), sim.predictions(faults))
+    assert computed == [10, 10, 10, 10]  # both recomputed (and rewritten), once
+    assert np.array_equal(again.predictions(faults), sim.predictions(faults)) and len(computed) == 4
+
+    FaultSimulator(model, x[::-1].copy(), **kw)
+    assert len(list(tmp_path.iterdir())) == 2
+
+
 def test_campaign_chunk_grows_when_the_golden_tensors_exceed_the_cache():
     from resilq.campaign.runner import BASE_CHUNK, MAX_CHUNK, chunk_for_campaign
     from resilq.faultsim.simulator import DEFAULT_CACHE_BYTES, golden_bytes_per_input

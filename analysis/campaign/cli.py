@@ -11,7 +11,7 @@ from ..cli.options import add_dataset_args, non_negative_int, positive_int
 from ..data import load_dataset
 from ..errors import ParameterError
 from ..faultsim.backend import DEVICES, array_backend
-from ..faultsim.simulator import OnDevice
+from ..faultsim.simulator import SimulatorFactory
 from ..ir import load_model
 from ..nvf import load_nvf
 from ..ui import say, table
@@ -119,7 +119,7 @@ def _setup(args: argparse.Namespace, model):
         if backend is not BackendKind.FAULTSIM:
             raise ParameterError(f"--device runs the faultsim backend on torch tensors; not with --backend {args.backend}")
         array_backend(args.device)  # refuse a missing torch or CUDA before any work
-        backend = OnDevice(args.device)
+        backend = SimulatorFactory(device=args.device)
     config = CampaignConfig(FaultModel.parse(args.fault_model), args.faults, args.seed, args.chunk, kind_spec(args))
     return data, backend, config
 

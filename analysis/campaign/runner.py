@@ -9,8 +9,10 @@ finished campaign only reports.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
+import shutil
 import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -186,6 +188,7 @@ def run_campaign(model: Model, data: EvaluationSet, out: str | os.PathLike, conf
 
     if evaluator is not None and (evaluator.model is not model or evaluator.data is not data):
         raise ParameterError("the evaluator passed to run_campaign belongs to another model or data set")
+    backend, spill = spilled(backend, model, len(data), out)
     if client is None and evaluator is None:
         evaluator = FaultEvaluator(model, data, backend)
     golden = evaluator.golden if evaluator is not None else GoldenRun.compute(model, data.x)
@@ -213,7 +216,33 @@ def run_campaign(model: Model, data: EvaluationSet, out: str | os.PathLike, conf
                     interrupts.check()  # Ctrl-C: stop here, with every finished chunk committed
         finally:
             store.end_session()
-        return read_report(store)
+        report = read_report(store)
+    if spill is not None and report.complete:
+        shutil.rmtree(spill, ignore_errors=True)  # kept while the campaign can still resume
+    return report
+
+
+def spilled(backend: BackendKind | BackendFactory, model: Model, images: int,
+            out: str | os.PathLike) -> tuple[BackendKind | BackendFactory, Path | None]:
+    """The backend a campaign of ``images`` inputs stored in ``out`` runs, and its golden spill folder.
+
+    When the images' golden tensors exceed the fault simulator's memory cache (AlexNet-CIFAR x 10,000), the
+    faultsim backend writes the uncached chunks once to ``<out>.golden/`` beside the store and reads them back
+    on every later chunk of faults instead of recomputing a fault-free inference per image
+    (:mod:`resilq.faultsim.spill`; the workers of one machine share it). The folder is removed when the
+    campaign completes and kept while it can still resume. Other backends, and sets that fit: unchanged.
+    """
+    from ..faultsim.simulator import SimulatorFactory, uncached_inputs
+
+    if uncached_inputs(model, images) == 0:
+        return backend, None
+    if backend is BackendKind.FAULTSIM:
+        backend = SimulatorFactory()
+    if not isinstance(backend, SimulatorFactory) or backend.spill_dir is not None:
+        return backend, None
+    path = Path(out).resolve()
+    path = path.with_name(path.name + ".golden")
+    return dataclasses.replace(backend, spill_dir=str(path)), path
 
 
 def _fill_from_cache(store: CampaignStore, pending: np.ndarray, sharing: Sharing, chunk_size: int,

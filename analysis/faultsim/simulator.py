@@ -8,6 +8,7 @@ executor does, and hands the changes to the value-level :class:`~resilq.faultsim
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from ..ir.model import Model
 from .backend import array_backend
 from .golden import Golden
 from .propagate import Propagator
+from .spill import GoldenSpill
 
 #: Golden tensors above this many bytes are recomputed per call instead of being kept (per simulator).
 DEFAULT_CACHE_BYTES = 2 << 30
@@ -46,9 +48,10 @@ def limit_blas_threads(limit: int | None) -> AbstractContextManager:
     return threadpool_limits(limits=limit, user_api="blas")
 
 
-def uncached_inputs(model: Model, n: int, cache_bytes: int = DEFAULT_CACHE_BYTES) -> int:
-    """How many of ``n`` inputs a default :class:`FaultSimulator` recomputes the golden tensors of on every
-    ``predictions`` call (0 when they all fit ``cache_bytes``)."""
+def uncached_inputs(model: Model, n: int, cache_bytes: int | None = None) -> int:
+    """How many of ``n`` inputs a default :class:`FaultSimulator` recomputes (or, with a spill, reads back) the
+    golden tensors of on every ``predictions`` call (0 when they all fit ``cache_bytes``; None: the default)."""
+    cache_bytes = DEFAULT_CACHE_BYTES if cache_bytes is None else cache_bytes
     per_input = golden_bytes_per_input(model)
     batch = max(1, min(n, (1 << 30) // per_input))
     kept = int(cache_bytes // (per_input * batch)) * batch
@@ -71,12 +74,14 @@ class FaultSimulator:
     ``Executor(model).run(x, faults=[f]).predictions``, at a fraction of the cost. ``golden`` is the
     fault-free top-1. ``batch_size`` splits the inputs into chunks whose golden tensors are computed once
     (and kept if they fit ``cache_bytes``). ``device`` ("cpu", "cuda"): the products of a change on torch
-    tensors there (:mod:`.backend`; same results), None: numpy.
+    tensors there (:mod:`.backend`; same results), None: numpy. ``spill_dir``: a folder where the chunks that
+    do not fit the cache are written once and read back on later calls instead of being recomputed
+    (:mod:`.spill`; processes on one machine share it); None: recompute them.
     """
 
     def __init__(self, model: Model, x: np.ndarray, batch_size: int | None = None,
-                 cache_bytes: int = DEFAULT_CACHE_BYTES, blas_threads: int | None = BLAS_THREADS,
-                 device: str | None = None):
+                 cache_bytes: int | None = None, blas_threads: int | None = BLAS_THREADS,
+                 device: str | None = None, spill_dir: str | os.PathLike | None = None):
         self.model = model
         self.blas_threads = blas_threads  # None: leave the BLAS thread pool as it is
         self.x = check_input(model, x)
@@ -94,8 +99,13 @@ class FaultSimulator:
         self._starts = list(range(0, self.n, self.batch_size))
         # Golden chunks are kept while they fit ``cache_bytes`` (all of them for a small set; for a large one the
         # first ones, the rest recomputed per call: see :func:`chunk_for_campaign`).
+        cache_bytes = DEFAULT_CACHE_BYTES if cache_bytes is None else cache_bytes
         self._kept_chunks = int(cache_bytes // (per_input * self.batch_size))
         self._cache: dict[int, Golden] = {}
+        # Chunks beyond the cache go to disk once and are read back, instead of recomputed per call (:mod:`.spill`).
+        self._spill = None
+        if spill_dir is not None and self._kept_chunks < len(self._starts):
+            self._spill = GoldenSpill(spill_dir, model, self.x, self.batch_size)
         with limit_blas_threads(self.blas_threads):
             tops = [self._golden(c).top1 for c in range(len(self._starts))]
         self.golden: np.ndarray = np.concatenate(tops)
@@ -110,10 +120,17 @@ class FaultSimulator:
 
     def _golden(self, c: int) -> Golden:
         g = self._cache.get(c)
-        if g is None:
-            g = self.propagator.golden(self.x[self.chunk(c)], self._executor)
-            if c < self._kept_chunks:
-                self._cache[c] = g
+        if g is not None:
+            return g
+        if c >= self._kept_chunks and self._spill is not None:
+            g = self._spill.load(c, self.propagator.maps)
+            if g is None:
+                g = self.propagator.golden(self.x[self.chunk(c)], self._executor)
+                self._spill.save(c, g)
+            return g
+        g = self.propagator.golden(self.x[self.chunk(c)], self._executor)
+        if c < self._kept_chunks:
+            self._cache[c] = g
         return g
 
     # ------------------------------------------------------------------------------------------ faults
@@ -233,15 +250,17 @@ class FaultSimulator:
 
 
 @dataclass(frozen=True)
-class OnDevice:
-    """A campaign backend factory (``resilq campaign --device``): :class:`FaultSimulator` with the products of a
-    change on torch tensors of ``device``. Hashable and comparable, so Dask workers keep one evaluator for it."""
+class SimulatorFactory:
+    """A campaign backend factory: :class:`FaultSimulator` with the products of a change on torch tensors of
+    ``device`` (``resilq campaign --device``; None: numpy) and the golden chunks beyond the cache spilled to
+    ``spill_dir`` (None: recomputed). Hashable and comparable, so Dask workers keep one evaluator for it."""
 
-    device: str
+    device: str | None = None
+    spill_dir: str | None = None
 
     def __call__(self, model: Model, x: np.ndarray) -> FaultSimulator:
-        return FaultSimulator(model, x, device=self.device)
+        return FaultSimulator(model, x, device=self.device, spill_dir=self.spill_dir)
 
     @property
-    def __name__(self) -> str:  # the campaign store records the backend by name
-        return f"faultsim-torch-{self.device}"
+    def __name__(self) -> str:  # the campaign store records the backend by name (the spill changes no result)
+        return "faultsim" if self.device is None else f"faultsim-torch-{self.device}"
