@@ -10,6 +10,7 @@ from pathlib import Path
 from ..cli.options import add_dataset_args, non_negative_int, positive_int
 from ..data import load_dataset
 from ..errors import ParameterError
+from ..faultsim.allocator import tune_for_arrays
 from ..faultsim.backend import DEVICES, array_backend
 from ..faultsim.simulator import SimulatorFactory
 from ..ir import load_model
@@ -157,6 +158,7 @@ def _client(args: argparse.Namespace):
 def run_campaign_cmd(args: argparse.Namespace) -> int:
     from .runner import run_campaign
 
+    tune_for_arrays()  # this process is ours: large numpy temporaries (resilq.faultsim.allocator)
     if args.target is not None or Path(args.model).is_dir():
         from ..deploy.cli import host_package_campaign
 
@@ -182,6 +184,7 @@ def run_campaign_cmd(args: argparse.Namespace) -> int:
 def run_sweep_cmd(args: argparse.Namespace) -> int:
     from .sweep import parse_schemes, parse_thresholds, run_sweep
 
+    tune_for_arrays()
     model = load_model(args.model)
     nvf = load_nvf(args.nvf, model)
     schemes, thresholds = parse_schemes(args.schemes), parse_thresholds(args.thresholds)

@@ -30,6 +30,7 @@ import numpy as np
 
 from ..errors import ParameterError
 from ..faults import Fault
+from ..faultsim.allocator import tune_for_arrays
 from ..ir.model import Model
 from .engine import BackendFactory, BackendKind, EvaluationSet, FaultEvaluator, Outcomes
 
@@ -73,6 +74,7 @@ def evaluate_chunk(model: Model, data: EvaluationSet, backend: BackendKind | Bac
     Threads of one worker take turns on the shared evaluator (its numpy kernels are multi-threaded
     already); run several worker *processes* for parallelism, as ``--scheduler local`` does.
     """
+    tune_for_arrays()  # Dask workers start with glibc's mmap threshold fixed at 128 KiB (see the module)
     evaluator, lock = _worker_evaluator(model, data, backend)
     with lock, _single_threaded_blas():
         return idx, evaluator.evaluate(faults)

@@ -9,6 +9,7 @@ from enum import Enum
 from pathlib import Path
 
 from ..errors import ParameterError
+from ..faultsim.allocator import tune_for_arrays
 from ..faultsim.backend import DEVICES, array_backend
 from ..ir import load_model
 from ..nvf import save_nvf
@@ -52,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
     from ..nvf.deltarange import deltarange_nvf
     from ..nvf.exact import exact_nvf
     from ..nvf.partials import parts_dir, remove_parts
+
+    tune_for_arrays()  # this process is ours: large numpy temporaries (resilq.faultsim.allocator)
 
     if Path(args.out).is_dir():
         raise ParameterError(f"--out {args.out} is a folder; give a file name for the nvf file")

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import MismatchError, ParameterError
 from ..faultsim import Golden, Propagator
+from ..faultsim.allocator import tune_for_arrays
 from ..faultsim.backend import array_backend
 from ..ir.model import Model
 from ..ui import progress
@@ -83,6 +84,7 @@ _FUNCTION: Callable | None = None
 
 def _init(model: Model, x: np.ndarray, use_bounds: bool, function: Callable, device: str | None) -> None:
     global _CONTEXT, _FUNCTION
+    tune_for_arrays()  # a pool worker of ours (see resilq.faultsim.allocator)
     _CONTEXT, _FUNCTION = Context(model, x, use_bounds, device), function
 
 
@@ -123,6 +125,7 @@ def dask_unit(model: Model, x: np.ndarray, key: tuple, use_bounds: bool, functio
     """The Dask task: ``function`` on one unit, with the worker's kept :class:`Context` for ``key``."""
     from ..campaign.distributed import worker_state
 
+    tune_for_arrays()  # Dask workers start with glibc's mmap threshold fixed at 128 KiB (see the module)
     ctx, lock = worker_state("analysis", key, lambda: Context(model, x, use_bounds, device))
     with lock, single_threaded_blas():
         return index, function(ctx, unit)
