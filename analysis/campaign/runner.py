@@ -59,7 +59,9 @@ def chunk_for_campaign(model: Model, images: int) -> int:
     about two fault-free inferences per image, i.e. the cost of ~150 faulty ones: 64 faults per call spent as
     long on recomputing as on faults (measured: 128 faults x 10,000 AlexNet images 244 s, against 11.5 s for
     1,000 images). The chunk then grows with the uncached share (576 faults for AlexNet x 10,000 images),
-    up to ``MAX_CHUNK``: fewer, longer commits for a campaign several times faster.
+    up to ``MAX_CHUNK``: fewer, longer commits for a campaign several times faster. With the spill a campaign
+    sets up (:func:`spilled`) an uncached chunk is read back instead (~1 s per 578 AlexNet images, with its
+    checks), still worth amortising over a few hundred faults.
     """
     from ..faultsim.simulator import DEFAULT_CACHE_BYTES, golden_bytes_per_input, uncached_inputs
 
