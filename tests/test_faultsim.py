@@ -249,7 +249,8 @@ def test_golden_chunks_beyond_the_cache_spill_to_disk_and_are_read_back(rng, tmp
 
     acc = next(folders[0].glob("chunk-00003/acc-*.npy"))
     np.save(acc, np.load(acc) + 1)  # right shape and dtype, wrong numbers: the self-check refuses it
-    np.save(folders[0] / "chunk-00002" / "top1.npy", np.zeros(3, dtype=np.int64))  # wrong shape
+    out = next(folders[0].glob("chunk-00002/out-*.npy"))
+    np.save(out, np.load(out)[:3])  # wrong shape
     assert np.array_equal(again.predictions(faults), sim.predictions(faults))
     assert computed == [10, 10, 10, 10]  # both recomputed (and rewritten), once
     assert np.array_equal(again.predictions(faults), sim.predictions(faults)) and len(computed) == 4

@@ -6,7 +6,8 @@ fresh ``mmap``, whose pages fault in (and are zeroed) on first touch and go back
 By default the threshold adapts upwards as such blocks are freed (up to 32 MiB), but it stops adapting once
 any of the thresholds is set explicitly -- and Dask's nanny starts every worker process with
 ``MALLOC_TRIM_THRESHOLD_=65536`` (``distributed.nanny.pre-spawn-environ``), so in a Dask worker every
-array above 128 KiB is an ``mmap``: measured on AlexNet-CIFAR (128 faults x 1,000 images, one process),
+array above 128 KiB is an ``mmap``: measured on AlexNet-CIFAR (128 faults x 1,000 images, one process
+started with Dask's setting, a campaign running beside it, so the rates are indicative),
 12.1 s of system time beside 11.6 s of user time and 6,110 faulty inferences/s, against 2.8 s and 10,993/s
 with the thresholds below.
 

@@ -7,13 +7,23 @@ maximum of the *other* elements of its window (so a changed value is pooled with
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 from ..errors import MismatchError
-from ..ir.executor import Executor, check_input
+from ..ir.executor import Executor, check_input, top1
 from ..ir.layers import Conv2d, Linear, MaxPool2d
 from ..ir.model import Model
 from .outmap import OutputMap
+
+
+def inputs_key(x: np.ndarray) -> str:
+    """Digest of an input batch (shape, dtype, bytes): names what holds its golden tensors (a worker's analysis
+    context, a spill folder)."""
+    h = hashlib.sha256(repr((x.shape, str(x.dtype))).encode())
+    h.update(np.ascontiguousarray(x).tobytes())
+    return h.hexdigest()
 
 
 def is_tiling_pool(layer) -> bool:
@@ -48,13 +58,17 @@ class Golden:
                 self.out[i] = act.reshape(self.n, -1).astype(np.float32)
 
     @classmethod
-    def restore(cls, model: Model, maps: dict[int, OutputMap], top1: np.ndarray, out: dict[int, np.ndarray],
+    def restore(cls, model: Model, maps: dict[int, OutputMap], x: np.ndarray, out: dict[int, np.ndarray],
                 acc: dict[int, np.ndarray]) -> Golden:
-        """A Golden from tensors computed earlier (:mod:`.spill`), checked like a fresh one: every compute
-        layer's output map must reproduce its stored outputs from its stored accumulators."""
+        """A Golden of the int8 batch ``x`` from layer tensors computed earlier (:mod:`.spill`), checked like a
+        fresh one: every compute layer's output map must reproduce its stored outputs from its stored
+        accumulators. The input and the top-1 are taken from ``x`` and the logits, not from storage."""
+        x = check_input(model, x)
         self = cls.__new__(cls)
-        self.model, self.n = model, int(top1.shape[0])
-        self.top1, self.out, self.acc, self._others = top1, out, acc, {}
+        self.model, self.n = model, int(x.shape[0])
+        self.out = {-1: x.reshape(self.n, -1).astype(np.float32), **out}
+        self.acc, self._others = acc, {}
+        self.top1 = top1(self.logits).astype(np.int64)
         for i in acc:
             self._self_check(i, maps[i])
         return self

@@ -123,7 +123,7 @@ class FaultSimulator:
         if g is not None:
             return g
         if c >= self._kept_chunks and self._spill is not None:
-            g = self._spill.load(c, self.propagator.maps)
+            g = self._spill.load(c, self.propagator.maps, self.x[self.chunk(c)])
             if g is None:
                 g = self.propagator.golden(self.x[self.chunk(c)], self._executor)
                 self._spill.save(c, g)

@@ -9,13 +9,14 @@ one spill directory (a chunk is written to a temporary folder and renamed into p
 whole chunk or none), and a resumed campaign finds its chunks again.
 
 The directory is keyed by the model's hash, the digest of the inputs and the chunk size, so a spill can never
-serve another model or image set; every file is checked (names, dtypes, shapes) before it is used, and a
-chunk that fails the check is recomputed and rewritten.
+serve another model or image set; every file is checked (names, dtypes, shapes) before it is used, every
+compute layer's outputs must follow from its accumulators, and the input and top-1 are not stored but taken
+from the inputs and the logits; a chunk that fails is recomputed and rewritten. (A max-pool's stored output
+is checked by shape and dtype only.)
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -25,15 +26,13 @@ import numpy as np
 
 from ..errors import MismatchError
 from ..ir.model import Model
-from .golden import Golden
+from .golden import Golden, inputs_key
 from .outmap import OutputMap, accumulator_dtype
 
 
 def spill_key(model: Model, x: np.ndarray, batch_size: int) -> str:
     """Name of the spill folder of ``model`` on the batch ``x`` cut into chunks of ``batch_size``."""
-    h = hashlib.sha256(repr((x.shape, str(x.dtype), batch_size)).encode())
-    h.update(np.ascontiguousarray(x).tobytes())
-    return f"{model.hash}-{h.hexdigest()[:16]}-b{batch_size}"
+    return f"{model.hash}-{inputs_key(x)[:16]}-b{batch_size}"
 
 
 class GoldenSpill:
@@ -54,8 +53,7 @@ class GoldenSpill:
     def _expected(self, c: int) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
         """File name -> (shape, dtype) every file of chunk ``c`` must have."""
         rows, model = self._rows(c), self.model
-        files: dict[str, tuple[tuple[int, ...], np.dtype]] = {"top1.npy": ((rows,), np.dtype(np.int64))}
-        files["out-input.npy"] = ((rows, int(np.prod(model.input.shape))), np.dtype(np.float32))
+        files: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
         for i, layer in enumerate(model.layers):
             size = model.out_size(i)
             if hasattr(layer, "weight"):
@@ -73,8 +71,6 @@ class GoldenSpill:
             return
         tmp = Path(tempfile.mkdtemp(prefix=f".chunk-{c:05d}-", dir=self.path))
         try:
-            np.save(tmp / "top1.npy", golden.top1)
-            np.save(tmp / "out-input.npy", golden.out[-1])
             for i, a in golden.out.items():
                 if i >= 0:
                     np.save(tmp / f"out-{i:03d}.npy", a)
@@ -84,8 +80,9 @@ class GoldenSpill:
         except OSError:  # another process renamed its copy first, or the disk is full: keep recomputing
             shutil.rmtree(tmp, ignore_errors=True)
 
-    def load(self, c: int, maps: dict[int, OutputMap]) -> Golden | None:
-        """Chunk ``c`` as a :class:`Golden`, or None when it is missing or any file fails its check."""
+    def load(self, c: int, maps: dict[int, OutputMap], x: np.ndarray) -> Golden | None:
+        """Chunk ``c`` (whose inputs are ``x``) as a :class:`Golden`, or None when it is missing or any file fails
+        its check."""
         folder = self._chunk_dir(c)
         if not folder.is_dir():
             return None
@@ -98,15 +95,14 @@ class GoldenSpill:
             if a.shape != shape or a.dtype != dtype:
                 return self._discard(folder)
             arrays[name] = a
-        out = {-1: arrays["out-input.npy"]}
-        acc = {}
+        out, acc = {}, {}
         for name, a in arrays.items():
-            if name.startswith("out-") and name != "out-input.npy":
+            if name.startswith("out-"):
                 out[int(name[4:7])] = a
             elif name.startswith("acc-"):
                 acc[int(name[4:7])] = a
         try:
-            return Golden.restore(self.model, maps, arrays["top1.npy"], out, acc)
+            return Golden.restore(self.model, maps, x, out, acc)
         except MismatchError:  # the outputs do not follow from the accumulators: not ours, recompute
             return self._discard(folder)
 

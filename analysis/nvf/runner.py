@@ -15,7 +15,6 @@ or ``slurm``) the model and inputs are scattered to every worker once, and each 
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing as mp
 import os
 from collections.abc import Callable, Iterator
@@ -29,6 +28,7 @@ from ..errors import MismatchError, ParameterError
 from ..faultsim import Golden, Propagator
 from ..faultsim.allocator import tune_for_arrays
 from ..faultsim.backend import array_backend
+from ..faultsim.golden import inputs_key
 from ..ir.model import Model
 from ..ui import progress
 from .partials import Partials
@@ -111,13 +111,6 @@ def plan(model: Model, n_inputs: int, neurons: dict[int, np.ndarray], chunk: int
 def _run_indexed(item: tuple[int, Unit]) -> tuple[int, np.ndarray]:
     index, unit = item
     return index, _run(unit)[1]
-
-
-def inputs_key(x: np.ndarray) -> str:
-    """Digest of an input batch: names the worker-side context that holds its golden tensors."""
-    h = hashlib.sha256(repr((x.shape, str(x.dtype))).encode())
-    h.update(np.ascontiguousarray(x).tobytes())
-    return h.hexdigest()
 
 
 def dask_unit(model: Model, x: np.ndarray, key: tuple, use_bounds: bool, function: Callable, index: int,
