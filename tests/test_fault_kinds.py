@@ -247,3 +247,33 @@ def test_per_inference_ber_in_a_single_neuron_layer_goes_through_the_change_map(
     for f, row in zip(faults, got):
         assert np.array_equal(row, ex.run(x, [f]).predictions)
     assert (got != sim.golden[None]).any()
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_faults_over_several_layers_run_layer_by_layer_and_equal_the_executor(base, scheme, monkeypatch):
+    """Faults spanning several layers take the layer-by-layer path (inputs join at their first faulty layer,
+    leave when their values are golden again, the change map goes exactly through the rest), never the whole
+    executor: rare per-inference draws (most inputs clean, some hit only in a later layer), a lane in every
+    layer, weights and outputs together, a run draw with one stuck-at beside it."""
+    from resilq.faultsim import multi
+
+    model, x = _model(base, scheme)
+    faults = [BerFault(p, "outputs", s, "inference") for p, s in ((2e-4, 5), (1e-3, 6), (4e-3, 7))]
+    faults += [LaneFault(1, None, 0x40, FaultMode.FLIP, 2), LaneFault(3, None, 0x81, FaultMode.STUCK_AT_1, 4),
+               BerFault(3e-3, "both", 8), BerFault(1e-3, "weights", 9)]
+    sim = FaultSimulator(model, x, batch_size=7)
+    calls = []
+    real = multi.several_layers
+    monkeypatch.setattr(multi, "several_layers", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(Executor, "_run", lambda *a, **k: pytest.fail("the whole executor ran"))
+    got = sim.predictions(faults)
+    monkeypatch.undo()
+    assert calls  # the multi-layer path was taken
+    ex = Executor(model)
+    for f, row in zip(faults, got):
+        assert np.array_equal(row, ex.run(x, [f]).predictions), str(f)
+    rare = resolve(model, [faults[0]]).row_masks(np.arange(x.shape[0]))
+    hit = np.zeros(x.shape[0], dtype=bool)
+    for m in rare.values():
+        hit |= m.any(axis=1)
+    assert 0 < hit.sum() < x.shape[0]  # the rare draw leaves some inputs clean and hits others

@@ -1,4 +1,4 @@
-"""Faults that change many values of one layer at once: ``lane``, ``weight`` and ``ber`` (SPEC §7).
+"""Faults that change many values at once: ``lane``, ``weight`` and ``ber`` (SPEC §7).
 
 A lane fault corrupts every slot one PE lane writes in a layer; a weight fault changes one stored word and
 with it every output of its channel that reads it; a BER draw flips bits anywhere. When all of a fault's
@@ -8,8 +8,15 @@ accumulators with the flipped word for a weight fault), with the executor's own 
 correct step and clip (:meth:`resilq.ir.Executor._output`), and hands the resulting *change map* -- the positions
 of ``L``'s output that differ from golden, and their new values, per input -- to
 :meth:`Propagator.exact`, which pushes it through the rest of the network exactly (a wide change is
-convolved over its bounding box). A fault whose changes span several layers (a lane fault in every layer,
-a BER draw over all sites) is run by the bit-true executor on the chunk: exact, without the speed-up.
+convolved over its bounding box).
+
+A fault whose changes span several layers (a lane fault in every layer, a BER draw over all sites) runs
+layer by layer over the inputs it has reached (:func:`several_layers`): an input joins at the first layer that
+is faulty for it, from that layer's golden accumulators (no convolution: only the stored words a fault
+flipped are convolved, with their difference); from then on only the inputs whose values differ from golden
+are recomputed (an input whose layer output came back golden leaves until a later fault reaches it again); after
+the last faulty layer the change map goes to :meth:`Propagator.exact`. Every step is the executor's
+arithmetic on a subset of its rows, so the result is the executor's, input by input.
 """
 
 from __future__ import annotations
@@ -19,8 +26,9 @@ import dataclasses
 import numpy as np
 
 from ..fault_kinds import Resolved, resolve
-from ..ir.executor import Executor, top1
-from ..ir.kernels import accumulate
+from ..ir.executor import top1
+from ..ir.kernels import accumulate, maxpool, weight_matrix_of
+from ..ir.layers import Conv2d, Flatten, Linear, MaxPool2d
 from .golden import Golden
 
 
@@ -53,11 +61,8 @@ def fault_predictions(sim, golden: Golden, chunk: slice, fault) -> np.ndarray:
     model = sim.model
     resolved = resolve(model, [fault])
     layer = single_layer(resolved, model)
-    if layer is None:  # changes in several layers: the executor (exact, no incremental propagation)
-        runner = sim._executor if resolved.model is model else Executor(resolved.model)
-        run = runner._run(sim.x[chunk], resolved.faults, False, max(1, golden.n), None, chunk.start,
-                          resolved.row_masks if resolved.per_inference else None)
-        return run.predictions
+    if layer is None:  # changes in several layers: layer by layer over the inputs they reach
+        return several_layers(sim, golden, chunk, resolved)
     lay = resolved.model.layers[layer]
     acc = golden.acc[layer].reshape((golden.n,) + tuple(model.out_shape(layer))).astype(np.int64)
     if lay is not model.layers[layer]:
@@ -81,4 +86,80 @@ def fault_predictions(sim, golden: Golden, chunk: slice, fault) -> np.ndarray:
     positions = np.flatnonzero(diff[rows].any(axis=0))
     values = new[rows][:, positions].astype(old.dtype)
     out[rows] = sim.propagator.exact(golden, layer, positions, rows, values)
+    return out
+
+
+def _faulty_rows(resolved: Resolved, base_model, n: int, masks: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+    """Per compute layer, the (n,) bool of the chunk's inputs that layer is faulty for: every input where a stored
+    word changed or an output fault is present for the run, the inputs whose per-inference mask is non-zero."""
+    rows: dict[int, np.ndarray] = {}
+    for i, (a, b) in enumerate(zip(base_model.layers, resolved.model.layers)):
+        if a is not b:
+            rows[i] = np.ones(n, dtype=bool)
+    for f in resolved.faults:
+        rows[f.layer] = np.ones(n, dtype=bool)
+    for i, m in masks.items():
+        hit = m.any(axis=1)
+        rows[i] = rows[i] | hit if i in rows else hit
+    return {i: r for i, r in rows.items() if r.any()}
+
+
+def several_layers(sim, golden: Golden, chunk: slice, resolved: Resolved) -> np.ndarray:
+    """(n,) top-1 of the chunk's inputs under a fault whose changes lie in several layers (bit-identical to the
+    executor; see the module docstring)."""
+    base, model, ex = sim.model, resolved.model, sim._executor
+    n = golden.n
+    masks = resolved.row_masks(np.arange(chunk.start, chunk.start + n)) if resolved.per_inference else {}
+    faulty = _faulty_rows(resolved, base, n, masks)
+    out = golden.top1.copy()
+    if not faulty:
+        return out
+    by_layer: dict[int, list] = {}
+    for f in resolved.faults:
+        by_layer.setdefault(f.layer, []).append(f)
+    last = max(faulty)
+    rows = np.zeros(0, dtype=np.int64)  # the inputs whose current values differ from golden ...
+    x = None  # ... and those values (the input of layer i, batch first)
+    for i in range(min(faulty), last + 1):
+        lay = model.layers[i]
+        if isinstance(lay, (Conv2d, Linear)):
+            join = np.flatnonzero(faulty[i]) if i in faulty else np.zeros(0, dtype=np.int64)
+            join = join[~np.isin(join, rows, assume_unique=True)]  # faulty here, golden so far
+            if not rows.size and not join.size:
+                continue
+            changed_words = lay is not base.layers[i]
+            parts, order = [], []
+            if rows.size:
+                weights = weight_matrix_of(lay) if changed_words else ex._weights[i]
+                parts.append(accumulate(lay, x, weights))
+                order.append(rows)
+            if join.size:
+                acc = golden.acc[i][join].reshape((join.size,) + tuple(base.out_shape(i))).astype(np.int64)
+                if changed_words:
+                    add_word_change(acc, base.layers[i], lay, layer_input(golden, base, i)[join])
+                parts.append(acc)
+                order.append(join)
+            every = np.concatenate(order)
+            sort = np.argsort(every, kind="stable")
+            every, acc = every[sort], np.concatenate(parts)[sort]
+            if lay.requant is None:  # the classifier (the last layer): its logits
+                out[every] = top1(acc.reshape(every.size, -1))
+                return out
+            new = ex._output(i, lay, acc, by_layer.get(i, ()), masks[i][every] if i in masks else None)
+        elif not rows.size:
+            continue
+        elif isinstance(lay, MaxPool2d):
+            every, new = rows, maxpool(lay, x)
+        elif isinstance(lay, Flatten):
+            every, new = rows, x.reshape(rows.size, -1)
+        else:  # an IR layer this engine does not know: refuse rather than guess
+            raise TypeError(f"several_layers: layer {i} ({type(lay).__name__}) is not a compute, pool or flatten layer")
+        flat = new.reshape(every.size, -1)
+        differs = (flat != golden.out[i][every]).any(axis=1)
+        rows, x = every[differs], new[differs]
+    if rows.size:  # past the last faulty layer: the change map, exactly, through the rest of the network
+        flat = x.reshape(rows.size, -1)
+        old = golden.out[last][rows]
+        positions = np.flatnonzero((flat != old).any(axis=0))
+        out[rows] = sim.propagator.exact(golden, last, positions, rows, flat[:, positions].astype(old.dtype))
     return out
