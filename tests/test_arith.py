@@ -52,6 +52,19 @@ def test_requantize_saturates(acc, shift, relu):
     assert out.dtype == np.int8 and int(out[0]) == expected
 
 
+def test_round_shift_vectorised_over_ties_and_every_shift():
+    """Arrays with a per-row shift of every value 0..31 (0 included beside the others): every tie, its
+    neighbours and random values, against the rational reference, element by element."""
+    rng = np.random.default_rng(5)
+    shift = np.arange(32)[:, None]
+    ties = (np.arange(-40, 40)[None, :] * 2 + 1) << shift >> 1  # odd multiples of half: exact ties
+    acc = np.concatenate([ties - 1, ties, ties + 1, rng.integers(-(2**31), 2**31, (32, 80))], axis=1)
+    acc = np.clip(acc, -(2**31), 2**31 - 1)
+    got = round_shift_half_even(acc, shift)
+    want = [[rhe_reference(int(a), int(s)) for a in row] for row, s in zip(acc, shift[:, 0])]
+    assert got.shape == acc.shape and got.tolist() == want
+
+
 def test_requantize_is_vectorised_per_channel():
     acc = np.array([[100, 100], [-100, 300]])
     out = requantize(acc, np.array([1, 2]), -128, 127)

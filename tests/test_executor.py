@@ -146,3 +146,24 @@ def test_accumulators_requantize_to_the_reference_outputs(setup):
             shift = layer.requant.shift.reshape((-1,) + (1,) * (acc.ndim - 2))
             assert np.array_equal(requantize(acc, shift, *layer.requant.bounds), ref[i]), layer.name
     assert Executor(model).run(x).accumulators is None
+
+
+@pytest.mark.parametrize("kernel, stride, shape", [
+    (2, 2, (3, 4, 24, 24)), (2, 2, (2, 3, 7, 9)), (3, 3, (2, 2, 10, 11)), (4, 4, (1, 2, 9, 8)), (1, 1, (1, 2, 3, 3)),
+    (3, 2, (2, 2, 9, 9)), (2, 1, (2, 2, 5, 5)),
+])
+def test_maxpool_equals_the_window_loop(kernel, stride, shape):
+    """Tiling pools (strided pairwise maxima) and overlapping ones (window view), odd sizes floored, against
+    the loop over every window."""
+    from resilq.ir import MaxPool2d
+    from resilq.ir.kernels import maxpool
+
+    x = np.random.default_rng(kernel * 10 + stride).integers(-128, 128, shape).astype(np.int8)
+    n, c, h, w = shape
+    ho, wo = (h - kernel) // stride + 1, (w - kernel) // stride + 1
+    want = np.empty((n, c, ho, wo), np.int8)
+    for i in range(ho):
+        for j in range(wo):
+            want[:, :, i, j] = x[:, :, i * stride:i * stride + kernel, j * stride:j * stride + kernel].max(axis=(2, 3))
+    got = maxpool(MaxPool2d("pool", kernel, stride), x)
+    assert got.dtype == np.int8 and got.flags.c_contiguous and np.array_equal(got, want)

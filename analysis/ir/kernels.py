@@ -59,6 +59,22 @@ def weight_matrix_of(layer: ComputeLayer) -> np.ndarray:
 
 
 def maxpool(layer: MaxPool2d, x: np.ndarray) -> np.ndarray:
-    """Max-pooling of an int8 (N, C, H, W) batch (no padding, floor mode)."""
-    win = sliding_window_view(x, (layer.kernel, layer.kernel), axis=(2, 3))[:, :, :: layer.stride, :: layer.stride]
+    """Max-pooling of an int8 (N, C, H, W) batch (no padding, floor mode).
+
+    A tiling pool (kernel == stride) takes pairwise maxima of strided slices, the window's columns first,
+    then its rows: ``2 * (k - 1)`` elementwise passes (on LeNet-5's 24x24 maps ~25x faster than a reduction
+    over a strided window view, which stays the way for overlapping windows). Both take the same maxima."""
+    k, s = layer.kernel, layer.stride
+    if k == s:
+        _, _, h, w = x.shape
+        ho, wo = (h - k) // s + 1, (w - k) // s + 1
+        covered = x[:, :, :ho * k, :wo * k]
+        cols = covered[:, :, :, 0::k]
+        for r in range(1, k):
+            cols = np.maximum(cols, covered[:, :, :, r::k])
+        out = cols[:, :, 0::k]
+        for r in range(1, k):
+            out = np.maximum(out, cols[:, :, r::k])
+        return np.ascontiguousarray(out)
+    win = sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::s, ::s]
     return win.max(axis=(4, 5))
