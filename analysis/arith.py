@@ -65,7 +65,8 @@ def requantize(acc, shift, lo=INT8_MIN, hi=INT8_MAX):
     ``shift``, ``lo`` and ``hi`` broadcast against ``acc`` (per-channel shifts are the common case).
     """
     q = round_shift_half_even(acc, shift)
-    return np.clip(q, lo, hi).astype(np.int8)
+    in_place = q.ndim and np.broadcast_shapes(q.shape, np.shape(lo), np.shape(hi)) == q.shape
+    return np.clip(q, lo, hi, out=q if in_place else None).astype(np.int8)
 
 
 def relu_bounds(relu: bool) -> tuple[int, int]:

@@ -104,6 +104,11 @@ def _faulty_rows(resolved: Resolved, base_model, n: int, masks: dict[int, np.nda
     return {i: r for i, r in rows.items() if r.any()}
 
 
+def _rows(arr: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
+    """``arr[rows]`` for sorted distinct ``rows``; ``arr`` itself (no copy) when they are all ``n`` rows."""
+    return arr if rows.size == n else arr[rows]
+
+
 def several_layers(sim, golden: Golden, chunk: slice, resolved: Resolved) -> np.ndarray:
     """(n,) top-1 of the chunk's inputs under a fault whose changes lie in several layers (bit-identical to the
     executor; see the module docstring)."""
@@ -134,7 +139,7 @@ def several_layers(sim, golden: Golden, chunk: slice, resolved: Resolved) -> np.
                 parts.append(accumulate(lay, x, weights))
                 order.append(rows)
             if join.size:
-                acc = golden.acc[i][join].reshape((join.size,) + tuple(base.out_shape(i))).astype(np.int64)
+                acc = _rows(golden.acc[i], join, n).reshape((join.size,) + tuple(base.out_shape(i))).astype(np.int64)
                 if changed_words:
                     add_word_change(acc, base.layers[i], lay, layer_input(golden, base, i)[join])
                 parts.append(acc)
@@ -155,7 +160,7 @@ def several_layers(sim, golden: Golden, chunk: slice, resolved: Resolved) -> np.
         else:  # an IR layer this engine does not know: refuse rather than guess
             raise TypeError(f"several_layers: layer {i} ({type(lay).__name__}) is not a compute, pool or flatten layer")
         flat = new.reshape(every.size, -1)
-        differs = (flat != golden.out[i][every]).any(axis=1)
+        differs = (flat != _rows(golden.out[i], every, n)).any(axis=1)
         rows, x = every[differs], new[differs]
     if rows.size:  # past the last faulty layer: the change map, exactly, through the rest of the network
         flat = x.reshape(rows.size, -1)
