@@ -7,7 +7,7 @@ from resilq.arith import MAX_SHIFT, FaultMode, Scheme, correct, requantize, spli
 from resilq.errors import ParameterError
 from resilq.faults import Fault, shadow_slot
 from resilq.faultsim import FaultSimulator, OutputMap, Propagator, steps
-from resilq.ir import Executor, Protection
+from resilq.ir import Executor, MaxPool2d, Protection
 
 from factories import protect, random_model
 from faultsim_models import deep_model
@@ -208,6 +208,22 @@ def test_faultsim_imports_numpy_only():
             "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_golden_bytes_per_input_is_what_a_golden_holds(rng):
+    """The cache's estimate of one input's golden tensors is their size: every tensor of a Golden, every
+    pool's window maxima included, divided by its inputs."""
+    from resilq.faultsim.simulator import golden_bytes_per_input
+
+    model = random_model(rng)
+    x = rng.integers(-128, 128, size=(7, 1, 12, 12), dtype=np.int8)
+    golden = Propagator(model).golden(x)
+    for i, layer in enumerate(model.layers):
+        if isinstance(layer, MaxPool2d):
+            golden.others_max(i)
+    held = sum(a.nbytes for d in (golden.out, golden.acc, golden._others) for a in d.values())
+    assert any(isinstance(layer, MaxPool2d) for layer in model.layers)
+    assert golden_bytes_per_input(model) * 7 == held
 
 
 def test_golden_chunks_beyond_the_cache_are_recomputed_with_the_same_results(rng):

@@ -59,11 +59,21 @@ def uncached_inputs(model: Model, n: int, cache_bytes: int | None = None) -> int
 
 
 def golden_bytes_per_input(model: Model) -> int:
-    """Rough size of the golden tensors of one input (outputs, accumulators, pool helpers)."""
+    """Bytes of the golden tensors of one input (:class:`.Golden`): the input and every non-compute layer's
+    output as float32, each compute layer's output and accumulators in its output map's exact dtype, and, for
+    each tiling max-pool, the float32 maxima of the other elements of every window (``Golden.others_max``)."""
+    from .golden import is_tiling_pool
+    from .outmap import OutputMap
+
     total = 4 * int(np.prod(model.input.shape))
     for i, layer in enumerate(model.layers):
         size = model.out_size(i)
-        total += 8 * size * (2 if hasattr(layer, "weight") else 1)
+        if hasattr(layer, "weight"):
+            total += 2 * size * np.dtype(OutputMap.of(model, i).dtype).itemsize
+        else:
+            total += 4 * size
+            if is_tiling_pool(layer):
+                total += 4 * int(np.prod(model.in_shape(i)))
     return total
 
 
