@@ -254,25 +254,56 @@ def test_golden_chunks_beyond_the_cache_spill_to_disk_and_are_read_back(rng, tmp
     faults = _faults(model, rng, per_layer=3)
     sim = _assert_matches_executor(model, x, faults, **kw)
     folders = list(tmp_path.iterdir())
-    assert len(folders) == 1 and sorted(p.name for p in folders[0].iterdir()) == ["chunk-00002", "chunk-00003"]
+    chunks = [f"chunk-{c:05d}" for c in range(4)]
+    claims = [f"claim-{c:05d}" for c in range(4)]
+    assert len(folders) == 1 and sorted(p.name for p in folders[0].iterdir()) == chunks + claims
 
     computed = []
     real = Propagator.golden
     monkeypatch.setattr(Propagator, "golden", lambda self, xs, ex=None: computed.append(len(xs)) or real(self, xs, ex))
     again = FaultSimulator(model, x, **kw)
-    assert computed == [10, 10]  # the two cached chunks; the spilled ones are read back
-    assert np.array_equal(again.predictions(faults), sim.predictions(faults)) and computed == [10, 10]
+    assert computed == []  # every chunk read back, the cached ones included
+    assert np.array_equal(again.predictions(faults), sim.predictions(faults)) and computed == []
 
     acc = next(folders[0].glob("chunk-00003/acc-*.npy"))
     np.save(acc, np.load(acc) + 1)  # right shape and dtype, wrong numbers: the self-check refuses it
     out = next(folders[0].glob("chunk-00002/out-*.npy"))
     np.save(out, np.load(out)[:3])  # wrong shape
     assert np.array_equal(again.predictions(faults), sim.predictions(faults))
-    assert computed == [10, 10, 10, 10]  # both recomputed (and rewritten), once
-    assert np.array_equal(again.predictions(faults), sim.predictions(faults)) and len(computed) == 4
+    assert computed == [10, 10]  # both recomputed (and rewritten), once
+    assert np.array_equal(again.predictions(faults), sim.predictions(faults)) and len(computed) == 2
 
     FaultSimulator(model, x[::-1].copy(), **kw)
     assert len(list(tmp_path.iterdir())) == 2
+
+
+def test_workers_sharing_a_spill_compute_each_chunk_once_and_survive_stale_claims(rng, tmp_path, monkeypatch):
+    """A chunk another worker has claimed is visited last and read back once written; one it claimed and never
+    wrote (the worker died) is computed here all the same: claims order the work, they never decide results."""
+    from resilq.faultsim.simulator import golden_bytes_per_input
+
+    model = random_model(rng)
+    x = rng.integers(-128, 128, size=(40, 1, 12, 12), dtype=np.int8)
+    kw = dict(batch_size=10, cache_bytes=15 * golden_bytes_per_input(model), spill_dir=tmp_path)
+    from resilq.faultsim.spill import GoldenSpill
+
+    spill = GoldenSpill(tmp_path, model, x, 10)
+    assert spill.claim(0) and not spill.claim(0)  # exclusive
+    assert spill.claim(2)  # "another worker" holds chunks 0 and 2 and has written neither
+    computed = []
+    real = Propagator.golden
+    which = lambda xs: next(c for c in range(4) if np.array_equal(x[10 * c:10 * c + 10], xs))  # noqa: E731
+    monkeypatch.setattr(Propagator, "golden", lambda self, xs, ex=None: computed.append(which(xs)) or
+                        real(self, xs, ex))
+    sim = FaultSimulator(model, x, **kw)
+    assert computed == [1, 3, 0, 2]  # its own claims first, the stale ones last
+    assert all(spill.has(c) for c in range(4))
+    faults = _faults(model, rng, per_layer=2)
+    got = sim.predictions(faults)
+    ex = Executor(model)
+    for f, row in zip(faults, got):
+        assert np.array_equal(row, ex.run(x, [f]).predictions)
+    assert computed == [1, 3, 0, 2]  # and nothing computed again: cached or read back
 
 
 def test_campaign_chunk_grows_when_the_golden_tensors_exceed_the_cache():

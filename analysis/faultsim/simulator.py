@@ -9,7 +9,7 @@ executor does, and hands the changes to the value-level :class:`~resilq.faultsim
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
@@ -117,8 +117,8 @@ class FaultSimulator:
         if spill_dir is not None and self._kept_chunks < len(self._starts):
             self._spill = GoldenSpill(spill_dir, model, self.x, self.batch_size)
         with limit_blas_threads(self.blas_threads):
-            tops = [self._golden(c).top1 for c in range(len(self._starts))]
-        self.golden: np.ndarray = np.concatenate(tops)
+            tops = {c: self._golden(c).top1 for c in self._chunk_order()}
+        self.golden: np.ndarray = np.concatenate([tops[c] for c in range(self.n_chunks)])
 
     # ------------------------------------------------------------------------------------------ chunks
     @property
@@ -129,19 +129,32 @@ class FaultSimulator:
         return slice(self._starts[c], min(self._starts[c] + self.batch_size, self.n))
 
     def _golden(self, c: int) -> Golden:
+        """Chunk ``c``'s golden tensors: from the memory cache, else (with a spill) from disk, else computed
+        (and then written to the spill, the cached chunks too, so that other workers read them back)."""
         g = self._cache.get(c)
         if g is not None:
             return g
-        if c >= self._kept_chunks and self._spill is not None:
-            g = self._spill.load(c, self.propagator.maps, self.x[self.chunk(c)])
-            if g is None:
-                g = self.propagator.golden(self.x[self.chunk(c)], self._executor)
+        g = None if self._spill is None else self._spill.load(c, self.propagator.maps, self.x[self.chunk(c)])
+        if g is None:
+            g = self.propagator.golden(self.x[self.chunk(c)], self._executor)
+            if self._spill is not None:
                 self._spill.save(c, g)
-            return g
-        g = self.propagator.golden(self.x[self.chunk(c)], self._executor)
         if c < self._kept_chunks:
             self._cache[c] = g
         return g
+
+    def _chunk_order(self) -> Iterator[int]:
+        """Every chunk once, for a pass over them all. Without a spill in index order; with one, first what is
+        at hand (in memory or on disk), else the next chunk this process can claim, and the chunks other
+        workers have claimed last (read back if written by then, else computed here)."""
+        todo = list(range(self.n_chunks))
+        while todo:
+            pick = todo[0]
+            if self._spill is not None:
+                ready = next((c for c in todo if c in self._cache or self._spill.has(c)), None)
+                pick = ready if ready is not None else next((c for c in todo if self._spill.claim(c)), todo[0])
+            todo.remove(pick)
+            yield pick
 
     # ------------------------------------------------------------------------------------------ faults
     def predictions(self, faults: Sequence[Fault], progress: Callable[[int], None] | None = None) -> np.ndarray:
@@ -157,7 +170,7 @@ class FaultSimulator:
 
             for f in (faults[k] for k in many):
                 f.check(self.model)
-            for c in range(self.n_chunks):
+            for c in self._chunk_order():
                 golden, sl = self._golden(c), self.chunk(c)
                 for k in many:
                     out[k, sl] = fault_predictions(self, golden, sl, faults[k])
@@ -168,7 +181,7 @@ class FaultSimulator:
             if isinstance(f, Fault):
                 f.check(self.model)
                 by_layer.setdefault(f.layer, []).append(k)
-        for c in range(self.n_chunks):
+        for c in self._chunk_order():
             golden, sl = self._golden(c), self.chunk(c)
             for layer, ks in by_layer.items():
                 step = max(1, CASES_PER_CALL // golden.n)

@@ -6,7 +6,11 @@ chunk of faults (about a fifth of a 10,000-image AlexNet campaign). A :class:`Go
 uncached chunk once, as plain ``.npy`` files (read back with ``allow_pickle=False``), and loads it on the
 next call: a copy from the page cache instead of an inference. The worker processes of one machine share
 one spill directory (a chunk is written to a temporary folder and renamed into place, so a reader sees a
-whole chunk or none), and a resumed campaign finds its chunks again.
+whole chunk or none), and a resumed campaign finds its chunks again. So that two workers do not compute the same chunk side by side,
+a worker *claims* a chunk before computing it (a file created exclusively, :meth:`GoldenSpill.claim`) and
+visits the chunks others have claimed last (:meth:`FaultSimulator._chunk_order`), reading them back by then. A
+claim is only an ordering hint: a chunk whose claimer died is computed by whoever reaches it, so a stale
+claim costs time, never a result.
 
 The directory is keyed by the model's hash, the digest of the inputs and the chunk size, so a spill can never
 serve another model or image set; every file is checked (names, dtypes, shapes) before it is used, every
@@ -63,6 +67,23 @@ class GoldenSpill:
                 dtype = np.dtype(np.float32)
             files[f"out-{i:03d}.npy"] = ((rows, size), dtype)
         return files
+
+    def has(self, c: int) -> bool:
+        """Whether chunk ``c`` has been written (it is checked only when loaded)."""
+        return self._chunk_dir(c).is_dir()
+
+    def claim(self, c: int) -> bool:
+        """Claim chunk ``c`` for this process: True if the claim is new (created exclusively), False if another
+        process claimed it first."""
+        try:
+            fd = os.open(self.path / f"claim-{c:05d}", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        except OSError:  # cannot write a claim (read-only or full disk): compute it, as without a spill
+            return True
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{os.getpid()}\n")
+        return True
 
     def save(self, c: int, golden: Golden) -> None:
         """Write chunk ``c`` (atomically: another process sees all of it or none)."""
