@@ -147,10 +147,12 @@ def several_layers(sim, golden: Golden, chunk: slice, resolved: Resolved) -> np.
             every = np.concatenate(order)
             sort = np.argsort(every, kind="stable")
             every, acc = every[sort], np.concatenate(parts)[sort]
-            if lay.requant is None:  # the classifier (the last layer): its logits
-                out[every] = top1(acc.reshape(every.size, -1))
+            row_masks = masks[i][every] if i in masks else None
+            if i == base.classifier_index:  # the last layer: its logits, as the executor computes them
+                logits = acc if lay.requant is None else ex._output(i, lay, acc, by_layer.get(i, ()), row_masks)
+                out[every] = top1(logits.reshape(every.size, -1))
                 return out
-            new = ex._output(i, lay, acc, by_layer.get(i, ()), masks[i][every] if i in masks else None)
+            new = ex._output(i, lay, acc, by_layer.get(i, ()), row_masks)
         elif not rows.size:
             continue
         elif isinstance(lay, MaxPool2d):
