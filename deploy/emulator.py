@@ -244,7 +244,8 @@ class EmulatedAccelerator:
         except DecodeError as exc:
             # every image ran the descriptors before the refused one (layer-major), then it was fetched and refused
             if exc.fetched:
-                cycles += sum(cyc.layer_cycles(p, cfg, n).total for p in exc.plans) + fmt.DESC_WORDS + cfg.latency.descriptor
+                cycles += (sum(cyc.layer_cycles(p, cfg, n).total for p in exc.plans)
+                           + exc.fetched * (fmt.DESC_WORDS + cfg.latency.descriptor))
             return Outputs(int(exc.status) | (exc.descriptor << 8), cycles)
         except UnsupportedModelError as exc:
             raise EmulatorError(f"the emulator cannot run this memory image: {exc}") from None

@@ -12,6 +12,7 @@ and descriptor index the kernel would (:class:`DecodeError`). numpy only.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +22,7 @@ from resilq.errors import ResilqError, UnsupportedModelError
 from resilq.hls import imageformat as fmt
 from resilq.hls import regmap as rm
 from resilq.hls.config import AccelConfig
-from resilq.hls.mapping import LayerPlan, batch_misfit, check_plan
+from resilq.hls.mapping import LayerPlan, batch_misfit, check_plan, pools_on_chip
 from resilq.ir import Clip, Conv2d, Flatten, InputQuant, Linear, MaxPool2d, Model, Protection, Requant
 
 Status = fmt.Status
@@ -34,7 +35,7 @@ class DecodeError(ResilqError):
         super().__init__(f"{status.name} at descriptor {descriptor}: {message}")
         self.status = status
         self.descriptor = descriptor
-        self.fetched = False  # refused after fetching a descriptor (not in the header checks)
+        self.fetched = 0  # descriptors fetched for the refusal (0: the header checks; 2: a conv and its on-chip pool)
         self.plans: list[LayerPlan] = []  # the descriptors before ``descriptor``, which the kernel ran
 
 
@@ -126,10 +127,10 @@ def read_descriptors(ctrl: np.ndarray, header: Header) -> list[Descriptor]:
     return [Descriptor.from_words(words[k * fmt.DESC_WORDS:(k + 1) * fmt.DESC_WORDS]) for k in range(header.n_desc)]
 
 
-def plan_of(d: Descriptor, protected: np.ndarray, config: AccelConfig) -> LayerPlan:
+def plan_of(d: Descriptor, protected: np.ndarray, config: AccelConfig, on_chip_input: bool = False) -> LayerPlan:
     return LayerPlan(d.ir_layer, f"descriptor {d.ir_layer}", fmt.Op(d.op), d.flags, d.in_c, d.in_h, d.in_w, d.out_c,
                      d.out_h, d.out_w, d.kernel, d.stride, d.pad, d.scheme, protected, config.simd, config.pe,
-                     d.clip_bound)
+                     d.clip_bound, on_chip_input)
 
 
 def check_descriptor(k: int, d: Descriptor, config: AccelConfig) -> LayerPlan:
@@ -158,6 +159,9 @@ def check_descriptor(k: int, d: Descriptor, config: AccelConfig) -> LayerPlan:
     misfit = batch_misfit(plan, config)
     if misfit:
         raise DecodeError(Status.CAPACITY, k, misfit)
+    if plan.pool_next and (d.op != fmt.Op.CONV or d.raw or plan.batched):
+        raise DecodeError(Status.LAYOUT, k, "POOL_NEXT on a layer whose output buffer cannot be pooled on chip (not "
+                          "an int8 conv, or batched)")
     if plan.in_dense and not (plan.packed or plan.hw_in == 1):
         raise DecodeError(Status.LAYOUT, k, "a dense input (DENSE_IN) on a layer that reads it padded per pixel")
     if d.crit_start + d.crit_count > rm.CRIT_TABLE.capacity:
@@ -215,13 +219,22 @@ def decode(ctrl: np.ndarray, weights: np.ndarray, table: np.ndarray, config: Acc
     plans: list[LayerPlan] = []
     layers: list = []
     for k, d in enumerate(descriptors):
+        on_chip = bool(plans) and plans[-1].pool_next  # fetched with the conv before it, checked as its pair
         try:
             plan = check_descriptor(k, d, config)
             if d.crit_count:
                 plan = plan_of(d, protected_neurons(k, d, table), config)
                 check_shadows(k, plan, config)
+            if on_chip:
+                plan = dataclasses.replace(plan, on_chip_input=True)
+                if not pools_on_chip(plans[-1], plan):
+                    raise DecodeError(Status.LAYOUT, k, f"descriptor {k - 1} (POOL_NEXT) is not followed by a max-pool "
+                                      "of its output map")
+            elif plan.pool_next and k + 1 == len(descriptors):
+                raise DecodeError(Status.LAYOUT, k, "POOL_NEXT on the last descriptor")
         except DecodeError as exc:
-            exc.fetched, exc.plans = True, plans
+            # a pool is refused before its conv runs (the kernel fetches and checks the pair first)
+            exc.fetched, exc.plans = (2, plans[:-1]) if on_chip else (1, plans)
             raise
         plans.append(plan)
         if k and (d.in_addr, d.in_stride) != (descriptors[k - 1].out_addr, descriptors[k - 1].out_stride):

@@ -20,7 +20,8 @@ compute        (H_out*W_out + (copies-1) * G_t) * words per tile, G_t = position
                k*k*ceil(C/SIMD), or k * ceil(k / taps) when 2*C <= SIMD (taps = min(k, SIMD // C) kernel
                columns packed into the SIMD lanes of one word)
 corrector      protected neurons of the layer
-maxpool        H_out*W_out * ceil(C/SIMD) * k*k
+maxpool        H_out*W_out * ceil(C/SIMD) * k*k, or H_out*W_out * ceil(C/OUT_BANKS) * k*k and no input load when it
+               pools the previous conv's output buffer (``LayerPlan.on_chip_input``, the conv's ``Flag.POOL_NEXT``)
 store          H_out * W_out * ceil(C_out/8) beats (int8) or C_out words (int32 classifier)
 =============  ===========================================================================
 
@@ -91,7 +92,12 @@ def _call_cycles(plan: LayerPlan, config: AccelConfig, m: int) -> LayerCycles:
     lat = config.latency
     load_input = (plan.in_beats if m == 1 else m * plan.in_layout.pixel_beats) + lat.load_input
     params = weights = table = compute = correct = pool = overlapped = 0
-    if plan.op is fmt.Op.MAXPOOL:
+    if plan.op is fmt.Op.MAXPOOL and plan.on_chip_input:  # the conv's output buffer, OUT_BANKS channels a read
+        load_input = 0
+        rows = -(-plan.in_c // config.out_banks)
+        pool = plan.hw_out * rows * plan.kernel * plan.kernel + lat.pool
+        store = plan.out_beats + lat.store
+    elif plan.op is fmt.Op.MAXPOOL:
         pool = plan.hw_out * plan.cg * plan.kernel * plan.kernel + lat.pool
         store = plan.out_beats + lat.store
     else:

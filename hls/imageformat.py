@@ -14,6 +14,9 @@ Descriptor (``DESC_WORDS`` uint32 per executed layer; Flatten needs none, its ou
     W_ADDR  CRIT_START  CRIT_COUNT
 
 A Linear layer is a CONV descriptor with IN_C = the length of its input vector in DDR, H = W = 1, kernel 1.
+A CONV with ``Flag.POOL_NEXT`` is run image by image together with the next descriptor, a MAXPOOL of its map
+that reads the map from the kernel's output buffer instead of from IN_ADDR (which still names the conv's region,
+which the conv still writes).
 
 Activations (FORMAT 2) move through a 64-bit master, one beat per cycle, so they are stored **pixel-major**:
 pixel ``q = y * W + x`` of a ``(C, H, W)`` map holds its channels at bytes ``q * P + c``. Every map the
@@ -90,6 +93,7 @@ class Flag(IntFlag):
     BATCH = 16  # a vector layer that runs over up to MAX_BATCH images at once (one weight load per chunk)
     CLIP = 32  # range restriction of the layer's outputs: values above GEOMETRY's clip bound are restricted
     CLIP_ZERO = 64  # ... to 0 (the clip's ``zero`` variant) instead of to the bound
+    POOL_NEXT = 128  # a conv whose output map the next descriptor (a max-pool) pools from the output buffer
 
 
 class Status(IntEnum):

@@ -48,6 +48,7 @@ class LayerPlan:
     simd: int
     pe: int
     clip_bound: int = 0  # the layer's clip bound when flags has Flag.CLIP (Flag.CLIP_ZERO: the zero variant)
+    on_chip_input: bool = False  # a max-pool that pools the previous conv's output buffer (its Flag.POOL_NEXT)
 
     @property
     def clip(self) -> tuple[int, str] | None:
@@ -55,6 +56,11 @@ class LayerPlan:
         if not self.flags & Flag.CLIP:
             return None
         return self.clip_bound, ("zero" if self.flags & Flag.CLIP_ZERO else "bound")
+
+    @property
+    def pool_next(self) -> bool:
+        """A conv whose output map the next descriptor max-pools on chip (``Flag.POOL_NEXT``)."""
+        return bool(self.flags & Flag.POOL_NEXT)
 
     @property
     def copies(self) -> int:
@@ -131,7 +137,7 @@ class LayerPlan:
 
     @property
     def is_vector(self) -> bool:
-        return self.op is Op.CONV and self.hw_in == 1 and self.hw_out == 1 and self.kernel == 1
+        return self.op is Op.CONV and self.hw_in == 1 and self.hw_out == 1 and self.kernel == 1 and self.stride == 1
 
     @property
     def in_dense(self) -> bool:
@@ -272,6 +278,9 @@ def plan_model(model: Model, config: AccelConfig) -> list[LayerPlan]:
         check_plan(plan, config)
         if batch_fits(plan, config):
             plan = dataclasses.replace(plan, flags=plan.flags | Flag.BATCH)
+        if op is Op.MAXPOOL and plans and pools_on_chip(plans[-1], plan):
+            plans[-1] = dataclasses.replace(plans[-1], flags=plans[-1].flags | Flag.POOL_NEXT)
+            plan = dataclasses.replace(plan, on_chip_input=True)
         plans.append(plan)
     if len(plans) > config.max_layers:
         raise UnsupportedModelError(f"{model.name}: {len(plans)} executed layers exceed the accelerator's "
@@ -283,6 +292,15 @@ def plan_model(model: Model, config: AccelConfig) -> list[LayerPlan]:
                                     f"capacity of {regmap.CRIT_TABLE.capacity} entries (largest: layer "
                                     f"{worst.name!r} with {worst.n_protected})")
     return plans
+
+
+def pools_on_chip(conv: LayerPlan, pool: LayerPlan) -> bool:
+    """Whether max-pool ``pool`` can pool conv ``conv``'s output buffer instead of reading its map back from DDR
+    (the kernel's ``pools_on_chip`` with the conditions of ``FLAG_POOL_NEXT``, descriptor.hpp): ``pool`` is the
+    next IR layer and reads exactly ``conv``'s int8 map, one image at a time (not batched, not the classifier)."""
+    return (conv.op is Op.CONV and pool.op is Op.MAXPOOL and pool.index == conv.index + 1 and not conv.raw
+            and not conv.batched and (pool.in_c, pool.in_h, pool.in_w) == (conv.out_c, conv.out_h, conv.out_w)
+            and not pool.in_dense)
 
 
 def _batch_capacity(plan: LayerPlan, config: AccelConfig) -> str | None:
@@ -314,7 +332,7 @@ def batch_misfit(plan: LayerPlan, config: AccelConfig) -> str | None:
     if not plan.batched:
         return None
     if not plan.is_vector:
-        return "FLAG_BATCH on a layer that is not a vector (1x1 map, kernel 1)"
+        return "FLAG_BATCH on a layer that is not a vector (1x1 map, kernel 1, stride 1)"
     return _batch_capacity(plan, config)
 
 

@@ -110,7 +110,11 @@ def estimate(config: AccelConfig) -> ResourceEstimate:
     # an 8:1 byte mux, ~2 LUT6 per bit), store_output's gather (each of the 8 bytes takes one of OUT_BANKS / 8
     # banks) and its range restriction (8 x an 8-bit compare and a 2:1 byte mux, ~10 LUT6)
     beat_lut = 16 * simd + 64 * max(1, config.out_banks // 16) + 8 * 10
-    lut = pe * lane_lut + patch_lut + beat_lut + LCU_LUT + M_AXI_PORTS * M_AXI_LUT + S_AXILITE_LUT + CONTROL_LUT
+    # the on-chip max-pool (pool.hpp maxpool_on_chip): per output-buffer bank an 8-bit compare and 2:1 byte mux for
+    # the running max, the conv's range restriction (compare + mux) and the write-back enable, ~30 LUT6
+    pool_lut = 30 * config.out_banks
+    lut = (pe * lane_lut + patch_lut + beat_lut + pool_lut + LCU_LUT + M_AXI_PORTS * M_AXI_LUT + S_AXILITE_LUT
+           + CONTROL_LUT)
     ff = pe * lane_ff + 8 * simd + LCU_FF + M_AXI_PORTS * M_AXI_FF + S_AXILITE_FF + CONTROL_FF
     dsp = pe * simd * DSP_PER_MAC + INDEX_MULTIPLIERS * DSP_PER_INDEX_MULTIPLIER
     bufs = buffers(config)

@@ -161,6 +161,14 @@ def test_emulator_and_csim_refuse_bad_images_alike(variants):
         accel.device.write(rm.FI_CTRL.offset, 0)
         return status.code.name, status.descriptor, status.cycles
 
+    def desc_word(words, k, word, change):
+        """(index, new value) of word ``word`` of descriptor ``k``, changed by ``change``."""
+        at = int(words[fmt.HeaderWord.DESC_OFFSET]) // 4 + k * fmt.DESC_WORDS + word
+        return at, change(int(words[at]))
+
+    def pool_next(op_flags):
+        return op_flags | (int(fmt.Flag.POOL_NEXT) << 8)
+
     cases = {
         "magic": (lambda w, im: w.__setitem__(fmt.HeaderWord.MAGIC, 0), ()),
         "format": (lambda w, im: w.__setitem__(fmt.HeaderWord.FORMAT, 9), ()),
@@ -169,6 +177,12 @@ def test_emulator_and_csim_refuse_bad_images_alike(variants):
         "op": (lambda w, im: w.__setitem__(int(w[fmt.HeaderWord.DESC_OFFSET]) // 4 + fmt.DESC_WORDS * 2, 77), ()),
         "kernel": (lambda w, im: w.__setitem__(int(w[fmt.HeaderWord.DESC_OFFSET]) // 4 + fmt.DESC_WORDS
                                                + fmt.DescWord.GEOMETRY, 0x0D0D), ()),
+        # the on-chip pool pairs (Flag.POOL_NEXT, checked with the conv before it runs): a pool flagged as a conv that
+        # pools, a pool that does not read its conv's map, a flag on a batched vector layer
+        "pool-next-on-pool": (lambda w, im: w.__setitem__(*desc_word(w, 1, fmt.DescWord.OP_FLAGS, pool_next)), ()),
+        "pool-mismatch": (lambda w, im: [w.__setitem__(*desc_word(w, 1, word, lambda v: v - 1))
+                                         for word in (fmt.DescWord.IN_C, fmt.DescWord.OUT_C)], ()),
+        "pool-next-batched": (lambda w, im: w.__setitem__(*desc_word(w, 4, fmt.DescWord.OP_FLAGS, pool_next)), ()),
     }
     seen = {}
     for name, (corrupt, registers) in cases.items():
@@ -176,7 +190,9 @@ def test_emulator_and_csim_refuse_bad_images_alike(variants):
         assert emu == sim, name
         seen[name] = emu[:2]
     assert seen == {"magic": ("BAD_MAGIC", 0), "format": ("BAD_FORMAT", 0), "batch": ("BATCH_RANGE", 0),
-                    "fault": ("FAULT_CONFIG", 0), "op": ("BAD_OP", 2), "kernel": ("CAPACITY", 1)}
+                    "fault": ("FAULT_CONFIG", 0), "op": ("BAD_OP", 2), "kernel": ("CAPACITY", 1),
+                    "pool-next-on-pool": ("LAYOUT", 1), "pool-mismatch": ("LAYOUT", 1),
+                    "pool-next-batched": ("LAYOUT", 4)}
 
 
 @pytest.mark.slow

@@ -111,7 +111,8 @@ def test_image_layout(model):
     assert image.outputs[4].offset == image.outputs[3].offset
     # descriptor 0 is conv1: geometry, addresses and its slice of the critical table
     d = words[words[fmt.HeaderWord.DESC_OFFSET] // 4:][:fmt.DESC_WORDS]
-    assert d[fmt.DescWord.OP_FLAGS] == fmt.op_flags_word(fmt.Op.CONV, fmt.Flag.RELU | fmt.Flag.NEURONS | fmt.Flag.DENSE_IN,
+    assert d[fmt.DescWord.OP_FLAGS] == fmt.op_flags_word(fmt.Op.CONV, fmt.Flag.RELU | fmt.Flag.NEURONS | fmt.Flag.DENSE_IN
+                                                                 | fmt.Flag.POOL_NEXT,
                                                              Scheme.SPLIT)  # 1 channel, k=5: packed, reads the input dense
     assert d[fmt.DescWord.GEOMETRY] == fmt.geometry_word(5, 1, 0)
     assert (d[fmt.DescWord.CRIT_START], d[fmt.DescWord.CRIT_COUNT]) == (0, prot.protection(0).n_protected)

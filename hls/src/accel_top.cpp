@@ -136,10 +136,27 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, uint64_t* act_
                 code = bad;
                 bad_layer = l;
             }
+            // FLAG_POOL_NEXT: the next descriptor, a max-pool, pools this conv's output buffer; the pair runs image
+            // by image (conv, then its pool), the pool's cycles going to its own profile word
+            const bool pool_next = code == image::STATUS_OK && (d.flags & image::FLAG_POOL_NEXT) != 0;
+            resilq::LayerDesc pd = d;
+            resilq::LayerGeom pg = g;
+            uint64_t pc = 0;
+            if (pool_next && l + 1 == n_desc) {
+                code = image::STATUS_LAYOUT;
+                bad_layer = l;
+            } else if (pool_next) {
+                pc = resilq::fetch_descriptor<Cfg>(ctrl_mem, desc_word + (l + 1) * image::DESC_WORDS, pd);
+                const uint32_t bad_pool = resilq::plan_descriptor<Cfg>(pd, pg);
+                if (bad_pool != image::STATUS_OK || !resilq::pools_on_chip(d, pd)) {
+                    code = bad_pool != image::STATUS_OK ? bad_pool : image::STATUS_LAYOUT;
+                    bad_layer = l + 1;
+                }
+            }
             const bool batched = (d.flags & image::FLAG_BATCH) != 0 && n_images > 1;
             const bool fault_layer = (d.flags & image::FLAG_NEURONS) != 0 && (all_layers || d.ir_layer == fi_layer);
             // image * IN_STRIDE / OUT_STRIDE, advanced chunk by chunk (no multiplier: MAX_BATCH is a power of two)
-            uint32_t in_off = 0, out_off = 0;
+            uint32_t in_off = 0, out_off = 0, pool_off = 0;
         images:  // sequential: one image (or one chunk of a batched layer) per iteration
             for (uint32_t img = 0; img < n_images && code == image::STATUS_OK;) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=1024
@@ -170,12 +187,20 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, uint64_t* act_
                     code = ctr.error;
                     bad_layer = l;
                 }
+                if (pool_next && code == image::STATUS_OK) {
+                    pc += resilq::run_pool_on_chip<Cfg>(act_mem, d, pd, pg, pd.out_addr + pool_off, out_buf);
+                    pool_off += pd.out_stride;
+                }
                 img += chunk;
                 in_off += batched ? (d.in_stride << Cfg::MAX_BATCH_LOG2) : d.in_stride;
                 out_off += batched ? (d.out_stride << Cfg::MAX_BATCH_LOG2) : d.out_stride;
             }
             profile[l] = lc;
-            cycles += lc;
+            cycles += lc + pc;
+            if (pool_next) {
+                ++l;
+                profile[l] = pc;
+            }
         }
         if (code == image::STATUS_OK) {  // the per-layer profile of a complete run
         write_profile:

@@ -91,12 +91,15 @@ uint32_t plan_descriptor(const LayerDesc& d, LayerGeom& g, bool chunk = false) {
     // FLAG_BATCH: a vector layer whose MAX_BATCH-image chunk fits every buffer (products by the power-of-two
     // MAX_BATCH are shifts); the chunk's own geometry comes from this function again (engine.hpp)
     if (d.flags & image::FLAG_BATCH) {
-        ok = ok && d.op == image::OP_CONV && g.hw_in == 1 && g.hw_out == 1 && d.kernel == 1;
+        ok = ok && d.op == image::OP_CONV && g.hw_in == 1 && g.hw_out == 1 && d.kernel == 1 && d.stride == 1;
         ok = ok && ((uint64_t(g.cg) * Cfg::SIMD) << Cfg::MAX_BATCH_LOG2) <= Cfg::MAX_IN;
         if (raw) ok = ok && (uint64_t(g.raw_rows) << Cfg::MAX_BATCH_LOG2) <= Cfg::MAX_RAW / Cfg::OUT_BANKS;
         else ok = ok && (uint64_t(out_rows) << Cfg::MAX_BATCH_LOG2) <= Cfg::MAX_OUT / Cfg::OUT_BANKS;
     }
     if (!ok) return image::STATUS_CAPACITY;
+    // FLAG_POOL_NEXT: the next descriptor max-pools this conv's output buffer (an int8 map, one image at a time)
+    if ((d.flags & image::FLAG_POOL_NEXT) &&
+        (d.op != image::OP_CONV || raw || (d.flags & image::FLAG_BATCH) || chunk)) return image::STATUS_LAYOUT;
     // activations move in 64-bit beats: every address and per-image stride is a whole beat
     if (((d.in_addr | d.in_stride | d.out_addr | d.out_stride) & 7u) != 0) return image::STATUS_LAYOUT;
     // kernel-row packing: a conv with at least two kernel columns' channels per SIMD word (2 * in_c <= SIMD)
@@ -157,6 +160,13 @@ count_mac_words:
     g.tiles = (d.out_c + Cfg::PE - 1) / Cfg::PE;
     g.copies = arith::copies(d.scheme);
     return image::STATUS_OK;
+}
+
+// Whether max-pool descriptor `p` can pool conv descriptor `d`'s output buffer (d has FLAG_POOL_NEXT and passed
+// plan_descriptor; so did p): p reads exactly d's map, padded per pixel as d would have stored it.
+inline bool pools_on_chip(const LayerDesc& d, const LayerDesc& p) {
+    return p.op == image::OP_MAXPOOL && p.in_c == d.out_c && p.in_h == d.out_h && p.in_w == d.out_w &&
+           (p.flags & (image::FLAG_DENSE_IN | image::FLAG_POOL_NEXT)) == 0;
 }
 
 // The geometry of one chunk of `chunk` (2 .. MAX_BATCH) images of a FLAG_BATCH descriptor: the vector layer as a

@@ -123,4 +123,13 @@ tiles:  // sequential: tile t computes on one weight buffer while tile t+1's row
     return cycles + store_output<Cfg>(act_mem, out_addr / 8, g, d, out_buf);
 }
 
+// Cycles of a max-pool descriptor that pools the previous conv's output buffer (the conv carries FLAG_POOL_NEXT,
+// accel_top.cpp runs the pair image by image): no input load, the pool over the buffer, the pooled map's store.
+template <class Cfg>
+uint64_t run_pool_on_chip(uint64_t* act_mem, const LayerDesc& conv, const LayerDesc& d, const LayerGeom& g,
+                          uint32_t out_addr, typename Buffers<Cfg>::Out& out_buf) {
+    const uint64_t cycles = maxpool_on_chip<Cfg>(conv, d, g, out_buf);
+    return cycles + store_output<Cfg>(act_mem, out_addr / 8, g, d, out_buf);
+}
+
 }  // namespace resilq

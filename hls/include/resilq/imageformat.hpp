@@ -50,6 +50,7 @@ constexpr uint32_t FLAG_DENSE_IN = 8u;
 constexpr uint32_t FLAG_BATCH = 16u;
 constexpr uint32_t FLAG_CLIP = 32u;
 constexpr uint32_t FLAG_CLIP_ZERO = 64u;
+constexpr uint32_t FLAG_POOL_NEXT = 128u;
 
 constexpr uint32_t STATUS_OK = 0u;  // ok
 constexpr uint32_t STATUS_BAD_MAGIC = 1u;  // the memory image has no RQAC header (wrong address?)

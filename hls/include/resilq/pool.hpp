@@ -4,6 +4,8 @@
 #pragma once
 #include <cstdint>
 
+#include "resilq/arith.hpp"
+#include "resilq/imageformat.hpp"
 #include "resilq/types.hpp"
 
 namespace resilq {
@@ -80,6 +82,91 @@ pool:
             row_window += g.step_y;
             window = row_window;
         }
+    }
+    return iters + Cfg::Latency::POOL;
+}
+
+// Max-pooling of the conv `conv` whose output map is still in the output buffer (FLAG_POOL_NEXT): no DDR round
+// trip. Channel c of the conv's map lies in bank c % OUT_BANKS, row (c / OUT_BANKS) * hw_in + position, and each
+// iteration reads one window pixel of OUT_BANKS channels (all banks at one address). The conv's range
+// restriction applies to every value read (the store applies it on the way to DDR, so the buffer holds the
+// values before it; clip_range is monotone only for the bound variant, so it must precede the max). The pooled
+// map is written in place in the pool layout store_output reads (row (c / OUT_BANKS) * hw_out + position): row
+// groups outermost, the write of output position q of row group r goes to r * hw_out + q, below every element
+// read after it (a later window of the group starts at or after element r * hw_in + q + 1, later groups at
+// (r + 1) * hw_in), so no value is overwritten before it is read.
+template <class Cfg>
+uint64_t maxpool_on_chip(const LayerDesc& conv, const LayerDesc& d, const LayerGeom& g,
+                         typename Buffers<Cfg>::Out& out_buf) {
+    const bool clip = (conv.flags & image::FLAG_CLIP) != 0, zero = (conv.flags & image::FLAG_CLIP_ZERO) != 0;
+    const int8_t bound = static_cast<int8_t>(conv.clip_bound);
+    // vertical window step stride * in_w: a compare-and-add chain (MAX_STRIDE steps), no multiplier
+    uint32_t step_y = 0;
+count_step_y:
+    for (uint32_t s = 0; s < Cfg::MAX_STRIDE; ++s) {
+#pragma HLS UNROLL
+        if (s < d.stride) step_y += d.in_w;
+    }
+    int8_t m[Cfg::OUT_BANKS];
+#pragma HLS ARRAY_PARTITION variable=m complete
+    uint32_t pos = 0, ox = 0, ky = 0, kx = 0;
+    uint32_t window = 0, row_window = 0, ky_off = 0;  // element of window pixel (ky, kx): window + ky_off + kx
+    uint32_t in_row = 0, out_row = 0, c_base = 0;     // row group r: r * hw_in, r * hw_out, r * OUT_BANKS
+    uint64_t iters = 0;
+pool_on_chip:
+    for (;;) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=262144
+// every write lands below every later read (above): no carried dependence through the buffer (UG1399 "pragma
+// HLS dependence", type=inter false)
+#pragma HLS DEPENDENCE variable=out_buf type=inter false
+        const uint32_t addr = in_row + window + ky_off + kx;
+        const bool first = ky == 0 && kx == 0;
+    window_max:
+        for (uint32_t b = 0; b < Cfg::OUT_BANKS; ++b) {
+#pragma HLS UNROLL
+            const int8_t v = out_buf[b][addr];
+            const int8_t x = clip ? arith::clip_range(v, bound, zero) : v;
+            m[b] = (first || x > m[b]) ? x : m[b];
+        }
+        ++iters;
+        if (kx + 1 < d.kernel) {
+            ++kx;
+            continue;
+        }
+        kx = 0;
+        if (ky + 1 < d.kernel) {
+            ++ky;
+            ky_off += d.in_w;
+            continue;
+        }
+        ky = 0;
+        ky_off = 0;
+    write_banks:
+        for (uint32_t b = 0; b < Cfg::OUT_BANKS; ++b) {
+#pragma HLS UNROLL
+            if (c_base + b < d.in_c) out_buf[b][out_row + pos] = m[b];
+        }
+        if (pos + 1 < g.hw_out) {
+            ++pos;
+            if (ox + 1 < d.out_w) {
+                ++ox;
+                window += d.stride;
+            } else {
+                ox = 0;
+                row_window += step_y;
+                window = row_window;
+            }
+            continue;
+        }
+        pos = 0;
+        ox = 0;
+        window = 0;
+        row_window = 0;
+        if (c_base + Cfg::OUT_BANKS >= d.in_c) break;
+        c_base += Cfg::OUT_BANKS;
+        in_row += g.hw_in;
+        out_row += g.hw_out;
     }
     return iters + Cfg::Latency::POOL;
 }
