@@ -9,10 +9,12 @@ and the deployed accelerator (emulator, board). ``output`` is :class:`resilq.fau
   datapath a protected neuron's shadows are recomputed by its own lane, so a lane fault hits every copy.
 * :class:`WeightFault` -- bit ``bit`` of one stored int8 weight ``(layer, channel, tap)`` or, with
   ``tap=None``, of the channel's int32 bias word, flipped for the whole run. Every output computed from
-  that stored word reads the flipped value: in this design a protected neuron's shadows read the same
-  stored weight (one weight bank per lane, no per-copy weights), so all copies are hit alike.
+  that stored word reads the flipped value: by default a protected neuron's shadows read the same stored
+  word (one row per channel), so all copies are hit alike; where the protection stores a row per copy
+  (``Protection.own_weights``), ``copy`` names which copy's word flips (0: the layer's own, read by the
+  original slots; ``j >= 1``: shadow ``j``'s), and only that copy reads it.
 * :class:`BerFault` -- every bit of a site set (``outputs``: every slot of every neuron layer, shadows
-  included; ``weights``: every stored weight and bias bit; ``both``) flips independently with
+  included; ``weights``: every stored weight and bias bit, own-weight copies included; ``both``) flips independently with
   probability ``p``, drawn from ``seed``: once for the run, or (outputs only) afresh for every inference.
 
 ``expand``-style helpers turn a descriptor into what the engines execute: a list of output
@@ -22,8 +24,8 @@ and the deployed accelerator (emulator, board). ``output`` is :class:`resilq.fau
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import dataclass, field
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 
@@ -117,13 +119,16 @@ class WeightFault:
 
     ``tap`` is the flat index into ``weight[channel]`` (C-k-k order for a conv: ``c*k*k + ky*k + kx``; the
     input feature for a Linear layer) and ``bit`` is 0..7; ``tap=None`` addresses the channel's int32 bias
-    word, ``bit`` 0..31.
+    word, ``bit`` 0..31. ``copy``: 0 is the layer's stored word; ``1 .. copies-1`` the stored word of shadow
+    copy ``copy``, which exists only where the layer's protection has ``own_weights`` and the channel holds a
+    protected neuron (:meth:`resilq.ir.Model.copied_channels`).
     """
 
     layer: int
     channel: int
     tap: int | None
     bit: int
+    copy: int = 0
     kind: ClassVar[str] = "weight"
 
     @property
@@ -150,6 +155,19 @@ class WeightFault:
                                      f"{layer.fan_in} weights per channel")
             if not 0 <= self.bit <= 7:
                 raise ParameterError(f"weight fault: an int8 weight has bits 0..7, got {self.bit}")
+        if not isinstance(self.copy, (int, np.integer)) or self.copy < 0:
+            raise ParameterError(f"weight fault: copy must be a non-negative integer, got {self.copy!r}")
+        if self.copy:
+            prot = model.protection(self.layer)
+            if prot is None or not prot.own_weights:
+                raise ParameterError(f"weight fault: layer {layer.name!r} stores one row per channel (its protection "
+                                     f"has no own_weights), so there is no copy {self.copy}; use copy 0")
+            if self.copy >= prot.copies:
+                raise ParameterError(f"weight fault: layer {layer.name!r}'s {prot.scheme.label} keeps copies "
+                                     f"1..{prot.copies - 1}, not {self.copy}")
+            if self.channel not in set(model.copied_channels(self.layer).tolist()):
+                raise ParameterError(f"weight fault: channel {self.channel} of layer {layer.name!r} holds no protected "
+                                     "neuron, so it has no stored copy")
         faulty = flip_layer_words(layer, [self])
         if worst_case_accumulator(faulty) > INT32_MAX:
             raise ParameterError(f"weight fault {self}: the flipped word lets layer {layer.name!r}'s int32 "
@@ -158,7 +176,8 @@ class WeightFault:
 
     def __str__(self) -> str:
         word = "bias" if self.tap is None else f"weight tap {self.tap}"
-        return f"layer {self.layer} channel {self.channel} {word} bit {self.bit}"
+        where = f" (copy {self.copy})" if self.copy else ""
+        return f"layer {self.layer} channel {self.channel} {word} bit {self.bit}{where}"
 
 
 def flip_layer_words(layer, faults) -> object:
@@ -176,10 +195,12 @@ def flip_layer_words(layer, faults) -> object:
 
 
 def faulty_model(model: Model, faults) -> Model:
-    """``model`` with the stored words of every :class:`WeightFault` in ``faults`` flipped (validated)."""
+    """``model`` with the stored words of every copy-0 :class:`WeightFault` in ``faults`` flipped (validated): the
+    words every copy reads, or with ``own_weights`` the original slots' own."""
     by_layer: dict[int, list[WeightFault]] = {}
     for f in faults:
-        by_layer.setdefault(int(f.layer), []).append(f)
+        if not f.copy:
+            by_layer.setdefault(int(f.layer), []).append(f)
     if not by_layer:
         return model
     layers = list(model.layers)
@@ -189,6 +210,27 @@ def faulty_model(model: Model, faults) -> Model:
         return model.replace(layers=tuple(layers))
     except UnsupportedModelError as exc:
         raise ParameterError(f"weight faults {[str(f) for f in faults]} leave the accelerator contract: {exc}") from None
+
+
+def copy_layers(model: Model, faults) -> dict[int, dict[int, object]]:
+    """The words each shadow copy reads where they are not the original's (``Protection.own_weights``):
+    ``{layer: {copy: the layer with copy's stored words}}`` for every own-weight layer holding a weight fault
+    (a copy-0 fault leaves the shadows on the clean words; a copy-``j`` fault flips only copy ``j``'s)."""
+    out: dict[int, dict[int, object]] = {}
+    for i in sorted({int(f.layer) for f in faults}):
+        prot = model.protection(i)
+        if prot is None or not prot.own_weights or not prot.n_protected:
+            continue
+        mine = [f for f in faults if int(f.layer) == i]
+        original_changed = any(not f.copy for f in mine)
+        copies = {}
+        for j in range(1, prot.copies):
+            fj = [f for f in mine if f.copy == j]
+            if fj or original_changed:
+                copies[j] = flip_layer_words(model.layers[i], fj) if fj else model.layers[i]
+        if copies:
+            out[i] = copies
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- population of words
@@ -205,34 +247,60 @@ def bias_bits(layer) -> int:
     return 32
 
 
-def weight_sites(model: Model) -> list[tuple[int, bool, int, int]]:
-    """``(layer, is_bias, words, bits)`` per stored-word group, in order: each compute layer's int8 weights
-    (``out_c * fan_in`` words of 8 bits), then its int32 biases (``out_c`` words of :func:`bias_bits` bits)."""
+class WordGroup(NamedTuple):
+    """One group of stored words: a layer's int8 weights or int32 biases, of copy ``copy`` (0: the layer's
+    own; ``j >= 1``: shadow copy ``j``'s rows of the :meth:`~resilq.ir.Model.copied_channels`)."""
+
+    layer: int
+    is_bias: bool
+    words: int
+    bits: int
+    copy: int = 0
+
+
+def weight_sites(model: Model) -> list[WordGroup]:
+    """The stored-word groups, in order: each compute layer's int8 weights (``out_c * fan_in`` words of 8 bits),
+    its int32 biases (``out_c`` words of :func:`bias_bits` bits), then, for a protection with ``own_weights``,
+    each shadow copy's rows and biases of the copied channels."""
     groups = []
     for i, layer in enumerate(model.layers):
         if is_compute(layer):
-            groups.append((i, False, int(layer.weight.size), 8))
-            groups.append((i, True, int(layer.out_channels), bias_bits(layer)))
+            groups.append(WordGroup(i, False, int(layer.weight.size), 8))
+            groups.append(WordGroup(i, True, int(layer.out_channels), bias_bits(layer)))
+            copied = model.copied_channels(i) if i in model.neuron_layers else ()
+            for j in range(1, model.protection(i).copies if len(copied) else 1):
+                groups.append(WordGroup(i, False, int(len(copied) * layer.fan_in), 8, j))
+                groups.append(WordGroup(i, True, int(len(copied)), bias_bits(layer), j))
     return groups
 
 
-def weight_fault_at(model: Model, index: int) -> WeightFault:
-    """The weight fault number ``index`` of the enumeration of :func:`weight_sites` (word-major, then bit)."""
+def weight_fault_at(model: Model, index: int, sites: list[WordGroup] | None = None) -> WeightFault:
+    """The weight fault number ``index`` of the enumeration of :func:`weight_sites` (word-major, then bit);
+    ``sites``: that enumeration, when the caller already has it (it costs a pass over every bias)."""
     index = int(index)
-    for layer, is_bias, words, bits in weight_sites(model):
-        size = words * bits
+    for group in sites if sites is not None else weight_sites(model):
+        size = group.words * group.bits
         if 0 <= index < size:
-            word, bit = divmod(index, bits)
-            if is_bias:
-                return WeightFault(layer, int(word), None, int(bit))
-            channel, tap = divmod(word, model.layers[layer].fan_in)
-            return WeightFault(layer, int(channel), int(tap), int(bit))
+            word, bit = divmod(index, group.bits)
+            channels = model.copied_channels(group.layer) if group.copy else None
+            if group.is_bias:
+                channel = word if channels is None else channels[word]
+                return WeightFault(group.layer, int(channel), None, int(bit), group.copy)
+            channel, tap = divmod(word, model.layers[group.layer].fan_in)
+            channel = channel if channels is None else channels[channel]
+            return WeightFault(group.layer, int(channel), int(tap), int(bit), group.copy)
         index -= size
     raise ParameterError("weight fault index beyond the model's stored bits")
 
 
+def weight_faults_at(model: Model, indices) -> list[WeightFault]:
+    """:func:`weight_fault_at` of each of ``indices`` (the enumeration computed once)."""
+    sites = weight_sites(model)
+    return [weight_fault_at(model, int(i), sites) for i in indices]
+
+
 def n_weight_bits(model: Model) -> int:
-    return sum(words * bits for _, _, words, bits in weight_sites(model))
+    return sum(g.words * g.bits for g in weight_sites(model))
 
 
 # ---------------------------------------------------------------------------------------------- BER
@@ -278,7 +346,7 @@ class BerFault:
         """The stored bits this run flips (empty unless the site set holds weights)."""
         if not self.hits_weights:
             return []
-        return [weight_fault_at(model, int(i)) for i in self._draw(n_weight_bits(model), _TAG_WEIGHTS)]
+        return weight_faults_at(model, self._draw(n_weight_bits(model), _TAG_WEIGHTS))
 
     def output_masks(self, model: Model, rows: np.ndarray | None = None) -> dict[int, np.ndarray]:
         """XOR masks per neuron layer: ``{layer: (R, slots_in(layer)) uint8}``. Per run ``R = 1`` (the same
@@ -319,13 +387,16 @@ class BerFault:
 class Resolved:
     """What a set of fault descriptors amounts to for one run.
 
-    ``model``: the network with its faulty stored words; ``faults``: output faults present in every
-    inference; ``per_inference``: BER descriptors whose masks are drawn per input index.
+    ``model``: the network with its faulty stored words (those the original slots read); ``faults``: output
+    faults present in every inference; ``per_inference``: BER descriptors whose masks are drawn per input
+    index; ``shadow_layers``: where shadow copies read other words than the original (``own_weights`` layers
+    with a weight fault, :func:`copy_layers`): ``{layer: {copy: layer with that copy's words}}``.
     """
 
     model: Model
     faults: list[Fault]
     per_inference: list[BerFault]
+    shadow_layers: dict[int, dict[int, object]] = field(default_factory=dict)
 
     @property
     def layers(self) -> set[int]:
@@ -371,7 +442,8 @@ def resolve(model: Model, faults) -> Resolved:
                     outputs += f.run_faults(model)
                 else:
                     per_inference.append(f)
-    return Resolved(faulty_model(model, words), outputs, per_inference)
+    faulty = faulty_model(model, words)
+    return Resolved(faulty, outputs, per_inference, copy_layers(model, words))
 
 
 def is_plain(faults) -> bool:

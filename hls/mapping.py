@@ -248,6 +248,11 @@ def plan_model(model: Model, config: AccelConfig) -> list[LayerPlan]:
             raise UnsupportedModelError(f"layer {layer.name!r}: clip on the int32 classifier (no requantization) has "
                                         "no int8 output to restrict")
         prot = model.protection(i)
+        if prot is not None and prot.own_weights and prot.n_protected:
+            raise UnsupportedModelError(f"layer {layer.name!r}: its protection keeps a stored weight row per copy "
+                                        "(own_weights), which this accelerator does not build: every copy reads the "
+                                        "channel's one row (docs/accelerator.md, 'Slots, faults and correction'); "
+                                        "protect it with shared weights to deploy it")
         protected = np.zeros(0, np.int64) if prot is None else prot.neurons.astype(np.int64)
         scheme = int(prot.scheme) if prot is not None and prot.n_protected else 0
         if isinstance(layer, Conv2d):

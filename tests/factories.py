@@ -116,27 +116,36 @@ def _pool_ref(layer: MaxPool2d, x: np.ndarray) -> np.ndarray:
     return out
 
 
-def reference_run(model: Model, x: np.ndarray, faults=()) -> list[np.ndarray]:
-    """Every layer's output, computed neuron by neuron with explicit slots (independent of the executor)."""
+def reference_run(model: Model, x: np.ndarray, faults=(), copies=None) -> list[np.ndarray]:
+    """Every layer's output, computed neuron by neuron with explicit slots (independent of the executor).
+
+    ``copies``: ``{layer: {copy: layer}}``, the stored words shadow copy ``copy`` computes from (own-weight
+    protection); the other copies use the layer's own."""
     outs = []
+    copies = copies or {}
     for i, layer in enumerate(model.layers):
         if isinstance(layer, MaxPool2d):
             x = _pool_ref(layer, x)
         elif isinstance(layer, Flatten):
             x = x.reshape(x.shape[0], -1)
         else:
-            acc = _conv_ref(layer, x) if isinstance(layer, Conv2d) else _linear_ref(layer, x)
+            def acc_of(lay, x=x):
+                return _conv_ref(lay, x) if isinstance(lay, Conv2d) else _linear_ref(lay, x)
+
+            acc = acc_of(layer)
             if layer.requant is None:
                 x = acc
             else:
-                x = _finish_ref(model, i, layer, acc, [f for f in faults if f.layer == i])
+                copy_acc = {j: acc_of(lay) for j, lay in copies.get(i, {}).items()}
+                x = _finish_ref(model, i, layer, acc, [f for f in faults if f.layer == i], copy_acc)
         outs.append(x)
     return outs
 
 
-def _finish_ref(model, i, layer, acc, faults):
+def _finish_ref(model, i, layer, acc, faults, copy_acc=None):
     n = acc.shape[0]
     flat_acc = acc.reshape(n, -1)
+    copy_flat = {j: a.reshape(n, -1) for j, a in (copy_acc or {}).items()}
     n_out = flat_acc.shape[1]
     per_ch = n_out // layer.out_channels
     prot = layer.protection
@@ -148,11 +157,10 @@ def _finish_ref(model, i, layer, acc, faults):
         if j in protected:
             p = protected[j]
             copies = prot.copies
-            if prot.scheme is Scheme.SPLIT:
-                value = split_half(flat_acc[:, j], shift)
-            else:
-                value = requantize(flat_acc[:, j], shift, lo, hi)
-            slots = [value.copy() for _ in range(copies)]
+            def value_of(column, shift=shift):
+                return split_half(column, shift) if prot.scheme is Scheme.SPLIT else requantize(column, shift, lo, hi)
+
+            slots = [value_of(copy_flat[k][:, j] if k in copy_flat else flat_acc[:, j]) for k in range(copies)]
             slot_ids = [j] + [n_out + p * (copies - 1) + c for c in range(copies - 1)]
             for f in faults:
                 if f.slot in slot_ids:

@@ -47,6 +47,21 @@ def test_harden_tmr_is_bit_identical(files, capsys):
     assert "agreement with the unprotected network: 100.00% (360/360 inputs); bit-identical logits on 360" in text
 
 
+def test_harden_own_weights_stores_a_row_per_copy_and_counts_it(files, capsys):
+    out = files["dir"] / "tmr-own.rq"
+    code = main(["harden", files["model"], "--nvf", files["nvf"], "--top-k", "40", "--scheme", "tmr", "--own-weights",
+                 "--no-agreement", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    hard = load_model(out)
+    assert all(hard.protection(i).own_weights for i in hard.neuron_layers if hard.protection(i) is not None)
+    extra = sum(hard.copied_params(i) for i in hard.neuron_layers)
+    assert extra > 0 and hard.metadata["hardening"]["copied_words"] == extra
+    assert f"{hard.params():,}" in text and "stored words" in text  # the copies' memory in the cost table
+    assert "cannot map" in text  # no cycles: the accelerator stores one row per channel
+    assert hard.params() == load_model(files["model"]).params() + extra
+
+
 def test_harden_fallback_is_announced(files, capsys):
     out = files["dir"] / "fb.rq"
     code = main(["harden", files["linear"], "--nvf", files["linear_nvf"], "--threshold", "0.1", "--scheme", "split",

@@ -8,7 +8,8 @@ on the seed and the fault's identity, so a sample is reproducible and nested in 
   (``lanes x layers x masks``); with ``lane_scope='all'`` a lane is faulty in every layer at once
   (``lanes x masks``).
 * ``weight``: every stored bit: each int8 weight x 8 bits and each int32 bias word x its fault-site bits
-  (:func:`resilq.fault_kinds.bias_bits`), of every conv/linear layer, classifier included.
+  (:func:`resilq.fault_kinds.bias_bits`), of every conv/linear layer, classifier included, and of every
+  shadow copy's own rows where a protection stores them (``Protection.own_weights``).
 * ``ber``: no sampling: each of ``repetitions`` seeded draws at each probability ``p`` is one "fault" of the
   campaign; the breakdown by ``p`` gives accuracy vs p with a t-interval over the repetitions.
 
@@ -20,7 +21,7 @@ output campaigns carry neither key and read as before):
 kind         layer                  slot              neuron     copy    mask / kind
 ===========  =====================  ================  =========  ======  =====================
 ``lane``     layer (-1: every)      lane              PE         0       mask / 0
-``weight``   layer                  tap (-1: bias)    channel    0       1 << bit / 0 weight, 1 bias
+``weight``   layer                  tap (-1: bias)    channel    copy    1 << bit / 0 weight, 1 bias
 ``ber``      index of p             repetition        0          0       0 / 0
 ===========  =====================  ================  =========  ======  =====================
 """
@@ -36,7 +37,17 @@ import numpy as np
 
 from ..arith import FaultMode
 from ..errors import ParameterError
-from ..fault_kinds import BER_PER, BER_SITES, KINDS, BerFault, LaneFault, WeightFault, weight_fault_at, weight_sites
+from ..fault_kinds import (
+    BER_PER,
+    BER_SITES,
+    KINDS,
+    BerFault,
+    LaneFault,
+    WeightFault,
+    n_weight_bits,
+    weight_faults_at,
+    weight_sites,
+)
 from ..hls.mapping import slot_lanes
 from ..ir.model import Model
 from .engine import How
@@ -128,7 +139,7 @@ def population_of(model: Model, spec: KindSpec, fault_model: FaultModel) -> int:
     if spec.kind == "lane":
         return int(lane_rows(model, spec, fault_model)[0].size)
     if spec.kind == "weight":
-        return sum(words * bits for _, _, words, bits in weight_sites(model))
+        return n_weight_bits(model)
     if spec.kind == "ber":
         return len(spec.ber) * spec.repetitions
     raise ParameterError("output campaigns use resilq.campaign.sampling.population_size")
@@ -169,14 +180,14 @@ def sample_kind(model: Model, spec: KindSpec, fault_model: FaultModel, n: int | 
                            fault_model.mode, size, "lane", spec.params)
     index = np.arange(size, dtype=np.int64)
     order = _pick(priorities(seed, np.full(size, _STREAM["weight"]), index, np.zeros_like(index), np.zeros_like(index)), n)
-    faults = [weight_fault_at(model, int(i)) for i in order]
+    faults = weight_faults_at(model, order)
     layer = np.array([f.layer for f in faults], dtype=np.int64)
     tap = np.array([-1 if f.tap is None else f.tap for f in faults], dtype=np.int64)
     channel = np.array([f.channel for f in faults], dtype=np.int64)
     mask = np.array([1 << f.bit for f in faults], dtype=np.int64)
     word = np.array([int(f.tap is None) for f in faults], dtype=np.int64)
-    return FaultSample(layer, tap, channel, np.zeros(n, dtype=np.int64), mask, word, FaultMode.FLIP, size, "weight",
-                       spec.params)
+    copy = np.array([f.copy for f in faults], dtype=np.int64)
+    return FaultSample(layer, tap, channel, copy, mask, word, FaultMode.FLIP, size, "weight", spec.params)
 
 
 def fault_of(sample: FaultSample, i: int):
@@ -189,7 +200,7 @@ def fault_of(sample: FaultSample, i: int):
     if kind == "weight":
         tap = int(sample.slot[i])
         return WeightFault(int(sample.layer[i]), int(sample.neuron[i]), None if tap < 0 else tap,
-                           int(sample.mask[i]).bit_length() - 1)
+                           int(sample.mask[i]).bit_length() - 1, int(sample.copy[i]))
     return BerFault(float(p["ber"][int(sample.layer[i])]), p["sites"], ber_seed(p["seed"], int(sample.slot[i])),
                     p["per"])
 
@@ -209,7 +220,7 @@ def kind_metadata(model: Model, spec: KindSpec, fault_model: FaultModel, sample:
     elif spec.kind == "weight":
         per_layer: dict[int, int] = {}
         bits: dict[tuple[bool, int], int] = {}
-        for i, is_bias, words, nbits in weight_sites(model):
+        for i, is_bias, words, nbits, _ in weight_sites(model):
             per_layer[i] = per_layer.get(i, 0) + words * nbits
             for b in range(nbits):
                 bits[(is_bias, b)] = bits.get((is_bias, b), 0) + words

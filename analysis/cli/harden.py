@@ -19,6 +19,7 @@ from ..harden import (
     harden,
     layer_rows,
     scheme_comparison,
+    with_own_weights,
 )
 from ..ir import load_model, save_model
 from ..nvf import load_nvf
@@ -78,6 +79,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_dataset_args(p, default=None)
     p.add_argument("--limit", type=positive_int, default=None,
                    help="measure the fault-free agreement on the first N test images only")
+    p.add_argument("--own-weights", action="store_true",
+                   help="each shadow copy stores its own copy of its channel's weights and bias, so a flipped stored "
+                        "word reaches one copy (costs copies-1 rows per protected channel; the accelerator builds "
+                        "shared rows only, so the result analyses and campaigns in Python but does not deploy)")
     p.add_argument("--no-agreement", action="store_true", help="skip the fault-free agreement measurement")
     p.add_argument("--out", type=Path, required=True, help="output .rq file (the protected model)")
     p.set_defaults(func=run)
@@ -136,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
         sel, shown, fallback = result.selection, plan.scheme, plan.fallback
         say(f"selected {sel.n_neurons:,} of {model.n_neurons:,} neurons ({sel.n_neurons / model.n_neurons:.2%}; "
             f"{sel.units:,} {plan.granularity.value}s) in {len(sel.neurons)} layer(s) by {_describe(plan)}")
-    hard = result.model
+    hard = with_own_weights(result.model) if args.own_weights else result.model
     if sel.note:
         say(sel.note)
     if result.fallback_layers:
@@ -145,13 +150,15 @@ def run(args: argparse.Namespace) -> int:
     table(f"{hard.name}: protection per layer", cols, rows)
     from resilq.hls.cycles import cycles_per_inference
 
-    costs = scheme_comparison(model, sel, fallback=fallback or Scheme.TMR, cycles=cycles_per_inference())
+    costs = scheme_comparison(model, sel, fallback=fallback or Scheme.TMR, cycles=cycles_per_inference(),
+                              own_weights=args.own_weights)
     cols, rows = cost_rows(costs)
     for row in rows:
         if row[0] == shown.label and args.scheme != "auto":
             row[0] += " *"
     table("overhead: the same selection under each scheme (network size = neurons + shadow slots)", cols, rows,
-          caption="* this model; cycles: one inference on the default PE x SIMD accelerator build (resilq.hls.cycles)")
+          caption="* this model; cycles: one inference on the default PE x SIMD accelerator build (resilq.hls.cycles); "
+                  "—: the accelerator cannot map the variant (e.g. own weight rows per copy)")
     if not args.no_agreement:
         dataset = args.dataset or model.metadata.get("dataset", "digits")
         data = load_dataset(dataset, "test", args.data_dir).take(args.limit)

@@ -35,7 +35,7 @@ from .golden import Golden
 def single_layer(resolved: Resolved, base_model) -> int | None:
     """The one compute layer all of a resolved fault's changes lie in, or None when they span several."""
     weight_layers = {i for i, (a, b) in enumerate(zip(base_model.layers, resolved.model.layers)) if a is not b}
-    layers = weight_layers | resolved.layers
+    layers = weight_layers | set(resolved.shadow_layers) | resolved.layers
     return next(iter(layers)) if len(layers) == 1 else None
 
 
@@ -56,6 +56,34 @@ def add_word_change(acc: np.ndarray, clean, faulty, x: np.ndarray) -> None:
     acc[:, channels] += accumulate(sub, x, matrix)
 
 
+def golden_accumulators(golden: Golden, model, layer: int, rows: np.ndarray | None = None) -> np.ndarray:
+    """Compute layer ``layer``'s golden accumulators (int64, batch first), of every input or of ``rows``."""
+    acc = golden.acc[layer] if rows is None else _rows(golden.acc[layer], rows, golden.n)
+    return acc.reshape((acc.shape[0],) + tuple(model.out_shape(layer))).astype(np.int64)
+
+
+def shadow_accumulators(resolved: Resolved, base_model, layer: int, golden: Golden, rows: np.ndarray | None = None,
+                        x: np.ndarray | None = None) -> dict[int, np.ndarray] | None:
+    """``{copy: accumulators}`` of the shadow copies of ``layer`` that read their own stored words
+    (``Resolved.shadow_layers``), or None: from the golden accumulators plus the flipped words' change, for every
+    input or for ``rows``; or, given the layer's (changed) input ``x``, convolved afresh."""
+    copies = resolved.shadow_layers.get(layer)
+    if not copies:
+        return None
+    clean = base_model.layers[layer]
+    out = {}
+    for j, lay in copies.items():
+        if x is not None:
+            out[j] = accumulate(lay, x, weight_matrix_of(lay))
+            continue
+        acc = golden_accumulators(golden, base_model, layer, rows)
+        if lay is not clean:
+            inputs = layer_input(golden, base_model, layer)
+            add_word_change(acc, clean, lay, inputs if rows is None else inputs[rows])
+        out[j] = acc
+    return out
+
+
 def fault_predictions(sim, golden: Golden, chunk: slice, fault) -> np.ndarray:
     """(n,) top-1 of the chunk's inputs with the many-value ``fault`` present (bit-identical to the executor)."""
     model = sim.model
@@ -64,7 +92,7 @@ def fault_predictions(sim, golden: Golden, chunk: slice, fault) -> np.ndarray:
     if layer is None:  # changes in several layers: layer by layer over the inputs they reach
         return several_layers(sim, golden, chunk, resolved)
     lay = resolved.model.layers[layer]
-    acc = golden.acc[layer].reshape((golden.n,) + tuple(model.out_shape(layer))).astype(np.int64)
+    acc = golden_accumulators(golden, model, layer)
     if lay is not model.layers[layer]:
         add_word_change(acc, model.layers[layer], lay, layer_input(golden, model, layer))
     if layer == model.classifier_index:  # a weight of the classifier: the logits directly
@@ -76,7 +104,8 @@ def fault_predictions(sim, golden: Golden, chunk: slice, fault) -> np.ndarray:
         rows = np.arange(chunk.start, chunk.start + golden.n)
         masks = resolved.row_masks(rows).get(layer)
     faults = [f for f in resolved.faults if f.layer == layer]
-    new = sim._executor._output(layer, lay, acc, faults, masks).reshape(golden.n, -1)
+    shadow_acc = shadow_accumulators(resolved, model, layer, golden)
+    new = sim._executor._output(layer, lay, acc, faults, masks, shadow_acc).reshape(golden.n, -1)
     old = golden.out[layer]
     diff = new != old
     rows = np.flatnonzero(diff.any(axis=1))
@@ -94,7 +123,7 @@ def _faulty_rows(resolved: Resolved, base_model, n: int, masks: dict[int, np.nda
     word changed or an output fault is present for the run, the inputs whose per-inference mask is non-zero."""
     rows: dict[int, np.ndarray] = {}
     for i, (a, b) in enumerate(zip(base_model.layers, resolved.model.layers)):
-        if a is not b:
+        if a is not b or i in resolved.shadow_layers:
             rows[i] = np.ones(n, dtype=bool)
     for f in resolved.faults:
         rows[f.layer] = np.ones(n, dtype=bool)
@@ -133,26 +162,31 @@ def several_layers(sim, golden: Golden, chunk: slice, resolved: Resolved) -> np.
             if not rows.size and not join.size:
                 continue
             changed_words = lay is not base.layers[i]
-            parts, order = [], []
+            parts, order, shadow_parts = [], [], []
             if rows.size:
                 weights = weight_matrix_of(lay) if changed_words else ex._weights[i]
                 parts.append(accumulate(lay, x, weights))
                 order.append(rows)
+                shadow_parts.append(shadow_accumulators(resolved, base, i, golden, x=x))
             if join.size:
-                acc = _rows(golden.acc[i], join, n).reshape((join.size,) + tuple(base.out_shape(i))).astype(np.int64)
+                acc = golden_accumulators(golden, base, i, join)
                 if changed_words:
                     add_word_change(acc, base.layers[i], lay, layer_input(golden, base, i)[join])
                 parts.append(acc)
                 order.append(join)
+                shadow_parts.append(shadow_accumulators(resolved, base, i, golden, rows=join))
             every = np.concatenate(order)
             sort = np.argsort(every, kind="stable")
             every, acc = every[sort], np.concatenate(parts)[sort]
+            shadow_acc = None
+            if shadow_parts[0] is not None:
+                shadow_acc = {j: np.concatenate([p[j] for p in shadow_parts])[sort] for j in shadow_parts[0]}
             row_masks = masks[i][every] if i in masks else None
             if i == base.classifier_index:  # the last layer: its logits, as the executor computes them
                 logits = acc if lay.requant is None else ex._output(i, lay, acc, by_layer.get(i, ()), row_masks)
                 out[every] = top1(logits.reshape(every.size, -1))
                 return out
-            new = ex._output(i, lay, acc, by_layer.get(i, ()), row_masks)
+            new = ex._output(i, lay, acc, by_layer.get(i, ()), row_masks, shadow_acc)
         elif not rows.size:
             continue
         elif isinstance(lay, MaxPool2d):

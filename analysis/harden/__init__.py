@@ -10,10 +10,10 @@ from .agreement import Agreement, fault_free_agreement
 from .by_gain import harden_by_gain
 from .overhead import Cost, CycleModel, cost_of, cost_rows, layer_rows, scheme_comparison
 from .selection import Budget, Criterion, GainBudget, Granularity, Selection, Threshold, TopK, channel_scores, select
-from .transform import Hardened, HardeningPlan, harden
+from .transform import Hardened, HardeningPlan, harden, with_own_weights
 
 __all__ = [
     "Agreement", "Budget", "GainBudget", "harden_by_gain", "Cost", "Criterion", "CycleModel", "Granularity", "Hardened", "HardeningPlan",
     "Selection", "Threshold", "TopK", "channel_scores", "cost_of", "cost_rows", "fault_free_agreement", "harden",
-    "layer_rows", "scheme_comparison", "select",
+    "layer_rows", "scheme_comparison", "select", "with_own_weights",
 ]

@@ -47,19 +47,20 @@ def cost_rows(costs: Sequence[Cost], base: Cost | None = None) -> tuple[list[str
     """Table columns and rows for ``costs``, each compared with ``base`` (default: the first)."""
     base = base or costs[0]
     cols = ["variant", "neurons", "protected", "shadow slots", "network size", "Δ size", "MACs", "Δ MACs",
-            "cycles", "Δ cycles"]
+            "stored words", "Δ words", "cycles", "Δ cycles"]
     rows = []
     for c in costs:
         has_cycles = c.cycles is not None and base.cycles is not None
         rows.append([c.label, c.neurons, c.protected, c.shadows, c.slots, _pct(c.slots, base.slots), c.macs,
-                     _pct(c.macs, base.macs), c.cycles if c.cycles is not None else "—",
-                     _pct(c.cycles, base.cycles) if has_cycles else ""])
+                     _pct(c.macs, base.macs), c.params, _pct(c.params, base.params),
+                     c.cycles if c.cycles is not None else "—", _pct(c.cycles, base.cycles) if has_cycles else ""])
     return cols, rows
 
 
-def with_scheme(model: Model, selection: Selection, scheme: Scheme, fallback: Scheme | None = None) -> Model | None:
-    """``model`` with ``selection`` protected by ``scheme`` (``fallback`` on non-ReLU layers for split);
-    None when split would need a fallback that is not given."""
+def with_scheme(model: Model, selection: Selection, scheme: Scheme, fallback: Scheme | None = None,
+                own_weights: bool = False) -> Model | None:
+    """``model`` with ``selection`` protected by ``scheme`` (``fallback`` on non-ReLU layers for split; each copy
+    with its own stored words when ``own_weights``); None when split would need a fallback that is not given."""
     prots = {}
     for i, neurons in selection.neurons.items():
         s = scheme
@@ -67,17 +68,18 @@ def with_scheme(model: Model, selection: Selection, scheme: Scheme, fallback: Sc
             if fallback is None:
                 return None
             s = fallback
-        prots[i] = Protection(s, neurons)
+        prots[i] = Protection(s, neurons, own_weights)
     return model.unprotected().with_protection(prots)
 
 
 def scheme_comparison(model: Model, selection: Selection, fallback: Scheme | None = Scheme.TMR,
-                      cycles: CycleModel | None = None) -> list[Cost]:
-    """The unprotected model and the same selection under every scheme: the paper's split-vs-TMR arithmetic."""
+                      cycles: CycleModel | None = None, own_weights: bool = False) -> list[Cost]:
+    """The unprotected model and the same selection under every scheme: the paper's split-vs-TMR arithmetic
+    (``own_weights``: every copy with its own stored words, whose extra words the cost counts)."""
     base = model.unprotected()
     out = [cost_of(base, "unprotected", cycles)]
     for scheme in Scheme:
-        variant = with_scheme(base, selection, scheme, fallback)
+        variant = with_scheme(base, selection, scheme, fallback, own_weights)
         if variant is not None:
             out.append(cost_of(variant, scheme.label, cycles))
     return out

@@ -12,6 +12,7 @@ source model's hashes, the NVF digest, and the scheme and neuron count of every 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from ..arith import Scheme
@@ -71,6 +72,20 @@ class Hardened:
             return ""
         names = ", ".join(f"{self.model.layers[i].name} ({self.schemes[i].label})" for i in self.fallback_layers)
         return f"'split' is unsound without ReLU; these layers got the fallback scheme instead: {names}"
+
+
+def with_own_weights(model: Model) -> Model:
+    """``model`` with every protection storing a weight row and bias per copy (``Protection.own_weights``): a
+    flipped stored word then reaches one copy, which the corrector can outvote or mask; the cost is
+    ``copies - 1`` extra rows per channel holding a protected neuron (``Model.copied_params``). The accelerator
+    builds shared rows only, so such a model analyses and campaigns in Python but does not deploy."""
+    prots = {i: dataclasses.replace(p, own_weights=True) for i in model.neuron_layers
+             if (p := model.protection(i)) is not None}
+    meta = {}
+    if "hardening" in model.metadata:
+        meta["hardening"] = {**model.metadata["hardening"], "own_weights": True,
+                             "copied_words": sum(model.with_protection(prots).copied_params(i) for i in prots)}
+    return model.with_protection(prots, **meta)
 
 
 def harden(model: Model, nvf: NVFResult, plan: HardeningPlan) -> Hardened:

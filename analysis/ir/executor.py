@@ -55,10 +55,15 @@ def check_input(model: Model, x: np.ndarray) -> np.ndarray:
 class Executor:
     """Runs a model; caches per-layer weight matrices so repeated batches cost only the arithmetic."""
 
-    def __init__(self, model: Model):
+    def __init__(self, model: Model, shadow_layers: dict[int, dict[int, ComputeLayer]] | None = None):
+        """``shadow_layers``: where shadow copies read their own stored words (``Protection.own_weights`` with a
+        weight fault, :attr:`resilq.fault_kinds.Resolved.shadow_layers`): ``{layer: {copy: layer}}``."""
         self.model = model
         self._weights = {i: weight_matrix_of(layer) for i, layer in enumerate(model.layers)
                          if isinstance(layer, (Conv2d, Linear))}
+        self._shadow_layers = shadow_layers or {}
+        self._shadow_weights = {i: {j: weight_matrix_of(lay) for j, lay in copies.items()}
+                                for i, copies in self._shadow_layers.items()}
 
     def run(self, x: np.ndarray, faults: Iterable = (), collect: bool = False,
             batch_size: int = 1024, progress: Callable[[int], None] | None = None,
@@ -76,7 +81,8 @@ class Executor:
             from ..fault_kinds import resolve
 
             resolved = resolve(self.model, faults)
-            runner = self if resolved.model is self.model else Executor(resolved.model)
+            runner = self if resolved.model is self.model and not resolved.shadow_layers else \
+                Executor(resolved.model, resolved.shadow_layers)
             return runner._run(x, resolved.faults, collect, batch_size, progress, first_index,
                                resolved.row_masks if resolved.per_inference else None, accumulators)
         for fault in faults:
@@ -113,8 +119,12 @@ class Executor:
                 acc = accumulate(layer, x, self._weights[i])
                 if accs is not None:
                     accs[i].append(acc)
+                shadow_acc = None
+                if i in self._shadow_layers:  # shadow copies with their own stored words
+                    shadow_acc = {j: accumulate(lay, x, self._shadow_weights[i][j])
+                                  for j, lay in self._shadow_layers[i].items()}
                 x = acc if layer.requant is None else self._output(i, layer, acc, faults.get(i, ()),
-                                                                    None if masks is None else masks.get(i))
+                                                                    None if masks is None else masks.get(i), shadow_acc)
             elif isinstance(layer, MaxPool2d):
                 x = maxpool(layer, x)
             elif isinstance(layer, Flatten):
@@ -124,18 +134,20 @@ class Executor:
         return x
 
     def _output(self, index: int, layer: ComputeLayer, acc: np.ndarray, faults: Sequence,
-                masks: np.ndarray | None = None) -> np.ndarray:
+                masks: np.ndarray | None = None, shadow_acc: dict[int, np.ndarray] | None = None) -> np.ndarray:
         """What the next layer reads: :meth:`_finish`, then the layer's clip (if any)."""
-        out = self._finish(index, layer, acc, faults, masks)
+        out = self._finish(index, layer, acc, faults, masks, shadow_acc)
         clip = getattr(layer, "clip", None)
         return out if clip is None else clip_range(out, clip.bound, clip.variant)
 
     def _finish(self, index: int, layer: ComputeLayer, acc: np.ndarray, faults: Sequence,
-                masks: np.ndarray | None = None) -> np.ndarray:
+                masks: np.ndarray | None = None, shadow_acc: dict[int, np.ndarray] | None = None) -> np.ndarray:
         """Requantize, then (for a protected layer) compute the shadows, inject, and correct (a layer's clip, if
         any, follows: it restricts the value the corrector wrote, i.e. what the next layer reads).
 
-        ``masks`` (optional, ``(N, slots)`` uint8): per-inference XOR masks of every slot (BER draws)."""
+        ``masks`` (optional, ``(N, slots)`` uint8): per-inference XOR masks of every slot (BER draws).
+        ``shadow_acc`` (optional): ``{copy: accumulators}`` of shadow copies that read their own stored words
+        (``Protection.own_weights``); the other copies repeat the original's value."""
         lo, hi = layer.requant.bounds
         shift = layer.requant.shift.reshape((-1,) + (1,) * (acc.ndim - 2))
         out = requantize(acc, shift, lo, hi)
@@ -147,11 +159,16 @@ class Executor:
         n_out = flat.shape[1]
         if prot is not None and prot.n_protected:
             idx = prot.neurons
-            if prot.scheme is Scheme.SPLIT:
+            if prot.scheme is Scheme.SPLIT or shadow_acc:
                 shift_n = neuron_shift(layer, self.model.out_shape(index), idx)
+            if prot.scheme is Scheme.SPLIT:
                 flat[:, idx] = split_half(acc.reshape(n, -1)[:, idx], shift_n)
             base = flat[:, idx].copy()
             shadows = np.repeat(base[:, :, None], prot.copies - 1, axis=2)  # (N, P, copies-1)
+            for j, sacc in (shadow_acc or {}).items():  # copy j computed from its own stored words
+                own = sacc.reshape(n, -1)[:, idx]
+                shadows[:, :, j - 1] = split_half(own, shift_n) if prot.scheme is Scheme.SPLIT else \
+                    requantize(own, shift_n, lo, hi)
             shadow_flat = shadows.reshape(n, -1)  # slot n_out + p*(copies-1) + j  ->  column p*(copies-1) + j
             for f in faults:
                 if f.slot >= n_out:

@@ -49,6 +49,8 @@ def _layer_spec(i: int, layer: Layer, include_protection: bool) -> tuple[dict, d
             spec["clip"] = {"bound": int(layer.clip.bound), "variant": layer.clip.variant}
         if include_protection and layer.protection is not None:
             spec["protection"] = {"scheme": layer.protection.scheme.label}
+            if layer.protection.own_weights:  # only when set: the digests of shared-weight models stay as they were
+                spec["protection"]["own_weights"] = True
             arrays[f"{key}.protected"] = layer.protection.neurons.astype(np.int32)
     return spec, arrays
 
@@ -144,7 +146,10 @@ def _build(header: dict, arrays: dict[str, np.ndarray]) -> Model:
                 scheme = Scheme.parse(spec["protection"]["scheme"])
             except ValueError as exc:
                 raise FormatError(str(exc)) from None
-            prot = Protection(scheme, _array(arrays, f"{key}.protected", np.int32))
+            own = spec["protection"].get("own_weights", False)
+            if not isinstance(own, bool):
+                raise FormatError(f"layer {i}: protection.own_weights must be true or false, got {own!r}")
+            prot = Protection(scheme, _array(arrays, f"{key}.protected", np.int32), own)
         clip = None
         if spec.get("clip") is not None:
             c = spec["clip"]

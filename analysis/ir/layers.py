@@ -38,10 +38,19 @@ class Protection:
     ``neurons`` are sorted, unique flat output indices. Protected neuron ``p`` (its position in
     ``neurons``) owns the original slot ``neurons[p]`` and the shadow slots
     ``n_out + p * (copies - 1) + j`` for ``j`` in ``0 .. copies - 2`` (see :mod:`resilq.faults`).
+
+    ``own_weights``: where the copies' stored words come from. ``False`` (the default, and what the accelerator
+    builds): every copy reads the layer's one stored weight row and bias of its channel, so a flipped stored word
+    (a ``weight`` fault) reaches the original and its shadows alike. ``True``: shadow copy ``j`` reads its own
+    stored copy ``j`` of its channel's row and bias (copy 0 is the layer's own words), like duplicated filters
+    with their own weights; a flipped word of one copy reaches only that copy, which the corrector can then
+    outvote or mask, at the memory cost of ``copies - 1`` extra rows per channel holding a protected neuron
+    (:meth:`resilq.ir.Model.copied_channels`).
     """
 
     scheme: Scheme
     neurons: np.ndarray  # int32 [P]
+    own_weights: bool = False
 
     @property
     def copies(self) -> int:

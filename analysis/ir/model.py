@@ -135,7 +135,28 @@ class Model:
         return sum(self.macs_of(i, include_shadows) for i in range(len(self.layers)))
 
     def params(self) -> int:
-        return sum(int(layer.weight.size + layer.bias.size) for layer in self.layers if is_compute(layer))
+        """Stored words: every compute layer's weights and biases, plus the shadow copies' own rows and biases
+        where a protection stores them (``Protection.own_weights``)."""
+        base = sum(int(layer.weight.size + layer.bias.size) for layer in self.layers if is_compute(layer))
+        return base + sum(self.copied_params(i) for i in self.neuron_layers)
+
+    def copied_channels(self, index: int) -> np.ndarray:
+        """Output channels of layer ``index`` whose shadow copies read their own stored words (sorted; empty
+        unless the layer's protection has ``own_weights``): the channels holding a protected neuron."""
+        prot = self.protection(index)
+        if prot is None or not prot.own_weights or not prot.n_protected:
+            return np.zeros(0, dtype=np.int64)
+        shape = self.out_shape(index)
+        hw = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+        return np.unique(prot.neurons.astype(np.int64) // hw)
+
+    def copied_params(self, index: int) -> int:
+        """Extra stored words of layer ``index``'s own-weight copies: ``copies - 1`` x (fan-in + bias) per copied
+        channel."""
+        channels = self.copied_channels(index)
+        if not channels.size:
+            return 0
+        return int(channels.size * (self.protection(index).copies - 1) * (self.layers[index].fan_in + 1))
 
     # ---------------------------------------------------------------------------------------------- identity
     @cached_property
@@ -243,6 +264,8 @@ class Model:
             raise UnsupportedModelError(f"{n} is the classifier; its outputs are not neurons and cannot be protected")
         if not isinstance(prot.scheme, Scheme):
             raise UnsupportedModelError(f"{n}: protection scheme must be a resilq.arith.Scheme, got {prot.scheme!r}")
+        if not isinstance(prot.own_weights, (bool, np.bool_)):
+            raise UnsupportedModelError(f"{n}: own_weights must be a bool, got {prot.own_weights!r}")
         neurons = prot.neurons
         if not isinstance(neurons, np.ndarray) or neurons.ndim != 1 or neurons.dtype.kind != "i":
             raise UnsupportedModelError(f"{n}: protected neurons must be a 1-D integer array")
