@@ -277,3 +277,76 @@ def test_faults_over_several_layers_run_layer_by_layer_and_equal_the_executor(ba
     for m in rare.values():
         hit |= m.any(axis=1)
     assert 0 < hit.sum() < x.shape[0]  # the rare draw leaves some inputs clean and hits others
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0], ids=["dense", "sparse"])
+@pytest.mark.parametrize("scheme", [None, Scheme.TMR, Scheme.SPLIT], ids=lambda s: "none" if s is None else s.label)
+def test_the_change_map_between_faulty_layers_is_the_executor_s(base, scheme, share, monkeypatch):
+    """Carried as whole outputs (share 0) or as change maps over the neurons a change can reach (share 1: the
+    cone of the changed positions and every neuron a fault touches, max-pools over the windows that hold a
+    change), the values handed on after the last faulty layer are the executor's there, input by input, and every
+    input left out is golden there."""
+    from resilq.faultsim import multi
+
+    model, x = _model(base, scheme)
+    monkeypatch.setattr(multi, "SPARSE_SHARE", share)
+    faults = [BerFault(p, "outputs", s, per) for p, s, per in ((3e-3, 1, "run"), (1e-3, 2, "inference"),
+                                                               (5e-3, 3, "inference"))]
+    faults.append(LaneFault(2, None, 0x10, FaultMode.FLIP, 4))
+    sim = FaultSimulator(model, x, batch_size=x.shape[0])
+    ex = Executor(model)
+    clean = ex.run(x, collect=True).activations
+    handed, checked = [], 0
+    real = sim.propagator.exact
+    monkeypatch.setattr(sim.propagator, "exact", lambda g, layer, pos, rows, vals: handed.append(
+        (layer, pos, rows, vals)) or real(g, layer, pos, rows, vals))
+    for f in faults:
+        handed.clear()
+        got = sim.predictions([f])[0]
+        assert np.array_equal(got, ex.run(x, [f]).predictions), str(f)
+        acts = ex.run(x, [f], collect=True).activations
+        for layer, pos, rows, vals in handed:
+            want = acts[layer].reshape(x.shape[0], -1)
+            golden = clean[layer].reshape(x.shape[0], -1)
+            assert np.array_equal(vals, want[rows][:, pos]), f"{f}: values handed on after layer {layer}"
+            rest = np.setdiff1d(np.arange(x.shape[0]), rows)
+            assert np.array_equal(want[rest], golden[rest]), f"{f}: an input left out is not golden"
+            outside = np.setdiff1d(np.arange(want.shape[1]), pos)
+            assert np.array_equal(want[rows][:, outside], golden[rows][:, outside]), f"{f}: a change outside the map"
+            checked += rows.size
+    assert checked, "some input must reach the propagator changed"
+
+
+def test_sparse_steps_equal_the_whole_layer(base, monkeypatch):
+    """The change-map steps on their own: a max-pool over the windows holding a change, and a compute layer over
+    the cone of the changed positions plus the neurons faults touch, equal the whole layer computed by the
+    executor at those places (random change maps of a few positions, values anywhere in int8)."""
+    from resilq.faultsim import multi
+    from resilq.ir.kernels import accumulate, maxpool
+
+    model, x = _model(base, Scheme.TMR)
+    monkeypatch.setattr(multi, "SPARSE_SHARE", 1.0)  # the cone however wide (the engine's cut-off is a speed choice)
+    sim = FaultSimulator(model, x, batch_size=x.shape[0])
+    golden = sim._golden(0)
+    ex = Executor(model)
+    rng = np.random.default_rng(8)
+    rows = np.sort(rng.choice(x.shape[0], size=9, replace=False))
+    for _ in range(5):
+        size = int(np.prod(model.out_shape(0)))
+        positions = np.sort(rng.choice(size, size=4, replace=False))
+        values = rng.integers(-128, 128, size=(rows.size, positions.size)).astype(np.int8)
+        change = multi._Change(rows, positions, values)
+        full = change.full(golden, 0).reshape((rows.size,) + tuple(model.out_shape(0)))
+        pooled, got = multi._sparse_pool(golden, model, 1, change)
+        assert pooled.size and np.array_equal(got, maxpool(model.layers[1], full).reshape(rows.size, -1)[:, pooled])
+        # conv2 after the pool: its new outputs where the pooled change reaches, with a fault on one neuron
+        pchange = multi._Change(rows, pooled, got)
+        fault = Fault(2, 5, 0x24, FaultMode.FLIP)
+        every = np.union1d(rows, [0, 1])
+        cols, new = multi._sparse_compute(ex, golden, model, 2, pchange, every, [fault], None)
+        assert 5 in cols
+        pool_out = pchange.full(golden, 1).reshape((rows.size,) + tuple(model.in_shape(2)))
+        xin = golden.out[1][every].astype(np.int8).reshape((every.size,) + tuple(model.in_shape(2)))
+        xin[np.searchsorted(every, rows)] = pool_out
+        want = ex._output(2, model.layers[2], accumulate(model.layers[2], xin, ex._weights[2]), [fault])
+        assert np.array_equal(new, want.reshape(every.size, -1)[:, cols])

@@ -15,8 +15,14 @@ layer by layer over the inputs it has reached (:func:`several_layers`): an input
 is faulty for it, from that layer's golden accumulators (no convolution: only the stored words a fault
 flipped are convolved, with their difference); from then on only the inputs whose values differ from golden
 are recomputed (an input whose layer output came back golden leaves until a later fault reaches it again); after
-the last faulty layer the change map goes to :meth:`Propagator.exact`. Every step is the executor's
-arithmetic on a subset of its rows, so the result is the executor's, input by input.
+the last faulty layer the change map goes to :meth:`Propagator.exact`. Between layers the change is a change
+map (:class:`_Change`: the inputs off golden, the positions where they differ, the values there) while it is
+narrow: a compute layer is then evaluated only at the neurons it can reach (the cone of the changed
+positions) and those a fault or mask touches, from the golden accumulators plus the cone product of the
+change (:func:`_sparse_compute`), a max-pool only at the windows holding a change (:func:`_sparse_pool`); a
+wide change (above :data:`SPARSE_SHARE` of a layer) is carried whole. Every step is the executor's arithmetic
+(``Executor._output`` on the reached columns, ``maxpool``) on a subset of its rows, so the result is the
+executor's, input by input.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from ..fault_kinds import Resolved, resolve
 from ..ir.executor import top1
 from ..ir.kernels import accumulate, maxpool, weight_matrix_of
 from ..ir.layers import Conv2d, Flatten, Linear, MaxPool2d
-from .geometry import compute_cone
+from .geometry import compute_cone, pool_cone
 from .golden import Golden
 
 #: Above this share of a layer's input values changed (union over the inputs in play), the layer is convolved
@@ -171,6 +177,98 @@ def _rows(arr: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
     return arr if rows.size == n else arr[rows]
 
 
+def _touched_neurons(faults, row_masks: np.ndarray | None, n_out: int, prot) -> np.ndarray:
+    """The neurons whose outputs the layer's output faults or non-zero masks touch, through their original slot
+    or a shadow (sorted, unique)."""
+    slots = [np.asarray([f.slot for f in faults], dtype=np.int64)]
+    if row_masks is not None:
+        slots.append(np.flatnonzero(row_masks.any(axis=0)))
+    slots = np.concatenate(slots)
+    neurons = slots[slots < n_out]
+    shadow = slots[slots >= n_out] - n_out
+    if shadow.size:
+        neurons = np.concatenate([neurons, prot.neurons.astype(np.int64)[shadow // (prot.copies - 1)]])
+    return np.unique(neurons)
+
+
+class _Change:
+    """The inputs whose values at one layer's output differ from golden (``rows``), as a change map (sorted flat
+    ``positions`` and the ``values`` there, rows x positions) or, where the change is wide, as the whole output
+    (``dense``, rows x the layer's flat size)."""
+
+    def __init__(self, rows, positions=None, values=None, dense=None):
+        self.rows, self.positions, self.values, self.dense = rows, positions, values, dense
+
+    @classmethod
+    def of(cls, every: np.ndarray, new: np.ndarray, old: np.ndarray) -> _Change:
+        """From a layer's new values of inputs ``every`` (rows x size) against golden ``old``: the rows that
+        differ, kept as a change map when at most :data:`SPARSE_SHARE` of the positions differ."""
+        differs = new != old
+        keep = differs.any(axis=1)
+        if not keep.all():
+            new, differs = new[keep], differs[keep]
+        where = np.flatnonzero(differs.any(axis=0))
+        if where.size <= SPARSE_SHARE * new.shape[1]:
+            return cls(every[keep], where, new[:, where])
+        return cls(every[keep], dense=new)
+
+    def full(self, golden: Golden, layer: int) -> np.ndarray:
+        """The rows' whole output of ``layer`` (int8, rows x size)."""
+        if self.dense is not None:
+            return self.dense
+        flat = golden.out[layer][self.rows].astype(np.int8)
+        flat[:, self.positions] = self.values
+        return flat
+
+    def sparse(self, golden: Golden, layer: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(positions, values)`` of the change (from the whole output when it is held dense)."""
+        if self.dense is None:
+            return self.positions, self.values
+        old = golden.out[layer][self.rows]
+        where = np.flatnonzero((self.dense != old).any(axis=0))
+        return where, self.dense[:, where]
+
+
+def _sparse_compute(ex, golden: Golden, base, i: int, change: _Change | None, every: np.ndarray, faults,
+                    row_masks) -> np.ndarray | None:
+    """Layer ``i``'s new outputs of inputs ``every`` at the neurons a change can reach (the cone of the changed
+    input positions, and every neuron a fault or mask touches), from the golden accumulators plus the cone
+    product of the change; None where those neurons are more than :data:`SPARSE_SHARE` of the layer (the caller
+    then computes the layer whole). Returns ``(cols, values)``."""
+    layer = base.layers[i]
+    n_out = base.out_size(i)
+    touched = _touched_neurons(faults, row_masks, n_out, layer.protection)
+    cone_cols = np.zeros(0, dtype=np.int64)
+    if change is not None and change.rows.size:
+        positions, values = change.sparse(golden, i - 1)
+        if positions.size:
+            cone_cols, m = compute_cone(layer, base.in_shape(i), base.out_shape(i), positions, np.float64)
+    cols = np.union1d(cone_cols, touched) if touched.size else cone_cols
+    if cols.size > SPARSE_SHARE * n_out:
+        return None
+    acc = golden.acc[i][every][:, cols].astype(np.int64)
+    if cone_cols.size:
+        at = np.searchsorted(every, change.rows)
+        delta = values.astype(np.float64) - golden.out[i - 1][change.rows][:, positions]
+        acc[np.ix_(at, np.searchsorted(cols, cone_cols))] += (delta @ m).astype(np.int64)
+    return cols, ex._output(i, layer, acc, faults, row_masks, None, cols)
+
+
+def _sparse_pool(golden: Golden, base, i: int, change: _Change) -> tuple[np.ndarray, np.ndarray]:
+    """Max-pool ``i``'s new outputs of the changed rows at the windows holding a changed position:
+    ``(pooled positions, values)``."""
+    positions, values = change.sparse(golden, i - 1)
+    pooled, windows = pool_cone(base.layers[i], base.in_shape(i), base.out_shape(i), positions)
+    if not pooled.size:
+        return pooled, np.zeros((change.rows.size, 0), dtype=np.int8)
+    elems = windows.ravel()
+    vals = golden.out[i - 1][change.rows][:, elems].astype(np.int8)
+    k = np.minimum(np.searchsorted(positions, elems), positions.size - 1)
+    hit = positions[k] == elems
+    vals[:, hit] = values[:, k[hit]]
+    return pooled, vals.reshape(change.rows.size, pooled.size, -1).max(axis=2)
+
+
 def several_layers(sim, golden: Golden, chunk: slice, resolved: Resolved) -> np.ndarray:
     """(n,) top-1 of the chunk's inputs under a fault whose changes lie in several layers (bit-identical to the
     executor; see the module docstring)."""
@@ -185,15 +283,31 @@ def several_layers(sim, golden: Golden, chunk: slice, resolved: Resolved) -> np.
     for f in resolved.faults:
         by_layer.setdefault(f.layer, []).append(f)
     last = max(faulty)
-    rows = np.zeros(0, dtype=np.int64)  # the inputs whose current values differ from golden ...
-    x = None  # ... and those values (the input of layer i, batch first)
+    change = None  # the inputs whose values at the previous layer's output differ from golden
     for i in range(min(faulty), last + 1):
         lay = model.layers[i]
+        rows = change.rows if change is not None else np.zeros(0, dtype=np.int64)
         if isinstance(lay, (Conv2d, Linear)):
             join = np.flatnonzero(faulty[i]) if i in faulty else np.zeros(0, dtype=np.int64)
             join = join[~np.isin(join, rows, assume_unique=True)]  # faulty here, golden so far
             if not rows.size and not join.size:
                 continue
+            every = np.union1d(rows, join)
+            row_masks = masks[i][every] if i in masks else None
+            plain = lay is base.layers[i] and i not in resolved.shadow_layers and i != base.classifier_index
+            step = _sparse_compute(ex, golden, base, i, change, every, by_layer.get(i, ()), row_masks) \
+                if plain else None
+            if step is not None:  # a narrow change: only the neurons it can reach
+                cols, new = step
+                old = golden.out[i][every][:, cols]
+                differs = new != old
+                keep = differs.any(axis=1)
+                where = differs[keep].any(axis=0)
+                change = _Change(every[keep], cols[where], new[keep][:, where])
+                if not change.rows.size:
+                    change = None
+                continue
+            x = None if not rows.size else change.full(golden, i - 1).reshape((rows.size,) + tuple(base.in_shape(i)))
             changed_words = lay is not base.layers[i]
             parts, order, shadow_parts = [], [], []
             if rows.size:
@@ -222,17 +336,25 @@ def several_layers(sim, golden: Golden, chunk: slice, resolved: Resolved) -> np.
         elif not rows.size:
             continue
         elif isinstance(lay, MaxPool2d):
-            every, new = rows, maxpool(lay, x)
+            if change.dense is None:
+                pooled, values = _sparse_pool(golden, base, i, change)
+                old = golden.out[i][rows][:, pooled]
+                differs = values != old
+                keep = differs.any(axis=1)
+                where = differs[keep].any(axis=0)
+                change = _Change(rows[keep], pooled[where], values[keep][:, where]) if keep.any() else None
+                continue
+            every = rows
+            new = maxpool(lay, change.dense.reshape((rows.size,) + tuple(base.in_shape(i))))
         elif isinstance(lay, Flatten):
-            every, new = rows, x.reshape(rows.size, -1)
+            continue  # the same values in the same flat order
         else:  # an IR layer this engine does not know: refuse rather than guess
             raise TypeError(f"several_layers: layer {i} ({type(lay).__name__}) is not a compute, pool or flatten layer")
-        flat = new.reshape(every.size, -1)
-        differs = (flat != _rows(golden.out[i], every, n)).any(axis=1)
-        rows, x = every[differs], new[differs]
-    if rows.size:  # past the last faulty layer: the change map, exactly, through the rest of the network
-        flat = x.reshape(rows.size, -1)
-        old = golden.out[last][rows]
-        positions = np.flatnonzero((flat != old).any(axis=0))
-        out[rows] = sim.propagator.exact(golden, last, positions, rows, flat[:, positions].astype(old.dtype))
+        change = _Change.of(every, new.reshape(every.size, -1), _rows(golden.out[i], every, n))
+        if not change.rows.size:
+            change = None
+    if change is not None:  # past the last faulty layer: the change map, exactly, through the rest of the network
+        positions, values = change.sparse(golden, last)
+        out[change.rows] = sim.propagator.exact(golden, last, positions, change.rows,
+                                                values.astype(golden.out[last].dtype))
     return out

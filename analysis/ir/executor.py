@@ -134,53 +134,85 @@ class Executor:
         return x
 
     def _output(self, index: int, layer: ComputeLayer, acc: np.ndarray, faults: Sequence,
-                masks: np.ndarray | None = None, shadow_acc: dict[int, np.ndarray] | None = None) -> np.ndarray:
+                masks: np.ndarray | None = None, shadow_acc: dict[int, np.ndarray] | None = None,
+                cols: np.ndarray | None = None) -> np.ndarray:
         """What the next layer reads: :meth:`_finish`, then the layer's clip (if any)."""
-        out = self._finish(index, layer, acc, faults, masks, shadow_acc)
+        out = self._finish(index, layer, acc, faults, masks, shadow_acc, cols)
         clip = getattr(layer, "clip", None)
         return out if clip is None else clip_range(out, clip.bound, clip.variant)
 
     def _finish(self, index: int, layer: ComputeLayer, acc: np.ndarray, faults: Sequence,
-                masks: np.ndarray | None = None, shadow_acc: dict[int, np.ndarray] | None = None) -> np.ndarray:
+                masks: np.ndarray | None = None, shadow_acc: dict[int, np.ndarray] | None = None,
+                cols: np.ndarray | None = None) -> np.ndarray:
         """Requantize, then (for a protected layer) compute the shadows, inject, and correct (a layer's clip, if
         any, follows: it restricts the value the corrector wrote, i.e. what the next layer reads).
 
         ``masks`` (optional, ``(N, slots)`` uint8): per-inference XOR masks of every slot (BER draws).
         ``shadow_acc`` (optional): ``{copy: accumulators}`` of shadow copies that read their own stored words
-        (``Protection.own_weights``); the other copies repeat the original's value."""
+        (``Protection.own_weights``); the other copies repeat the original's value.
+        ``cols`` (optional, sorted flat neuron indices): ``acc`` (and ``shadow_acc``) hold only these neurons'
+        accumulators, ``(N, len(cols))``, and so does the result -- the same values the whole layer would hold
+        there. Every neuron a fault or a non-zero mask touches (through its original slot or a shadow) must be
+        among them (the fault simulator's sparse steps, :mod:`resilq.faultsim.multi`)."""
         lo, hi = layer.requant.bounds
-        shift = layer.requant.shift.reshape((-1,) + (1,) * (acc.ndim - 2))
+        out_shape = self.model.out_shape(index)
+        if cols is None:
+            shift = layer.requant.shift.reshape((-1,) + (1,) * (acc.ndim - 2))
+        else:
+            shift = neuron_shift(layer, out_shape, cols)
         out = requantize(acc, shift, lo, hi)
         prot = layer.protection
-        if not faults and masks is None and (prot is None or prot.n_protected == 0):
+        if not faults and masks is None and (prot is None or prot.n_protected == 0) or (cols is not None
+                                                                                          and not cols.size):
             return out
         n = acc.shape[0]
         flat = out.reshape(n, -1)  # a view: out is C-contiguous, so writes to flat land in out
-        n_out = flat.shape[1]
+        n_out = int(np.prod(out_shape))
+
+        def column(neuron: int) -> int:
+            """The column of ``flat`` holding ``neuron``."""
+            if cols is None:
+                return int(neuron)
+            k = int(np.searchsorted(cols, neuron))
+            if k == cols.size or cols[k] != neuron:
+                raise ValueError(f"layer {index}: neuron {neuron} carries a fault but is not among the columns")
+            return k
+
         if prot is not None and prot.n_protected:
-            idx = prot.neurons
+            which = np.arange(prot.n_protected)  # the protected neurons present (all, or those among cols)
+            if cols is None:
+                idx = prot.neurons
+            else:
+                at = np.minimum(np.searchsorted(cols, prot.neurons), cols.size - 1)
+                which = which[cols[at] == prot.neurons]
+                idx = at[which]
             if prot.scheme is Scheme.SPLIT or shadow_acc:
-                shift_n = neuron_shift(layer, self.model.out_shape(index), idx)
+                shift_n = neuron_shift(layer, out_shape, prot.neurons[which])
             if prot.scheme is Scheme.SPLIT:
                 flat[:, idx] = split_half(acc.reshape(n, -1)[:, idx], shift_n)
             base = flat[:, idx].copy()
-            shadows = np.repeat(base[:, :, None], prot.copies - 1, axis=2)  # (N, P, copies-1)
+            shadows = np.repeat(base[:, :, None], prot.copies - 1, axis=2)  # (N, present, copies-1)
             for j, sacc in (shadow_acc or {}).items():  # copy j computed from its own stored words
                 own = sacc.reshape(n, -1)[:, idx]
                 shadows[:, :, j - 1] = split_half(own, shift_n) if prot.scheme is Scheme.SPLIT else \
                     requantize(own, shift_n, lo, hi)
-            shadow_flat = shadows.reshape(n, -1)  # slot n_out + p*(copies-1) + j  ->  column p*(copies-1) + j
-            for f in faults:
+            for f in faults:  # slot n_out + p*(copies-1) + j: shadow j of protected neuron p
                 if f.slot >= n_out:
-                    col = f.slot - n_out
-                    shadow_flat[:, col] = apply_fault(shadow_flat[:, col], f.mask, f.mode)
+                    p, j = divmod(f.slot - n_out, prot.copies - 1)
+                    q = p if cols is None else int(np.searchsorted(which, p))
+                    if q >= which.size or which[q] != p:
+                        raise ValueError(f"layer {index}: shadow slot {f.slot} carries a fault but its neuron is "
+                                         "not among the columns")
+                    shadows[:, q, j] = apply_fault(shadows[:, q, j], f.mask, f.mode)
             if masks is not None:
-                shadow_flat ^= masks[:, n_out:].view(np.int8)
+                shadow_masks = masks[:, n_out:].reshape(n, prot.n_protected, prot.copies - 1)
+                shadows ^= (shadow_masks if cols is None else shadow_masks[:, which]).view(np.int8)
         for f in faults:
             if f.slot < n_out:
-                flat[:, f.slot] = apply_fault(flat[:, f.slot], f.mask, f.mode)
+                c = column(f.slot)
+                flat[:, c] = apply_fault(flat[:, c], f.mask, f.mode)
         if masks is not None:
-            flat ^= masks[:, :n_out].view(np.int8)
+            flat ^= (masks[:, :n_out] if cols is None else masks[:, cols]).view(np.int8)
         if prot is not None and prot.n_protected:
             copies = [flat[:, idx]] + [shadows[:, :, j] for j in range(prot.copies - 1)]
             flat[:, idx] = correct(prot.scheme, copies)
