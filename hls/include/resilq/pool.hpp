@@ -10,17 +10,46 @@
 
 namespace resilq {
 
+// The k x k window walk both pool loops share: the element offsets of window pixel (ky, kx), counted
+// (ky_off = ky * row_step, kx_off = kx * col_step), and whether the pixel is the window's first.
+struct WindowWalk {
+    uint32_t ky = 0, kx = 0, ky_off = 0, kx_off = 0;
+
+    bool first() const { return ky == 0 && kx == 0; }
+    uint32_t offset() const { return ky_off + kx_off; }
+
+    // Step to the next pixel of a `kernel` x `kernel` window; true when the window is complete (back at (0, 0)).
+    bool next(uint32_t kernel, uint32_t col_step, uint32_t row_step) {
+        if (kx + 1 < kernel) {
+            ++kx;
+            kx_off += col_step;
+            return false;
+        }
+        kx = 0;
+        kx_off = 0;
+        if (ky + 1 < kernel) {
+            ++ky;
+            ky_off += row_step;
+            return false;
+        }
+        ky = 0;
+        ky_off = 0;
+        return true;
+    }
+};
+
 template <class Cfg>
 uint64_t maxpool(const LayerDesc& d, const LayerGeom& g, const typename Buffers<Cfg>::In& in_buf,
                  typename Buffers<Cfg>::Out& out_buf) {
     constexpr uint32_t GROUPS = Cfg::OUT_BANKS / Cfg::SIMD;  // channel groups sharing one output-buffer row
     int8_t m[Cfg::SIMD];
 #pragma HLS ARRAY_PARTITION variable=m complete
-    uint32_t pos = 0, ox = 0, cg = 0, ky = 0, kx = 0;
+    uint32_t pos = 0, ox = 0, cg = 0;
     // input-buffer word of window pixel (ky, kx), channel group cg: (window + ky_off + kx_off) / SIMD + cg, with
     // the element offsets (LayerGeom::pitch = cg_count * SIMD, never packed for a pool) window =
     // (oy * stride * in_w + ox * stride) * pitch, ky_off = ky * line, kx_off = kx * pitch
-    uint32_t window = 0, row_window = 0, ky_off = 0, kx_off = 0;
+    uint32_t window = 0, row_window = 0;
+    WindowWalk walk;
     // output place of channel group cg: bank group cg % GROUPS, row (cg / GROUPS) * hw_out, channel cg * SIMD
     uint32_t group = 0, row_base = 0, c_base = 0;
     uint64_t iters = 0;
@@ -28,8 +57,8 @@ pool:
     for (;;) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=262144
-        const uint32_t addr = (window + ky_off + kx_off) / Cfg::SIMD + cg;
-        const bool first = ky == 0 && kx == 0;
+        const uint32_t addr = (window + walk.offset()) / Cfg::SIMD + cg;
+        const bool first = walk.first();
     window_max:
         for (uint32_t s = 0; s < Cfg::SIMD; ++s) {
 #pragma HLS UNROLL
@@ -37,20 +66,7 @@ pool:
             m[s] = (first || x > m[s]) ? x : m[s];
         }
         ++iters;
-        if (kx + 1 < d.kernel) {
-            ++kx;
-            kx_off += g.pitch;
-            continue;
-        }
-        kx = 0;
-        kx_off = 0;
-        if (ky + 1 < d.kernel) {
-            ++ky;
-            ky_off += g.line;
-            continue;
-        }
-        ky = 0;
-        ky_off = 0;
+        if (!walk.next(d.kernel, g.pitch, g.line)) continue;
     write_banks:
         for (uint32_t b = 0; b < Cfg::OUT_BANKS; ++b) {
 #pragma HLS UNROLL
@@ -109,8 +125,9 @@ count_step_y:
     }
     int8_t m[Cfg::OUT_BANKS];
 #pragma HLS ARRAY_PARTITION variable=m complete
-    uint32_t pos = 0, ox = 0, ky = 0, kx = 0;
-    uint32_t window = 0, row_window = 0, ky_off = 0;  // element of window pixel (ky, kx): window + ky_off + kx
+    uint32_t pos = 0, ox = 0;
+    uint32_t window = 0, row_window = 0;  // element of window pixel (ky, kx): window + ky * in_w + kx
+    WindowWalk walk;
     uint32_t in_row = 0, out_row = 0, c_base = 0;     // row group r: r * hw_in, r * hw_out, r * OUT_BANKS
     uint64_t iters = 0;
 pool_on_chip:
@@ -120,8 +137,8 @@ pool_on_chip:
 // every write lands below every later read (above): no carried dependence through the buffer (UG1399 "pragma
 // HLS dependence", type=inter false)
 #pragma HLS DEPENDENCE variable=out_buf type=inter false
-        const uint32_t addr = in_row + window + ky_off + kx;
-        const bool first = ky == 0 && kx == 0;
+        const uint32_t addr = in_row + window + walk.offset();
+        const bool first = walk.first();
     window_max:
         for (uint32_t b = 0; b < Cfg::OUT_BANKS; ++b) {
 #pragma HLS UNROLL
@@ -130,18 +147,7 @@ pool_on_chip:
             m[b] = (first || x > m[b]) ? x : m[b];
         }
         ++iters;
-        if (kx + 1 < d.kernel) {
-            ++kx;
-            continue;
-        }
-        kx = 0;
-        if (ky + 1 < d.kernel) {
-            ++ky;
-            ky_off += d.in_w;
-            continue;
-        }
-        ky = 0;
-        ky_off = 0;
+        if (!walk.next(d.kernel, 1u, d.in_w)) continue;
     write_banks:
         for (uint32_t b = 0; b < Cfg::OUT_BANKS; ++b) {
 #pragma HLS UNROLL
