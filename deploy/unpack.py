@@ -218,20 +218,28 @@ def decode(ctrl: np.ndarray, weights: np.ndarray, table: np.ndarray, config: Acc
     descriptors = read_descriptors(ctrl, header)
     plans: list[LayerPlan] = []
     layers: list = []
+    held: DecodeError | None = None  # a POOL_NEXT conv's table error: the kernel meets it after checking the pool
     for k, d in enumerate(descriptors):
         on_chip = bool(plans) and plans[-1].pool_next  # fetched with the conv before it, checked as its pair
         try:
             plan = check_descriptor(k, d, config)
-            if d.crit_count:
-                plan = plan_of(d, protected_neurons(k, d, table), config)
-                check_shadows(k, plan, config)
+            if plan.pool_next and k + 1 == len(descriptors):
+                raise DecodeError(Status.LAYOUT, k, "POOL_NEXT on the last descriptor")
             if on_chip:
                 plan = dataclasses.replace(plan, on_chip_input=True)
                 if not pools_on_chip(plans[-1], plan):
                     raise DecodeError(Status.LAYOUT, k, f"descriptor {k - 1} (POOL_NEXT) is not followed by a max-pool "
                                       "of its output map")
-            elif plan.pool_next and k + 1 == len(descriptors):
-                raise DecodeError(Status.LAYOUT, k, "POOL_NEXT on the last descriptor")
+                if held is not None:
+                    raise held
+            if d.crit_count:
+                try:
+                    plan = plan_of(d, protected_neurons(k, d, table), config)
+                    check_shadows(k, plan, config)
+                except DecodeError as exc:
+                    if not plan.pool_next:
+                        raise
+                    held = exc  # the kernel runs into it while the conv runs, after fetching and checking its pool
         except DecodeError as exc:
             # a pool is refused before its conv runs (the kernel fetches and checks the pair first)
             exc.fetched, exc.plans = (2, plans[:-1]) if on_chip else (1, plans)

@@ -283,7 +283,7 @@ def plan_model(model: Model, config: AccelConfig) -> list[LayerPlan]:
         check_plan(plan, config)
         if batch_fits(plan, config):
             plan = dataclasses.replace(plan, flags=plan.flags | Flag.BATCH)
-        if op is Op.MAXPOOL and plans and pools_on_chip(plans[-1], plan):
+        if op is Op.MAXPOOL and plans and plans[-1].index == i - 1 and pools_on_chip(plans[-1], plan):
             plans[-1] = dataclasses.replace(plans[-1], flags=plans[-1].flags | Flag.POOL_NEXT)
             plan = dataclasses.replace(plan, on_chip_input=True)
         plans.append(plan)
@@ -301,10 +301,10 @@ def plan_model(model: Model, config: AccelConfig) -> list[LayerPlan]:
 
 def pools_on_chip(conv: LayerPlan, pool: LayerPlan) -> bool:
     """Whether max-pool ``pool`` can pool conv ``conv``'s output buffer instead of reading its map back from DDR
-    (the kernel's ``pools_on_chip`` with the conditions of ``FLAG_POOL_NEXT``, descriptor.hpp): ``pool`` is the
-    next IR layer and reads exactly ``conv``'s int8 map, one image at a time (not batched, not the classifier)."""
-    return (conv.op is Op.CONV and pool.op is Op.MAXPOOL and pool.index == conv.index + 1 and not conv.raw
-            and not conv.batched and (pool.in_c, pool.in_h, pool.in_w) == (conv.out_c, conv.out_h, conv.out_w)
+    (the kernel's ``pools_on_chip`` with the conditions of ``FLAG_POOL_NEXT``, descriptor.hpp): ``pool`` reads
+    exactly ``conv``'s int8 map, one image at a time (not batched, not the classifier). Like the kernel, it does not
+    look at the IR layer numbers (:func:`plan_model` pairs only a pool that is the conv's next IR layer)."""
+    return (conv.op is Op.CONV and pool.op is Op.MAXPOOL and not conv.raw and not conv.batched and (pool.in_c, pool.in_h, pool.in_w) == (conv.out_c, conv.out_h, conv.out_w)
             and not pool.in_dense)
 
 

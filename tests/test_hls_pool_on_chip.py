@@ -97,3 +97,34 @@ def test_the_same_image_through_ddr_gives_the_same_values_for_more_cycles(networ
     assert list(through_ddr.profile) == [layer_cycles(p, DEFAULT_CONFIG, IMAGES).total for p in plans]
     saved = [b - a for a, b in zip(fused.profile, through_ddr.profile)]
     assert saved[0] == 0 and saved[1] > 0 and saved[3] > 0  # the pools lose their input loads (and their lanes)
+
+
+def test_the_pool_is_checked_before_its_conv_runs_into_a_bad_table(network):
+    """The kernel fetches and checks a POOL_NEXT conv's pool before the conv runs, and meets a bad critical table
+    only while the conv runs: with both wrong, the pool's LAYOUT is what STATUS reports, on the C-sim and in the
+    emulator alike; with only the table wrong, TABLE_RANGE at the conv."""
+    from resilq.deploy.targets import CsimTarget
+    from resilq.hls import host
+
+    model, x = network
+    accels = [Accelerator(EmulatedAccelerator(), model, batch=IMAGES),
+              Accelerator(CsimTarget.open(DEFAULT_CONFIG), model, batch=IMAGES)]
+
+    def outcome(accel, bad_pool):
+        accel.run(x)
+        words = accel.image.buffer.view("<u4")
+        saved = words.copy()
+        table = accel.image.table.copy()
+        table[[0, 1]] = table[[1, 0]]  # conv0's entries out of order
+        host.write_table(accel.device, table)
+        if bad_pool:
+            at = int(words[fmt.HeaderWord.DESC_OFFSET]) // 4 + fmt.DESC_WORDS
+            words[at + fmt.DescWord.IN_C] -= 1
+            words[at + fmt.DescWord.OUT_C] -= 1
+        status = host.run(accel.device, IMAGES)
+        words[:] = saved
+        host.write_table(accel.device, accel.image.table)
+        return status.code.name, status.descriptor
+
+    for bad_pool, want in ((True, ("LAYOUT", 1)), (False, ("TABLE_RANGE", 0))):
+        assert [outcome(a, bad_pool) for a in accels] == [want, want]
