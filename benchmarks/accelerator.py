@@ -34,6 +34,7 @@ from resilq.hls.resources import check_budget, estimate
 from resilq.hls.tile_packing import pack_tiles
 from resilq.ir import Conv2d, Executor, Flatten, InputQuant, Linear, MaxPool2d, Model, Protection, Requant
 from resilq.ui import say, table
+from resilq.validation import non_negative_int
 
 #: The zoo's networks as layer shapes: ("conv", out, k, stride, pad) | ("pool", k) | ("flatten",) | ("fc", out).
 ARCHS = {
@@ -165,7 +166,7 @@ def csim_check(model: Model, config: AccelConfig, images: int) -> None:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--board", default="pynq-z2")
-    p.add_argument("--csim-images", type=int, default=2, help="images the C-sim runs to confirm the counter (0: skip)")
+    p.add_argument("--csim-images", type=non_negative_int, default=2, help="images the C-sim runs to confirm the counter (0: skip)")
     args = p.parse_args()
     board = load_board(args.board)
     models = {arch: shape_model(arch) for arch in ARCHS}

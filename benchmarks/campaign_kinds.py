@@ -35,6 +35,7 @@ from resilq.faultsim import FaultSimulator  # noqa: E402
 from resilq.faultsim.simulator import limit_blas_threads  # noqa: E402
 from resilq.ir import load_model  # noqa: E402
 from resilq.ui import table  # noqa: E402
+from resilq.validation import positive_int  # noqa: E402
 
 #: The measured variants: a kind's name alone is its campaign default; the others are the populations whose faults
 #: span several layers (``several_layers``: a lane in every layer, BER draws per run and per inference).
@@ -78,8 +79,8 @@ def main(argv=None) -> int:
     p.add_argument("--model", required=True)
     p.add_argument("--dataset", default=None)
     p.add_argument("--data-dir", default=None)
-    p.add_argument("--images", type=int, default=1000)
-    p.add_argument("--faults", type=int, default=24, help="faults per kind and network (BER: 4 draws)")
+    p.add_argument("--images", type=positive_int, default=1000)
+    p.add_argument("--faults", type=positive_int, default=24, help="faults per kind and network (BER: 4 draws)")
     p.add_argument("--kinds", default="output,lane,weight,ber",
                    help=f"comma-separated, from {', '.join(SPECS)}")
     args = p.parse_args(argv)

@@ -19,6 +19,8 @@ import tempfile
 import time
 from multiprocessing import get_context
 
+from resilq.validation import positive_int
+
 
 def _build(model_path: str, dataset: str, data_dir: str | None, images: int, batch: int, cache: int,
            spill: str, queue) -> None:
@@ -61,10 +63,10 @@ def main(argv=None) -> int:
     p.add_argument("--model", required=True)
     p.add_argument("--dataset", required=True)
     p.add_argument("--data-dir", default=None)
-    p.add_argument("--images", type=int, default=2000)
-    p.add_argument("--batch", type=int, default=250, help="images per golden chunk")
-    p.add_argument("--cache-mib", type=int, default=300, help="golden cache per process (smaller than the inputs)")
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--images", type=positive_int, default=2000)
+    p.add_argument("--batch", type=positive_int, default=250, help="images per golden chunk")
+    p.add_argument("--cache-mib", type=positive_int, default=300, help="golden cache per process (smaller than the inputs)")
+    p.add_argument("--workers", type=positive_int, default=2)
     args = p.parse_args(argv)
     alone = run(args, shared=False)
     claims = run(args, shared=True)

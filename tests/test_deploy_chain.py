@@ -183,6 +183,9 @@ def test_emulator_and_csim_refuse_bad_images_alike(variants):
         "pool-mismatch": (lambda w, im: [w.__setitem__(*desc_word(w, 1, word, lambda v: v - 1))
                                          for word in (fmt.DescWord.IN_C, fmt.DescWord.OUT_C)], ()),
         "pool-next-batched": (lambda w, im: w.__setitem__(*desc_word(w, 4, fmt.DescWord.OP_FLAGS, pool_next)), ()),
+        # the last descriptor (the classifier made an int8, unbatched conv) claiming a pool that does not exist
+        "pool-next-last": (lambda w, im: w.__setitem__(*desc_word(w, 6, fmt.DescWord.OP_FLAGS, lambda v: pool_next(
+            v & ~(int(fmt.Flag.RAW | fmt.Flag.BATCH) << 8)))), ()),
     }
     seen = {}
     for name, (corrupt, registers) in cases.items():
@@ -192,7 +195,7 @@ def test_emulator_and_csim_refuse_bad_images_alike(variants):
     assert seen == {"magic": ("BAD_MAGIC", 0), "format": ("BAD_FORMAT", 0), "batch": ("BATCH_RANGE", 0),
                     "fault": ("FAULT_CONFIG", 0), "op": ("BAD_OP", 2), "kernel": ("CAPACITY", 1),
                     "pool-next-on-pool": ("LAYOUT", 1), "pool-mismatch": ("LAYOUT", 1),
-                    "pool-next-batched": ("LAYOUT", 4)}
+                    "pool-next-batched": ("LAYOUT", 4), "pool-next-last": ("LAYOUT", 6)}
 
 
 @pytest.mark.slow

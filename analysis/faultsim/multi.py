@@ -212,6 +212,17 @@ class _Change:
             return cls(every[keep], where, new[:, where])
         return cls(every[keep], dense=new)
 
+    @classmethod
+    def at(cls, every: np.ndarray, cols: np.ndarray, new: np.ndarray, old: np.ndarray) -> _Change | None:
+        """From new values of inputs ``every`` at positions ``cols`` only (the rest golden) against golden
+        ``old`` there: the change map of what differs, or None when nothing does."""
+        differs = new != old
+        keep = differs.any(axis=1)
+        if not keep.any():
+            return None
+        where = differs[keep].any(axis=0)
+        return cls(every[keep], cols[where], new[keep][:, where])
+
     def full(self, golden: Golden, layer: int) -> np.ndarray:
         """The rows' whole output of ``layer`` (int8, rows x size)."""
         if self.dense is not None:
@@ -230,7 +241,7 @@ class _Change:
 
 
 def _sparse_compute(ex, golden: Golden, base, i: int, change: _Change | None, every: np.ndarray, faults,
-                    row_masks) -> np.ndarray | None:
+                    row_masks) -> tuple[np.ndarray, np.ndarray] | None:
     """Layer ``i``'s new outputs of inputs ``every`` at the neurons a change can reach (the cone of the changed
     input positions, and every neuron a fault or mask touches), from the golden accumulators plus the cone
     product of the change; None where those neurons are more than :data:`SPARSE_SHARE` of the layer (the caller
@@ -246,10 +257,10 @@ def _sparse_compute(ex, golden: Golden, base, i: int, change: _Change | None, ev
     cols = np.union1d(cone_cols, touched) if touched.size else cone_cols
     if cols.size > SPARSE_SHARE * n_out:
         return None
-    acc = golden.acc[i][every][:, cols].astype(np.int64)
+    acc = golden.acc[i][np.ix_(every, cols)].astype(np.int64)
     if cone_cols.size:
         at = np.searchsorted(every, change.rows)
-        delta = values.astype(np.float64) - golden.out[i - 1][change.rows][:, positions]
+        delta = values.astype(np.float64) - golden.out[i - 1][np.ix_(change.rows, positions)]
         acc[np.ix_(at, np.searchsorted(cols, cone_cols))] += (delta @ m).astype(np.int64)
     return cols, ex._output(i, layer, acc, faults, row_masks, None, cols)
 
@@ -262,7 +273,7 @@ def _sparse_pool(golden: Golden, base, i: int, change: _Change) -> tuple[np.ndar
     if not pooled.size:
         return pooled, np.zeros((change.rows.size, 0), dtype=np.int8)
     elems = windows.ravel()
-    vals = golden.out[i - 1][change.rows][:, elems].astype(np.int8)
+    vals = golden.out[i - 1][np.ix_(change.rows, elems)].astype(np.int8)
     k = np.minimum(np.searchsorted(positions, elems), positions.size - 1)
     hit = positions[k] == elems
     vals[:, hit] = values[:, k[hit]]
@@ -299,13 +310,7 @@ def several_layers(sim, golden: Golden, chunk: slice, resolved: Resolved) -> np.
                 if plain else None
             if step is not None:  # a narrow change: only the neurons it can reach
                 cols, new = step
-                old = golden.out[i][every][:, cols]
-                differs = new != old
-                keep = differs.any(axis=1)
-                where = differs[keep].any(axis=0)
-                change = _Change(every[keep], cols[where], new[keep][:, where])
-                if not change.rows.size:
-                    change = None
+                change = _Change.at(every, cols, new, golden.out[i][np.ix_(every, cols)])
                 continue
             x = None if not rows.size else change.full(golden, i - 1).reshape((rows.size,) + tuple(base.in_shape(i)))
             changed_words = lay is not base.layers[i]
@@ -338,11 +343,7 @@ def several_layers(sim, golden: Golden, chunk: slice, resolved: Resolved) -> np.
         elif isinstance(lay, MaxPool2d):
             if change.dense is None:
                 pooled, values = _sparse_pool(golden, base, i, change)
-                old = golden.out[i][rows][:, pooled]
-                differs = values != old
-                keep = differs.any(axis=1)
-                where = differs[keep].any(axis=0)
-                change = _Change(rows[keep], pooled[where], values[keep][:, where]) if keep.any() else None
+                change = _Change.at(rows, pooled, values, golden.out[i][np.ix_(rows, pooled)])
                 continue
             every = rows
             new = maxpool(lay, change.dense.reshape((rows.size,) + tuple(base.in_shape(i))))

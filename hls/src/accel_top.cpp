@@ -197,7 +197,7 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, uint64_t* act_
             }
             profile[l] = lc;
             cycles += lc + pc;
-            if (pool_next) {
+            if (pool_next && l + 1 < n_desc) {  // the pool's own profile word (none when POOL_NEXT was on the last)
                 ++l;
                 profile[l] = pc;
             }
