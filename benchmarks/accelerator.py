@@ -2,8 +2,8 @@
 
 For LeNet-5, MLP-7 and AlexNet-CIFAR (the zoo's shapes, ``resilq.train.zoo``) at PE 8 x SIMD 8 and at the
 largest build that fits the board (DSP, BRAM36 within budget, LUT <= 70 % of the device, in the resource
-model): cycles per inference, MACs per cycle, % of the PE x SIMD lane peak, % of the 220-DSP limit (one
-int8 MAC per DSP48E1 per cycle), images/s at the PL clock, and the ratio against the previous datapath
+model): cycles per inference, MACs per cycle, % of the PE x SIMD lane peak, % of the DSP peak (220
+DSP48E1, two packed int8 MACs each: ops::mac_pair), images/s at the PL clock, and the ratio against the previous datapath
 (:data:`PREVIOUS_DATAPATH`, measured on main before the datapath issue), unprotected, ``split`` and ``tmr``
 at the same protected set, each also after tile packing (``split+pack``, ``tmr+pack``:
 :func:`resilq.hls.tile_packing.pack_tiles`, the same network with its channels reordered so the protected
@@ -30,7 +30,7 @@ from resilq.boards import load_board
 from resilq.errors import ParameterError
 from resilq.hls.config import MAX_PE, SIMD_CHOICES, AccelConfig
 from resilq.hls.cycles import cycle_report
-from resilq.hls.resources import check_budget, estimate
+from resilq.hls.resources import MACS_PER_DSP, check_budget, estimate
 from resilq.hls.tile_packing import pack_tiles
 from resilq.ir import Conv2d, Executor, Flatten, InputQuant, Linear, MaxPool2d, Model, Protection, Requant
 from resilq.ui import say, table
@@ -193,15 +193,16 @@ def main() -> int:
                 before = PREVIOUS_DATAPATH.get((arch, variant, config.pe, config.simd))
                 rows.append((arch, variant, f"{config.pe}x{config.simd}", f"{single:,}", f"{batched:,.0f}",
                              f"{macs / batched:.1f}", f"{macs / batched / lanes:.0%}",
-                             f"{macs / batched / DSP_LIMIT:.0%}", f"{board.pl_mhz * 1e6 / single:,.0f}",
+                             f"{macs / batched / (DSP_LIMIT * MACS_PER_DSP):.0%}", f"{board.pl_mhz * 1e6 / single:,.0f}",
                              f"{board.pl_mhz * 1e6 / batched:,.0f}",
                              f"{before / single:.2f}x / {before / batched:.2f}x" if before else "-"))
     table(f"Cycles per inference (cycle model), {board.pl_mhz:g} MHz, batch 1 and batch {batch}",
           ("model", "variant", "PE x SIMD", "cycles b=1", f"cycles/img b={batch}", "MACs/cycle", "% lane peak",
-           "% of 220 DSP", "images/s b=1", f"images/s b={batch}", "vs previous b=1 / b=" + str(batch)), rows,
+           f"% of {DSP_LIMIT} DSP x {MACS_PER_DSP}", "images/s b=1", f"images/s b={batch}", "vs previous b=1 / b=" + str(batch)), rows,
           caption=f"MACs = the network's int8 multiply-accumulates; MACs/cycle and the % columns at batch {batch} (a run "
-                  f"of {batch} images: each Linear layer loads its weights once for the {batch}); % of 220 DSP: "
-                  "MACs/cycle over the device's 220 DSP48E1 at one MAC each. Previous: PREVIOUS_DATAPATH (main "
+                  f"of {batch} images: each Linear layer loads its weights once for the {batch}); % of DSP: "
+                  f"MACs/cycle over the device's {DSP_LIMIT} DSP48E1 at {MACS_PER_DSP} packed int8 MACs each "
+                  "(ops::mac_pair). Previous: PREVIOUS_DATAPATH (main "
                   "before #14, one image at a time, so its cycles per image are the same at any batch), same "
                   "network and protected set."
                   + (f" C-sim counter == model and logits == executor on {args.csim_images} images (8x8, LeNet-5/MLP-7)."
@@ -211,7 +212,7 @@ def main() -> int:
         big = per[arch, "unprotected", large.pe, large.simd]
         slots = protected_variant(models[arch], "split").n_shadows
         share = slots / models[arch].n_neurons
-        say(f"  {arch}: {large.pe}x{large.simd} is {base[0] / big[0]:.2f}x (b=1) / {base[1] / big[1]:.2f}x (b={batch}) "
+        say(f"  {arch}: {large.pe}x{large.simd} is {base[0] / big[0]:.3f}x (b=1) / {base[1] / big[1]:.3f}x (b={batch}) "
             f"faster than 8x8. Protection at 8x8 (split: {slots:,} shadow slots = {share:.1%} extra, tmr: "
             f"{2 * slots:,} = {2 * share:.1%}), extra cycles per image b=1 / b={batch}:")
         for variant in VARIANTS[1:]:

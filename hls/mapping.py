@@ -188,6 +188,16 @@ def shadow_lane(channel, copy, pe: int):
     return (output_lane(channel, pe) + np.asarray(copy, dtype=np.int64)) % int(pe)
 
 
+def dsp_partner(lane, pe: int):
+    """The PE lane whose products share a DSP48E1 with lane ``lane``'s (conv.hpp ``mac_pairs``, ops::mac_pair:
+    lanes ``q`` and ``q + PE/2`` read the same activation, one DSP computes both); ``lane`` itself when PE = 1.
+    The copies of a protected neuron sit on lanes ``c, c+1, .., c+copies-1`` (mod PE), never ``PE/2`` apart when
+    ``PE >= 2 * copies``: a fault in one DSP then corrupts at most one copy."""
+    half = int(pe) // 2
+    lane = np.asarray(lane, dtype=np.int64) if np.ndim(lane) else int(lane)
+    return lane if half == 0 else (lane + half) % int(pe)
+
+
 def slot_lanes(model: Model, index: int, pe: int) -> np.ndarray:
     """(slots_in(index),) int64: the PE lane that writes each slot of neuron layer ``index``, shadows included
     (slot numbering of :mod:`resilq.faults`: neurons in C-H-W order, then the shadows of each protected neuron,

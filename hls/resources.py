@@ -3,8 +3,8 @@
 An analytic estimate from the buffer shapes and the PE x SIMD datapath -- not a synthesis result (the
 ``make -C hls ip`` report replaces it). Block RAM is counted bank by bank from the partitioned buffers
 (each bank mapped to the cheapest BRAM18 aspect ratio, small banks to LUTRAM); DSPs are counted from
-what the sources instantiate (:data:`DSP_PER_MAC`, :data:`INDEX_MULTIPLIERS`: every multiplication of
-the C++ is an ``ops::mac_product`` or ``ops::index_product`` call, tests/test_hls_resources.py ties the
+what the sources instantiate (:func:`mac_dsps`, :data:`INDEX_MULTIPLIERS`: every multiplication of
+the C++ is an ``ops::mac_pair`` or ``ops::index_product`` call, tests/test_hls_resources.py ties the
 count to the source); LUT/FF use per-lane coefficients of the adder tree, requantizer, fault and
 corrector logic plus fixed costs of the AXI adapters and the controller. The coefficients are engineering
 guesses, not yet calibrated against a Vitis HLS report (none can be produced without the tool): BRAM and
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from enum import Enum
 
 from resilq.boards import Board
 from resilq.errors import ParameterError
@@ -25,17 +26,26 @@ from .config import AccelConfig
 
 #: BRAM18 aspect ratios (depth, width).
 BRAM18_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
-#: Banks of at most this many bits go to distributed RAM (LUTRAM) instead of a BRAM18.
+#: Banks of at most this many bits go to distributed RAM (LUTRAM) instead of a BRAM18 (the tool's own choice).
 LUTRAM_BITS = 1024
+#: Distributed RAM: a 64 x 1 simple dual-port RAM (one write, one read port) is a RAM64X1D, two LUT6 of a SLICEM
+#: (UG953 RAM64X1D; UG474 distributed RAM); a bank deeper than 64 adds a depth/64 : 1 read multiplexer per bit
+#: (~1 LUT6 per 4 inputs).
+LUTRAM_DEPTH, LUTS_PER_RAM64X1D = 64, 2
 #: Fixed costs (estimates): one AXI4 master adapter with burst FIFOs, the AXI-Lite adapter, the
 #: controller (descriptor decode, address generation, loop FSMs).
 M_AXI_PORTS = 3
 M_AXI_LUT, M_AXI_FF, M_AXI_BRAM18 = 1200, 1600, 2
 S_AXILITE_LUT, S_AXILITE_FF = 450, 500
 CONTROL_LUT, CONTROL_FF = 2600, 3200
-#: One DSP48E1 per int8 x int8 product of the PE x SIMD array: resilq/ops.hpp mac_product binds it to a DSP
-#: (UG1399 BIND_OP impl=dsp); 8 x 8 bits fit the DSP48E1's 25 x 18 multiplier (UG953 MULT_MACRO).
-DSP_PER_MAC = 1
+#: int8 x int8 products per DSP48E1 in the PE x SIMD array: resilq/ops.hpp mac_pair computes the products of
+#: PE lanes q and q + PE/2, which share their activation, in one DSP48E1 (pre-adder wb * 2^16 + wa, 25 x 18
+#: multiplier; UG953 DSP48E1 ports, UG1399 BIND_OP impl=dsp and "DSP Multi-Operation Matching"); with PE = 1 the
+#: pair's second weight is 0 (one product per DSP).
+MACS_PER_DSP = 2
+#: Per DSP pair: splitting P into its two products (the sign-extended low half; the high half plus the borrow,
+#: a 16-bit incrementer on the carry chain).
+LUT_PER_PAIR_SPLIT = 20
 #: ops::index_product call sites in the synthesized sources (descriptor.hpp: 16 sizes and tests derived once
 #: per descriptor; lcu.hpp: 1 output-buffer row address): 24 x 17-bit unsigned products, one DSP48E1 each.
 #: An upper bound -- HLS may share the per-descriptor ones across control steps; csynth reports the truth.
@@ -48,11 +58,27 @@ LUT_PER_ADDER, LANE_LUT, LANE_FF_BASE, FF_PER_PRODUCT = 18, 190, 120, 16
 LCU_LUT, LCU_FF = 80, 60
 
 
+class Storage(Enum):
+    """Where a buffer's banks live: the tool's choice (BRAM18, or LUTRAM when tiny) or pinned to LUTRAM by
+    ``#pragma HLS BIND_STORAGE variable=... type=ram_s2p impl=lutram`` in accel_top.cpp (UG1399 "pragma HLS
+    bind_storage"; tests/test_hls_resources.py ties the two)."""
+
+    AUTO = "auto"
+    LUTRAM = "lutram"
+
+
 def bram18_for(depth: int, width: int) -> int:
     """BRAM18s for one bank of ``depth`` x ``width`` bits (0 if it fits in LUTRAM)."""
     if depth * width <= LUTRAM_BITS:
         return 0
     return min(math.ceil(width / w) * math.ceil(depth / d) for d, w in BRAM18_SHAPES)
+
+
+def lutram_luts(depth: int, width: int) -> int:
+    """LUT6s of one simple dual-port distributed-RAM bank of ``depth`` x ``width`` bits."""
+    words = math.ceil(depth / LUTRAM_DEPTH)
+    mux = math.ceil(words / 4) if words > 1 else 0
+    return width * (words * LUTS_PER_RAM64X1D + mux)
 
 
 @dataclass(frozen=True)
@@ -61,10 +87,19 @@ class BufferCost:
     banks: int
     depth: int
     width: int
+    variable: str  # the array in hls/src/accel_top.cpp
+    storage: Storage = Storage.AUTO
 
     @property
     def bram18(self) -> int:
-        return self.banks * bram18_for(self.depth, self.width)
+        return 0 if self.storage is Storage.LUTRAM else self.banks * bram18_for(self.depth, self.width)
+
+    @property
+    def lut(self) -> int:
+        """LUT6s the banks take as distributed RAM (pinned, or small enough for the tool to pick it)."""
+        if self.storage is Storage.LUTRAM or bram18_for(self.depth, self.width) == 0:
+            return self.banks * lutram_luts(self.depth, self.width)
+        return 0
 
 
 @dataclass(frozen=True)
@@ -84,19 +119,28 @@ class ResourceEstimate:
 
 
 def buffers(config: AccelConfig) -> tuple[BufferCost, ...]:
+    """The on-chip arrays of accel_top.cpp, bank by bank. Bias, shift, classifier words and protected-position
+    marks are pinned to LUTRAM: a few kbit per bank, which would otherwise take a whole BRAM18 per lane each."""
     c = config
+    lutram = Storage.LUTRAM
     return (
-        BufferCost("input buffer", c.simd, c.max_in // c.simd, 8),
-        BufferCost("weight buffers (ping-pong)", 2 * c.pe, c.max_fanin // c.simd, 8 * c.simd),
-        BufferCost("bias buffer", c.pe, -(-c.max_channels // c.pe), 32),
-        BufferCost("shift buffer", c.pe, -(-c.max_channels // c.pe), 8),
-        BufferCost("output buffer", c.out_banks, c.max_out // c.out_banks, 8),
-        BufferCost("shadow buffer", c.pe, c.shadow_lane, 8),
-        BufferCost("classifier buffer", c.out_banks, c.max_raw // c.out_banks, 32),
-        BufferCost("protected-position marks", c.pe, c.max_pos, 1),
-        BufferCost("cycle profile", 1, c.max_layers, 64),
-        BufferCost("critical table (AXI-Lite RAM)", 1, regmap.CRIT_TABLE.capacity, 32),
+        BufferCost("input buffer", c.simd, c.max_in // c.simd, 8, "in_buf"),
+        BufferCost("weight buffer (ping)", c.pe, c.max_fanin // c.simd, 8 * c.simd, "w_ping"),
+        BufferCost("weight buffer (pong)", c.pe, c.max_fanin // c.simd, 8 * c.simd, "w_pong"),
+        BufferCost("bias buffer", c.pe, -(-c.max_channels // c.pe), 32, "bias_buf", lutram),
+        BufferCost("shift buffer", c.pe, -(-c.max_channels // c.pe), 8, "shift_buf", lutram),
+        BufferCost("output buffer", c.out_banks, c.max_out // c.out_banks, 8, "out_buf"),
+        BufferCost("shadow buffer", c.pe, c.shadow_lane, 8, "sh_buf"),
+        BufferCost("classifier buffer", c.out_banks, c.max_raw // c.out_banks, 32, "raw_buf", lutram),
+        BufferCost("protected-position marks", c.pe, c.max_pos, 1, "marks", lutram),
+        BufferCost("cycle profile", 1, c.max_layers, 64, "profile"),
+        BufferCost("critical table (AXI-Lite RAM)", 1, regmap.CRIT_TABLE.capacity, 32, "crit_table"),
     )
+
+
+def mac_dsps(config: AccelConfig) -> int:
+    """DSP48E1s of the PE x SIMD array: one per lane pair (ops::mac_pair) and SIMD input."""
+    return -(-config.pe // MACS_PER_DSP) * config.simd
 
 
 def estimate(config: AccelConfig) -> ResourceEstimate:
@@ -113,11 +157,11 @@ def estimate(config: AccelConfig) -> ResourceEstimate:
     # the on-chip max-pool (pool.hpp maxpool_on_chip): per output-buffer bank an 8-bit compare and 2:1 byte mux for
     # the running max, the conv's range restriction (compare + mux) and the write-back enable, ~30 LUT6
     pool_lut = 30 * config.out_banks
-    lut = (pe * lane_lut + patch_lut + beat_lut + pool_lut + LCU_LUT + M_AXI_PORTS * M_AXI_LUT + S_AXILITE_LUT
-           + CONTROL_LUT)
-    ff = pe * lane_ff + 8 * simd + LCU_FF + M_AXI_PORTS * M_AXI_FF + S_AXILITE_FF + CONTROL_FF
-    dsp = pe * simd * DSP_PER_MAC + INDEX_MULTIPLIERS * DSP_PER_INDEX_MULTIPLIER
     bufs = buffers(config)
+    lut = (pe * lane_lut + mac_dsps(config) * LUT_PER_PAIR_SPLIT + patch_lut + beat_lut + pool_lut + LCU_LUT
+           + M_AXI_PORTS * M_AXI_LUT + S_AXILITE_LUT + CONTROL_LUT + sum(b.lut for b in bufs))
+    ff = pe * lane_ff + 8 * simd + LCU_FF + M_AXI_PORTS * M_AXI_FF + S_AXILITE_FF + CONTROL_FF
+    dsp = mac_dsps(config) + INDEX_MULTIPLIERS * DSP_PER_INDEX_MULTIPLIER
     bram18 = sum(b.bram18 for b in bufs) + M_AXI_PORTS * M_AXI_BRAM18
     return ResourceEstimate(lut, ff, dsp, bram18, bufs)
 

@@ -139,3 +139,16 @@ def test_scheme_codes_are_the_register_codes(lib):
     assert np.array_equal(out, a)
     out, _ = _c_correct(lib, Scheme.SPLIT, a, a, a)
     assert np.array_equal(out, correct(Scheme.SPLIT, [a, a]))
+
+
+def test_packed_dsp_product_pair_all_triples(lib):
+    """ops::mac_pair (two int8 products sharing x in one DSP48E1's pre-adder and 25 x 18 multiplier) equals the
+    two plain products for all 16,777,216 (wa, wb, x) int8 triples."""
+    v = np.arange(-128, 128, dtype=np.int8)
+    wa = np.repeat(v, 65536)
+    wb = np.tile(np.repeat(v, 256), 256)
+    x = np.tile(v, 65536)
+    a, b = np.zeros(wa.size, np.int32), np.zeros(wa.size, np.int32)
+    lib.resilq_ops_mac_pair(_p(wa), _p(wb), _p(x), _p(a), _p(b), ctypes.c_uint64(wa.size))
+    assert np.array_equal(a, wa.astype(np.int32) * x)
+    assert np.array_equal(b, wb.astype(np.int32) * x)

@@ -1,5 +1,5 @@
 """The DSP estimate counts what the C++ instantiates: every multiplication of the synthesized sources is
-an ops::mac_product (PE x SIMD copies, unrolled) or an ops::index_product call (counted), or a product by
+an ops::mac_pair (ceil(PE/2) x SIMD copies, unrolled) or an ops::index_product call (counted), or a product by
 a power-of-two compile-time constant (a shift); a run-time multiply anywhere else fails here."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from test_hls_lint import SOURCES, code_of, loops
 from resilq.hls import INCLUDE_DIR
 from resilq.hls import imageformat as fmt
 from resilq.hls.config import AccelConfig
-from resilq.hls.resources import DSP_PER_INDEX_MULTIPLIER, DSP_PER_MAC, INDEX_MULTIPLIERS, estimate
+from resilq.hls.resources import DSP_PER_INDEX_MULTIPLIER, INDEX_MULTIPLIERS, estimate
 
 OPS = INCLUDE_DIR / "resilq" / "ops.hpp"
 #: Words that can stand before a `*` of a declaration (a pointer type), not of a product.
@@ -22,7 +22,7 @@ TYPES = {"uint8_t", "int8_t", "uint16_t", "int16_t", "uint32_t", "int32_t", "uin
 #: Compile-time operands a product may have, with their value (None: a power of two by AccelConfig's rules).
 CONSTANTS = {"Cfg::PE": None, "Cfg::SIMD": None, "(Cfg::SIMD / 8)": None, "image::DESC_WORDS": fmt.DESC_WORDS,
              "uint64_t(image::PROFILE_WORDS)": fmt.PROFILE_WORDS}
-MULTIPLIER_FUNCTIONS = ("mac_product", "index_product")
+MULTIPLIER_FUNCTIONS = ("mac_pair", "index_product")
 
 
 def products(code: str) -> list[tuple[str, str, int]]:
@@ -94,22 +94,22 @@ def test_the_multiplier_units_are_bound_to_dsps():
 
 
 def test_dsp_estimate_equals_the_instantiated_multipliers():
-    """INDEX_MULTIPLIERS is the number of index_product call sites; the MAC product sits in the unrolled
-    PE x SIMD loops; the estimate is their sum for every build."""
+    """INDEX_MULTIPLIERS is the number of index_product call sites; the packed MAC pair sits in the unrolled
+    ceil(PE/2) x SIMD loops; the estimate is their sum for every build."""
     assert len(call_sites("index_product")) == INDEX_MULTIPLIERS
-    ((path, offset),) = call_sites("mac_product")
+    ((path, offset),) = call_sites("mac_pair")
     code = code_of(path)
-    enclosing = [(label, header) for label, header, body in loops(code) if "ops::mac_product(" in body]
+    enclosing = [(label, header) for label, header, body in loops(code) if "ops::mac_pair(" in body]
     labels = {label: header for label, header in enclosing}
-    assert set(labels) == {"mac_lanes", "mac_simd", "compute"}
-    assert re.search(r"<\s*Cfg::PE\s*$", labels["mac_lanes"].split(";")[1])
+    assert set(labels) == {"mac_pairs", "mac_simd", "compute"}
+    assert re.search(r"<\s*\(Cfg::PE \+ 1\) / 2\s*$", labels["mac_pairs"].split(";")[1])
     assert re.search(r"<\s*Cfg::SIMD\s*$", labels["mac_simd"].split(";")[1])
-    for label in ("mac_lanes", "mac_simd"):
+    for label in ("mac_pairs", "mac_simd"):
         body = next(b for lbl, h, b in loops(code) if lbl == label)
         assert "#pragma HLS UNROLL" in body
     for pe, simd in ((1, 8), (8, 8), (4, 16), (16, 8), (64, 64)):
         config = AccelConfig(pe=pe, simd=simd)
-        assert estimate(config).dsp == pe * simd * DSP_PER_MAC + INDEX_MULTIPLIERS * DSP_PER_INDEX_MULTIPLIER
+        assert estimate(config).dsp == (pe + 1) // 2 * simd + INDEX_MULTIPLIERS * DSP_PER_INDEX_MULTIPLIER
 
 
 def test_the_check_catches_a_run_time_multiply(tmp_path):
@@ -118,3 +118,18 @@ def test_the_check_catches_a_run_time_multiply(tmp_path):
                    "    return x * Cfg::PE;\n}\n")
     found = run_time_products(bad)
     assert len(found) == 1 and "a * p[0]" in found[0]
+
+
+def test_the_lutram_buffers_are_the_ones_the_source_binds_to_lutram():
+    """resources.buffers pins to LUTRAM exactly the arrays accel_top.cpp binds with BIND_STORAGE impl=lutram, and
+    every buffer it counts is an array of the top function."""
+    from resilq.hls import SRC_DIR
+    from resilq.hls.resources import Storage, buffers
+
+    code = code_of(SRC_DIR / "accel_top.cpp")
+    bound = set(re.findall(r"#pragma HLS BIND_STORAGE variable=(\w+) type=ram_s2p impl=lutram", code))
+    costs = buffers(AccelConfig(pe=16, simd=16))
+    assert bound == {b.variable for b in costs if b.storage is Storage.LUTRAM} != set()
+    for b in costs:
+        assert re.search(rf"\b{b.variable}\b", code), b.variable
+        assert b.bram18 == 0 or b.storage is Storage.AUTO

@@ -19,7 +19,7 @@ import pytest
 from resilq.arith import FaultMode, Scheme
 from resilq.fault_kinds import LaneFault
 from resilq.faults import slot_owner
-from resilq.hls.mapping import shadow_lane, slot_lanes
+from resilq.hls.mapping import dsp_partner, shadow_lane, slot_lanes
 from resilq.ir import Executor
 
 from factories import protect, random_model
@@ -55,6 +55,32 @@ def test_copies_of_a_protected_neuron_run_on_different_lanes(net, scheme, pe):
                                                                     for j in range(1, prot.copies)]
             distinct = len(set(used.tolist()))
             assert distinct == min(prot.copies, pe)  # all different when PE >= copies, shared only by pigeonhole
+
+
+@pytest.mark.parametrize("pe", [1, 2, 4, 8, 16])
+@pytest.mark.parametrize("scheme", [Scheme.TMR, Scheme.SPLIT])
+def test_copies_of_a_protected_neuron_share_no_dsp_when_pe_is_twice_the_copies(net, scheme, pe):
+    """Lanes q and q + PE/2 share one DSP48E1 (ops::mac_pair): the copies of a protected neuron never sit on
+    partners when PE >= 2 * copies; below that some do (split at PE = 2, TMR at PE = 4)."""
+    model, _ = _protected(net, scheme)
+    copies = 3 if scheme == Scheme.TMR else 2
+    shared = False
+    for i in model.neuron_layers:
+        prot = model.protection(i)
+        if prot is None:
+            continue
+        lanes = slot_lanes(model, i, pe)
+        for k, neuron in enumerate(prot.neurons):
+            used = [int(lanes[neuron])] + [int(lanes[model.neurons_in(i) + k * (copies - 1) + j])
+                                           for j in range(copies - 1)]
+            dsps = {min(lane, int(dsp_partner(lane, pe))) for lane in used}
+            shared = shared or len(dsps) < copies
+    assert shared == (pe < 2 * copies)
+
+
+def test_dsp_partners_are_half_the_array_apart():
+    assert [dsp_partner(q, 8) for q in range(8)] == [4, 5, 6, 7, 0, 1, 2, 3]
+    assert dsp_partner(0, 1) == 0 and list(dsp_partner(np.arange(2), 2)) == [1, 0]
 
 
 def _protected_after(ex, x, golden, model, i, lane, mask, mode, pe):

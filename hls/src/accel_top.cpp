@@ -80,6 +80,12 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, uint64_t* act_
 #pragma HLS ARRAY_PARTITION variable=raw_buf dim=1 complete
 #pragma HLS ARRAY_PARTITION variable=sh_buf dim=1 complete
 #pragma HLS ARRAY_PARTITION variable=marks dim=1 complete
+    // A few kbit per bank: distributed RAM instead of one BRAM18 per PE lane each (UG1399 "pragma HLS
+    // bind_storage": ram_s2p = one read and one write port; resilq.hls.resources.buffers pins the same four)
+#pragma HLS BIND_STORAGE variable=bias_buf type=ram_s2p impl=lutram
+#pragma HLS BIND_STORAGE variable=shift_buf type=ram_s2p impl=lutram
+#pragma HLS BIND_STORAGE variable=raw_buf type=ram_s2p impl=lutram
+#pragma HLS BIND_STORAGE variable=marks type=ram_s2p impl=lutram
     // plan_descriptor runs for a descriptor and for each chunk of a batched one, never at the same time: one
     // instance (UG1399 "pragma HLS allocation": limits the instances of a function), so its index multipliers
     // are counted once (resilq.hls.resources.INDEX_MULTIPLIERS)

@@ -1,8 +1,9 @@
-// Vectorised C entry points to resilq/arith.hpp, so the tests can compare the C++ arithmetic with
+// Vectorised C entry points to resilq/arith.hpp (and the packed DSP product of resilq/ops.hpp), so the tests can compare the C++ arithmetic with
 // resilq.arith on every edge case and exhaustively. Not synthesized.
 #include <cstdint>
 
 #include "resilq/arith.hpp"
+#include "resilq/ops.hpp"
 
 namespace ar = resilq::arith;
 
@@ -36,6 +37,15 @@ void resilq_arith_correct(uint32_t scheme, const int8_t* a, const int8_t* b, con
     for (uint64_t i = 0; i < n; ++i) {
         out[i] = ar::correct(scheme, a[i], b[i], c[i]);
         disagree[i] = ar::slots_disagree(scheme, a[i], b[i], c[i]) ? 1 : 0;
+    }
+}
+
+// The PE array's packed product pair (two int8 products sharing x in one DSP48E1).
+void resilq_ops_mac_pair(const int8_t* wa, const int8_t* wb, const int8_t* x, int32_t* a, int32_t* b, uint64_t n) {
+    for (uint64_t i = 0; i < n; ++i) {
+        const resilq::ops::ProductPair r = resilq::ops::mac_pair(wa[i], wb[i], x[i]);
+        a[i] = r.a;
+        b[i] = r.b;
     }
 }
 

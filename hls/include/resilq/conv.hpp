@@ -194,17 +194,27 @@ compute:
 #pragma HLS UNROLL
             wrow[b] = w_buf[b][f];
         }
-    mac_lanes:
-        for (uint32_t p = 0; p < Cfg::PE; ++p) {
+    // Lanes q and q + PE/2 share each x[s]: one DSP48E1 computes both products (ops::mac_pair). The partners
+    // are PE/2 lanes apart, so the lane-diverse copies of a protected neuron (lanes q, q+1, q+2) never share a
+    // DSP when PE >= 2 * copies (resilq.hls.mapping.dsp_partner).
+    mac_pairs:
+        for (uint32_t q = 0; q < (Cfg::PE + 1) / 2; ++q) {
 #pragma HLS UNROLL
-            const uint32_t src = (p + Cfg::PE - turn) % Cfg::PE;
-            int32_t sum = (f == 0) ? bias[src] : acc[p];
+            const uint32_t pa = q, pb = q + Cfg::PE / 2;
+            const bool has_b = Cfg::PE >= 2;  // PE = 1: the pair's second weight is 0
+            const uint32_t src_a = (pa + Cfg::PE - turn) % Cfg::PE;
+            const uint32_t src_b = has_b ? (pb + Cfg::PE - turn) % Cfg::PE : src_a;
+            int32_t sum_a = (f == 0) ? bias[src_a] : acc[pa];
+            int32_t sum_b = (f == 0) ? bias[src_b] : acc[has_b ? pb : pa];
         mac_simd:
             for (uint32_t s = 0; s < Cfg::SIMD; ++s) {
 #pragma HLS UNROLL
-                sum += ops::mac_product(wrow[src].v[s], x[s]);
+                const ops::ProductPair two = ops::mac_pair(wrow[src_a].v[s], has_b ? wrow[src_b].v[s] : int8_t(0), x[s]);
+                sum_a += two.a;
+                sum_b += two.b;
             }
-            acc[p] = sum;
+            acc[pa] = sum_a;
+            if (has_b) acc[pb] = sum_b;
         }
         ++iters;
         if (f + 1 < g.mac_words) {  // next SIMD word of the receptive field: channel group, then kx, then ky
