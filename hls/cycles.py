@@ -1,10 +1,11 @@
 """Cycle model of the accelerator, from its loop structure (docs/accelerator.md, "Cycle model").
 
 Every pipelined loop of the kernel runs at II = 1 (the profile writer at II = 2) and costs its trip
-count plus a modelled pipeline depth (:class:`.config.Latency`). Loops on different ports overlap where
-the kernel double-buffers: the input load (activation master) runs beside the layer's bias/shift load and
-tile 0's weight rows (weight master), and tile t's table walk + compute runs beside tile t+1's weight load
-(ping-pong weight buffers); each such pair costs the longer of the two. Everything else runs one after the
+count plus a modelled pipeline depth (:class:`.config.Latency`). Tile t's table walk + compute runs beside
+tile t+1's weight load (ping-pong weight buffers) and costs the longer of the two. The input load
+(activation master) and the layer's bias/shift load and tile 0's weight rows (weight master) are issued
+together, but both masters read DDR through one 64-bit HP port (overlays/tcl/block_design.tcl), so their
+beats add up and only the shorter start-up latency is hidden. Everything else runs one after the
 other. The C-simulated kernel counts the same way, iteration by iteration, and the tests check the two
 agree on every layer of every model they run. Trip counts, per image:
 
@@ -113,8 +114,9 @@ def _call_cycles(plan: LayerPlan, config: AccelConfig, m: int) -> LayerCycles:
             correct = plan.n_protected * m + lat.lcu
         compute = int(tile_work.sum()) - table
         weights = int(tile_weights.sum())
-        # input load || (params, tile 0's weights); tile t's work || tile t+1's weights
-        head = max(load_input, params + int(tile_weights[0]))
+        # input load and (params, tile 0's weights) share the HP port's read channel: their beats add up, the shorter
+        # start-up latency hides; tile t's work || tile t+1's weights
+        head = load_input + params + int(tile_weights[0]) - min(lat.load_input, lat.params + lat.weights)
         next_weights = np.append(tile_weights[1:], 0)
         body = int(np.maximum(tile_work, next_weights).sum())
         overlapped = load_input + params + weights + table + compute - head - body

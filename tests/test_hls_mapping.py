@@ -173,8 +173,9 @@ def test_cycle_model_by_hand():
     tile_compute = ((1 + 2 * 1) * ft + lat.mac, 1 * ft + lat.mac)
     assert c.compute == sum(tile_compute)
     assert c.store == 12 // 8 + 1 + lat.store  # 12 channels padded to 2 beats
-    # the input load runs beside params + tile 0's weights; tile 0's walk + compute beside tile 1's weights
-    head = max(c.load_input, c.params + tile_weights[0])
+    # the input load and params + tile 0's weights share the HP port's read channel (beats add up, the shorter
+    # start-up latency hides); tile 0's walk + compute beside tile 1's weights
+    head = c.load_input + c.params + tile_weights[0] - min(lat.load_input, lat.params + lat.weights)
     body = max(tile_table[0] + tile_compute[0], tile_weights[1]) + tile_table[1] + tile_compute[1]
     assert c.total == c.descriptor + head + body + c.correct + c.store
     assert c.overlapped == c.load_input + c.params + c.weights + c.table + c.compute - head - body

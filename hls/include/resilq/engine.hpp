@@ -75,7 +75,11 @@ init_lanes:
     uint64_t weights = load_params<Cfg>(weight_mem, param_beat, d.out_c, bias_buf, shift_buf);
     weights += load_weights<Cfg>(weight_mem, weight_beat, (d.out_c < Cfg::PE) ? d.out_c : Cfg::PE, g.ft, g.packed != 0,
                                  d.kernel, d.in_c, g.taps, w_ping);
-    uint64_t cycles = input > weights ? input : weights;
+    // The two masters reach DDR through one HP port (overlays/tcl/block_design.tcl: one SmartConnect into
+    // S_AXI_HP0, 64 bits), so their read beats share its read channel: only the shorter start-up latency hides
+    // behind the other stream (the beats are counted one after the other)
+    constexpr uint64_t LAT_IN = Cfg::Latency::LOAD_INPUT, LAT_W = Cfg::Latency::PARAMS + Cfg::Latency::WEIGHTS;
+    uint64_t cycles = input + weights - (LAT_IN < LAT_W ? LAT_IN : LAT_W);
     uint32_t table_ptr = d.crit_start, table_last = 0;
     const uint32_t table_end = d.crit_start + d.crit_count;
     Tile tile = {0u, 0u, 0u, 0u, 0u, 0u, 0u};
