@@ -200,7 +200,8 @@ def main() -> int:
           ("model", "variant", "PE x SIMD", "cycles b=1", f"cycles/img b={batch}", "MACs/cycle", "% lane peak",
            f"% of {DSP_LIMIT} DSP x {MACS_PER_DSP}", "images/s b=1", f"images/s b={batch}", "vs previous b=1 / b=" + str(batch)), rows,
           caption=f"MACs = the network's int8 multiply-accumulates; MACs/cycle and the % columns at batch {batch} (a run "
-                  f"of {batch} images: each Linear layer loads its weights once for the {batch}); % of DSP: "
+                  f"of {batch} images: each batched layer -- Linear layers, and convs whose {batch} maps fit the buffers -- loads its "
+                  f"weights once for the {batch}); % of DSP: "
                   f"MACs/cycle over the device's {DSP_LIMIT} DSP48E1 at {MACS_PER_DSP} packed int8 MACs each "
                   "(ops::mac_pair). Previous: PREVIOUS_DATAPATH (main "
                   "before #14, one image at a time, so its cycles per image are the same at any batch), same "

@@ -27,9 +27,12 @@ store          H_out * W_out * ceil(C_out/8) beats (int8) or C_out words (int32 
 =============  ===========================================================================
 
 Runs are layer-major: each descriptor is fetched once per run, then runs over every image -- one call per
-image, or for a batched vector layer (``LayerPlan.batched``) one call per chunk of up to ``max_batch`` images,
-whose images take the place of the output positions above (input/output records, recomputed protected
-positions, corrections), with one weight load per chunk. Per run: HEADER_WORDS + run latency, every
+image, or for a batched layer (``LayerPlan.batched``) one call per chunk of up to ``max_batch`` images with one
+weight load per chunk: a vector layer's images take the place of the output positions above (input/output
+records, recomputed protected positions, corrections); a map-batched conv (``LayerPlan.map_batched``) loads and
+stores each image's map (m loads, m stores, each with its latency), computes each tile once per image (m passes,
+each with the MAC latency) and corrects after every tile (its entries once per image, plus the corrector
+latency per tile). Per run: HEADER_WORDS + run latency, every
 descriptor, then 2 profile words per descriptor + store latency. numpy only.
 """
 
@@ -91,7 +94,11 @@ def _call_cycles(plan: LayerPlan, config: AccelConfig, m: int) -> LayerCycles:
     batched vector layer (its positions are the images: ``m`` input and output records, every protected neuron
     recomputed and corrected once per image, one weight load for them all)."""
     lat = config.latency
-    load_input = (plan.in_beats if m == 1 else m * plan.in_layout.pixel_beats) + lat.load_input
+    maps = m if plan.map_batched else 1  # a map-batched chunk: m input loads, m stores, m passes of every tile
+    if plan.map_batched or m == 1:
+        load_input = maps * (plan.in_beats + lat.load_input)
+    else:
+        load_input = m * plan.in_layout.pixel_beats + lat.load_input
     params = weights = table = compute = correct = pool = overlapped = 0
     if plan.op is fmt.Op.MAXPOOL and plan.on_chip_input:  # the conv's output buffer, OUT_BANKS channels a read
         load_input = 0
@@ -105,13 +112,20 @@ def _call_cycles(plan: LayerPlan, config: AccelConfig, m: int) -> LayerCycles:
         rows = np.minimum(plan.pe, plan.out_c - plan.pe * np.arange(plan.tiles))
         params = plan.out_c + lat.params
         tile_weights = rows * plan.ft * (plan.simd // 8) + lat.weights
-        positions = plan.hw_out * m
-        tile_work = (positions + (plan.copies - 1) * protected_groups(plan) * m) * plan.mac_words + lat.mac
+        if plan.map_batched:  # each image a pass of its own over the tile
+            tile_work = maps * ((plan.hw_out + (plan.copies - 1) * protected_groups(plan)) * plan.mac_words + lat.mac)
+        else:
+            positions = plan.hw_out * m
+            tile_work = (positions + (plan.copies - 1) * protected_groups(plan) * m) * plan.mac_words + lat.mac
         if plan.n_protected:
-            tile_table = np.bincount(plan.protected // plan.hw_out // plan.pe, minlength=plan.tiles) + lat.table
+            tile_entries = np.bincount(plan.protected // plan.hw_out // plan.pe, minlength=plan.tiles)
+            tile_table = tile_entries + lat.table
             table = int(tile_table.sum())
             tile_work = tile_work + tile_table
-            correct = plan.n_protected * m + lat.lcu
+            if plan.map_batched:  # the corrector after every tile, over its entries once per image
+                correct = int((tile_entries * m + lat.lcu).sum())
+            else:
+                correct = plan.n_protected * m + lat.lcu
         compute = int(tile_work.sum()) - table
         weights = int(tile_weights.sum())
         # input load and (params, tile 0's weights) share the HP port's read channel: their beats add up, the shorter
@@ -120,7 +134,10 @@ def _call_cycles(plan: LayerPlan, config: AccelConfig, m: int) -> LayerCycles:
         next_weights = np.append(tile_weights[1:], 0)
         body = int(np.maximum(tile_work, next_weights).sum())
         overlapped = load_input + params + weights + table + compute - head - body
-        store = (plan.out_c * m if plan.raw else m * plan.out_layout.pixel_beats * plan.hw_out) + lat.store
+        if plan.map_batched:
+            store = maps * (plan.out_beats + lat.store)
+        else:
+            store = (plan.out_c * m if plan.raw else m * plan.out_layout.pixel_beats * plan.hw_out) + lat.store
     return LayerCycles(plan.index, plan.name, 0, load_input, params, weights, table, compute, correct, pool, store,
                        overlapped)
 

@@ -14,6 +14,9 @@ Descriptor (``DESC_WORDS`` uint32 per executed layer; Flatten needs none, its ou
     W_ADDR  CRIT_START  CRIT_COUNT
 
 A Linear layer is a CONV descriptor with IN_C = the length of its input vector in DDR, H = W = 1, kernel 1.
+A CONV with ``Flag.BATCH`` runs a chunk of up to MAX_BATCH images on each weight load: a vector layer as one
+1 x chunk map whose positions are the images, a conv over a map with the chunk's maps side by side in its buffers
+(image after image on each tile; FORMAT 3, which an overlay built for FORMAT 2 refuses with BAD_FORMAT).
 A CONV with ``Flag.POOL_NEXT`` is run image by image together with the next descriptor, a MAXPOOL of its map
 that reads the map from the kernel's output buffer instead of from IN_ADDR (which still names the conv's region,
 which the conv still writes).
@@ -41,7 +44,7 @@ import numpy as np
 #: "RQAC" read as a little-endian uint32.
 MAGIC = 0x43415152
 #: Memory-image format version (header word FORMAT); bump when the layout changes meaning.
-FORMAT_VERSION = 2  # 2: pixel-major activations in 64-bit beats (1: C-H-W bytes)
+FORMAT_VERSION = 3  # 3: FLAG_BATCH also on a conv over a map; 2: pixel-major activations in 64-bit beats (1: C-H-W bytes)
 HEADER_WORDS = 16
 DESC_WORDS = 16
 PROFILE_WORDS = 2  # per descriptor: cycles lo, hi (summed over the run's images)
@@ -90,7 +93,7 @@ class Flag(IntFlag):
     RAW = 2  # write int32 accumulators (the classifier without requantization) through the control master
     NEURONS = 4  # a neuron layer: its outputs are fault sites (Model.neuron_layers)
     DENSE_IN = 8  # the input map is dense (pixel pitch = IN_C), not padded to whole beats
-    BATCH = 16  # a vector layer that runs over up to MAX_BATCH images at once (one weight load per chunk)
+    BATCH = 16  # a layer that runs over up to MAX_BATCH images at once (one weight load per chunk): a vector, or a conv over a map
     CLIP = 32  # range restriction of the layer's outputs: values above GEOMETRY's clip bound are restricted
     CLIP_ZERO = 64  # ... to 0 (the clip's ``zero`` variant) instead of to the bound
     POOL_NEXT = 128  # a conv whose output map the next descriptor (a max-pool) pools from the output buffer

@@ -132,8 +132,15 @@ class LayerPlan:
 
     @property
     def batched(self) -> bool:
-        """A vector layer the kernel runs over up to ``max_batch`` images at once (``Flag.BATCH``)."""
+        """A layer the kernel runs over up to ``max_batch`` images at once (``Flag.BATCH``): a vector layer as a
+        1 x chunk map whose positions are the images, or a conv over a map (:attr:`map_batched`)."""
         return bool(self.flags & Flag.BATCH)
+
+    @property
+    def map_batched(self) -> bool:
+        """A batched conv over a map (the kernel's ``LayerGeom::map_batch``): the chunk's maps sit in the buffers
+        side by side and each tile's weights, loaded once, meet every image."""
+        return self.batched and not self.is_vector
 
     @property
     def is_vector(self) -> bool:
@@ -293,6 +300,11 @@ def plan_model(model: Model, config: AccelConfig) -> list[LayerPlan]:
         check_plan(plan, config)
         if batch_fits(plan, config):
             plan = dataclasses.replace(plan, flags=plan.flags | Flag.BATCH)
+        if op is Op.MAXPOOL and plans and plans[-1].index == i - 1 and plans[-1].map_batched:
+            # a conv a max-pool follows pools on chip rather than batch (both cannot: the pool reads one image's map)
+            unbatched = dataclasses.replace(plans[-1], flags=plans[-1].flags & ~Flag.BATCH)
+            if pools_on_chip(unbatched, plan):
+                plans[-1] = unbatched
         if op is Op.MAXPOOL and plans and plans[-1].index == i - 1 and pools_on_chip(plans[-1], plan):
             plans[-1] = dataclasses.replace(plans[-1], flags=plans[-1].flags | Flag.POOL_NEXT)
             plan = dataclasses.replace(plan, on_chip_input=True)
@@ -319,21 +331,31 @@ def pools_on_chip(conv: LayerPlan, pool: LayerPlan) -> bool:
 
 
 def _batch_capacity(plan: LayerPlan, config: AccelConfig) -> str | None:
-    """What a chunk of ``max_batch`` images of a vector layer would overflow (the kernel's FLAG_BATCH checks in
-    descriptor.hpp), or None."""
+    """What a chunk of ``max_batch`` images would overflow (the kernel's FLAG_BATCH checks in descriptor.hpp), or
+    None. A vector layer's chunk holds ``max_batch`` input vectors and output records; a conv over a map's holds
+    ``max_batch`` input maps (``in_bytes`` each) and output maps, and must be an int8 conv reading a padded map."""
     m = config.max_batch
-    if plan.cg * plan.simd * m > config.max_in:
-        return f"a batch of {m} input vectors exceeds max_in"
     rows = -(-plan.out_c // config.out_banks)
-    if rows * m > (config.max_raw if plan.raw else config.max_out) // config.out_banks:
-        return f"a batch of {m} outputs exceeds the {'classifier' if plan.raw else 'output'} buffer"
+    if plan.is_vector:
+        if plan.cg * plan.simd * m > config.max_in:
+            return f"a batch of {m} input vectors exceeds max_in"
+        if rows * m > (config.max_raw if plan.raw else config.max_out) // config.out_banks:
+            return f"a batch of {m} outputs exceeds the {'classifier' if plan.raw else 'output'} buffer"
+        return None
+    if plan.op is not Op.CONV or plan.raw or plan.in_dense:
+        return "FLAG_BATCH on a layer that is neither a vector nor an int8 conv reading a padded map"
+    if plan.in_bytes * m > config.max_in:
+        return f"a batch of {m} input maps ({plan.in_bytes:,} bytes each) exceeds max_in"
+    if plan.hw_out * rows * m > config.max_out // config.out_banks:
+        return f"a batch of {m} output maps exceeds the output buffer"
     return None
 
 
 def batch_fits(plan: LayerPlan, config: AccelConfig) -> bool:
-    """Whether a layer can run ``max_batch`` images at once (``Flag.BATCH``): a vector layer whose chunk fits the
-    input, output (or classifier) buffers and, a rule only the host can check, the per-lane shadow buffers."""
-    if not plan.is_vector or _batch_capacity(plan, config) is not None:
+    """Whether a layer can run ``max_batch`` images at once (``Flag.BATCH``): a vector layer, or an int8 conv over a
+    padded map, whose chunk fits the input, output (or classifier) buffers and, a rule only the host can check, the
+    per-lane shadow buffers."""
+    if plan.op is not Op.CONV or _batch_capacity(plan, config) is not None:
         return False
     if plan.n_protected:
         lanes = np.bincount(output_lane(plan.protected // plan.hw_out, plan.pe), minlength=plan.pe)
@@ -346,8 +368,6 @@ def batch_misfit(plan: LayerPlan, config: AccelConfig) -> str | None:
     """Why a ``Flag.BATCH`` descriptor is one the kernel refuses (STATUS CAPACITY), or None."""
     if not plan.batched:
         return None
-    if not plan.is_vector:
-        return "FLAG_BATCH on a layer that is not a vector (1x1 map, kernel 1, stride 1)"
     return _batch_capacity(plan, config)
 
 

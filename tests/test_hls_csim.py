@@ -208,7 +208,7 @@ def test_kernel_columns_packed_into_the_simd_lanes(channels, kernel, pad, simd, 
                        Executor(m).run(x, faults=[fault], collect=True))
 
 
-@pytest.mark.parametrize("pe,simd", [(4, 16), (16, 8)])
+@pytest.mark.parametrize("pe,simd", [(4, 16), (16, 8), (16, 16)])
 def test_other_builds_bit_exact_with_cycles(small, pe, simd):
     model, x = small
     config = AccelConfig(pe=pe, simd=simd)

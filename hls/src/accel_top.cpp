@@ -124,8 +124,9 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, uint64_t* act_
         if (code == image::STATUS_OK && fi_en && lane_mode && fi_slot >= Cfg::PE) code = image::STATUS_FAULT_CONFIG;
 
         // Layer-major: each descriptor is fetched once per run and runs over every image of the batch before
-        // the next one starts (every layer's outputs have a region per image). A FLAG_BATCH vector layer takes
-        // the images MAX_BATCH at a time as the positions of one map, so one weight load serves the chunk.
+        // the next one starts (every layer's outputs have a region per image). A FLAG_BATCH layer takes the images
+        // MAX_BATCH at a time, so one weight load serves the chunk: a vector layer as the positions of one map, a
+        // conv over a map (LayerGeom::map_batch) image after image on each tile's weights.
         // The fault is armed for image 0 (a fresh one-shot TOKEN, or every inference) and for images 1.. only
         // when it hits every inference.
         const bool armed_first = fi_en && (!fi_once || token != resilq::state::fi_last_token);
@@ -170,7 +171,7 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, uint64_t* act_
                 const uint32_t chunk = !batched ? 1u : (left < Cfg::MAX_BATCH ? left : Cfg::MAX_BATCH);
                 resilq::LayerDesc dc = d;
                 resilq::LayerGeom gc = g;
-                if (chunk > 1) {
+                if (chunk > 1 && !g.map_batch) {  // a vector layer: the chunk as a 1 x chunk map
                     const uint32_t bad_chunk = resilq::plan_batch<Cfg>(d, chunk, dc, gc);
                     if (bad_chunk != image::STATUS_OK) {
                         code = bad_chunk;
@@ -188,7 +189,7 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, uint64_t* act_
                 site.mode = fi_mode & regmap::FI_MODE_MODE_MASK;
                 lc += resilq::run_layer<Cfg>(ctrl_mem, weight_mem, act_mem, crit_table, dc, gc, d.in_addr + in_off,
                                              d.out_addr + out_off, in_buf, w_ping, w_pong, bias_buf, shift_buf, out_buf,
-                                             raw_buf, sh_buf, marks, site, ctr);
+                                             raw_buf, sh_buf, marks, site, ctr, g.map_batch ? chunk : 1u);
                 if (ctr.error != image::STATUS_OK) {
                     code = ctr.error;
                     bad_layer = l;

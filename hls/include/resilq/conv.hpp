@@ -72,16 +72,20 @@ mark_tile:
     return uint64_t(n) + Cfg::Latency::TABLE;
 }
 
-// Compute one tile (tile.rows <= PE output channels from tile.c0), every output position, shadow passes.
-// lane_count[p] counts the protected neurons lane p has produced in this layer so far (its shadow
-// buffer fill); first[p] is the layer-local table index of lane p's first entry in this tile.
+// Compute one tile (tile.rows <= PE output channels from tile.c0), every output position, shadow passes, for
+// one image: its input map from element `in_base` of the input buffer, its outputs from word `out_base` of each
+// output-buffer bank (both 0 but for image i > 0 of a map-batched chunk, LayerGeom::map_batch). lane_count[p]
+// counts the protected neurons lane p has produced in this layer so far (its shadow buffer fill); first[p] is the
+// layer-local table index of lane p's first entry in this tile. The tile's protected-position marks are cleared
+// as they are read on `last_image` (a map-batched chunk reads them once per image).
 template <class Cfg>
 uint64_t conv_tile(const LayerDesc& d, const LayerGeom& g, const Tile& tile, const int32_t bias[Cfg::PE],
                    const uint32_t shift[Cfg::PE], const typename Buffers<Cfg>::In& in_buf,
                    const typename Buffers<Cfg>::Weights& w_buf, typename Buffers<Cfg>::Marks& marks,
                    typename Buffers<Cfg>::Out& out_buf, typename Buffers<Cfg>::Raw& raw_buf,
                    typename Buffers<Cfg>::Shadow& sh_buf, const uint32_t first[Cfg::PE], uint32_t lane_count[Cfg::PE],
-                   const FaultSite& fault, RunCounters& ctr) {
+                   const FaultSite& fault, RunCounters& ctr, uint32_t in_base = 0, uint32_t out_base = 0,
+                   bool last_image = true) {
     const bool raw = (d.flags & image::FLAG_RAW) != 0;
     const int32_t lo = (d.flags & image::FLAG_RELU) ? 0 : arith::INT8_LO;
     const bool split = d.scheme == arith::SPLIT;
@@ -135,7 +139,7 @@ init_lanes:
     // window = ((oy * stride - pad) * in_w + ox * stride - pad) * pitch and
     // inner = ky * line + kx * pitch + cg * SIMD (unpacked; packed, kx and cg stay 0: inner = ky * line).
     int32_t iy0 = -pad, ix0 = -pad;
-    int32_t row_window = -static_cast<int32_t>(g.pad_offset), window = row_window;
+    int32_t row_window = static_cast<int32_t>(in_base) - static_cast<int32_t>(g.pad_offset), window = row_window;
     uint32_t inner = 0, ky_off = 0;
     uint64_t iters = 0;
 compute:
@@ -148,7 +152,7 @@ compute:
             // batched, every position (image) of a protected channel is protected: the marks of position 0
             // hold for the whole chunk and are cleared at its last image
             const uint32_t mpos = g.batched ? 0u : pos;
-            const bool clear = !g.batched || pos + 1 == g.hw_out;
+            const bool clear = g.batched ? pos + 1 == g.hw_out : last_image;
         read_marks:
             for (uint32_t p = 0; p < Cfg::PE; ++p) {
 #pragma HLS UNROLL
@@ -288,7 +292,7 @@ compute:
             const uint32_t p = b % Cfg::PE;
             if (b / Cfg::PE == tile.group && p < tile.rows) {
                 if (raw) raw_buf[b][raw_base + tile.raw_row] = acc[p];  // pass 0 only: no rotation
-                else if (pass == 0) out_buf[b][tile.row_base + pos] = val[p];
+                else if (pass == 0) out_buf[b][out_base + tile.row_base + pos] = val[p];
             }
         }
         f = 0;

@@ -58,7 +58,7 @@ template <class Cfg>
 uint32_t plan_descriptor(const LayerDesc& d, LayerGeom& g, bool chunk = false) {
     static_assert(Cfg::MAX_IN < (1u << ops::INDEX_A_BITS), "max_in must stay below 2^24 (index multipliers)");
     static_assert(Cfg::MAX_POS <= (1u << 16), "max_pos must stay <= 2^16 (16-bit table positions)");
-    g = LayerGeom{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    g = LayerGeom{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     if (d.op != image::OP_CONV && d.op != image::OP_MAXPOOL) return image::STATUS_BAD_OP;
     if (d.scheme > arith::DUP_MIN) return image::STATUS_BAD_OP;
     const bool raw = (d.flags & image::FLAG_RAW) != 0;
@@ -82,19 +82,29 @@ uint32_t plan_descriptor(const LayerDesc& d, LayerGeom& g, bool chunk = false) {
     // every window the output asks for lies inside the (padded) input
     ok = ok && ops::index_product(d.out_h - 1, d.stride) + d.kernel <= uint64_t(d.in_h) + 2 * d.pad;
     ok = ok && ops::index_product(d.out_w - 1, d.stride) + d.kernel <= uint64_t(d.in_w) + 2 * d.pad;
+    const uint64_t out_words = ops::index_product(g.hw_out, out_rows);  // output-buffer words per bank
     if (raw) ok = ok && d.op == image::OP_CONV && g.n_out <= Cfg::MAX_RAW && d.out_c <= Cfg::MAX_RAW;
-    else ok = ok && ops::index_product(g.hw_out, out_rows) <= Cfg::MAX_OUT / Cfg::OUT_BANKS;
+    else ok = ok && out_words <= Cfg::MAX_OUT / Cfg::OUT_BANKS;
     if (d.op == image::OP_CONV) ok = ok && uint64_t(g.ft) * Cfg::SIMD <= Cfg::MAX_FANIN;
     if (d.op == image::OP_MAXPOOL) ok = ok && d.in_c == d.out_c && d.pad == 0;
     g.raw_rows = (d.out_c + Cfg::OUT_BANKS - 1) / Cfg::OUT_BANKS;
     if (raw && !chunk) ok = ok && g.hw_out == 1;  // the classifier buffer holds one position per image
-    // FLAG_BATCH: a vector layer whose MAX_BATCH-image chunk fits every buffer (products by the power-of-two
-    // MAX_BATCH are shifts); the chunk's own geometry comes from this function again (engine.hpp)
-    if (d.flags & image::FLAG_BATCH) {
-        ok = ok && d.op == image::OP_CONV && g.hw_in == 1 && g.hw_out == 1 && d.kernel == 1 && d.stride == 1;
+    // FLAG_BATCH: a layer whose MAX_BATCH-image chunk fits every buffer (products by the power-of-two MAX_BATCH are
+    // shifts). A vector layer runs the chunk as one 1 x chunk map (plan_batch gives its geometry); a conv over a
+    // map (map_batch) keeps its geometry and runs the chunk's images one after the other on each tile's weights:
+    // an int8 map read padded (not the classifier, not a dense network input)
+    const bool vector = d.op == image::OP_CONV && g.hw_in == 1 && g.hw_out == 1 && d.kernel == 1 && d.stride == 1;
+    if ((d.flags & image::FLAG_BATCH) && vector) {
         ok = ok && ((uint64_t(g.cg) * Cfg::SIMD) << Cfg::MAX_BATCH_LOG2) <= Cfg::MAX_IN;
         if (raw) ok = ok && (uint64_t(g.raw_rows) << Cfg::MAX_BATCH_LOG2) <= Cfg::MAX_RAW / Cfg::OUT_BANKS;
         else ok = ok && (uint64_t(out_rows) << Cfg::MAX_BATCH_LOG2) <= Cfg::MAX_OUT / Cfg::OUT_BANKS;
+    } else if (d.flags & image::FLAG_BATCH) {
+        ok = ok && d.op == image::OP_CONV && !raw && !chunk && (d.flags & image::FLAG_DENSE_IN) == 0;
+        ok = ok && (in_bytes << Cfg::MAX_BATCH_LOG2) <= Cfg::MAX_IN;
+        ok = ok && (out_words << Cfg::MAX_BATCH_LOG2) <= Cfg::MAX_OUT / Cfg::OUT_BANKS;
+        g.map_batch = 1;
+        g.img_in = static_cast<uint32_t>(in_bytes);
+        g.img_out = static_cast<uint32_t>(out_words);
     }
     if (!ok) return image::STATUS_CAPACITY;
     // FLAG_POOL_NEXT: the next descriptor max-pools this conv's output buffer (an int8 map, one image at a time)

@@ -27,20 +27,33 @@ uint64_t overlapped_tile(const uint64_t* weight_mem, const uint32_t* crit_table,
                          typename Buffers<Cfg>::Out& out_buf, typename Buffers<Cfg>::Raw& raw_buf,
                          typename Buffers<Cfg>::Shadow& sh_buf, typename Buffers<Cfg>::Marks& marks,
                          uint32_t first[Cfg::PE], uint32_t lane_count[Cfg::PE], const FaultSite& fault,
-                         RunCounters& ctr) {
+                         RunCounters& ctr, uint32_t images) {
     const uint64_t load = more ? load_weights<Cfg>(weight_mem, next_beat, next_rows, g.ft, g.packed != 0, d.kernel, d.in_c, g.taps, w_next) : 0u;
     uint64_t work = 0;
     if (d.crit_count > 0) {
         work += mark_tile<Cfg>(crit_table, table_ptr, table_last, table_end, d.crit_start, tile.c0, tile.rows,
                                g.slot_hw, marks, first, ctr.error);
     }
-    work += conv_tile<Cfg>(d, g, tile, bias, shift, in_buf, w_now, marks, out_buf, raw_buf, sh_buf, first,
-                           lane_count, fault, ctr);
+    // one image, or (map-batched) the chunk's images one after the other on this tile's weights; the fault is
+    // armed for image 0 as FaultSite::active says and for the others as active_rest
+    uint32_t in_base = 0, out_base = 0;
+tile_images:
+    for (uint32_t i = 0; i < images; ++i) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=16
+        FaultSite site = fault;
+        if (g.map_batch) site.active = site.active_rest = (i == 0) ? fault.active : fault.active_rest;
+        work += conv_tile<Cfg>(d, g, tile, bias, shift, in_buf, w_now, marks, out_buf, raw_buf, sh_buf, first,
+                               lane_count, site, ctr, in_base, out_base, i + 1 == images);
+        in_base += g.img_in;
+        out_base += g.img_out;
+    }
     return work > load ? work : load;
 }
 
 // Cycles of one conv/linear layer: the input map (activation master) loads while the layer's bias/shift beats
 // and tile 0's weights arrive (weight master); then every tile overlaps with the next tile's weight load.
+// `images` > 1 only for a map-batched chunk (LayerGeom::map_batch): image i's maps at in_addr + i * IN_STRIDE and
+// out_addr + i * OUT_STRIDE, all in the buffers at once, each tile's weights loaded once for all of them.
 template <class Cfg>
 uint64_t run_layer(uint32_t* ctrl_mem, const uint64_t* weight_mem, uint64_t* act_mem, const uint32_t* crit_table,
                    const LayerDesc& d, const LayerGeom& g, uint32_t in_addr, uint32_t out_addr,  // bytes, multiples of 8
@@ -48,8 +61,17 @@ uint64_t run_layer(uint32_t* ctrl_mem, const uint64_t* weight_mem, uint64_t* act
                    typename Buffers<Cfg>::Weights& w_pong, typename Buffers<Cfg>::Bias& bias_buf,
                    typename Buffers<Cfg>::Shift& shift_buf, typename Buffers<Cfg>::Out& out_buf,
                    typename Buffers<Cfg>::Raw& raw_buf, typename Buffers<Cfg>::Shadow& sh_buf,
-                   typename Buffers<Cfg>::Marks& marks, const FaultSite& fault, RunCounters& ctr) {
-    const uint64_t input = load_input<Cfg>(act_mem, in_addr / 8, g, d.in_c, in_buf);
+                   typename Buffers<Cfg>::Marks& marks, const FaultSite& fault, RunCounters& ctr,
+                   uint32_t images = 1) {
+    uint64_t input = 0;
+    uint32_t in_img = in_addr / 8, elem0 = 0;
+load_images:
+    for (uint32_t i = 0; i < images; ++i) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=16
+        input += load_input<Cfg>(act_mem, in_img, g, d.in_c, in_buf, elem0);
+        in_img += d.in_stride / 8;
+        elem0 += g.img_in;
+    }
     if (d.op == image::OP_MAXPOOL) {
         uint64_t cycles = input + maxpool<Cfg>(d, g, in_buf, out_buf);
         return cycles + store_output<Cfg>(act_mem, out_addr / 8, g, d, out_buf);
@@ -60,6 +82,8 @@ uint64_t run_layer(uint32_t* ctrl_mem, const uint64_t* weight_mem, uint64_t* act
 #pragma HLS ARRAY_PARTITION variable=shift complete
 #pragma HLS ARRAY_PARTITION variable=first complete
 #pragma HLS ARRAY_PARTITION variable=lane_count complete
+    uint32_t taken[Cfg::PE];  // the corrector's shadow read index per lane
+#pragma HLS ARRAY_PARTITION variable=taken complete
 init_lanes:
     for (uint32_t p = 0; p < Cfg::PE; ++p) {
 #pragma HLS UNROLL
@@ -67,6 +91,7 @@ init_lanes:
         shift[p] = 0;
         first[p] = 0;
         lane_count[p] = 0;
+        taken[p] = 0;
     }
     constexpr uint32_t GROUPS = Cfg::OUT_BANKS / Cfg::PE;  // tiles sharing one output-buffer row
     const uint32_t param_beat = d.w_addr / 8;
@@ -98,14 +123,26 @@ tiles:  // sequential: tile t computes on one weight buffer while tile t+1's row
         const uint32_t next_c0 = tile.c0 + Cfg::PE;
         const uint32_t next_rows = !more ? 0u : (d.out_c - next_c0 < Cfg::PE) ? d.out_c - next_c0 : Cfg::PE;
         const uint32_t next_beat = weight_beat + row_beats * Cfg::PE;
+        const uint32_t tile_start = table_ptr;
         if ((t & 1u) == 0) {
             cycles += overlapped_tile<Cfg>(weight_mem, crit_table, d, g, tile, more, next_beat, next_rows, table_ptr,
                                            table_last, table_end, bias, shift, in_buf, w_ping, w_pong, out_buf,
-                                           raw_buf, sh_buf, marks, first, lane_count, fault, ctr);
+                                           raw_buf, sh_buf, marks, first, lane_count, fault, ctr, images);
         } else {
             cycles += overlapped_tile<Cfg>(weight_mem, crit_table, d, g, tile, more, next_beat, next_rows, table_ptr,
                                            table_last, table_end, bias, shift, in_buf, w_pong, w_ping, out_buf,
-                                           raw_buf, sh_buf, marks, first, lane_count, fault, ctr);
+                                           raw_buf, sh_buf, marks, first, lane_count, fault, ctr, images);
+        }
+        // The corrector (one call site): after the last tile over the layer's entries, or, map-batched, after each
+        // tile over that tile's entries for each image (the order its shadows were written); entries no tile took
+        // (a channel beyond the layer) are a table error there, as the full walk finds them
+        const bool last = t + 1 == g.tiles;
+        if (d.crit_count > 0 && (g.map_batch || last)) {
+            const uint32_t start = g.map_batch ? tile_start : d.crit_start;
+            const uint32_t count = g.map_batch ? table_ptr - tile_start : d.crit_count;
+            cycles += correct_entries<Cfg>(crit_table, start, count, g.batched ? g.hw_out : images, d, g, out_buf,
+                                           sh_buf, taken, ctr);
+            if (g.map_batch && last && table_ptr < table_end) ctr.error = image::STATUS_TABLE_RANGE;
         }
         // the next tile's place, counted (PE is a power of two: the products by PE are shifts)
         tile.c0 = next_c0;
@@ -119,12 +156,19 @@ tiles:  // sequential: tile t computes on one weight buffer while tile t+1's row
             ++tile.group;
         }
     }
-    if (d.crit_count > 0) cycles += correct_layer<Cfg>(crit_table, d, g, out_buf, sh_buf, ctr);
     if (d.flags & image::FLAG_RAW) {
         return cycles + store_raw<Cfg>(ctrl_mem, out_addr / 4, d.out_c, g.hw_out, g.out_pixel_stride * 2, g.raw_rows,
                                        raw_buf);
     }
-    return cycles + store_output<Cfg>(act_mem, out_addr / 8, g, d, out_buf);
+    uint32_t out_img = out_addr / 8, word0 = 0;
+store_images:
+    for (uint32_t i = 0; i < images; ++i) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=16
+        cycles += store_output<Cfg>(act_mem, out_img, g, d, out_buf, word0);
+        out_img += d.out_stride / 8;
+        word0 += g.img_out;
+    }
+    return cycles;
 }
 
 // Cycles of a max-pool descriptor that pools the previous conv's output buffer (the conv carries FLAG_POOL_NEXT,

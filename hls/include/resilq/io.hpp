@@ -19,10 +19,11 @@ namespace resilq {
 // to bank e % SIMD, word e / SIMD; a beat's (up to) 8 bytes are 8 consecutive elements from `base`, so they
 // land in 8 different banks: bank b takes byte (b - base) % SIMD of the beat when that is < `valid` (the beat's
 // channels that exist; the padding is dropped). `base` and the counters are counted, not multiplied.
+// A map-batched chunk loads image i's map from element `elem0` = i * img_in (a multiple of SIMD).
 template <class Cfg>
 uint64_t load_input(const uint64_t* act_mem, uint32_t beat, const LayerGeom& g, uint32_t in_c,
-                    typename Buffers<Cfg>::In& in_buf) {
-    uint32_t base = 0, pixel_base = 0, j = 0, chan = 0;  // element of the beat's byte 0; pixel's element 0
+                    typename Buffers<Cfg>::In& in_buf, uint32_t elem0 = 0) {
+    uint32_t base = elem0, pixel_base = elem0, j = 0, chan = 0;  // element of the beat's byte 0; pixel's element 0
     uint32_t addr = beat, pixel_addr = beat;               // DDR beat; first beat of the pixel's record
 load_input:
     for (uint32_t i = 0; i < g.in_beats; ++i) {
@@ -163,14 +164,15 @@ load_weights:
 // last step before the next layer reads it, after the corrector): beat j of position pos holds channels 8j .. 8j+7, which sit in the output buffer's
 // banks (8j % OUT_BANKS) .. +7 at word (8j / OUT_BANKS) * hw + pos (types.hpp): one word of 8 banks chosen by a
 // counted group, so the gather is a compile-time bank per byte with a run-time enable. One beat per cycle.
+// A map-batched chunk stores image i's map from word `word0` = i * img_out of every bank.
 template <class Cfg>
 uint64_t store_output(uint64_t* act_mem, uint32_t beat, const LayerGeom& g, const LayerDesc& d,
-                      const typename Buffers<Cfg>::Out& out_buf) {
+                      const typename Buffers<Cfg>::Out& out_buf, uint32_t word0 = 0) {
     const uint32_t out_c = d.out_c;
     const bool clip = (d.flags & image::FLAG_CLIP) != 0, zero = (d.flags & image::FLAG_CLIP_ZERO) != 0;
     const int8_t bound = static_cast<int8_t>(d.clip_bound);
     constexpr uint32_t GROUPS = Cfg::OUT_BANKS / 8;  // beats of channels sharing one output-buffer row
-    uint32_t pos = 0, j = 0, group = 0, row = 0, chan = 0;
+    uint32_t pos = word0, j = 0, group = 0, row = 0, chan = 0;
     uint32_t addr = beat, pixel_addr = beat;  // DDR beat; first beat of the position's record
 store_output:
     for (uint32_t i = 0; i < g.out_beats; ++i) {

@@ -13,48 +13,56 @@
 
 namespace resilq {
 
+// Corrects `count` table entries from `start` (a layer's, or for a map-batched chunk one tile's), `images` times:
+// in the order the tiles wrote their shadows. `taken[p]` is lane p's shadow read index, carried from call to call.
+// * unbatched (images = 1): each entry once, at its position;
+// * a batched vector layer (LayerGeom::batched: positions are images): each entry `images` times in a row, at
+//   position = image (a tile holds at most one entry per lane, recomputed image after image);
+// * a map-batched chunk (LayerGeom::map_batch): the tile's entries once per image, image i's map at output-buffer
+//   word i * img_out (the tile computed image after image).
+// Only counters decide the next entry: the table read of an iteration never steers the loop.
 template <class Cfg>
-uint64_t correct_layer(const uint32_t* crit_table, const LayerDesc& d, const LayerGeom& g,
-                       typename Buffers<Cfg>::Out& out_buf, const typename Buffers<Cfg>::Shadow& sh_buf,
-                       RunCounters& ctr) {
+uint64_t correct_entries(const uint32_t* crit_table, uint32_t start, uint32_t count, uint32_t images,
+                         const LayerDesc& d, const LayerGeom& g, typename Buffers<Cfg>::Out& out_buf,
+                         const typename Buffers<Cfg>::Shadow& sh_buf, uint32_t taken[Cfg::PE], RunCounters& ctr) {
     const uint32_t extra = g.copies - 1;
-    uint32_t taken[Cfg::PE];  // protected neurons of each lane corrected so far (its shadow read index)
-#pragma HLS ARRAY_PARTITION variable=taken complete
-init_taken:
-    for (uint32_t p = 0; p < Cfg::PE; ++p) {
-#pragma HLS UNROLL
-        taken[p] = 0;
-    }
-    // every entry once per position of its channel that is protected: one (unbatched), or every image of the
-    // chunk (batched: the layer's positions are images, written to the shadow buffer image after image)
-    const uint32_t reps = g.batched ? g.hw_out : 1u;
-    uint32_t e = 0, rep = 0, n = 0;
+    const uint32_t step = g.map_batch ? g.img_out : 0u;  // output-buffer words from one image's map to the next
+    uint32_t e = 0, rep = 0, base = 0, n = 0;
 correct:
     for (;;) {
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=0 max=8192
+#pragma HLS LOOP_TRIPCOUNT min=0 max=131072
 #pragma HLS DEPENDENCE variable=out_buf inter false
-        if (e >= d.crit_count) break;
-        const uint32_t entry = crit_table[d.crit_start + e];
+        if (e >= count || rep >= images) break;
+        const uint32_t entry = crit_table[start + e];
         const uint32_t c = entry >> 16;
         const uint32_t entry_pos = entry & 0xFFFFu;
         const uint32_t pos = g.batched ? rep : entry_pos;
         const uint32_t lane = c % Cfg::PE;
         const uint32_t idx = ops::times_shadows(taken[lane], extra);
+        const uint32_t row_base = base;
         ++taken[lane];
         ++n;
-        if (rep + 1 == reps) {
-            rep = 0;
-            ++e;
-        } else {
+        if (g.batched) {  // entry-major: this entry for every image first
+            if (rep + 1 == images) {
+                rep = 0;
+                ++e;
+            } else {
+                ++rep;
+            }
+        } else if (e + 1 == count) {  // image-major: the range again for the next image
+            e = 0;
             ++rep;
+            base += step;
+        } else {
+            ++e;
         }
         if (c >= d.out_c || entry_pos >= g.slot_hw || idx + extra > Cfg::SHADOW_LANE) {
             ctr.error = image::STATUS_TABLE_RANGE;
             continue;
         }
         // row of channel c times the row length: one DSP48E1 (hw_out <= MAX_POS <= 2^16, c / OUT_BANKS < 2^16)
-        const uint32_t addr = static_cast<uint32_t>(ops::index_product(g.hw_out, c / Cfg::OUT_BANKS)) + pos;
+        const uint32_t addr = row_base + static_cast<uint32_t>(ops::index_product(g.hw_out, c / Cfg::OUT_BANKS)) + pos;
         const int8_t a = out_buf[c % Cfg::OUT_BANKS][addr];
         const int8_t b = sh_buf[lane][idx];
         const int8_t s = (extra > 1) ? sh_buf[lane][idx + 1] : b;

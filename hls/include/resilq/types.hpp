@@ -74,6 +74,12 @@ struct LayerGeom {
     uint32_t batched;     // 1: positions are images
     uint32_t slot_hw;     // slot positions per channel: hw_out, or 1 when batched
     uint32_t slot_n_out;  // original slots of the IR layer (the first shadow slot): n_out, or out_c when batched
+    // Map-batched (FLAG_BATCH on a conv over a map, engine.hpp): a chunk of images shares each tile's weight load;
+    // image i's input map sits at element i * img_in of the input buffer, its output map at row i * img_out of the
+    // output buffer, and each image keeps its own positions, slots and DDR regions.
+    uint32_t map_batch;   // 1: a conv over a map that takes its images a chunk at a time
+    uint32_t img_in;      // input-buffer elements per image: hw_in * cg * SIMD
+    uint32_t img_out;     // output-buffer words per bank and image: hw_out * ceil(out_c / OUT_BANKS)
 };
 
 // Where one tile of PE output channels goes (counted tile by tile by the controller, engine.hpp).
