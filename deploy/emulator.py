@@ -41,7 +41,7 @@ from resilq.ir import Executor
 
 from .memory import DeviceBuffer, HostMemory
 from .timer import DeviceClocks, EmulatedGlobalTimer, GlobalTimer
-from .unpack import DecodedImage, DecodeError, Header, decode, read_header
+from .unpack import DecodedImage, DecodeError, Header, check_shadows, decode, read_header
 
 NO_TOKEN = -1
 
@@ -241,6 +241,13 @@ class EmulatedAccelerator:
                     and self._reg(rm.FI_SLOT) >= cfg.pe):
                 raise DecodeError(fmt.Status.FAULT_CONFIG, 0, f"lane fault on lane {self._reg(rm.FI_SLOT)}, PE={cfg.pe}")
             image, executor = self._decoded(ctrl, weights, header)
+            for k, plan in enumerate(image.plans):  # a batched layer's shadows depend on this run's chunk size
+                if plan.batched and n > 1:
+                    try:
+                        check_shadows(k, plan, cfg, n)
+                    except DecodeError as exc:
+                        exc.fetched, exc.plans = 1, image.plans[:k]
+                        raise
         except DecodeError as exc:
             # every image ran the descriptors before the refused one (layer-major), then it was fetched and refused
             if exc.fetched:

@@ -186,12 +186,15 @@ def protected_neurons(k: int, d: Descriptor, table: np.ndarray) -> np.ndarray:
     return neurons
 
 
-def check_shadows(k: int, plan: LayerPlan, config: AccelConfig) -> None:
-    """The kernel stops with SHADOW_OVERFLOW when a PE lane receives more shadow values than it holds."""
+def check_shadows(k: int, plan: LayerPlan, config: AccelConfig, images: int = 1) -> None:
+    """The kernel stops with SHADOW_OVERFLOW when a PE lane receives more shadow values than it holds: a batched
+    layer's lane holds the shadows of every image of its chunk (``images`` in the run, ``max_batch`` at most)."""
     if plan.n_protected:
+        chunk = min(images, config.max_batch) if plan.batched and images > 1 else 1
         lanes = np.bincount((plan.protected // plan.hw_out) % plan.pe, minlength=plan.pe)
-        if int(lanes.max()) * (plan.copies - 1) > config.shadow_lane:
-            raise DecodeError(Status.SHADOW_OVERFLOW, k, f"{int(lanes.max())} protected neurons in one PE lane")
+        if int(lanes.max()) * (plan.copies - 1) * chunk > config.shadow_lane:
+            raise DecodeError(Status.SHADOW_OVERFLOW, k, f"{int(lanes.max())} protected neurons in one PE lane"
+                              + (f", a chunk of {chunk} images" if chunk > 1 else ""))
 
 
 def _weights(d: Descriptor, weights: np.ndarray, config: AccelConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -26,6 +26,9 @@ maxpool        H_out*W_out * ceil(C/SIMD) * k*k, or H_out*W_out * ceil(C/OUT_BAN
 store          H_out * W_out * ceil(C_out/8) beats (int8) or C_out words (int32 classifier)
 =============  ===========================================================================
 
+A conv/linear layer of at most two tiles keeps its weights in the two ping-pong buffers (and its bias/shift) from
+one call of a run to the next: only the run's first call loads them (:func:`keeps_weights`).
+
 Runs are layer-major: each descriptor is fetched once per run, then runs over every image -- one call per
 image, or for a batched layer (``LayerPlan.batched``) one call per chunk of up to ``max_batch`` images with one
 weight load per chunk: a vector layer's images take the place of the output positions above (input/output
@@ -89,7 +92,13 @@ def protected_groups(plan: LayerPlan) -> np.ndarray:
     return groups
 
 
-def _call_cycles(plan: LayerPlan, config: AccelConfig, m: int) -> LayerCycles:
+def keeps_weights(plan: LayerPlan) -> bool:
+    """Whether the layer's weights stay on chip from one ``run_layer`` call of a run to the next: a conv/linear of at
+    most two tiles, whose rows the two ping-pong buffers hold at once (and its bias/shift, loaded whole)."""
+    return plan.op is fmt.Op.CONV and plan.tiles <= 2
+
+
+def _call_cycles(plan: LayerPlan, config: AccelConfig, m: int, resident: bool = False) -> LayerCycles:
     """One ``run_layer`` call (engine.hpp) without the descriptor fetch: one image, or a chunk of ``m`` images of a
     batched vector layer (its positions are the images: ``m`` input and output records, every protected neuron
     recomputed and corrected once per image, one weight load for them all)."""
@@ -110,8 +119,8 @@ def _call_cycles(plan: LayerPlan, config: AccelConfig, m: int) -> LayerCycles:
         store = plan.out_beats + lat.store
     else:
         rows = np.minimum(plan.pe, plan.out_c - plan.pe * np.arange(plan.tiles))
-        params = plan.out_c + lat.params
-        tile_weights = rows * plan.ft * (plan.simd // 8) + lat.weights
+        params = 0 if resident else plan.out_c + lat.params
+        tile_weights = np.zeros(plan.tiles, np.int64) if resident else rows * plan.ft * (plan.simd // 8) + lat.weights
         if plan.map_batched:  # each image a pass of its own over the tile
             tile_work = maps * ((plan.hw_out + (plan.copies - 1) * protected_groups(plan)) * plan.mac_words + lat.mac)
         else:
@@ -130,7 +139,8 @@ def _call_cycles(plan: LayerPlan, config: AccelConfig, m: int) -> LayerCycles:
         weights = int(tile_weights.sum())
         # input load and (params, tile 0's weights) share the HP port's read channel: their beats add up, the shorter
         # start-up latency hides; tile t's work || tile t+1's weights
-        head = load_input + params + int(tile_weights[0]) - min(lat.load_input, lat.params + lat.weights)
+        head = load_input if resident else (load_input + params + int(tile_weights[0])
+                                            - min(lat.load_input, lat.params + lat.weights))
         next_weights = np.append(tile_weights[1:], 0)
         body = int(np.maximum(tile_work, next_weights).sum())
         overlapped = load_input + params + weights + table + compute - head - body
@@ -154,9 +164,11 @@ def chunks(plan: LayerPlan, config: AccelConfig, images: int) -> list[int]:
 def layer_cycles(plan: LayerPlan, config: AccelConfig, images: int = 1) -> LayerCycles:
     """Cycles of one descriptor in a run of ``images`` images (layer-major: fetched once, then every image)."""
     fetch = LayerCycles(plan.index, plan.name, fmt.DESC_WORDS + config.latency.descriptor, *([0] * 9))
-    total = fetch
-    for m, count in sorted(Counter(chunks(plan, config, images)).items()):
-        total = total.plus(_call_cycles(plan, config, m), count)
+    calls = chunks(plan, config, images)
+    total = fetch.plus(_call_cycles(plan, config, calls[0]))  # the first call loads the layer's parameters
+    keep = keeps_weights(plan)
+    for m, count in sorted(Counter(calls[1:]).items()):
+        total = total.plus(_call_cycles(plan, config, m, resident=keep), count)
     return total
 
 

@@ -155,3 +155,29 @@ def test_a_batch_the_buffers_cannot_take_is_refused_alike():
         status = host.run(accel.device, 2)
         outcomes.append((status.code.name, status.descriptor, status.cycles))
     assert outcomes[0] == outcomes[1] and outcomes[0][:2] == ("CAPACITY", 1)
+
+
+def test_a_batch_whose_shadows_overflow_a_lane_is_refused_alike():
+    """TMR on every position of one channel: 81 neurons x 2 shadows fit a lane for one image, not for a chunk of
+    16 (2,592 > shadow_lane 2,048). The host does not batch it; a hostile BATCH stops the kernel and the emulator
+    alike with SHADOW_OVERFLOW at that descriptor."""
+    from resilq.deploy.targets import CsimTarget
+    from resilq.hls import host
+    from resilq.ir import Protection
+
+    rng = np.random.default_rng(14)
+    shape = (9, 9, 9)
+    model = calibrated_model(rng, shape, [("conv", 16, 3, 1, 1), ("flatten",), ("head", 3)], "full-lane")
+    model = model.with_protection({0: Protection(Scheme.TMR, np.arange(81, dtype=np.int32))})  # channel 0
+    assert not plan_model(model, DEFAULT_CONFIG)[0].batched
+    x = model.quantize_input(rng.random((16, *shape), dtype=np.float32))
+    outcomes = []
+    for device in (EmulatedAccelerator(), CsimTarget.open(DEFAULT_CONFIG)):
+        accel = Accelerator(device, model, batch=16)
+        accel.run(x)
+        words = accel.image.buffer.view("<u4")
+        at = int(words[fmt.HeaderWord.DESC_OFFSET]) // 4 + fmt.DescWord.OP_FLAGS
+        words[at] |= np.uint32(int(fmt.Flag.BATCH) << 8)
+        outcomes.append(host.run(accel.device, 16).code.name)
+        outcomes.append(host.run(accel.device, 1).code.name)  # one image: no chunk, it fits
+    assert outcomes == ["SHADOW_OVERFLOW", "OK", "SHADOW_OVERFLOW", "OK"]

@@ -126,7 +126,8 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, uint64_t* act_
         // Layer-major: each descriptor is fetched once per run and runs over every image of the batch before
         // the next one starts (every layer's outputs have a region per image). A FLAG_BATCH layer takes the images
         // MAX_BATCH at a time, so one weight load serves the chunk: a vector layer as the positions of one map, a
-        // conv over a map (LayerGeom::map_batch) image after image on each tile's weights.
+        // conv over a map (LayerGeom::map_batch) image after image on each tile's weights. A conv of at most two
+        // tiles keeps its parameters in the buffers from one image (or chunk) to the next: only the first loads them.
         // The fault is armed for image 0 (a fresh one-shot TOKEN, or every inference) and for images 1.. only
         // when it hits every inference.
         const bool armed_first = fi_en && (!fi_once || token != resilq::state::fi_last_token);
@@ -189,7 +190,8 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, uint64_t* act_
                 site.mode = fi_mode & regmap::FI_MODE_MODE_MASK;
                 lc += resilq::run_layer<Cfg>(ctrl_mem, weight_mem, act_mem, crit_table, dc, gc, d.in_addr + in_off,
                                              d.out_addr + out_off, in_buf, w_ping, w_pong, bias_buf, shift_buf, out_buf,
-                                             raw_buf, sh_buf, marks, site, ctr, g.map_batch ? chunk : 1u);
+                                             raw_buf, sh_buf, marks, site, ctr, g.map_batch ? chunk : 1u,
+                                             img > 0 && d.op == image::OP_CONV && g.tiles <= 2);
                 if (ctr.error != image::STATUS_OK) {
                     code = ctr.error;
                     bad_layer = l;

@@ -62,7 +62,7 @@ uint64_t run_layer(uint32_t* ctrl_mem, const uint64_t* weight_mem, uint64_t* act
                    typename Buffers<Cfg>::Shift& shift_buf, typename Buffers<Cfg>::Out& out_buf,
                    typename Buffers<Cfg>::Raw& raw_buf, typename Buffers<Cfg>::Shadow& sh_buf,
                    typename Buffers<Cfg>::Marks& marks, const FaultSite& fault, RunCounters& ctr,
-                   uint32_t images = 1) {
+                   uint32_t images = 1, bool resident = false) {
     uint64_t input = 0;
     uint32_t in_img = in_addr / 8, elem0 = 0;
 load_images:
@@ -97,14 +97,19 @@ init_lanes:
     const uint32_t param_beat = d.w_addr / 8;
     const uint32_t row_beats = g.ft * (Cfg::SIMD / 8);
     uint32_t weight_beat = param_beat + d.out_c;
-    uint64_t weights = load_params<Cfg>(weight_mem, param_beat, d.out_c, bias_buf, shift_buf);
-    weights += load_weights<Cfg>(weight_mem, weight_beat, (d.out_c < Cfg::PE) ? d.out_c : Cfg::PE, g.ft, g.packed != 0,
-                                 d.kernel, d.in_c, g.taps, w_ping);
+    // `resident`: this descriptor ran on the previous image (or chunk) and has at most two tiles, so its bias/shift
+    // and every tile's rows are still in the buffers (tile t in w_ping for even t, w_pong for odd): no load at all
+    uint64_t weights = 0;
+    if (!resident) {
+        weights = load_params<Cfg>(weight_mem, param_beat, d.out_c, bias_buf, shift_buf);
+        weights += load_weights<Cfg>(weight_mem, weight_beat, (d.out_c < Cfg::PE) ? d.out_c : Cfg::PE, g.ft,
+                                     g.packed != 0, d.kernel, d.in_c, g.taps, w_ping);
+    }
     // The two masters reach DDR through one HP port (overlays/tcl/block_design.tcl: one SmartConnect into
     // S_AXI_HP0, 64 bits), so their read beats share its read channel: only the shorter start-up latency hides
     // behind the other stream (the beats are counted one after the other)
     constexpr uint64_t LAT_IN = Cfg::Latency::LOAD_INPUT, LAT_W = Cfg::Latency::PARAMS + Cfg::Latency::WEIGHTS;
-    uint64_t cycles = input + weights - (LAT_IN < LAT_W ? LAT_IN : LAT_W);
+    uint64_t cycles = resident ? input : input + weights - (LAT_IN < LAT_W ? LAT_IN : LAT_W);
     uint32_t table_ptr = d.crit_start, table_last = 0;
     const uint32_t table_end = d.crit_start + d.crit_count;
     Tile tile = {0u, 0u, 0u, 0u, 0u, 0u, 0u};
@@ -119,7 +124,7 @@ tiles:  // sequential: tile t computes on one weight buffer while tile t+1's row
             bias[p] = bias_buf[p][t];
             shift[p] = shift_buf[p][t];
         }
-        const bool more = t + 1 < g.tiles;
+        const bool more = t + 1 < g.tiles && !resident;  // the next tile's rows to load
         const uint32_t next_c0 = tile.c0 + Cfg::PE;
         const uint32_t next_rows = !more ? 0u : (d.out_c - next_c0 < Cfg::PE) ? d.out_c - next_c0 : Cfg::PE;
         const uint32_t next_beat = weight_beat + row_beats * Cfg::PE;
@@ -142,7 +147,9 @@ tiles:  // sequential: tile t computes on one weight buffer while tile t+1's row
             const uint32_t count = g.map_batch ? table_ptr - tile_start : d.crit_count;
             cycles += correct_entries<Cfg>(crit_table, start, count, g.batched ? g.hw_out : images, d, g, out_buf,
                                            sh_buf, taken, ctr);
-            if (g.map_batch && last && table_ptr < table_end) ctr.error = image::STATUS_TABLE_RANGE;
+            if (g.map_batch && last && table_ptr < table_end && ctr.error == image::STATUS_OK) {
+                ctr.error = image::STATUS_TABLE_RANGE;
+            }
         }
         // the next tile's place, counted (PE is a power of two: the products by PE are shifts)
         tile.c0 = next_c0;

@@ -58,7 +58,8 @@ correct:
             ++e;
         }
         if (c >= d.out_c || entry_pos >= g.slot_hw || idx + extra > Cfg::SHADOW_LANE) {
-            ctr.error = image::STATUS_TABLE_RANGE;
+            // skipped; the run is flagged unless the compute already flagged it (a shadow overflow comes first)
+            if (ctr.error == image::STATUS_OK) ctr.error = image::STATUS_TABLE_RANGE;
             continue;
         }
         // row of channel c times the row length: one DSP48E1 (hw_out <= MAX_POS <= 2^16, c / OUT_BANKS < 2^16)
