@@ -65,3 +65,9 @@ def protect_fraction(model: Model, rng: np.random.Generator, scheme: Scheme, fra
         k = max(1, round(n * fraction))
         prots[i] = Protection(scheme, np.sort(rng.choice(n, size=k, replace=False)).astype(np.int32))
     return model.with_protection(prots)
+
+
+def assert_layers(got, want, where: str) -> None:
+    """Every layer's activations equal, else name the first layer that differs and by how many values."""
+    for i, (a, b) in enumerate(zip(got, want, strict=True)):
+        assert np.array_equal(a, b), f"{where}: layer {i} differs in {np.count_nonzero(a != b)} values"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hls_support import CSIM, protect_fraction
+from hls_support import CSIM, assert_layers, protect_fraction
 
 from resilq.arith import Scheme
 from resilq.deploy.driver import Accelerator
@@ -36,11 +36,6 @@ def clipped(trained, scheme, variant):
     if scheme is not None:
         model = protect_fraction(model, np.random.default_rng(3), scheme, 0.05)
     return with_clip(model, bounds, variant), x[16:16 + IMAGES]
-
-
-def assert_layers(got, want, where):
-    for i, (a, b) in enumerate(zip(got, want, strict=True)):
-        assert np.array_equal(a, b), f"{where}: layer {i} differs in {np.count_nonzero(a != b)} values"
 
 
 @pytest.mark.parametrize("variant", ["bound", "zero"])

@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from hls_support import CSIM, calibrated_model, protect_fraction
+from hls_support import CSIM, assert_layers, calibrated_model, protect_fraction
 
 from resilq.arith import FaultMode, Scheme
 from resilq.deploy.driver import Accelerator
@@ -38,11 +38,6 @@ def network():
     model = calibrated_model(rng, SHAPE, SPECS, "batched-convs")
     x = model.quantize_input(rng.random((20, *SHAPE), dtype=np.float32))
     return model, x
-
-
-def assert_layers(got, want, where):
-    for i, (a, b) in enumerate(zip(got, want, strict=True)):
-        assert np.array_equal(a, b), f"{where}: layer {i} differs in {np.count_nonzero(a != b)} values"
 
 
 def test_the_plan_batches_convs_over_small_maps_and_pools_on_chip_first(network):
@@ -133,36 +128,41 @@ def test_batching_divides_the_weight_loads_and_changes_no_value(network):
     assert list(plain.profile[1:]) == list(batched.profile[1:])
 
 
-def test_a_batch_the_buffers_cannot_take_is_refused_alike():
-    """A hostile image sets BATCH on a conv whose 16 maps overflow the input buffer: CAPACITY at that descriptor
-    and the same MODEL_CYCLES on the kernel and the emulator; the host's own plan never batches it."""
+def _hostile_batch(model, x, descriptor: int, runs: tuple[int, ...]) -> list[list[tuple[str, int, int]]]:
+    """(STATUS code, descriptor, MODEL_CYCLES) of runs of ``runs`` images after setting BATCH on ``descriptor``, on
+    the emulator and on the C-simulated kernel."""
     from resilq.deploy.targets import CsimTarget
     from resilq.hls import host
 
+    outcomes = []
+    for device in (EmulatedAccelerator(), CsimTarget.open(DEFAULT_CONFIG)):
+        accel = Accelerator(device, model, batch=x.shape[0])
+        accel.run(x)
+        words = accel.image.buffer.view("<u4")
+        at = int(words[fmt.HeaderWord.DESC_OFFSET]) // 4 + descriptor * fmt.DESC_WORDS + fmt.DescWord.OP_FLAGS
+        words[at] |= np.uint32(int(fmt.Flag.BATCH) << 8)
+        statuses = [host.run(accel.device, n) for n in runs]
+        outcomes.append([(s.code.name, s.descriptor, s.cycles) for s in statuses])
+    return outcomes
+
+
+def test_a_batch_the_buffers_cannot_take_is_refused_alike():
+    """A hostile image sets BATCH on a conv whose 16 maps overflow the input buffer: CAPACITY at that descriptor
+    and the same MODEL_CYCLES on the kernel and the emulator; the host's own plan never batches it."""
     rng = np.random.default_rng(12)
     shape = (8, 24, 24)  # 4,608 input-buffer bytes per image: 16 of them exceed max_in (65,536)
     model = calibrated_model(rng, shape, [("conv", 8, 3, 1, 1), ("conv", 4, 3, 3, 0), ("flatten",), ("head", 3)],
                              "too-big")
     assert not any(p.batched for p in plan_model(model, DEFAULT_CONFIG)[:2])
     x = model.quantize_input(rng.random((2, *shape), dtype=np.float32))
-    outcomes = []
-    for device in (EmulatedAccelerator(), CsimTarget.open(DEFAULT_CONFIG)):
-        accel = Accelerator(device, model, batch=2)
-        accel.run(x)
-        words = accel.image.buffer.view("<u4")
-        at = int(words[fmt.HeaderWord.DESC_OFFSET]) // 4 + 1 * fmt.DESC_WORDS + fmt.DescWord.OP_FLAGS
-        words[at] |= np.uint32(int(fmt.Flag.BATCH) << 8)
-        status = host.run(accel.device, 2)
-        outcomes.append((status.code.name, status.descriptor, status.cycles))
-    assert outcomes[0] == outcomes[1] and outcomes[0][:2] == ("CAPACITY", 1)
+    emulated, simulated = _hostile_batch(model, x, 1, (2,))
+    assert emulated == simulated and emulated[0][:2] == ("CAPACITY", 1)
 
 
 def test_a_batch_whose_shadows_overflow_a_lane_is_refused_alike():
     """TMR on every position of one channel: 81 neurons x 2 shadows fit a lane for one image, not for a chunk of
     16 (2,592 > shadow_lane 2,048). The host does not batch it; a hostile BATCH stops the kernel and the emulator
-    alike with SHADOW_OVERFLOW at that descriptor."""
-    from resilq.deploy.targets import CsimTarget
-    from resilq.hls import host
+    alike with SHADOW_OVERFLOW at that descriptor, and a run of one image (no chunk) goes through."""
     from resilq.ir import Protection
 
     rng = np.random.default_rng(14)
@@ -171,13 +171,6 @@ def test_a_batch_whose_shadows_overflow_a_lane_is_refused_alike():
     model = model.with_protection({0: Protection(Scheme.TMR, np.arange(81, dtype=np.int32))})  # channel 0
     assert not plan_model(model, DEFAULT_CONFIG)[0].batched
     x = model.quantize_input(rng.random((16, *shape), dtype=np.float32))
-    outcomes = []
-    for device in (EmulatedAccelerator(), CsimTarget.open(DEFAULT_CONFIG)):
-        accel = Accelerator(device, model, batch=16)
-        accel.run(x)
-        words = accel.image.buffer.view("<u4")
-        at = int(words[fmt.HeaderWord.DESC_OFFSET]) // 4 + fmt.DescWord.OP_FLAGS
-        words[at] |= np.uint32(int(fmt.Flag.BATCH) << 8)
-        outcomes.append(host.run(accel.device, 16).code.name)
-        outcomes.append(host.run(accel.device, 1).code.name)  # one image: no chunk, it fits
-    assert outcomes == ["SHADOW_OVERFLOW", "OK", "SHADOW_OVERFLOW", "OK"]
+    emulated, simulated = _hostile_batch(model, x, 0, (16, 1))
+    assert [o[:2] for o in emulated] == [o[:2] for o in simulated] == [("SHADOW_OVERFLOW", 0), ("OK", 0)]
+    assert emulated[1] == simulated[1]  # the complete run's cycles

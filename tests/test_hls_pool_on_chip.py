@@ -13,7 +13,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from hls_support import CSIM, calibrated_model, protect_fraction
+from hls_support import CSIM, assert_layers, calibrated_model, protect_fraction
 
 from resilq.arith import FaultMode, Scheme
 from resilq.deploy.driver import Accelerator
@@ -40,11 +40,6 @@ def network():
     clipped = dataclasses.replace(conv, clip=Clip(40, "zero"))  # the ``zero`` variant: max(clip) != clip(max)
     model = dataclasses.replace(model, layers=(clipped, *model.layers[1:]))
     return protect_fraction(model, np.random.default_rng(6), Scheme.SPLIT, 0.1), x
-
-
-def assert_layers(got, want, where):
-    for i, (a, b) in enumerate(zip(got, want, strict=True)):
-        assert np.array_equal(a, b), f"{where}: layer {i} differs in {np.count_nonzero(a != b)} values"
 
 
 def test_the_plan_pools_every_conv_output_on_chip(network):
