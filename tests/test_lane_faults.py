@@ -38,23 +38,30 @@ def _protected(net, scheme):
     return protect(model, np.random.default_rng(3), scheme, 0.5), x
 
 
-@pytest.mark.parametrize("pe", [1, 2, 4, 8])
-@pytest.mark.parametrize("scheme", [Scheme.TMR, Scheme.SPLIT, Scheme.DUP_AND])
-def test_copies_of_a_protected_neuron_run_on_different_lanes(net, scheme, pe):
-    model, _ = _protected(net, scheme)
+def _copy_slots(model, pe):
+    """(layer, protected neuron, its copies' slots -- original first, then its shadows --, the layer's slot lanes)."""
     for i in model.neuron_layers:
         prot = model.protection(i)
         if prot is None:
             continue
         lanes = slot_lanes(model, i, pe)
         for k, neuron in enumerate(prot.neurons):
-            slots = [int(neuron)] + [model.neurons_in(i) + k * (prot.copies - 1) + j for j in range(prot.copies - 1)]
-            assert [slot_owner(model, i, s) for s in slots] == [(int(neuron), c) for c in range(prot.copies)]
-            used = lanes[slots]
-            assert used[0] == lanes[neuron] and list(used[1:]) == [shadow_lane(lanes[neuron], j, pe)
-                                                                    for j in range(1, prot.copies)]
-            distinct = len(set(used.tolist()))
-            assert distinct == min(prot.copies, pe)  # all different when PE >= copies, shared only by pigeonhole
+            yield i, neuron, [int(neuron)] + [model.neurons_in(i) + k * (prot.copies - 1) + j
+                                               for j in range(prot.copies - 1)], lanes
+
+
+@pytest.mark.parametrize("pe", [1, 2, 4, 8])
+@pytest.mark.parametrize("scheme", [Scheme.TMR, Scheme.SPLIT, Scheme.DUP_AND])
+def test_copies_of_a_protected_neuron_run_on_different_lanes(net, scheme, pe):
+    model, _ = _protected(net, scheme)
+    for i, neuron, slots, lanes in _copy_slots(model, pe):
+        prot = model.protection(i)
+        assert [slot_owner(model, i, s) for s in slots] == [(int(neuron), c) for c in range(prot.copies)]
+        used = lanes[slots]
+        assert used[0] == lanes[neuron] and list(used[1:]) == [shadow_lane(lanes[neuron], j, pe)
+                                                                for j in range(1, prot.copies)]
+        distinct = len(set(used.tolist()))
+        assert distinct == min(prot.copies, pe)  # all different when PE >= copies, shared only by pigeonhole
 
 
 @pytest.mark.parametrize("pe", [1, 2, 4, 8, 16])
@@ -65,16 +72,9 @@ def test_copies_of_a_protected_neuron_share_no_dsp_when_pe_is_twice_the_copies(n
     model, _ = _protected(net, scheme)
     copies = 3 if scheme == Scheme.TMR else 2
     shared = False
-    for i in model.neuron_layers:
-        prot = model.protection(i)
-        if prot is None:
-            continue
-        lanes = slot_lanes(model, i, pe)
-        for k, neuron in enumerate(prot.neurons):
-            used = [int(lanes[neuron])] + [int(lanes[model.neurons_in(i) + k * (copies - 1) + j])
-                                           for j in range(copies - 1)]
-            dsps = {min(lane, int(dsp_partner(lane, pe))) for lane in used}
-            shared = shared or len(dsps) < copies
+    for _, _, slots, lanes in _copy_slots(model, pe):
+        dsps = {min(int(lane), int(dsp_partner(int(lane), pe))) for lane in lanes[slots]}
+        shared = shared or len(dsps) < copies
     assert shared == (pe < 2 * copies)
 
 
