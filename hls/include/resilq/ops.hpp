@@ -38,8 +38,8 @@ struct ProductPair {
 
 inline ProductPair mac_pair(int8_t wa, int8_t wb, int8_t x) {
 #pragma HLS INLINE
-    // the pre-adder: wb * 2^16 + wa (the shift on the unsigned image of wb, defined for negative wb)
-    const int32_t packed = static_cast<int32_t>(static_cast<uint32_t>(static_cast<int32_t>(wb)) << 16) + wa;
+    // the pre-adder: wb * 2^16 + wa, 25 bits from two int8 (a product by a power of two: a shift, no multiplier)
+    const int32_t packed = static_cast<int32_t>(wb) * 65536 + static_cast<int32_t>(wa);
     const int32_t product = packed * static_cast<int32_t>(x);
 #pragma HLS BIND_OP variable=product op=mul impl=dsp
     const uint32_t low = static_cast<uint32_t>(product) & 0xFFFFu;
