@@ -253,6 +253,8 @@ class EmulatedAccelerator:
             if exc.fetched:
                 cycles += (sum(cyc.layer_cycles(p, cfg, n).total for p in exc.plans)
                            + exc.fetched * (fmt.DESC_WORDS + cfg.latency.descriptor))
+            if exc.ran is not None:  # refused while running: the kernel completed that call first
+                cycles += cyc.call_cycles(exc.ran, cfg, exc.ran_images).total
             return Outputs(int(exc.status) | (exc.descriptor << 8), cycles)
         except UnsupportedModelError as exc:
             raise EmulatorError(f"the emulator cannot run this memory image: {exc}") from None

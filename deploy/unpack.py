@@ -37,6 +37,10 @@ class DecodeError(ResilqError):
         self.descriptor = descriptor
         self.fetched = 0  # descriptors fetched for the refusal (0: the header checks; 2: a conv and its on-chip pool)
         self.plans: list[LayerPlan] = []  # the descriptors before ``descriptor``, which the kernel ran
+        # a refusal the kernel meets while running the descriptor (a shadow overflow): it completes that call of
+        # ``ran_images`` images (the first image, or the first chunk of a batched layer) before it stops
+        self.ran: LayerPlan | None = None
+        self.ran_images = 1
 
 
 @dataclass(frozen=True)
@@ -153,12 +157,12 @@ def check_descriptor(k: int, d: Descriptor, config: AccelConfig) -> LayerPlan:
         check_plan(plan, config)
     except UnsupportedModelError as exc:
         raise DecodeError(Status.CAPACITY, k, str(exc)) from None
+    misfit = batch_misfit(plan, config)  # the kernel checks the batch's buffers with the sizes, before the addresses
+    if misfit:
+        raise DecodeError(Status.CAPACITY, k, misfit)
     if (d.in_addr | d.in_stride | d.out_addr | d.out_stride) % fmt.ACT_BEAT_BYTES:
         raise DecodeError(Status.LAYOUT, k, f"activation addresses/strides {d.in_addr:#x}/{d.in_stride}, "
                           f"{d.out_addr:#x}/{d.out_stride} must be multiples of {fmt.ACT_BEAT_BYTES} bytes")
-    misfit = batch_misfit(plan, config)
-    if misfit:
-        raise DecodeError(Status.CAPACITY, k, misfit)
     if plan.pool_next and (d.op != fmt.Op.CONV or d.raw or plan.batched):
         raise DecodeError(Status.LAYOUT, k, "POOL_NEXT on a layer whose output buffer cannot be pooled on chip (not "
                           "an int8 conv, or batched)")
@@ -193,8 +197,10 @@ def check_shadows(k: int, plan: LayerPlan, config: AccelConfig, images: int = 1)
         chunk = min(images, config.max_batch) if plan.batched and images > 1 else 1
         lanes = np.bincount((plan.protected // plan.hw_out) % plan.pe, minlength=plan.pe)
         if int(lanes.max()) * (plan.copies - 1) * chunk > config.shadow_lane:
-            raise DecodeError(Status.SHADOW_OVERFLOW, k, f"{int(lanes.max())} protected neurons in one PE lane"
+            exc = DecodeError(Status.SHADOW_OVERFLOW, k, f"{int(lanes.max())} protected neurons in one PE lane"
                               + (f", a chunk of {chunk} images" if chunk > 1 else ""))
+            exc.ran, exc.ran_images = plan, chunk
+            raise exc
 
 
 def _weights(d: Descriptor, weights: np.ndarray, config: AccelConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

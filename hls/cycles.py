@@ -152,6 +152,12 @@ def _call_cycles(plan: LayerPlan, config: AccelConfig, m: int, resident: bool = 
                        overlapped)
 
 
+def call_cycles(plan: LayerPlan, config: AccelConfig, images: int = 1) -> LayerCycles:
+    """One ``run_layer`` call that loads its parameters, without the descriptor fetch: one image, or a chunk of
+    ``images`` of a batched layer (what the kernel completes before it stops on an error it meets while running)."""
+    return _call_cycles(plan, config, images)
+
+
 def chunks(plan: LayerPlan, config: AccelConfig, images: int) -> list[int]:
     """The image counts of the kernel's ``run_layer`` calls for this layer in a run of ``images`` images: one per
     image, or ``max_batch`` at a time for a batched layer (the last chunk holds the rest)."""

@@ -128,9 +128,10 @@ def test_batching_divides_the_weight_loads_and_changes_no_value(network):
     assert list(plain.profile[1:]) == list(batched.profile[1:])
 
 
-def _hostile_batch(model, x, descriptor: int, runs: tuple[int, ...]) -> list[list[tuple[str, int, int]]]:
-    """(STATUS code, descriptor, MODEL_CYCLES) of runs of ``runs`` images after setting BATCH on ``descriptor``, on
-    the emulator and on the C-simulated kernel."""
+def _hostile_batch(model, x, descriptor: int, runs: tuple[int, ...],
+                   stride_error: int = 0) -> list[list[tuple[str, int, int]]]:
+    """(STATUS code, descriptor, MODEL_CYCLES) of runs of ``runs`` images after setting BATCH on ``descriptor`` (and
+    adding ``stride_error`` bytes to its OUT_STRIDE), on the emulator and on the C-simulated kernel."""
     from resilq.deploy.targets import CsimTarget
     from resilq.hls import host
 
@@ -141,6 +142,7 @@ def _hostile_batch(model, x, descriptor: int, runs: tuple[int, ...]) -> list[lis
         words = accel.image.buffer.view("<u4")
         at = int(words[fmt.HeaderWord.DESC_OFFSET]) // 4 + descriptor * fmt.DESC_WORDS + fmt.DescWord.OP_FLAGS
         words[at] |= np.uint32(int(fmt.Flag.BATCH) << 8)
+        words[at - fmt.DescWord.OP_FLAGS + fmt.DescWord.OUT_STRIDE] += np.uint32(stride_error)
         statuses = [host.run(accel.device, n) for n in runs]
         outcomes.append([(s.code.name, s.descriptor, s.cycles) for s in statuses])
     return outcomes
@@ -157,6 +159,9 @@ def test_a_batch_the_buffers_cannot_take_is_refused_alike():
     x = model.quantize_input(rng.random((2, *shape), dtype=np.float32))
     emulated, simulated = _hostile_batch(model, x, 1, (2,))
     assert emulated == simulated and emulated[0][:2] == ("CAPACITY", 1)
+    # with a misaligned stride as well: the batch's buffers are checked before the addresses, as in the kernel
+    emulated, simulated = _hostile_batch(model, x, 1, (2,), stride_error=4)
+    assert emulated == simulated and emulated[0][:2] == ("CAPACITY", 1)
 
 
 def test_a_batch_whose_shadows_overflow_a_lane_is_refused_alike():
@@ -172,5 +177,5 @@ def test_a_batch_whose_shadows_overflow_a_lane_is_refused_alike():
     assert not plan_model(model, DEFAULT_CONFIG)[0].batched
     x = model.quantize_input(rng.random((16, *shape), dtype=np.float32))
     emulated, simulated = _hostile_batch(model, x, 0, (16, 1))
-    assert [o[:2] for o in emulated] == [o[:2] for o in simulated] == [("SHADOW_OVERFLOW", 0), ("OK", 0)]
-    assert emulated[1] == simulated[1]  # the complete run's cycles
+    assert [o[:2] for o in emulated] == [("SHADOW_OVERFLOW", 0), ("OK", 0)]
+    assert emulated == simulated  # MODEL_CYCLES too: the kernel completes the chunk it overflows in, then stops

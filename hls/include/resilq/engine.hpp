@@ -39,7 +39,7 @@ uint64_t overlapped_tile(const uint64_t* weight_mem, const uint32_t* crit_table,
     uint32_t in_base = 0, out_base = 0;
 tile_images:
     for (uint32_t i = 0; i < images; ++i) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=16
+#pragma HLS LOOP_TRIPCOUNT min=1 max=64
         FaultSite site = fault;
         if (g.map_batch) site.active = site.active_rest = (i == 0) ? fault.active : fault.active_rest;
         work += conv_tile<Cfg>(d, g, tile, bias, shift, in_buf, w_now, marks, out_buf, raw_buf, sh_buf, first,
@@ -67,7 +67,7 @@ uint64_t run_layer(uint32_t* ctrl_mem, const uint64_t* weight_mem, uint64_t* act
     uint32_t in_img = in_addr / 8, elem0 = 0;
 load_images:
     for (uint32_t i = 0; i < images; ++i) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=16
+#pragma HLS LOOP_TRIPCOUNT min=1 max=64
         input += load_input<Cfg>(act_mem, in_img, g, d.in_c, in_buf, elem0);
         in_img += d.in_stride / 8;
         elem0 += g.img_in;
@@ -170,7 +170,7 @@ tiles:  // sequential: tile t computes on one weight buffer while tile t+1's row
     uint32_t out_img = out_addr / 8, word0 = 0;
 store_images:
     for (uint32_t i = 0; i < images; ++i) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=16
+#pragma HLS LOOP_TRIPCOUNT min=1 max=64
         cycles += store_output<Cfg>(act_mem, out_img, g, d, out_buf, word0);
         out_img += d.out_stride / 8;
         word0 += g.img_out;

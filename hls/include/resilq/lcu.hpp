@@ -31,7 +31,7 @@ uint64_t correct_entries(const uint32_t* crit_table, uint32_t start, uint32_t co
 correct:
     for (;;) {
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=0 max=131072
+#pragma HLS LOOP_TRIPCOUNT min=0 max=524288
 #pragma HLS DEPENDENCE variable=out_buf inter false
         if (e >= count || rep >= images) break;
         const uint32_t entry = crit_table[start + e];
