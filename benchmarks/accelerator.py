@@ -30,6 +30,7 @@ from resilq.boards import load_board
 from resilq.errors import ParameterError
 from resilq.hls.config import MAX_PE, SIMD_CHOICES, AccelConfig
 from resilq.hls.cycles import cycle_report
+from resilq.hls.mapping import kept_places, plan_model
 from resilq.hls.resources import MACS_PER_DSP, check_budget, estimate
 from resilq.hls.tile_packing import pack_tiles
 from resilq.ir import Conv2d, Executor, Flatten, InputQuant, Linear, MaxPool2d, Model, Protection, Requant
@@ -220,6 +221,20 @@ def main() -> int:
             extra = [a - b for a, b in zip(per[arch, variant, small.pe, small.simd], base)]
             say(f"      {variant:<11} {extra[0]:+11,} ({extra[0] / base[0]:+6.1%}) / {extra[1]:+13,.0f} "
                 f"({extra[1] / base[1]:+6.1%})")
+    kept_rows = []
+    for arch, model in models.items():
+        for config in (small, large):
+            fits = kept_places(plan_model(model, config), config) is not None
+            cold, warm = (cycle_report(model, config, kept=True, warm=w) for w in (False, True))
+            warm16 = cycle_report(model, config, images=batch, kept=True, warm=True)
+            kept_rows.append((arch, f"{config.pe}x{config.simd}", "yes" if fits else "no", f"{cold.per_inference:,}",
+                              f"{warm.per_inference:,}", f"{warm16.per_inference:,.0f}",
+                              f"{model.macs() / warm.per_inference:.1f}"))
+    table("Weights kept on chip between runs (pack(..., keep_weights=True): the network's parameters fit the weight, "
+          "bias and shift buffers at once)", ("model", "PE x SIMD", "fits", "b=1 first run", "b=1 later runs",
+                                              f"b={batch} later runs, per image", "MACs/cycle b=1 later"), kept_rows,
+          caption="A later run with the same WEIGHTS_TAG loads no parameter; where the network does not fit, every run "
+                  "is a first run (the columns are equal).")
     return 0
 
 

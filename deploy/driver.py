@@ -67,7 +67,7 @@ class Accelerator:
     """A network loaded on one accelerator instance (``device``), ready to run batches of int8 inputs."""
 
     def __init__(self, device: Device, model: Model, config: AccelConfig = DEFAULT_CONFIG, batch: int = 64,
-                 keep_activations: bool = False, timeout: float = DEFAULT_TIMEOUT):
+                 keep_activations: bool = False, timeout: float = DEFAULT_TIMEOUT, keep_weights: bool = False):
         self.device = device
         self.model = model
         self.config = config
@@ -77,7 +77,8 @@ class Accelerator:
         host.check_hardware(self.info, config)
         self.timer = device.timer()
         self.buffer: DeviceBuffer | None = None
-        self.image: MemoryImage = pack(model, config, batch, allocate=self._allocate)
+        # keep_weights: the network's weights stay on chip between runs where they fit (resilq.hls.packing.pack)
+        self.image: MemoryImage = pack(model, config, batch, allocate=self._allocate, keep_weights=keep_weights)
         self.keep_activations = keep_activations  # read every layer's output back after each run
         self._load()
 

@@ -108,6 +108,7 @@ class EmulatedAccelerator:
         self.done = False
         self.isr = 0
         self.last_token = NO_TOKEN
+        self.kept_tag = 0  # WEIGHTS_TAG whose weights the kernel's buffers hold (0: none it may trust)
 
     def _locate(self, offset: int) -> tuple[rm.Register | rm.Table, int]:
         if offset % 4 or not 0 <= offset < rm.ADDRESS_SPACE:
@@ -164,7 +165,7 @@ class EmulatedAccelerator:
     # ------------------------------------------------------------------------------------------ the kernel
     def _start(self) -> None:
         n = self._reg(rm.N_IMAGES)
-        out = Outputs() if n == 0 else self._run(n)
+        out = Outputs() if n == 0 else self._run_keeping(n)
         values = {rm.VERSION_REG: rm.VERSION, rm.HW_CONFIG: self.config.hw_config_word(),
                   rm.CONFIG_ID: self.config.config_id, rm.STATUS: out.status,
                   rm.MODEL_CYCLES_LO: out.cycles & 0xFFFFFFFF, rm.MODEL_CYCLES_HI: out.cycles >> 32,
@@ -227,13 +228,22 @@ class EmulatedAccelerator:
             return None, once  # the comparator never matches: no value is hit
         return Fault(layer, slot, mask, FaultMode(mode)), once
 
+    def _run_keeping(self, n: int) -> Outputs:
+        """A run, then what the kernel's buffers hold: this image's weights if it completed with a WEIGHTS_TAG,
+        nothing to trust after any other run (it loaded over them, or stopped part way)."""
+        out = self._run(n)
+        self.kept_tag = self._tag if out.status == int(fmt.Status.OK) else 0
+        return out
+
     def _run(self, n: int) -> Outputs:
         cfg = self.config
+        self._tag = 0  # this run's WEIGHTS_TAG, once its header is read
         cycles = fmt.HEADER_WORDS + cfg.latency.run
         ctrl, weights, act = self._image_bytes()
         fi_ctrl = self._reg(rm.FI_CTRL)
         try:  # the kernel's order: header, fault registers, then each descriptor as it comes
             header = read_header(ctrl, cfg, n)
+            self._tag = header.weights_tag
             if rm.FI_CTRL.field("EN").get(fi_ctrl) and (self._reg(rm.FI_MASK) & 0xFF == 0 or
                                                         self._reg(rm.FI_MODE) > FaultMode.STUCK_AT_1):
                 raise DecodeError(fmt.Status.FAULT_CONFIG, 0, "fault injection enabled with a zero mask or mode 3")
@@ -241,6 +251,8 @@ class EmulatedAccelerator:
                     and self._reg(rm.FI_SLOT) >= cfg.pe):
                 raise DecodeError(fmt.Status.FAULT_CONFIG, 0, f"lane fault on lane {self._reg(rm.FI_SLOT)}, PE={cfg.pe}")
             image, executor = self._decoded(ctrl, weights, header)
+            kept = self._tag != 0
+            warm = kept and self._tag == self.kept_tag
             for k, plan in enumerate(image.plans):  # a batched layer's shadows depend on this run's chunk size
                 if plan.batched and n > 1:
                     try:
@@ -250,11 +262,13 @@ class EmulatedAccelerator:
                         raise
         except DecodeError as exc:
             # every image ran the descriptors before the refused one (layer-major), then it was fetched and refused
+            kept = self._tag != 0
+            warm = kept and self._tag == self.kept_tag
             if exc.fetched:
-                cycles += (sum(cyc.layer_cycles(p, cfg, n).total for p in exc.plans)
+                cycles += (sum(cyc.layer_cycles(p, cfg, n, kept, warm).total for p in exc.plans)
                            + exc.fetched * (fmt.DESC_WORDS + cfg.latency.descriptor))
             if exc.ran is not None:  # refused while running: the kernel completed that call first
-                cycles += cyc.call_cycles(exc.ran, cfg, exc.ran_images).total
+                cycles += cyc.call_cycles(exc.ran, cfg, exc.ran_images, resident=warm).total
             return Outputs(int(exc.status) | (exc.descriptor << 8), cycles)
         except UnsupportedModelError as exc:
             raise EmulatorError(f"the emulator cannot run this memory image: {exc}") from None
@@ -275,7 +289,7 @@ class EmulatedAccelerator:
         activations = self._execute(executor, x, fault, hit)
         for d, plan in zip(image.descriptors, image.plans):
             self._store(d, plan, activations[d.ir_layer], ctrl, act)
-        profile = np.asarray([cyc.layer_cycles(p, cfg, n).total for p in image.plans], dtype=np.uint64)
+        profile = np.asarray([cyc.layer_cycles(p, cfg, n, kept, warm).total for p in image.plans], dtype=np.uint64)
         words = ctrl[image.header.profile_offset:image.header.profile_offset + 8 * len(profile)].view("<u4")
         words[0::2] = (profile & np.uint64(0xFFFFFFFF)).astype(np.uint32)
         words[1::2] = (profile >> np.uint64(32)).astype(np.uint32)

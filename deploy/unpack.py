@@ -95,6 +95,7 @@ class Header:
     profile_offset: int
     image_bytes: int
     batch: int
+    weights_tag: int = 0  # nonzero: the kernel keeps the network's weights on chip between runs with this tag
 
 
 @dataclass
@@ -118,7 +119,7 @@ def read_header(ctrl: np.ndarray, config: AccelConfig, n_images: int) -> Header:
     if int(h[w.SIMD]) != config.simd:
         raise DecodeError(Status.SIMD_MISMATCH, 0, f"packed for SIMD={int(h[w.SIMD])}, the build has {config.simd}")
     header = Header(int(h[w.N_DESC]), int(h[w.DESC_OFFSET]), int(h[w.PROFILE_OFFSET]), int(h[w.IMAGE_BYTES]),
-                    int(h[w.BATCH]))
+                    int(h[w.BATCH]), int(h[w.WEIGHTS_TAG]))
     if header.n_desc > config.max_layers:
         raise DecodeError(Status.CAPACITY, 0, f"{header.n_desc} descriptors exceed max_layers={config.max_layers}")
     if n_images > header.batch:
@@ -215,6 +216,26 @@ def _weights(d: Descriptor, weights: np.ndarray, config: AccelConfig) -> tuple[n
     return np.ascontiguousarray(rows[..., :d.in_c].transpose(0, 3, 1, 2)), bias, shift
 
 
+class KeptWords:
+    """The kernel's running layout of kept weights (WeightPlace, accel_top.cpp; resilq.hls.mapping.kept_places):
+    each conv's even tiles after the previous convs' in w_ping, odd ones in w_pong, its tiles' bias/shift after
+    theirs. ``place`` refuses (CAPACITY) the descriptor whose words would not fit."""
+
+    def __init__(self, config: AccelConfig):
+        self.words, self.tiles = config.max_fanin // config.simd, -(-config.max_channels // config.pe)
+        self.ping = self.pong = self.tile = 0
+
+    def place(self, k: int, plan: LayerPlan) -> None:
+        even, odd = -(-plan.tiles // 2), plan.tiles // 2
+        if (self.ping + even * plan.mac_words > self.words or self.pong + odd * plan.mac_words > self.words
+                or self.tile + plan.tiles > self.tiles):
+            raise DecodeError(Status.CAPACITY, k, "the network's weights do not fit the weight, bias and shift buffers "
+                              "all at once, which a nonzero WEIGHTS_TAG asks for (kept weights)")
+        self.ping += even * plan.mac_words
+        self.pong += odd * plan.mac_words
+        self.tile += plan.tiles
+
+
 def decode(ctrl: np.ndarray, weights: np.ndarray, table: np.ndarray, config: AccelConfig,
            header: Header) -> DecodedImage:
     """Rebuild the network of the image whose bytes are ``ctrl`` (control master's view) and ``weights``.
@@ -228,6 +249,8 @@ def decode(ctrl: np.ndarray, weights: np.ndarray, table: np.ndarray, config: Acc
     plans: list[LayerPlan] = []
     layers: list = []
     held: DecodeError | None = None  # a POOL_NEXT conv's table error: the kernel meets it after checking the pool
+    held_kept: DecodeError | None = None  # a POOL_NEXT conv's kept weights that do not fit: checked after its pool
+    kept = KeptWords(config) if header.weights_tag else None
     for k, d in enumerate(descriptors):
         on_chip = bool(plans) and plans[-1].pool_next  # fetched with the conv before it, checked as its pair
         try:
@@ -239,8 +262,17 @@ def decode(ctrl: np.ndarray, weights: np.ndarray, table: np.ndarray, config: Acc
                 if not pools_on_chip(plans[-1], plan):
                     raise DecodeError(Status.LAYOUT, k, f"descriptor {k - 1} (POOL_NEXT) is not followed by a max-pool "
                                       "of its output map")
+                if held_kept is not None:
+                    raise held_kept
                 if held is not None:
                     raise held
+            if kept is not None and plan.op is fmt.Op.CONV:
+                try:
+                    kept.place(k, plan)
+                except DecodeError as exc:
+                    if not plan.pool_next:
+                        raise
+                    held_kept = exc
             if d.crit_count:
                 try:
                     plan = plan_of(d, protected_neurons(k, d, table), config)

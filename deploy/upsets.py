@@ -6,7 +6,8 @@ DDR image at the start of each tile (:mod:`resilq.hls.packing`), so a :class:`re
 board, the emulator, the C-simulated IP -- by rewriting the faulty layer's parameter block in the image
 for the run and restoring it afterwards: no fault register is involved, and what the kernel reads is
 exactly a memory word with a flipped bit. Every tile, original pass and shadow pass alike, reads the same
-stored word, so all copies of a protected neuron see the upset (SPEC §7).
+stored word, so all copies of a protected neuron see the upset (SPEC §7). An image that keeps its weights on
+chip between runs (a nonzero WEIGHTS_TAG) is retagged on both writes, so the kernel reloads the words it reads.
 
 The block is produced by the packer's own functions (``param_beats``, ``weight_rows``), and the clean block
 is compared with the image before anything is written (a layout drift raises ``MismatchError``).
@@ -64,10 +65,12 @@ def upset(image: MemoryImage, model: Model, fault, flush=lambda: None):
                                 "packer's layout; refusing to patch an image whose layout is not understood")
         saved.append((base, current.copy()))
         image.buffer[base:base + clean.size] = parameter_block(image, i, faulty.layers[i])
+    image.retag()  # a kept image announces new weights: the kernel loads them instead of what it kept
     flush()
     try:
         yield faulty
     finally:
         for base, block in saved:
             image.buffer[base:base + block.size] = block
+        image.retag()
         flush()

@@ -50,7 +50,7 @@ from resilq.ir import Model
 
 from . import imageformat as fmt
 from .config import AccelConfig
-from .mapping import LayerPlan, plan_model
+from .mapping import LayerPlan, kept_places, plan_model
 
 
 @dataclass(frozen=True)
@@ -152,10 +152,11 @@ def _call_cycles(plan: LayerPlan, config: AccelConfig, m: int, resident: bool = 
                        overlapped)
 
 
-def call_cycles(plan: LayerPlan, config: AccelConfig, images: int = 1) -> LayerCycles:
-    """One ``run_layer`` call that loads its parameters, without the descriptor fetch: one image, or a chunk of
-    ``images`` of a batched layer (what the kernel completes before it stops on an error it meets while running)."""
-    return _call_cycles(plan, config, images)
+def call_cycles(plan: LayerPlan, config: AccelConfig, images: int = 1, resident: bool = False) -> LayerCycles:
+    """The first ``run_layer`` call of a run, without the descriptor fetch: one image, or a chunk of ``images`` of a
+    batched layer (what the kernel completes before it stops on an error it meets while running); ``resident``: a
+    warm run of kept weights, which loads no parameters."""
+    return _call_cycles(plan, config, images, resident=resident and plan.op is fmt.Op.CONV)
 
 
 def chunks(plan: LayerPlan, config: AccelConfig, images: int) -> list[int]:
@@ -167,12 +168,17 @@ def chunks(plan: LayerPlan, config: AccelConfig, images: int) -> list[int]:
     return [config.max_batch] * full + ([rest] if rest else [])
 
 
-def layer_cycles(plan: LayerPlan, config: AccelConfig, images: int = 1) -> LayerCycles:
-    """Cycles of one descriptor in a run of ``images`` images (layer-major: fetched once, then every image)."""
+def layer_cycles(plan: LayerPlan, config: AccelConfig, images: int = 1, kept: bool = False,
+                 warm: bool = False) -> LayerCycles:
+    """Cycles of one descriptor in a run of ``images`` images (layer-major: fetched once, then every image).
+
+    ``kept``: the image keeps the network's weights on chip (a nonzero WEIGHTS_TAG), so only the run's first call
+    loads this layer's parameters; ``warm``: a previous run with the same tag left them there, so no call does."""
     fetch = LayerCycles(plan.index, plan.name, fmt.DESC_WORDS + config.latency.descriptor, *([0] * 9))
     calls = chunks(plan, config, images)
-    total = fetch.plus(_call_cycles(plan, config, calls[0]))  # the first call loads the layer's parameters
-    keep = keeps_weights(plan)
+    conv = plan.op is fmt.Op.CONV
+    total = fetch.plus(_call_cycles(plan, config, calls[0], resident=conv and warm))
+    keep = conv and (warm or kept or keeps_weights(plan))
     for m, count in sorted(Counter(calls[1:]).items()):
         total = total.plus(_call_cycles(plan, config, m, resident=keep), count)
     return total
@@ -187,6 +193,8 @@ class CycleReport:
     plans: list[LayerPlan]
     config: AccelConfig
     images: int = 1
+    kept: bool = False  # the network's weights stay on chip between runs (WEIGHTS_TAG)
+    warm: bool = False  # ... and a previous run left them there
 
     @property
     def total(self) -> int:
@@ -200,21 +208,28 @@ class CycleReport:
 
     def run(self, n_images: int) -> int:
         """The CYCLES register after a run of ``n_images`` images."""
-        return self.run_overhead + sum(layer_cycles(p, self.config, n_images).total for p in self.plans)
+        return self.run_overhead + sum(layer_cycles(p, self.config, n_images, self.kept, self.warm).total
+                                       for p in self.plans)
 
     def at(self, n_images: int) -> CycleReport:
         """The same network's report for a run of ``n_images`` images."""
-        return CycleReport([layer_cycles(p, self.config, n_images) for p in self.plans], self.run_overhead, self.plans,
-                           self.config, n_images)
+        return CycleReport([layer_cycles(p, self.config, n_images, self.kept, self.warm) for p in self.plans],
+                           self.run_overhead, self.plans, self.config, n_images, self.kept, self.warm)
 
     def microseconds(self, mhz: float) -> float:
         return self.per_inference / mhz
 
 
-def cycle_report(model: Model, config: AccelConfig, images: int = 1) -> CycleReport:
+def cycle_report(model: Model, config: AccelConfig, images: int = 1, kept: bool = False,
+                 warm: bool = False) -> CycleReport:
+    """The modelled run of ``images`` images; ``kept``/``warm`` as :func:`layer_cycles` (``kept`` only where the
+    network's weights fit on chip: :func:`resilq.hls.mapping.kept_places`, as :func:`resilq.hls.packing.pack`)."""
     plans = plan_model(model, config)
+    kept = kept and kept_places(plans, config) is not None
+    warm = warm and kept
     overhead = (fmt.HEADER_WORDS + config.latency.run) + (fmt.PROFILE_WORDS * len(plans) + config.latency.store)
-    return CycleReport([layer_cycles(p, config, images) for p in plans], overhead, plans, config, images)
+    return CycleReport([layer_cycles(p, config, images, kept, warm) for p in plans], overhead, plans, config, images,
+                       kept, warm)
 
 
 def cycles_per_inference(config: AccelConfig | None = None):

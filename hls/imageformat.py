@@ -6,7 +6,7 @@ All regions are 64-byte aligned. This module defines the formats; :mod:`.packing
 
 Header (``HEADER_WORDS`` little-endian uint32 at offset 0)::
 
-    MAGIC  FORMAT  SIMD  N_DESC  DESC_OFFSET  PROFILE_OFFSET  IMAGE_BYTES  BATCH  (reserved...)
+    MAGIC  FORMAT  SIMD  N_DESC  DESC_OFFSET  PROFILE_OFFSET  IMAGE_BYTES  BATCH  WEIGHTS_TAG  (reserved...)
 
 Descriptor (``DESC_WORDS`` uint32 per executed layer; Flatten needs none, its output aliases its input)::
 
@@ -17,6 +17,9 @@ A Linear layer is a CONV descriptor with IN_C = the length of its input vector i
 A CONV with ``Flag.BATCH`` runs a chunk of up to MAX_BATCH images on each weight load: a vector layer as one
 1 x chunk map whose positions are the images, a conv over a map with the chunk's maps side by side in its buffers
 (image after image on each tile; FORMAT 3, which an overlay built for FORMAT 2 refuses with BAD_FORMAT).
+A nonzero WEIGHTS_TAG (the CRC-32 of the descriptors and parameter blocks, written by ``pack(..., keep_weights=True)``
+where the network's parameters fit the on-chip buffers at once) has the kernel keep them there between runs: a
+run whose tag equals the last completed run's loads none. 0: loaded every run.
 A CONV with ``Flag.POOL_NEXT`` is run image by image together with the next descriptor, a MAXPOOL of its map
 that reads the map from the kernel's output buffer instead of from IN_ADDR (which still names the conv's region,
 which the conv still writes).
@@ -62,6 +65,7 @@ class HeaderWord(IntEnum):
     PROFILE_OFFSET = 5
     IMAGE_BYTES = 6
     BATCH = 7
+    WEIGHTS_TAG = 8  # nonzero: the network's weights stay on chip between runs with this tag (0: loaded every run)
 
 
 class DescWord(IntEnum):

@@ -321,6 +321,26 @@ def plan_model(model: Model, config: AccelConfig) -> list[LayerPlan]:
     return plans
 
 
+def kept_places(plans: list[LayerPlan], config: AccelConfig) -> list[tuple[int, int, int]] | None:
+    """Per descriptor, where its parameters sit when the network's weights are kept on chip between runs (a nonzero
+    WEIGHTS_TAG; ``WeightPlace`` in hls/include/resilq/types.hpp): (first word of its even tiles in w_ping, of its
+    odd tiles in w_pong, its first bias/shift word), laid out conv after conv -- or None where they do not all fit
+    (the kernel refuses such an image with CAPACITY at the first layer that overflows)."""
+    words, tiles_cap = config.max_fanin // config.simd, -(-config.max_channels // config.pe)
+    ping = pong = tile = 0
+    places = []
+    for plan in plans:
+        places.append((ping, pong, tile))
+        if plan.op is not Op.CONV:
+            continue
+        ping += -(-plan.tiles // 2) * plan.mac_words
+        pong += plan.tiles // 2 * plan.mac_words
+        tile += plan.tiles
+        if ping > words or pong > words or tile > tiles_cap:
+            return None
+    return places
+
+
 def pools_on_chip(conv: LayerPlan, pool: LayerPlan) -> bool:
     """Whether max-pool ``pool`` can pool conv ``conv``'s output buffer instead of reading its map back from DDR
     (the kernel's ``pools_on_chip`` with the conditions of ``FLAG_POOL_NEXT``, descriptor.hpp): ``pool`` reads

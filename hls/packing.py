@@ -10,6 +10,7 @@ buffer (or packs straight into one with ``allocate=``). numpy only.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -20,7 +21,7 @@ from resilq.ir import Conv2d, Flatten, Linear, Model
 
 from . import imageformat as fmt
 from .config import AccelConfig
-from .mapping import LayerPlan, activation_layouts, plan_model
+from .mapping import LayerPlan, activation_layouts, kept_places, plan_model
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,17 @@ class MemoryImage:
     @property
     def nbytes(self) -> int:
         return int(self.buffer.size)
+
+    @property
+    def weights_tag(self) -> int:
+        """WEIGHTS_TAG: nonzero when the kernel keeps this network's weights on chip between runs."""
+        return int(self.buffer[:4 * fmt.HEADER_WORDS].view("<u4")[fmt.HeaderWord.WEIGHTS_TAG])
+
+    def retag(self) -> None:
+        """After the descriptors or the weights changed (a stored-word upset, resilq.deploy.upsets): a kept image gets
+        the tag of its new bytes, so the kernel loads them instead of trusting what it kept."""
+        if self.weights_tag:
+            self.buffer[:4 * fmt.HEADER_WORDS].view("<u4")[fmt.HeaderWord.WEIGHTS_TAG] = _tag_of(self.buffer)
 
     @property
     def descriptor_layers(self) -> list[int]:
@@ -155,12 +167,26 @@ def param_beats(layer: Conv2d | Linear) -> np.ndarray:
     return beats.reshape(-1).view(np.uint8)
 
 
+def _tag_of(buffer: np.ndarray) -> int:
+    """WEIGHTS_TAG of an image: CRC-32 of its descriptors and its parameter blocks (never 0)."""
+    header = buffer[:4 * fmt.HEADER_WORDS].view("<u4")
+    desc, profile = int(header[fmt.HeaderWord.DESC_OFFSET]), int(header[fmt.HeaderWord.PROFILE_OFFSET])
+    n = int(header[fmt.HeaderWord.N_DESC])
+    start = fmt.align(profile + 4 * fmt.PROFILE_WORDS * n)  # the parameter blocks follow the profile ...
+    first_in = int(buffer[desc:desc + 4 * fmt.DESC_WORDS].view("<u4")[fmt.DescWord.IN_ADDR])  # ... up to the inputs
+    tag = zlib.crc32(buffer[desc:profile].tobytes())
+    return zlib.crc32(buffer[start:first_in].tobytes(), tag) or 1
+
+
 def pack(model: Model, config: AccelConfig, batch: int = 1,
-         allocate: Callable[[int], np.ndarray] | None = None) -> MemoryImage:
+         allocate: Callable[[int], np.ndarray] | None = None, keep_weights: bool = False) -> MemoryImage:
     """Pack ``model`` for ``config`` with room for ``batch`` input images.
 
     Every image has its own copy of every layer's output: the kernel runs layer-major (each layer over the
-    whole batch before the next), so no two images can share an intermediate region.
+    whole batch before the next), so no two images can share an intermediate region. ``keep_weights``: when the
+    network's parameters fit the kernel's weight, bias and shift buffers all at once
+    (:func:`resilq.hls.mapping.kept_places`), the image carries a WEIGHTS_TAG and the kernel keeps them on chip
+    between runs (the first run loads them, later runs with the same tag load none); otherwise the tag is 0.
     """
     if batch < 1:
         raise ParameterError(f"batch must be >= 1, got {batch}")
@@ -239,6 +265,8 @@ def pack(model: Model, config: AccelConfig, batch: int = 1,
         if plan.n_protected:
             table_parts.append(plan.entries())
             crit_start += plan.n_protected
+    if keep_weights and kept_places(plans, config) is not None:
+        words[fmt.HeaderWord.WEIGHTS_TAG] = _tag_of(buffer)
     table = np.concatenate(table_parts) if table_parts else np.zeros(0, np.uint32)
     return MemoryImage(config, model.name, model.hash, plans, buffer, batch, table.astype(np.uint32), inputs,
                        outputs, profile_offset, w_offsets)

@@ -44,11 +44,11 @@ class CsimAccelerator:
     """A model loaded on the C-simulated accelerator (the device is shared per process and config)."""
 
     def __init__(self, model: Model, config: AccelConfig = DEFAULT_CONFIG, batch: int = 64,
-                 device: CsimDevice | None = None):
+                 device: CsimDevice | None = None, keep_weights: bool = False):
         self.model = model
         self.config = config
         self.device = device or CsimDevice.open(config)
-        self.image: MemoryImage = pack(model, config, batch)
+        self.image: MemoryImage = pack(model, config, batch, keep_weights=keep_weights)
         self.info = host.probe(self.device)
         host.check_hardware(self.info, config)
 

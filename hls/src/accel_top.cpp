@@ -13,6 +13,7 @@
 namespace resilq {
 namespace state {
 uint32_t fi_last_token = NO_TOKEN;
+uint32_t kept_tag = 0;  // WEIGHTS_TAG of the last run that completed with kept weights (0: none on chip)
 }  // namespace state
 }  // namespace resilq
 
@@ -130,6 +131,15 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, uint64_t* act_
         // tiles keeps its parameters in the buffers from one image (or chunk) to the next: only the first loads them.
         // The fault is armed for image 0 (a fresh one-shot TOKEN, or every inference) and for images 1.. only
         // when it hits every inference.
+        // Kept weights (a nonzero WEIGHTS_TAG): every conv layer has its own words in the weight, bias and shift
+        // buffers (WeightPlace, types.hpp), laid out descriptor after descriptor; when the previous run completed
+        // with the same tag, they are all still on chip and this run loads no parameter at all ("warm"). The host
+        // writes a new tag whenever it rewrites the image's weights (resilq.hls.packing, resilq.deploy.upsets).
+        const uint32_t tag = hdr[image::HDR_WEIGHTS_TAG];
+        const bool keep = tag != 0;
+        const bool warm = keep && tag == resilq::state::kept_tag;
+        constexpr uint32_t W_WORDS = Cfg::MAX_FANIN / Cfg::SIMD, P_WORDS = (Cfg::MAX_CHANNELS + Cfg::PE - 1) / Cfg::PE;
+        resilq::WeightPlace place = {0u, 0u, 0u, keep};
         const bool armed_first = fi_en && (!fi_once || token != resilq::state::fi_last_token);
         const bool armed_rest = fi_en && !fi_once;
         if (code == image::STATUS_OK && fi_en && fi_once && armed_first) resilq::state::fi_last_token = token;
@@ -161,6 +171,17 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, uint64_t* act_
                     bad_layer = l + 1;
                 }
             }
+            // this conv's kept words: every layer's even tiles after the previous layers' in w_ping, odd ones in
+            // w_pong, its tiles' bias/shift after theirs -- refused (CAPACITY) where they would not fit
+            // (mac_words < 2^24 and tiles < 2^17 once plan_descriptor accepted d: one index_product, a DSP48E1)
+            const uint64_t even_words = resilq::ops::index_product(g.mac_words, (g.tiles + 1) / 2);
+            const uint64_t odd_words = (g.tiles & 1u) ? even_words - g.mac_words : even_words;
+            if (code == image::STATUS_OK && keep && d.op == image::OP_CONV &&
+                (uint64_t(place.ping) + even_words > W_WORDS || uint64_t(place.pong) + odd_words > W_WORDS ||
+                 uint64_t(place.tile) + g.tiles > P_WORDS)) {
+                code = image::STATUS_CAPACITY;
+                bad_layer = l;
+            }
             const bool batched = (d.flags & image::FLAG_BATCH) != 0 && n_images > 1;
             const bool fault_layer = (d.flags & image::FLAG_NEURONS) != 0 && (all_layers || d.ir_layer == fi_layer);
             // image * IN_STRIDE / OUT_STRIDE, advanced chunk by chunk (no multiplier: MAX_BATCH is a power of two)
@@ -191,7 +212,8 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, uint64_t* act_
                 lc += resilq::run_layer<Cfg>(ctrl_mem, weight_mem, act_mem, crit_table, dc, gc, d.in_addr + in_off,
                                              d.out_addr + out_off, in_buf, w_ping, w_pong, bias_buf, shift_buf, out_buf,
                                              raw_buf, sh_buf, marks, site, ctr, g.map_batch ? chunk : 1u,
-                                             img > 0 && d.op == image::OP_CONV && g.tiles <= 2);
+                                             d.op == image::OP_CONV && (warm || (img > 0 && (keep || g.tiles <= 2))),
+                                             place);
                 if (ctr.error != image::STATUS_OK) {
                     code = ctr.error;
                     bad_layer = l;
@@ -206,6 +228,11 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, uint64_t* act_
             }
             profile[l] = lc;
             cycles += lc + pc;
+            if (keep && d.op == image::OP_CONV) {  // the next conv's kept words follow this one's
+                place.ping += static_cast<uint32_t>(even_words);
+                place.pong += static_cast<uint32_t>(odd_words);
+                place.tile += g.tiles;
+            }
             if (pool_next && l + 1 < n_desc) {  // the pool's own profile word (none when POOL_NEXT was on the last)
                 ++l;
                 profile[l] = pc;
@@ -221,6 +248,9 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, uint64_t* act_
             }
             cycles += uint64_t(image::PROFILE_WORDS) * n_desc + Cfg::Latency::STORE;
         }
+        // what is on chip now: this run's weights if it completed with kept weights; after any other run (it loaded
+        // over the buffers, or stopped part way) nothing the next run may trust
+        resilq::state::kept_tag = (code == image::STATUS_OK) ? tag : 0u;
     }
     *status = code | (bad_layer << 8);
     *model_cycles_lo = static_cast<uint32_t>(cycles);

@@ -123,6 +123,7 @@ void resilq_csim_reset(void) {
     dev.isr = 0;
     dev.error[0] = '\0';
     resilq::state::fi_last_token = resilq::state::NO_TOKEN;
+    resilq::state::kept_tag = 0;
 }
 
 void resilq_csim_write(uint32_t offset, uint32_t value) {

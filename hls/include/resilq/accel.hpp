@@ -17,5 +17,6 @@ namespace state {
 // fault that fired. NO_TOKEN is outside the 8-bit TOKEN field, so the first armed token always fires.
 constexpr uint32_t NO_TOKEN = 0x100u;
 extern uint32_t fi_last_token;
+extern uint32_t kept_tag;  // WEIGHTS_TAG whose weights are on chip (0: none)
 }  // namespace state
 }  // namespace resilq

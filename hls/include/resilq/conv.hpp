@@ -85,7 +85,7 @@ uint64_t conv_tile(const LayerDesc& d, const LayerGeom& g, const Tile& tile, con
                    typename Buffers<Cfg>::Out& out_buf, typename Buffers<Cfg>::Raw& raw_buf,
                    typename Buffers<Cfg>::Shadow& sh_buf, const uint32_t first[Cfg::PE], uint32_t lane_count[Cfg::PE],
                    const FaultSite& fault, RunCounters& ctr, uint32_t in_base = 0, uint32_t out_base = 0,
-                   bool last_image = true) {
+                   bool last_image = true, uint32_t w_base = 0) {  // w_base: the tile's first weight word
     const bool raw = (d.flags & image::FLAG_RAW) != 0;
     const int32_t lo = (d.flags & image::FLAG_RELU) ? 0 : arith::INT8_LO;
     const bool split = d.scheme == arith::SPLIT;
@@ -196,7 +196,7 @@ compute:
     read_weights:  // every lane's bank at the same word: one read per bank, then the rotation
         for (uint32_t b = 0; b < Cfg::PE; ++b) {
 #pragma HLS UNROLL
-            wrow[b] = w_buf[b][f];
+            wrow[b] = w_buf[b][w_base + f];
         }
     // Lanes q and q + PE/2 share each x[s]: one DSP48E1 computes both products (ops::mac_pair). The partners
     // are PE/2 lanes apart, so the lane-diverse copies of a protected neuron (lanes q, q+1, q+2) never share a

@@ -27,8 +27,9 @@ uint64_t overlapped_tile(const uint64_t* weight_mem, const uint32_t* crit_table,
                          typename Buffers<Cfg>::Out& out_buf, typename Buffers<Cfg>::Raw& raw_buf,
                          typename Buffers<Cfg>::Shadow& sh_buf, typename Buffers<Cfg>::Marks& marks,
                          uint32_t first[Cfg::PE], uint32_t lane_count[Cfg::PE], const FaultSite& fault,
-                         RunCounters& ctr, uint32_t images) {
-    const uint64_t load = more ? load_weights<Cfg>(weight_mem, next_beat, next_rows, g.ft, g.packed != 0, d.kernel, d.in_c, g.taps, w_next) : 0u;
+                         RunCounters& ctr, uint32_t images, uint32_t now_base, uint32_t next_base) {
+    const uint64_t load = more ? load_weights<Cfg>(weight_mem, next_beat, next_rows, g.ft, g.packed != 0, d.kernel,
+                                                   d.in_c, g.taps, w_next, next_base) : 0u;
     uint64_t work = 0;
     if (d.crit_count > 0) {
         work += mark_tile<Cfg>(crit_table, table_ptr, table_last, table_end, d.crit_start, tile.c0, tile.rows,
@@ -43,7 +44,7 @@ tile_images:
         FaultSite site = fault;
         if (g.map_batch) site.active = site.active_rest = (i == 0) ? fault.active : fault.active_rest;
         work += conv_tile<Cfg>(d, g, tile, bias, shift, in_buf, w_now, marks, out_buf, raw_buf, sh_buf, first,
-                               lane_count, site, ctr, in_base, out_base, i + 1 == images);
+                               lane_count, site, ctr, in_base, out_base, i + 1 == images, now_base);
         in_base += g.img_in;
         out_base += g.img_out;
     }
@@ -62,7 +63,7 @@ uint64_t run_layer(uint32_t* ctrl_mem, const uint64_t* weight_mem, uint64_t* act
                    typename Buffers<Cfg>::Shift& shift_buf, typename Buffers<Cfg>::Out& out_buf,
                    typename Buffers<Cfg>::Raw& raw_buf, typename Buffers<Cfg>::Shadow& sh_buf,
                    typename Buffers<Cfg>::Marks& marks, const FaultSite& fault, RunCounters& ctr,
-                   uint32_t images = 1, bool resident = false) {
+                   uint32_t images = 1, bool resident = false, const WeightPlace& place = WeightPlace{0, 0, 0, false}) {
     uint64_t input = 0;
     uint32_t in_img = in_addr / 8, elem0 = 0;
 load_images:
@@ -97,14 +98,16 @@ init_lanes:
     const uint32_t param_beat = d.w_addr / 8;
     const uint32_t row_beats = g.ft * (Cfg::SIMD / 8);
     uint32_t weight_beat = param_beat + d.out_c;
-    // `resident`: this descriptor ran on the previous image (or chunk) and has at most two tiles, so its bias/shift
-    // and every tile's rows are still in the buffers (tile t in w_ping for even t, w_pong for odd): no load at all
+    // `resident`: every tile's rows and the bias/shift are still in the buffers (`place`, WeightPlace): this
+    // descriptor ran on the previous image or chunk (kept, or at most two tiles), or a previous run kept them
     uint64_t weights = 0;
     if (!resident) {
-        weights = load_params<Cfg>(weight_mem, param_beat, d.out_c, bias_buf, shift_buf);
+        weights = load_params<Cfg>(weight_mem, param_beat, d.out_c, bias_buf, shift_buf, place.tile);
         weights += load_weights<Cfg>(weight_mem, weight_beat, (d.out_c < Cfg::PE) ? d.out_c : Cfg::PE, g.ft,
-                                     g.packed != 0, d.kernel, d.in_c, g.taps, w_ping);
+                                     g.packed != 0, d.kernel, d.in_c, g.taps, w_ping, place.ping);
     }
+    const uint32_t step = place.kept ? g.mac_words : 0u;  // words from a tile to the next one in the same buffer
+    uint32_t ping_at = place.ping, pong_at = place.pong;
     // The two masters reach DDR through one HP port (overlays/tcl/block_design.tcl: one SmartConnect into
     // S_AXI_HP0, 64 bits), so their read beats share its read channel: only the shorter start-up latency hides
     // behind the other stream (the beats are counted one after the other)
@@ -121,22 +124,26 @@ tiles:  // sequential: tile t computes on one weight buffer while tile t+1's row
     tile_params:
         for (uint32_t p = 0; p < Cfg::PE; ++p) {
 #pragma HLS UNROLL
-            bias[p] = bias_buf[p][t];
-            shift[p] = shift_buf[p][t];
+            bias[p] = bias_buf[p][place.tile + t];
+            shift[p] = shift_buf[p][place.tile + t];
         }
         const bool more = t + 1 < g.tiles && !resident;  // the next tile's rows to load
         const uint32_t next_c0 = tile.c0 + Cfg::PE;
         const uint32_t next_rows = !more ? 0u : (d.out_c - next_c0 < Cfg::PE) ? d.out_c - next_c0 : Cfg::PE;
         const uint32_t next_beat = weight_beat + row_beats * Cfg::PE;
         const uint32_t tile_start = table_ptr;
-        if ((t & 1u) == 0) {
+        if ((t & 1u) == 0) {  // tile t at ping_at, tile t+1 (if any) loads at pong_at
             cycles += overlapped_tile<Cfg>(weight_mem, crit_table, d, g, tile, more, next_beat, next_rows, table_ptr,
                                            table_last, table_end, bias, shift, in_buf, w_ping, w_pong, out_buf,
-                                           raw_buf, sh_buf, marks, first, lane_count, fault, ctr, images);
+                                           raw_buf, sh_buf, marks, first, lane_count, fault, ctr, images, ping_at,
+                                           pong_at);
+            ping_at += step;
         } else {
             cycles += overlapped_tile<Cfg>(weight_mem, crit_table, d, g, tile, more, next_beat, next_rows, table_ptr,
                                            table_last, table_end, bias, shift, in_buf, w_pong, w_ping, out_buf,
-                                           raw_buf, sh_buf, marks, first, lane_count, fault, ctr, images);
+                                           raw_buf, sh_buf, marks, first, lane_count, fault, ctr, images, pong_at,
+                                           ping_at);
+            pong_at += step;
         }
         // The corrector (one call site): after the last tile over the layer's entries, or, map-batched, after each
         // tile over that tile's entries for each image (the order its shadows were written); entries no tile took

@@ -22,6 +22,7 @@ constexpr uint32_t HDR_DESC_OFFSET = 4u;
 constexpr uint32_t HDR_PROFILE_OFFSET = 5u;
 constexpr uint32_t HDR_IMAGE_BYTES = 6u;
 constexpr uint32_t HDR_BATCH = 7u;
+constexpr uint32_t HDR_WEIGHTS_TAG = 8u;
 
 constexpr uint32_t DESC_OP_FLAGS = 0u;
 constexpr uint32_t DESC_IR_LAYER = 1u;

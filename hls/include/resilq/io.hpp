@@ -67,8 +67,8 @@ load_input:
 // uint8 shift), channel r into bank r % PE, word r / PE (the tile number), counted.
 template <class Cfg>
 uint64_t load_params(const uint64_t* weight_mem, uint32_t beat, uint32_t n, typename Buffers<Cfg>::Bias& bias,
-                     typename Buffers<Cfg>::Shift& shift) {
-    uint32_t lane = 0, word = 0;
+                     typename Buffers<Cfg>::Shift& shift, uint32_t word0 = 0) {  // word0: the layer's first tile
+    uint32_t lane = 0, word = word0;
 load_params:
     for (uint32_t r = 0; r < n; ++r) {
 #pragma HLS PIPELINE II=1
@@ -94,7 +94,8 @@ load_params:
 // order of the input buffer's dense pixels (load_input), so one on-chip word meets `taps` window pixels.
 template <class Cfg>
 uint64_t load_weights(const uint64_t* weight_mem, uint32_t beat, uint32_t rows, uint32_t ft, bool packed,
-                      uint32_t kernel, uint32_t in_c, uint32_t taps, typename Buffers<Cfg>::Weights& w_buf) {
+                      uint32_t kernel, uint32_t in_c, uint32_t taps, typename Buffers<Cfg>::Weights& w_buf,
+                      uint32_t base = 0) {  // base: the tile's first word (kept weights, engine.hpp)
     constexpr uint32_t BEATS = Cfg::SIMD / 8;
     Pack<Cfg::SIMD> word, merged;
 #pragma HLS AGGREGATE variable=word
@@ -120,7 +121,7 @@ load_weights:
         if (b + 1 == BEATS) {
             b = 0;
             if (!packed) {
-                w_buf[r][f] = word;
+                w_buf[r][base + f] = word;
             } else {
             merge_lanes:
                 for (uint32_t s = 0; s < Cfg::SIMD; ++s) {
@@ -129,7 +130,7 @@ load_weights:
                 }
                 const bool row_end = kx + 1 == kernel;
                 if (row_end || tap + 1 == taps) {  // the word is full (or the kernel row ends): write it
-                    w_buf[r][wf] = merged;
+                    w_buf[r][base + wf] = merged;
                 clear_lanes:
                     for (uint32_t s = 0; s < Cfg::SIMD; ++s) {
 #pragma HLS UNROLL

@@ -82,6 +82,17 @@ struct LayerGeom {
     uint32_t img_out;     // output-buffer words per bank and image: hw_out * ceil(out_c / OUT_BANKS)
 };
 
+// Where a layer's parameters sit on chip. Loaded every run: everything at 0 (tile t's rows at word 0 of w_ping for
+// even t, w_pong for odd t). Kept (a nonzero WEIGHTS_TAG, engine.hpp): every layer has its own words, so the whole
+// network's rows stay on chip from run to run -- tile t of the layer at word ping + (t / 2) * mac_words of w_ping
+// (even t) or pong + (t / 2) * mac_words of w_pong (odd t), its bias/shift at words tile + t of their buffers.
+struct WeightPlace {
+    uint32_t ping;  // first word of the layer's even tiles in w_ping
+    uint32_t pong;  // first word of the layer's odd tiles in w_pong
+    uint32_t tile;  // the layer's first word of the bias and shift buffers
+    bool kept;      // the layer has words of its own (else everything at 0)
+};
+
 // Where one tile of PE output channels goes (counted tile by tile by the controller, engine.hpp).
 // Channel c0 + p of the tile lives in output-buffer bank group * PE + p, row row_base / hw_out:
 // OUT_BANKS / PE consecutive tiles share a row, each in its own group of PE banks.
