@@ -73,6 +73,7 @@ class MemoryImage:
     outputs: dict[int, Region]  # IR layer index -> its output region (Flatten aliases its input)
     profile_offset: int
     layer_offsets: dict[int, int] = field(default_factory=dict)  # IR index -> W_ADDR of conv/linear layers
+    _issued_tags: list[int] = field(default_factory=list, repr=False)  # the image's previous WEIGHTS_TAGs (retag)
 
     @property
     def nbytes(self) -> int:
@@ -85,9 +86,17 @@ class MemoryImage:
 
     def retag(self) -> None:
         """After the descriptors or the weights changed (a stored-word upset, resilq.deploy.upsets): a kept image gets
-        the tag of its new bytes, so the kernel loads them instead of trusting what it kept."""
-        if self.weights_tag:
-            self.buffer[:4 * fmt.HEADER_WORDS].view("<u4")[fmt.HeaderWord.WEIGHTS_TAG] = _tag_of(self.buffer)
+        a new tag, so the kernel loads the new bytes instead of trusting what it kept. The tag is a cache key: the CRC
+        of the bytes, moved on while it equals one of the image's last tags (a CRC collision between two upsets,
+        about 2^-32, would otherwise let a run use the previous run's weights)."""
+        if not self.weights_tag:
+            return
+        recent = self._issued_tags[-RECENT_TAGS:] + [self.weights_tag]
+        tag = _tag_of(self.buffer)
+        while tag in recent:
+            tag = (tag + 1) & 0xFFFFFFFF or 1
+        self._issued_tags = recent
+        self.buffer[:4 * fmt.HEADER_WORDS].view("<u4")[fmt.HeaderWord.WEIGHTS_TAG] = tag
 
     @property
     def descriptor_layers(self) -> list[int]:
@@ -165,6 +174,10 @@ def param_beats(layer: Conv2d | Linear) -> np.ndarray:
     if layer.requant is not None:
         beats[:, 1] = layer.requant.shift.astype(np.uint32)
     return beats.reshape(-1).view(np.uint8)
+
+
+#: WEIGHTS_TAGs an image remembers having carried: a new tag is never one of them (retag).
+RECENT_TAGS = 8
 
 
 def _tag_of(buffer: np.ndarray) -> int:
