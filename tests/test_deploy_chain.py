@@ -206,3 +206,20 @@ def test_chain_of_trust_3_emulator_on_mnist_large(variants, kind, tmp_path, mnis
     model = variants[kind]
     pkg = make_package(tmp_path, model, ["--dataset", "mnist", "--data-dir", str(mnist_dir)])
     check_chain(model, pkg, tmp_path, "emulator")
+
+
+@pytest.mark.parametrize("target", ["emulator", "csim"])
+def test_cli_run_with_kept_weights(variants, target, tmp_path):
+    """`resilq run PKG --keep-weights --verify`: the same predictions as without, fewer modelled cycles (the runs
+    after the first load no weights), and the verifier's cycle model agrees."""
+    model = variants["tmr"]
+    pkg = make_package(tmp_path, model, ["--dataset", "digits", "--images", "64"])
+    plain = cli_run(pkg, target, tmp_path, "--verify")
+    kept = cli_run(pkg, target, tmp_path, "--verify", "--keep-weights")
+    assert kept["verify"] == "ok" and kept["predictions"] == plain["predictions"]
+    runs = kept["runs"]
+    cold = cycle_report(model, DEFAULT_CONFIG, kept=True)
+    warm = cycle_report(model, DEFAULT_CONFIG, kept=True, warm=True)
+    assert runs == 4 and kept["cycles"] == cold.run(BATCH) + (runs - 1) * warm.run(BATCH) < plain["cycles"]
+    again = cli_run(pkg, target, tmp_path, "--verify", "--keep-weights")  # the IP may still hold them: ok too
+    assert again["verify"] == "ok" and again["predictions"] == plain["predictions"]
