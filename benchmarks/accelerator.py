@@ -30,7 +30,7 @@ from resilq.boards import load_board
 from resilq.errors import ParameterError
 from resilq.hls.config import MAX_PE, SIMD_CHOICES, AccelConfig
 from resilq.hls.cycles import cycle_report
-from resilq.hls.mapping import kept_places, plan_model
+from resilq.hls.mapping import plan_model, weights_fit_on_chip
 from resilq.hls.resources import MACS_PER_DSP, check_budget, estimate
 from resilq.hls.tile_packing import pack_tiles
 from resilq.ir import Conv2d, Executor, Flatten, InputQuant, Linear, MaxPool2d, Model, Protection, Requant
@@ -224,7 +224,7 @@ def main() -> int:
     kept_rows = []
     for arch, model in models.items():
         for config in (small, large):
-            fits = kept_places(plan_model(model, config), config) is not None
+            fits = weights_fit_on_chip(plan_model(model, config), config)
             cold, warm = (cycle_report(model, config, kept=True, warm=w) for w in (False, True))
             warm16 = cycle_report(model, config, images=batch, kept=True, warm=True)
             kept_rows.append((arch, f"{config.pe}x{config.simd}", "yes" if fits else "no", f"{cold.per_inference:,}",

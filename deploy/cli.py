@@ -105,7 +105,7 @@ def run_package(pkg, args: argparse.Namespace) -> int:
     fault = parse_fault(args.fault)
     device = open_device(target, pkg.config, pkg.bitfile if target is Target.BOARD else None, pkg.clocks)
     accel = Accelerator(device, pkg.model, pkg.config, batch=pkg.batch, timeout=args.timeout,
-                        keep_weights=getattr(args, "keep_weights", False))
+                        keep_weights=args.keep_weights)
     result = accel.run_all(x, fault)
     pred = result.predictions
     kept = accel.image.weights_tag != 0

@@ -238,12 +238,15 @@ class EmulatedAccelerator:
     def _run(self, n: int) -> Outputs:
         cfg = self.config
         self._tag = 0  # this run's WEIGHTS_TAG, once its header is read
+        kept = warm = False  # its weights kept on chip; and left there by the last completed run
         cycles = fmt.HEADER_WORDS + cfg.latency.run
         ctrl, weights, act = self._image_bytes()
         fi_ctrl = self._reg(rm.FI_CTRL)
         try:  # the kernel's order: header, fault registers, then each descriptor as it comes
             header = read_header(ctrl, cfg, n)
             self._tag = header.weights_tag
+            kept = self._tag != 0
+            warm = kept and self._tag == self.kept_tag
             if rm.FI_CTRL.field("EN").get(fi_ctrl) and (self._reg(rm.FI_MASK) & 0xFF == 0 or
                                                         self._reg(rm.FI_MODE) > FaultMode.STUCK_AT_1):
                 raise DecodeError(fmt.Status.FAULT_CONFIG, 0, "fault injection enabled with a zero mask or mode 3")
@@ -251,8 +254,6 @@ class EmulatedAccelerator:
                     and self._reg(rm.FI_SLOT) >= cfg.pe):
                 raise DecodeError(fmt.Status.FAULT_CONFIG, 0, f"lane fault on lane {self._reg(rm.FI_SLOT)}, PE={cfg.pe}")
             image, executor = self._decoded(ctrl, weights, header)
-            kept = self._tag != 0
-            warm = kept and self._tag == self.kept_tag
             for k, plan in enumerate(image.plans):  # a batched layer's shadows depend on this run's chunk size
                 if plan.batched and n > 1:
                     try:
@@ -262,8 +263,6 @@ class EmulatedAccelerator:
                         raise
         except DecodeError as exc:
             # every image ran the descriptors before the refused one (layer-major), then it was fetched and refused
-            kept = self._tag != 0
-            warm = kept and self._tag == self.kept_tag
             if exc.fetched:
                 cycles += (sum(cyc.layer_cycles(p, cfg, n, kept, warm).total for p in exc.plans)
                            + exc.fetched * (fmt.DESC_WORDS + cfg.latency.descriptor))

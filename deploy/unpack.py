@@ -22,7 +22,7 @@ from resilq.errors import ResilqError, UnsupportedModelError
 from resilq.hls import imageformat as fmt
 from resilq.hls import regmap as rm
 from resilq.hls.config import AccelConfig
-from resilq.hls.mapping import LayerPlan, batch_misfit, check_plan, pools_on_chip
+from resilq.hls.mapping import KeptLayout, LayerPlan, batch_misfit, check_plan, pools_on_chip
 from resilq.ir import Clip, Conv2d, Flatten, InputQuant, Linear, MaxPool2d, Model, Protection, Requant
 
 Status = fmt.Status
@@ -216,26 +216,6 @@ def _weights(d: Descriptor, weights: np.ndarray, config: AccelConfig) -> tuple[n
     return np.ascontiguousarray(rows[..., :d.in_c].transpose(0, 3, 1, 2)), bias, shift
 
 
-class KeptWords:
-    """The kernel's running layout of kept weights (WeightPlace, accel_top.cpp; resilq.hls.mapping.kept_places):
-    each conv's even tiles after the previous convs' in w_ping, odd ones in w_pong, its tiles' bias/shift after
-    theirs. ``place`` refuses (CAPACITY) the descriptor whose words would not fit."""
-
-    def __init__(self, config: AccelConfig):
-        self.words, self.tiles = config.max_fanin // config.simd, -(-config.max_channels // config.pe)
-        self.ping = self.pong = self.tile = 0
-
-    def place(self, k: int, plan: LayerPlan) -> None:
-        even, odd = -(-plan.tiles // 2), plan.tiles // 2
-        if (self.ping + even * plan.mac_words > self.words or self.pong + odd * plan.mac_words > self.words
-                or self.tile + plan.tiles > self.tiles):
-            raise DecodeError(Status.CAPACITY, k, "the network's weights do not fit the weight, bias and shift buffers "
-                              "all at once, which a nonzero WEIGHTS_TAG asks for (kept weights)")
-        self.ping += even * plan.mac_words
-        self.pong += odd * plan.mac_words
-        self.tile += plan.tiles
-
-
 def decode(ctrl: np.ndarray, weights: np.ndarray, table: np.ndarray, config: AccelConfig,
            header: Header) -> DecodedImage:
     """Rebuild the network of the image whose bytes are ``ctrl`` (control master's view) and ``weights``.
@@ -250,7 +230,7 @@ def decode(ctrl: np.ndarray, weights: np.ndarray, table: np.ndarray, config: Acc
     layers: list = []
     held: DecodeError | None = None  # a POOL_NEXT conv's table error: the kernel meets it after checking the pool
     held_kept: DecodeError | None = None  # a POOL_NEXT conv's kept weights that do not fit: checked after its pool
-    kept = KeptWords(config) if header.weights_tag else None
+    kept = KeptLayout(config) if header.weights_tag else None  # the kernel's layout of kept weights
     for k, d in enumerate(descriptors):
         on_chip = bool(plans) and plans[-1].pool_next  # fetched with the conv before it, checked as its pair
         try:
@@ -267,12 +247,12 @@ def decode(ctrl: np.ndarray, weights: np.ndarray, table: np.ndarray, config: Acc
                 if held is not None:
                     raise held
             if kept is not None and plan.op is fmt.Op.CONV:
-                try:
-                    kept.place(k, plan)
-                except DecodeError as exc:
+                if not kept.take(plan):
+                    exc = DecodeError(Status.CAPACITY, k, "the network's weights do not fit the weight, bias and shift "
+                                      "buffers all at once, which a nonzero WEIGHTS_TAG asks for (kept weights)")
                     if not plan.pool_next:
-                        raise
-                    held_kept = exc
+                        raise exc
+                    held_kept = exc  # the kernel checks the conv's kept words after fetching and checking its pool
             if d.crit_count:
                 try:
                     plan = plan_of(d, protected_neurons(k, d, table), config)

@@ -50,7 +50,7 @@ from resilq.ir import Model
 
 from . import imageformat as fmt
 from .config import AccelConfig
-from .mapping import LayerPlan, kept_places, plan_model
+from .mapping import LayerPlan, plan_model, weights_fit_on_chip
 
 
 @dataclass(frozen=True)
@@ -223,9 +223,9 @@ class CycleReport:
 def cycle_report(model: Model, config: AccelConfig, images: int = 1, kept: bool = False,
                  warm: bool = False) -> CycleReport:
     """The modelled run of ``images`` images; ``kept``/``warm`` as :func:`layer_cycles` (``kept`` only where the
-    network's weights fit on chip: :func:`resilq.hls.mapping.kept_places`, as :func:`resilq.hls.packing.pack`)."""
+    network's weights fit on chip: :func:`resilq.hls.mapping.weights_fit_on_chip`, as :func:`resilq.hls.packing.pack`)."""
     plans = plan_model(model, config)
-    kept = kept and kept_places(plans, config) is not None
+    kept = kept and weights_fit_on_chip(plans, config)
     warm = warm and kept
     overhead = (fmt.HEADER_WORDS + config.latency.run) + (fmt.PROFILE_WORDS * len(plans) + config.latency.store)
     return CycleReport([layer_cycles(p, config, images, kept, warm) for p in plans], overhead, plans, config, images,

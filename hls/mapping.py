@@ -321,24 +321,35 @@ def plan_model(model: Model, config: AccelConfig) -> list[LayerPlan]:
     return plans
 
 
-def kept_places(plans: list[LayerPlan], config: AccelConfig) -> list[tuple[int, int, int]] | None:
-    """Per descriptor, where its parameters sit when the network's weights are kept on chip between runs (a nonzero
-    WEIGHTS_TAG; ``WeightPlace`` in hls/include/resilq/types.hpp): (first word of its even tiles in w_ping, of its
-    odd tiles in w_pong, its first bias/shift word), laid out conv after conv -- or None where they do not all fit
-    (the kernel refuses such an image with CAPACITY at the first layer that overflows)."""
-    words, tiles_cap = config.max_fanin // config.simd, -(-config.max_channels // config.pe)
-    ping = pong = tile = 0
-    places = []
-    for plan in plans:
-        places.append((ping, pong, tile))
+class KeptLayout:
+    """Where each conv's parameters sit when the network's weights are kept on chip between runs (a nonzero
+    WEIGHTS_TAG; ``WeightPlace`` in hls/include/resilq/types.hpp, laid out by accel_top.cpp the same way): conv
+    after conv, its even tiles after the previous convs' in w_ping, its odd ones in w_pong, its tiles' bias/shift
+    words after theirs. :meth:`take` places the next descriptor, or says it does not fit (the kernel refuses that
+    descriptor with CAPACITY)."""
+
+    def __init__(self, config: AccelConfig):
+        self.words, self.tiles = config.max_fanin // config.simd, -(-config.max_channels // config.pe)
+        self.ping = self.pong = self.tile = 0
+
+    def take(self, plan: LayerPlan) -> bool:
+        """Place ``plan`` after the layers taken so far; False (nothing placed) where its words would not fit."""
         if plan.op is not Op.CONV:
-            continue
-        ping += -(-plan.tiles // 2) * plan.mac_words
-        pong += plan.tiles // 2 * plan.mac_words
-        tile += plan.tiles
-        if ping > words or pong > words or tile > tiles_cap:
-            return None
-    return places
+            return True
+        ping = self.ping + -(-plan.tiles // 2) * plan.mac_words
+        pong = self.pong + plan.tiles // 2 * plan.mac_words
+        tile = self.tile + plan.tiles
+        if ping > self.words or pong > self.words or tile > self.tiles:
+            return False
+        self.ping, self.pong, self.tile = ping, pong, tile
+        return True
+
+
+def weights_fit_on_chip(plans: list[LayerPlan], config: AccelConfig) -> bool:
+    """Whether the network's parameters fit the weight, bias and shift buffers all at once (:class:`KeptLayout`):
+    the condition for keeping them on chip between runs (``resilq.hls.packing.pack(..., keep_weights=True)``)."""
+    layout = KeptLayout(config)
+    return all(layout.take(plan) for plan in plans)
 
 
 def pools_on_chip(conv: LayerPlan, pool: LayerPlan) -> bool:

@@ -21,7 +21,7 @@ from resilq.ir import Conv2d, Flatten, Linear, Model
 
 from . import imageformat as fmt
 from .config import AccelConfig
-from .mapping import LayerPlan, activation_layouts, kept_places, plan_model
+from .mapping import LayerPlan, activation_layouts, plan_model, weights_fit_on_chip
 
 
 @dataclass(frozen=True)
@@ -198,7 +198,7 @@ def pack(model: Model, config: AccelConfig, batch: int = 1,
     Every image has its own copy of every layer's output: the kernel runs layer-major (each layer over the
     whole batch before the next), so no two images can share an intermediate region. ``keep_weights``: when the
     network's parameters fit the kernel's weight, bias and shift buffers all at once
-    (:func:`resilq.hls.mapping.kept_places`), the image carries a WEIGHTS_TAG and the kernel keeps them on chip
+    (:func:`resilq.hls.mapping.weights_fit_on_chip`), the image carries a WEIGHTS_TAG and the kernel keeps them on chip
     between runs (the first run loads them, later runs with the same tag load none); otherwise the tag is 0.
     """
     if batch < 1:
@@ -278,7 +278,7 @@ def pack(model: Model, config: AccelConfig, batch: int = 1,
         if plan.n_protected:
             table_parts.append(plan.entries())
             crit_start += plan.n_protected
-    if keep_weights and kept_places(plans, config) is not None:
+    if keep_weights and weights_fit_on_chip(plans, config):
         words[fmt.HeaderWord.WEIGHTS_TAG] = _tag_of(buffer)
     table = np.concatenate(table_parts) if table_parts else np.zeros(0, np.uint32)
     return MemoryImage(config, model.name, model.hash, plans, buffer, batch, table.astype(np.uint32), inputs,

@@ -22,7 +22,7 @@ from resilq.hls import host
 from resilq.hls import imageformat as fmt
 from resilq.hls.config import DEFAULT_CONFIG
 from resilq.hls.cycles import cycle_report
-from resilq.hls.mapping import kept_places, plan_model
+from resilq.hls.mapping import plan_model, weights_fit_on_chip
 from resilq.hls.simulate import CsimAccelerator
 from resilq.ir import Executor
 
@@ -53,11 +53,11 @@ def _forget(accel, x) -> None:
 
 def test_only_a_network_that_fits_gets_a_tag(network):
     model, _ = network
-    assert kept_places(plan_model(model, DEFAULT_CONFIG), DEFAULT_CONFIG) is not None
+    assert weights_fit_on_chip(plan_model(model, DEFAULT_CONFIG), DEFAULT_CONFIG)
     assert CsimAccelerator(model, keep_weights=True).image.weights_tag != 0
     assert CsimAccelerator(model).image.weights_tag == 0  # opt-in
     big = calibrated_model(np.random.default_rng(23), (256, 1, 1), [("flatten",), ("fc", 512), ("head", 8)], "big")
-    assert kept_places(plan_model(big, DEFAULT_CONFIG), DEFAULT_CONFIG) is None  # 32 tiles x 32 words > 512 a buffer
+    assert not weights_fit_on_chip(plan_model(big, DEFAULT_CONFIG), DEFAULT_CONFIG)  # 32 tiles x 32 words > 512 a buffer
     assert CsimAccelerator(big, keep_weights=True).image.weights_tag == 0
 
 
