@@ -12,14 +12,16 @@ agree on every layer of every model they run. Trip counts, per image:
 =============  ===========================================================================
 descriptor     DESC_WORDS, once per run
 load input     64-bit beats: H_in * W_in * ceil(C_in/8)     (pixel-major, channels padded to whole beats), or
-               ceil(C_in * H_in * W_in / 8) for a dense network input (imageformat, FORMAT 2)
+               ceil(C_in * H_in * W_in / 8) for a dense network input (imageformat, FORMAT 2), plus, for a
+               stacked conv (below) reading it dense, one per row starting inside a beat (``LayerPlan.in_trips``)
 params         output channels, once per layer          (one 64-bit beat per channel)
 weights        rows * k*k*ceil(C/SIMD) * SIMD/8         (64-bit beats) per tile
 table walk     protected neurons of the tile's channels (only in a protected layer)
 compute        (H_out*W_out + (copies-1) * G_t) * words per tile, G_t = positions of the tile that
                hold a protected neuron in any lane (each is recomputed copies-1 times); words =
-               k*k*ceil(C/SIMD), or k * ceil(k / taps) when 2*C <= SIMD (taps = min(k, SIMD // C) kernel
-               columns packed into the SIMD lanes of one word)
+               k*k*ceil(C/SIMD), or ceil(k / stack) * ceil(k / taps) when 2*C <= SIMD (taps = min(k, SIMD // C)
+               kernel columns packed into the SIMD lanes of one word; stack = min(k, SIMD // (k*C)) kernel rows
+               in one word when a whole row fits twice, else 1: ``LayerPlan.stack``)
 corrector      protected neurons of the layer
 maxpool        H_out*W_out * ceil(C/SIMD) * k*k, or H_out*W_out * ceil(C/OUT_BANKS) * k*k and no input load when it
                pools the previous conv's output buffer (``LayerPlan.on_chip_input``, the conv's ``Flag.POOL_NEXT``)
@@ -105,7 +107,7 @@ def _call_cycles(plan: LayerPlan, config: AccelConfig, m: int, resident: bool = 
     lat = config.latency
     maps = m if plan.map_batched else 1  # a map-batched chunk: m input loads, m stores, m passes of every tile
     if plan.map_batched or m == 1:
-        load_input = maps * (plan.in_beats + lat.load_input)
+        load_input = maps * (plan.in_trips + lat.load_input)
     else:
         load_input = m * plan.in_layout.pixel_beats + lat.load_input
     params = weights = table = compute = correct = pool = overlapped = 0

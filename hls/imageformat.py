@@ -47,7 +47,7 @@ import numpy as np
 #: "RQAC" read as a little-endian uint32.
 MAGIC = 0x43415152
 #: Memory-image format version (header word FORMAT); bump when the layout changes meaning.
-FORMAT_VERSION = 3  # 3: FLAG_BATCH also on a conv over a map; 2: pixel-major activations in 64-bit beats (1: C-H-W bytes)
+FORMAT_VERSION = 4  # 4: stacked kernel rows (the input buffer's row gaps, in_trips); 3: FLAG_BATCH also on a conv over a map; 2: pixel-major activations in 64-bit beats (1: C-H-W bytes)
 HEADER_WORDS = 16
 DESC_WORDS = 16
 PROFILE_WORDS = 2  # per descriptor: cycles lo, hi (summed over the run's images)

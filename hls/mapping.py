@@ -19,7 +19,7 @@ from resilq.ir import Conv2d, Flatten, Linear, MaxPool2d, Model
 
 from . import regmap
 from .config import AccelConfig
-from .imageformat import Flag, MapLayout, Op, as_map
+from .imageformat import ACT_BEAT_BYTES, Flag, MapLayout, Op, as_map
 
 #: Largest channel count and spatial size of a descriptor field: the kernel's MAX_DIM
 #: (hls/include/resilq/descriptor.hpp), which keeps every index product exact in one DSP48E1.
@@ -93,9 +93,30 @@ class LayerPlan:
         return -(-self.kernel // self.taps) if self.packed else self.kernel
 
     @property
+    def stack(self) -> int:
+        """Kernel rows per SIMD word (the kernel's ``LayerGeom::stack``): where a whole kernel row fits a word
+        (``taps == kernel``) with room for another, ``min(kernel, floor(SIMD / (kernel * in_c)))`` rows one after
+        the other; 1 otherwise."""
+        if not self.packed or self.taps != self.kernel:
+            return 1
+        return min(self.kernel, self.simd // (self.taps * self.in_c))
+
+    @property
     def mac_words(self) -> int:
-        """SIMD words per output position and pass (compute cycles): ``kernel * row_words`` when packed."""
-        return self.kernel * self.row_words if self.packed else self.ft
+        """SIMD words per output position and pass (compute cycles): ``ceil(kernel / stack) * row_words`` when
+        packed."""
+        return -(-self.kernel // self.stack) * self.row_words if self.packed else self.ft
+
+    @property
+    def in_trips(self) -> int:
+        """Iterations of the input load (the kernel's ``LayerGeom::in_trips``): one per beat, and for a stacked
+        conv reading a dense input one more for every row that starts inside a beat (that beat serves both rows,
+        one at a time, because the buffer leaves a gap between the rows)."""
+        if not (self.in_dense and self.stack > 1):
+            return self.in_beats
+        row = self.in_w * self.in_c
+        starts = row * np.arange(1, self.in_h)
+        return self.in_beats + int(np.count_nonzero(starts % ACT_BEAT_BYTES))
 
     @property
     def row_bytes(self) -> int:

@@ -151,6 +151,9 @@ def estimate(config: AccelConfig) -> ResourceEstimate:
     # the SIMD-wide input read: per-bank word select, the rotation of the banks into lanes (SIMD lanes x a
     # SIMD:1 byte mux, ~2 LUT6 per 4:1 byte slice) and the per-lane zero padding
     patch_lut = 8 * simd + 2 * simd * simd
+    # stacked kernel rows (conv.hpp lane_skip / lane_ky): per bank the skip of the lane it serves (a SIMD:1 mux of a
+    # 12-bit word offset, ~SIMD/4 LUT6 per bit, and a 12-bit add), per lane the row bound of its kernel row
+    stack_lut = simd * (3 * simd + 12) + 10 * simd
     # 64-bit activation beats (io.hpp): load_input's scatter (each of the SIMD banks takes one of a beat's 8 bytes,
     # an 8:1 byte mux, ~2 LUT6 per bit), store_output's gather (each of the 8 bytes takes one of OUT_BANKS / 8
     # banks) and its range restriction (8 x an 8-bit compare and a 2:1 byte mux, ~10 LUT6)
@@ -159,7 +162,7 @@ def estimate(config: AccelConfig) -> ResourceEstimate:
     # the running max, the conv's range restriction (compare + mux) and the write-back enable, ~30 LUT6
     pool_lut = 30 * config.out_banks
     bufs = buffers(config)
-    lut = (pe * lane_lut + mac_dsps(config) * LUT_PER_PAIR_SPLIT + patch_lut + beat_lut + pool_lut + LCU_LUT
+    lut = (pe * lane_lut + mac_dsps(config) * LUT_PER_PAIR_SPLIT + patch_lut + stack_lut + beat_lut + pool_lut + LCU_LUT
            + M_AXI_PORTS * M_AXI_LUT + S_AXILITE_LUT + CONTROL_LUT + sum(b.lut for b in bufs))
     ff = pe * lane_ff + 8 * simd + LCU_FF + M_AXI_PORTS * M_AXI_FF + S_AXILITE_FF + CONTROL_FF
     dsp = mac_dsps(config) + INDEX_MULTIPLIERS * DSP_PER_INDEX_MULTIPLIER

@@ -103,18 +103,31 @@ uint64_t conv_tile(const LayerDesc& d, const LayerGeom& g, const Tile& tile, con
 #pragma HLS ARRAY_PARTITION variable=prot complete
 #pragma HLS ARRAY_PARTITION variable=seen complete
 #pragma HLS ARRAY_PARTITION variable=slot0 complete
-    // Packed (in_c * kernel <= SIMD): lane s of a word is kernel column lane_kx[s] of the window row (the
-    // element offset s = kx * in_c + c); unpacked every lane sits at the word's pixel (lane_kx = 0).
-    uint32_t lane_kx[Cfg::SIMD];
+    // Packed (2 * in_c <= SIMD): lane s of a word is kernel column lane_kx[s] of the window row (the element
+    // offset s = kx * in_c + c); unpacked every lane sits at the word's pixel (lane_kx = 0). Stacked
+    // (LayerGeom::stack), lane s = i * tap_elems + kx * in_c + c is row lane_ky[s] = i of the word's kernel rows,
+    // lane_skip[s] = i * (line - tap_elems) elements further on than s (a multiple of SIMD: the same bank).
+    uint32_t lane_kx[Cfg::SIMD], lane_ky[Cfg::SIMD], lane_skip[Cfg::SIMD];
 #pragma HLS ARRAY_PARTITION variable=lane_kx complete
-    uint32_t col = 0, chan = 0;
+#pragma HLS ARRAY_PARTITION variable=lane_ky complete
+#pragma HLS ARRAY_PARTITION variable=lane_skip complete
+    const uint32_t row_skip = (g.stack > 1) ? g.line - g.tap_elems : 0u;
+    uint32_t col = 0, chan = 0, lrow = 0, skip = 0;
 init_columns:
     for (uint32_t s = 0; s < Cfg::SIMD; ++s) {
 #pragma HLS UNROLL
         lane_kx[s] = g.packed ? col : 0u;
+        lane_ky[s] = lrow;
+        lane_skip[s] = skip;
         if (chan + 1 == d.in_c) {
             chan = 0;
-            ++col;
+            if (g.stack > 1 && col + 1 == d.kernel) {
+                col = 0;
+                ++lrow;
+                skip += row_skip;
+            } else {
+                ++col;
+            }
         } else {
             ++chan;
         }
@@ -167,7 +180,6 @@ compute:
         // banks rotated by e % SIMD (0 unpacked: e is a whole word). Each bank is read once per cycle.
         const int32_t iy = iy0 + static_cast<int32_t>(ky);
         const int32_t ix = ix0 + static_cast<int32_t>(kx);
-        const bool row_inside = iy >= 0 && iy < in_h;
         const int32_t e = window + static_cast<int32_t>(inner);
         const uint32_t rot = static_cast<uint32_t>(e) % Cfg::SIMD;
         int8_t banks[Cfg::SIMD], x[Cfg::SIMD];
@@ -176,7 +188,8 @@ compute:
     read_banks:
         for (uint32_t b = 0; b < Cfg::SIMD; ++b) {
 #pragma HLS UNROLL
-            const int32_t eb = e + static_cast<int32_t>((b - rot) % Cfg::SIMD);
+            const uint32_t sb = (b - rot) % Cfg::SIMD;  // the lane this bank serves
+            const int32_t eb = e + static_cast<int32_t>(sb + lane_skip[sb]);
             const uint32_t word = eb < 0 ? 0u : static_cast<uint32_t>(eb) / Cfg::SIMD;
             banks[b] = in_buf[b][word < Cfg::MAX_IN / Cfg::SIMD ? word : 0u];
         }
@@ -184,7 +197,8 @@ compute:
         for (uint32_t s = 0; s < Cfg::SIMD; ++s) {
 #pragma HLS UNROLL
             const int32_t xs = ix + static_cast<int32_t>(lane_kx[s]);
-            const bool inside = row_inside && xs >= 0 && xs < in_w;
+            const int32_t ys = iy + static_cast<int32_t>(lane_ky[s]);
+            const bool inside = ys >= 0 && ys < in_h && xs >= 0 && xs < in_w;
             x[s] = inside ? banks[(s + rot) % Cfg::SIMD] : static_cast<int8_t>(0);
         }
         // Lane-diverse shadows: in pass j lane p computes the channel of lane (p - j) mod PE (its weights, bias
@@ -238,8 +252,8 @@ compute:
                 } else {
                     wx = 0;
                     kx = 0;
-                    ++ky;
-                    ky_off += g.line;
+                    ky += g.stack;  // the next word's kernel rows (stacked: `stack` rows a word)
+                    ky_off += g.word_line;
                     inner = ky_off;
                 }
             }

@@ -58,7 +58,8 @@ template <class Cfg>
 uint32_t plan_descriptor(const LayerDesc& d, LayerGeom& g, bool chunk = false) {
     static_assert(Cfg::MAX_IN < (1u << ops::INDEX_A_BITS), "max_in must stay below 2^24 (index multipliers)");
     static_assert(Cfg::MAX_POS <= (1u << 16), "max_pos must stay <= 2^16 (16-bit table positions)");
-    g = LayerGeom{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    g = LayerGeom{};
+    g.copies = 1;
     if (d.op != image::OP_CONV && d.op != image::OP_MAXPOOL) return image::STATUS_BAD_OP;
     if (d.scheme > arith::DUP_MIN) return image::STATUS_BAD_OP;
     const bool raw = (d.flags & image::FLAG_RAW) != 0;
@@ -146,20 +147,63 @@ uint32_t plan_descriptor(const LayerDesc& d, LayerGeom& g, bool chunk = false) {
             }
         }
     }
+    // row stacking: a whole kernel row in one word (taps == kernel) and room for another: stack = min(kernel,
+    // floor(SIMD / tap_elems)) kernel rows per word, so a position takes ceil(kernel / stack) words
+    g.stack = 1;
+    if (g.packed && g.taps == d.kernel) {
+        uint32_t used = g.tap_elems;
+    count_stack:
+        for (uint32_t k = 1; k < Cfg::MAX_KERNEL; ++k) {
+#pragma HLS UNROLL
+            if (g.stack < d.kernel && used + g.tap_elems <= Cfg::SIMD) {
+                ++g.stack;
+                used += g.tap_elems;
+            }
+        }
+    }
+    uint32_t groups = 0, covered_rows = 0;  // words down the kernel: ceil(kernel / stack)
+count_row_groups:
+    for (uint32_t k = 0; k < Cfg::MAX_KERNEL; ++k) {
+#pragma HLS UNROLL
+        if (covered_rows < d.kernel) {
+            covered_rows += g.stack;
+            ++groups;
+        }
+    }
     uint32_t words = 0;
 count_mac_words:
     for (uint32_t k = 0; k < Cfg::MAX_KERNEL; ++k) {
 #pragma HLS UNROLL
-        if (k < d.kernel) words += g.row_words;
+        if (k < groups) words += g.row_words;
     }
     g.mac_words = g.packed ? words : g.ft;
     g.pitch = g.packed ? d.in_c : g.cg * Cfg::SIMD;
-    g.line = static_cast<uint32_t>(ops::index_product(d.in_w, g.pitch));
+    g.row_elems = static_cast<uint32_t>(ops::index_product(d.in_w, g.pitch));
+    // stacked, each row is followed by row_gap unused elements so that line = tap_elems (mod SIMD): the stack's rows
+    // then start tap_elems banks apart and one word's stack * tap_elems <= SIMD elements sit in distinct banks.
+    // line <= max(tap_elems, row_elems + SIMD - 1) <= in_w * SIMD (in_w >= 2; in_w = 1: line = tap_elems), so the
+    // map still fits the in_bytes the capacity check counted.
+    g.row_gap = (g.stack > 1) ? ((g.tap_elems - g.row_elems) & (Cfg::SIMD - 1)) : 0u;
+    g.line = g.row_elems + g.row_gap;
+    g.word_line = 0;
+count_word_line:
+    for (uint32_t k = 0; k < Cfg::MAX_KERNEL; ++k) {
+#pragma HLS UNROLL
+        if (k < g.stack) g.word_line += g.line;
+    }
     g.step_x = static_cast<uint32_t>(ops::index_product(g.pitch, d.stride));
     g.step_y = static_cast<uint32_t>(ops::index_product(g.line, d.stride));
     g.pad_offset = static_cast<uint32_t>(ops::index_product(g.line + g.pitch, d.pad));
     g.in_pixel_beats = (d.in_c + 7) / 8;
     g.in_beats = g.in_dense ? (g.n_in + 7) / 8 : static_cast<uint32_t>(ops::index_product(g.hw_in, g.in_pixel_beats));
+    g.in_trips = g.in_beats;
+    if (g.in_dense && g.stack > 1 && (g.row_elems & 7u) != 0) {
+        // rows 1 .. in_h-1 start at byte y * row_elems; one inside a beat (y * row_elems != 0 mod 8) costs a
+        // second read of that beat. That is every y but the multiples of 8 / gcd(row_elems, 8) = 1 << period_log.
+        const uint32_t r = g.row_elems & 7u;
+        const uint32_t period_log = (r & 1u) ? 3u : (r & 2u) ? 2u : 1u;
+        g.in_trips += (d.in_h - 1) - ((d.in_h - 1) >> period_log);
+    }
     g.out_pixel_beats = (d.out_c + 7) / 8;
     g.out_beats = static_cast<uint32_t>(ops::index_product(g.hw_out, g.out_pixel_beats));
     g.in_pixel_stride = g.in_pixel_beats;

@@ -29,7 +29,7 @@ uint64_t overlapped_tile(const uint64_t* weight_mem, const uint32_t* crit_table,
                          uint32_t first[Cfg::PE], uint32_t lane_count[Cfg::PE], const FaultSite& fault,
                          RunCounters& ctr, uint32_t images, uint32_t now_base, uint32_t next_base) {
     const uint64_t load = more ? load_weights<Cfg>(weight_mem, next_beat, next_rows, g.ft, g.packed != 0, d.kernel,
-                                                   d.in_c, g.taps, w_next, next_base) : 0u;
+                                                   d.in_c, g.taps, g.stack, w_next, next_base) : 0u;
     uint64_t work = 0;
     if (d.crit_count > 0) {
         work += mark_tile<Cfg>(crit_table, table_ptr, table_last, table_end, d.crit_start, tile.c0, tile.rows,
@@ -69,7 +69,7 @@ uint64_t run_layer(uint32_t* ctrl_mem, const uint64_t* weight_mem, uint64_t* act
 load_images:
     for (uint32_t i = 0; i < images; ++i) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=64
-        input += load_input<Cfg>(act_mem, in_img, g, d.in_c, in_buf, elem0);
+        input += load_input<Cfg>(act_mem, in_img, g, d.in_c, d.in_w, in_buf, elem0);
         in_img += d.in_stride / 8;
         elem0 += g.img_in;
     }
@@ -104,7 +104,7 @@ init_lanes:
     if (!resident) {
         weights = load_params<Cfg>(weight_mem, param_beat, d.out_c, bias_buf, shift_buf, place.tile);
         weights += load_weights<Cfg>(weight_mem, weight_beat, (d.out_c < Cfg::PE) ? d.out_c : Cfg::PE, g.ft,
-                                     g.packed != 0, d.kernel, d.in_c, g.taps, w_ping, place.ping);
+                                     g.packed != 0, d.kernel, d.in_c, g.taps, g.stack, w_ping, place.ping);
     }
     const uint32_t step = place.kept ? g.mac_words : 0u;  // words from a tile to the next one in the same buffer
     uint32_t ping_at = place.ping, pong_at = place.pong;

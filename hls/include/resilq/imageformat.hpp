@@ -8,7 +8,7 @@ namespace resilq {
 namespace image {
 
 constexpr uint32_t MAGIC = 0x43415152u;  // "RQAC"
-constexpr uint32_t FORMAT_VERSION = 3u;
+constexpr uint32_t FORMAT_VERSION = 4u;
 constexpr uint32_t HEADER_WORDS = 16u;
 constexpr uint32_t DESC_WORDS = 16u;
 constexpr uint32_t PROFILE_WORDS = 2u;  // cycles lo, hi per descriptor

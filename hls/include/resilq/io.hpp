@@ -14,42 +14,63 @@ namespace resilq {
 // An int8 map from DDR into the input buffer, one 64-bit beat per cycle. DDR holds maps pixel-major
 // (resilq/hls/imageformat.py, FORMAT 2): either every pixel's channels padded with zeros to whole beats
 // (LayerGeom::in_dense == 0, the layout store_output writes: beat j of pixel q holds channels 8j .. 8j+7), or,
-// for the network input a dense or vector layer reads (in_dense == 1), the bytes pixel * in_c + c in one run,
-// which is already the buffer's element order (pitch in_c, or one pixel). Element e = pixel * pitch + c goes
-// to bank e % SIMD, word e / SIMD; a beat's (up to) 8 bytes are 8 consecutive elements from `base`, so they
-// land in 8 different banks: bank b takes byte (b - base) % SIMD of the beat when that is < `valid` (the beat's
-// channels that exist; the padding is dropped). `base` and the counters are counted, not multiplied.
+// for the network input a dense or vector layer reads (in_dense == 1), the bytes pixel * in_c + c in one run.
+// The buffer holds element e = y * line + x * pitch + c (pixel (y, x)) in bank e % SIMD, word e / SIMD: the DDR
+// order, but for the row_gap unused elements a stacked conv leaves after every row (LayerGeom::stack). A beat's
+// (up to) 8 bytes go to consecutive elements from `base`, so they land in 8 different banks: bank b takes byte
+// `first` + (b - base) % SIMD of the beat when that is < `valid` (the bytes of this pixel or row; padding is
+// dropped). Dense and stacked, a beat holding the end of one row and the start of the next is read once for
+// each (in_trips). `base` and the counters are counted, not multiplied.
 // A map-batched chunk loads image i's map from element `elem0` = i * img_in (a multiple of SIMD).
 template <class Cfg>
-uint64_t load_input(const uint64_t* act_mem, uint32_t beat, const LayerGeom& g, uint32_t in_c,
+uint64_t load_input(const uint64_t* act_mem, uint32_t beat, const LayerGeom& g, uint32_t in_c, uint32_t in_w,
                     typename Buffers<Cfg>::In& in_buf, uint32_t elem0 = 0) {
-    uint32_t base = elem0, pixel_base = elem0, j = 0, chan = 0;  // element of the beat's byte 0; pixel's element 0
+    uint32_t base = elem0, pixel_base = elem0, j = 0, chan = 0, px = 0;  // element of the next byte; pixel's element 0
     uint32_t addr = beat, pixel_addr = beat;               // DDR beat; first beat of the pixel's record
+    const uint32_t run = (g.stack > 1) ? g.row_elems : g.n_in;  // dense: elements of one run (a row, or the map)
+    uint32_t left = run, boff = 0;                          // dense: elements left in the run; its next byte in the beat
 load_input:
-    for (uint32_t i = 0; i < g.in_beats; ++i) {
+    for (uint32_t i = 0; i < g.in_trips; ++i) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=8192
         const uint64_t bits = probe::load<probe::ACT>(act_mem, addr);
-        // dense: every byte of the run is an element (the last beat may run past n_in); padded: the channels left
-        const uint32_t left = g.in_dense ? g.n_in - base : in_c - chan;
-        const uint32_t valid = left < 8 ? left : 8u;
+        // dense: the run's bytes left in this beat; padded: the pixel's channels left (at most one beat)
+        const uint32_t room = g.in_dense ? 8u - boff : 8u;
+        const uint32_t have = g.in_dense ? left : in_c - chan;
+        const uint32_t valid = have < room ? have : room;
+        const uint32_t first = g.in_dense ? boff : 0u;
         const uint32_t rot = base % Cfg::SIMD;
     scatter:
         for (uint32_t b = 0; b < Cfg::SIMD; ++b) {
 #pragma HLS UNROLL
-            const uint32_t k = (b + Cfg::SIMD - rot) % Cfg::SIMD;  // the beat byte bank b receives
+            const uint32_t k = (b + Cfg::SIMD - rot) % Cfg::SIMD;  // the element (from base) bank b receives
             if (k < valid) {
                 const uint32_t e = base + k;
-                in_buf[b][e / Cfg::SIMD] = static_cast<int8_t>(static_cast<uint8_t>(bits >> (8 * (k % 8))));
+                in_buf[b][e / Cfg::SIMD] = static_cast<int8_t>(static_cast<uint8_t>(bits >> (8 * ((first + k) % 8))));
             }
         }
         if (g.in_dense) {
-            base += 8;
-            ++addr;
+            base += valid;
+            left -= valid;
+            boff += valid;
+            if (boff == 8) {
+                boff = 0;
+                ++addr;
+            }
+            if (left == 0) {  // the next row (stacked): after the row's unused elements
+                left = run;
+                base += g.row_gap;
+            }
         } else if (j + 1 == g.in_pixel_beats) {  // next pixel (batched: the next image's record)
             j = 0;
             chan = 0;
             pixel_base += g.pitch;
+            if (px + 1 == in_w) {  // the next row, after its unused elements (stacked)
+                px = 0;
+                pixel_base += g.row_gap;
+            } else {
+                ++px;
+            }
             base = pixel_base;
             pixel_addr += g.in_pixel_stride;
             addr = pixel_addr;
@@ -60,7 +81,7 @@ load_input:
             ++addr;
         }
     }
-    return uint64_t(g.in_beats) + Cfg::Latency::LOAD_INPUT;
+    return uint64_t(g.in_trips) + Cfg::Latency::LOAD_INPUT;
 }
 
 // Bias and shift of all `n` output channels of a layer, once per layer: one 64-bit beat each (int32 bias,
@@ -92,9 +113,12 @@ load_params:
 // (ky, kx .. kx + taps - 1) of one kernel row merge into one on-chip word, ky * row_words + kx / taps: lanes
 // t * in_c .. t * in_c + in_c - 1 take DDR word (ky, kx + t)'s channels 0..in_c-1 (the others are zero), the
 // order of the input buffer's dense pixels (load_input), so one on-chip word meets `taps` window pixels.
+// Stacked (LayerGeom::stack > 1, taps == kernel), the `stack` kernel rows ky = g * stack + i of word g follow one
+// another: row i at lanes i * kernel * in_c .. (the rows of the last word that the kernel lacks stay zero).
 template <class Cfg>
 uint64_t load_weights(const uint64_t* weight_mem, uint32_t beat, uint32_t rows, uint32_t ft, bool packed,
-                      uint32_t kernel, uint32_t in_c, uint32_t taps, typename Buffers<Cfg>::Weights& w_buf,
+                      uint32_t kernel, uint32_t in_c, uint32_t taps, uint32_t stack,
+                      typename Buffers<Cfg>::Weights& w_buf,
                       uint32_t base = 0) {  // base: the tile's first word (kept weights, engine.hpp)
     constexpr uint32_t BEATS = Cfg::SIMD / 8;
     Pack<Cfg::SIMD> word, merged;
@@ -107,6 +131,7 @@ clear_merged:
     }
     uint32_t r = 0, f = 0, b = 0, n = 0;
     uint32_t kx = 0, tap = 0, off = 0, wf = 0;  // packed: kernel column, its tap in the word, first lane, word
+    uint32_t krow = 0;                          // stacked: the kernel row's place in its word
 load_weights:
     for (;;) {
 #pragma HLS PIPELINE II=1
@@ -129,7 +154,8 @@ load_weights:
                     if (s >= off && s < off + in_c) merged.v[s] = word.v[(s - off) % Cfg::SIMD];
                 }
                 const bool row_end = kx + 1 == kernel;
-                if (row_end || tap + 1 == taps) {  // the word is full (or the kernel row ends): write it
+                const bool word_end = row_end ? (krow + 1 == stack || f + 1 == ft) : tap + 1 == taps;
+                if (word_end) {  // the word is full (or its kernel rows end): write it
                     w_buf[r][base + wf] = merged;
                 clear_lanes:
                     for (uint32_t s = 0; s < Cfg::SIMD; ++s) {
@@ -138,7 +164,12 @@ load_weights:
                     }
                     tap = 0;
                     off = 0;
+                    krow = 0;
                     ++wf;
+                } else if (row_end) {  // stacked: the next kernel row continues the word
+                    tap = 0;
+                    off += in_c;
+                    ++krow;
                 } else {
                     ++tap;
                     off += in_c;

@@ -45,6 +45,8 @@ struct LayerGeom {
     uint32_t taps;        // packed: kernel columns per SIMD word, min(kernel, floor(SIMD / in_c))
     uint32_t row_words;   // packed: SIMD words per kernel row, ceil(kernel / taps)
     uint32_t tap_elems;   // packed: input elements one word covers, taps * in_c
+    uint32_t stack;       // kernel rows per SIMD word: 1, or (a whole kernel row in a word, taps == kernel, and
+                          // 2 * tap_elems <= SIMD) min(kernel, floor(SIMD / tap_elems)): row stacking
     uint32_t hw_in;       // input positions
     uint32_t hw_out;      // output positions
     uint32_t n_in;        // input values: in_c * hw_in
@@ -55,7 +57,11 @@ struct LayerGeom {
     // is in elements. pitch = cg * SIMD (each pixel's channels padded to whole SIMD words), or in_c when packed
     // (pixels dense, so the kernel row (kx, c) of one window row is in_c * kernel consecutive elements).
     uint32_t pitch;
-    uint32_t line;        // elements of one input row: in_w * pitch
+    uint32_t row_elems;   // elements of one input row's pixels: in_w * pitch
+    uint32_t row_gap;     // unused elements after each row: 0, or (stacked) (tap_elems - row_elems) mod SIMD, so that
+                          // line = tap_elems (mod SIMD) and the `stack` rows of a word sit in disjoint banks
+    uint32_t line;        // elements from one input row to the next: row_elems + row_gap
+    uint32_t word_line;   // elements from one word's first kernel row to the next word's: stack * line
     uint32_t step_x;      // elements between horizontally adjacent windows: stride * pitch
     uint32_t step_y;      // elements between vertically adjacent windows: stride * line
     uint32_t pad_offset;  // pad * (line + pitch): how far the padded window (0, 0) starts before element 0
@@ -64,6 +70,8 @@ struct LayerGeom {
     uint32_t in_dense;         // 1: the input is one dense run of n_in bytes
     uint32_t in_pixel_beats;   // beats per input pixel when padded: ceil(in_c / 8)
     uint32_t in_beats;         // beats of the input map: ceil(n_in / 8) dense, hw_in * in_pixel_beats padded
+    uint32_t in_trips;         // iterations of the input load: in_beats, plus (dense and stacked) one per row that
+                               // starts inside a beat (that beat is read once for each of its two rows)
     uint32_t out_pixel_beats;  // beats per output position: ceil(out_c / 8)
     uint32_t out_beats;        // beats of the output map: hw_out * out_pixel_beats
     uint32_t in_pixel_stride;  // beats from one input pixel record to the next (in_pixel_beats; batched: IN_STRIDE/8)
