@@ -169,15 +169,6 @@ class Executor:
         flat = out.reshape(n, -1)  # a view: out is C-contiguous, so writes to flat land in out
         n_out = int(np.prod(out_shape))
 
-        def column(neuron: int) -> int:
-            """The column of ``flat`` holding ``neuron``."""
-            if cols is None:
-                return int(neuron)
-            k = int(np.searchsorted(cols, neuron))
-            if k == cols.size or cols[k] != neuron:
-                raise ValueError(f"layer {index}: neuron {neuron} carries a fault but is not among the columns")
-            return k
-
         if prot is not None and prot.n_protected:
             which = np.arange(prot.n_protected)  # the protected neurons present (all, or those among cols)
             if cols is None:
@@ -196,27 +187,50 @@ class Executor:
                 own = sacc.reshape(n, -1)[:, idx]
                 shadows[:, :, j - 1] = split_half(own, shift_n) if prot.scheme is Scheme.SPLIT else \
                     requantize(own, shift_n, lo, hi)
-            for f in faults:  # slot n_out + p*(copies-1) + j: shadow j of protected neuron p
-                if f.slot >= n_out:
-                    p, j = divmod(f.slot - n_out, prot.copies - 1)
-                    q = p if cols is None else int(np.searchsorted(which, p))
-                    if q >= which.size or which[q] != p:
-                        raise ValueError(f"layer {index}: shadow slot {f.slot} carries a fault but its neuron is "
-                                         "not among the columns")
-                    shadows[:, q, j] = apply_fault(shadows[:, q, j], f.mask, f.mode)
+            on_shadows = [f for f in faults if f.slot >= n_out]
+            if on_shadows:  # slot n_out + p*(copies-1) + j: shadow j of protected neuron p
+                p, j = np.divmod(np.array([f.slot for f in on_shadows], dtype=np.int64) - n_out, prot.copies - 1)
+                q = p if cols is None else np.minimum(np.searchsorted(which, p), max(which.size - 1, 0))
+                missing = np.flatnonzero(which[q] != p) if which.size else np.arange(p.size)
+                if missing.size:
+                    raise ValueError(f"layer {index}: shadow slot {on_shadows[missing[0]].slot} carries a fault but "
+                                     "its neuron is not among the columns")
+                _apply_faults(shadows, (q, j), on_shadows)
             if masks is not None:
                 shadow_masks = masks[:, n_out:].reshape(n, prot.n_protected, prot.copies - 1)
                 shadows ^= (shadow_masks if cols is None else shadow_masks[:, which]).view(np.int8)
-        for f in faults:
-            if f.slot < n_out:
-                c = column(f.slot)
-                flat[:, c] = apply_fault(flat[:, c], f.mask, f.mode)
+        on_neurons = [f for f in faults if f.slot < n_out]
+        if on_neurons:
+            slots = np.array([f.slot for f in on_neurons], dtype=np.int64)
+            at = slots
+            if cols is not None:  # the columns of ``flat`` holding the faulty neurons
+                at = np.minimum(np.searchsorted(cols, slots), max(cols.size - 1, 0))
+                missing = np.flatnonzero(cols[at] != slots)
+                if missing.size:
+                    raise ValueError(f"layer {index}: neuron {slots[missing[0]]} carries a fault but is not among "
+                                     "the columns")
+            _apply_faults(flat, (at,), on_neurons)
         if masks is not None:
             flat ^= (masks[:, :n_out] if cols is None else masks[:, cols]).view(np.int8)
         if prot is not None and prot.n_protected:
             copies = [flat[:, idx]] + [shadows[:, :, j] for j in range(prot.copies - 1)]
             flat[:, idx] = correct(prot.scheme, copies)
         return out
+
+
+def _apply_faults(target: np.ndarray, where: tuple[np.ndarray, ...], faults: Sequence) -> None:
+    """Apply each of ``faults`` (in order) to its column of ``target`` (in place): fault ``k`` to
+    ``target[:, where[0][k], ...]``. Where every fault has a column of its own, all at once (each column gets
+    exactly what the one-by-one loop gives it); where two share one, one by one, so that their order holds."""
+    if len(faults) > 1 and len(set(zip(*(w.tolist() for w in where)))) == len(faults):
+        masks = np.array([f.mask for f in faults], dtype=np.uint8)
+        modes = np.array([int(f.mode) for f in faults], dtype=np.int64)
+        index = (slice(None),) + where
+        target[index] = apply_fault(target[index], masks, modes)
+        return
+    for k, f in enumerate(faults):
+        index = (slice(None),) + tuple(int(w[k]) for w in where)
+        target[index] = apply_fault(target[index], f.mask, f.mode)
 
 
 def run(model: Model, x: np.ndarray, faults: Iterable = (), collect: bool = False,
