@@ -40,8 +40,17 @@ KINDS = ("output", "lane", "weight", "ber")
 BER_SITES = ("outputs", "weights", "both")
 BER_PER = ("run", "inference")
 MAX_PE = 64
-#: Stream tags of the seeded draws (numpy SeedSequence entropy ``[seed, tag, index]``).
-_TAG_RUN_OUTPUTS, _TAG_INFERENCE, _TAG_WEIGHTS = 0, 1, 2
+#: Stream tags of the seeded draws (numpy SeedSequence entropy ``[seed, tag, index]``): per run (outputs, weights),
+#: per inference of draw 1 (one stream per input) and of draw 2 (one stream per block of inputs).
+_TAG_RUN_OUTPUTS, _TAG_INFERENCE, _TAG_WEIGHTS, _TAG_INFERENCE_BLOCK = 0, 1, 2, 3
+#: How per-inference BER masks are drawn (``BerFault.draw``; a campaign store records it, ``kind_params["draw"]``):
+#: 1 -- each input from its own generator ``[seed, 1, index]``, a binomial count then distinct bit positions
+#: (resilq before draw 2; a generator per input costs more than the engine's work on it);
+#: 2 -- the inputs in aligned blocks of :data:`INFERENCE_BLOCK` global indices, block ``b`` from one generator
+#: ``[seed, 3, b]`` whose geometric gaps place the flipped bits among the block's bits (see ``BerFault``).
+INFERENCE_DRAWS = (1, 2)
+INFERENCE_DRAW = 2
+INFERENCE_BLOCK = 256
 
 
 def kind_of(fault) -> str:
@@ -308,12 +317,23 @@ def n_weight_bits(model: Model) -> int:
 class BerFault:
     """Every bit of the ``sites`` set flips independently with probability ``p``, drawn from ``seed``:
     once for the whole run (``per='run'``) or afresh for each inference (``per='inference'``, outputs only:
-    a stored weight that changes between images would be a reload, not an upset)."""
+    a stored weight that changes between images would be a reload, not an upset).
+
+    The output bits of one inference are numbered ``8 * slot + bit``, slots of the neuron layers in order (each
+    layer's :meth:`~resilq.ir.Model.slots_in`). Per run: ``default_rng([seed, 0])`` draws a binomial count, then
+    that many distinct bit numbers. Per inference, ``draw`` says how (:data:`INFERENCE_DRAWS`): with draw 2 (the
+    default) input ``i`` belongs to block ``b = i // INFERENCE_BLOCK``, whose ``INFERENCE_BLOCK * n_bits`` bits
+    are numbered input-major (``(i - b * INFERENCE_BLOCK) * n_bits + bit number``); ``default_rng([seed, 3, b])``
+    draws geometric gaps ``g_1, g_2, ...`` (``Generator.geometric(p)``, the trials up to and including the next
+    success) and the flipped bits are ``g_1 - 1, g_1 + g_2 - 1, ...`` below the block's end -- each bit flips
+    independently with probability ``p``, and an input's flips depend only on the seed and its index, not on the
+    batches or workers it is evaluated in. Draw 1: ``default_rng([seed, 1, i])`` per input, as per run."""
 
     p: float
     sites: str = "outputs"
     seed: int = 0
     per: str = "run"
+    draw: int = INFERENCE_DRAW
     kind: ClassVar[str] = "ber"
 
     def check(self, model: Model) -> None:
@@ -328,6 +348,9 @@ class BerFault:
                                  "an upset for the run); use per='run' for weights")
         if not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             raise ParameterError(f"BER fault: seed must be a non-negative integer, got {self.seed!r}")
+        if self.draw not in INFERENCE_DRAWS:
+            raise ParameterError(f"BER fault: draw must be one of {INFERENCE_DRAWS} (how per-inference masks are "
+                                 f"drawn), got {self.draw!r}")
 
     @property
     def hits_outputs(self) -> bool:
@@ -341,6 +364,25 @@ class BerFault:
         rng = np.random.default_rng([int(self.seed), *key])
         k = int(rng.binomial(n_bits, float(self.p))) if n_bits else 0
         return np.sort(rng.choice(n_bits, size=k, replace=False)) if k else np.zeros(0, np.int64)
+
+    def _block_flips(self, n_bits: int, block: int) -> np.ndarray:
+        """Sorted flipped bits of per-inference block ``block`` (draw 2), numbered input-major over the block's
+        ``INFERENCE_BLOCK * n_bits`` bits."""
+        span = INFERENCE_BLOCK * n_bits
+        p = float(self.p)
+        if not span or p <= 0.0:
+            return np.zeros(0, np.int64)
+        rng = np.random.default_rng([int(self.seed), _TAG_INFERENCE_BLOCK, int(block)])
+        expected = span * p
+        batch = int(expected + 6.0 * np.sqrt(expected) + 64)  # usually one batch; the gaps' stream is the same
+        parts, last = [], -1
+        while True:
+            # a gap beyond the block ends it: clipped there, so that the sums cannot overflow
+            ends = last + np.cumsum(np.minimum(rng.geometric(p, size=batch), span + 1))
+            parts.append(ends[ends < span])
+            if ends[-1] >= span:
+                return np.concatenate(parts)
+            last = int(ends[-1])
 
     def weight_faults(self, model: Model) -> list[WeightFault]:
         """The stored bits this run flips (empty unless the site set holds weights)."""
@@ -357,6 +399,9 @@ class BerFault:
         sizes = [model.slots_in(i) for i in layers]
         starts = np.concatenate(([0], np.cumsum(sizes)))
         total = int(starts[-1])
+        if self.per == "inference" and self.draw == 2:
+            flat = self._inference_masks(np.asarray(rows, dtype=np.int64).ravel(), total)
+            return {i: np.ascontiguousarray(flat[:, starts[w]:starts[w + 1]]) for w, i in enumerate(layers)}
         keys = [(_TAG_RUN_OUTPUTS,)] if self.per == "run" else [(_TAG_INFERENCE, int(r)) for r in rows]
         masks = {i: np.zeros((len(keys), s), np.uint8) for i, s in zip(layers, sizes)}
         for r, key in enumerate(keys):
@@ -367,6 +412,21 @@ class BerFault:
                 sel = which == w
                 np.bitwise_xor.at(masks[layers[w]][r], slot[sel] - starts[w], (1 << bit[sel]).astype(np.uint8))
         return masks
+
+    def _inference_masks(self, rows: np.ndarray, slots: int) -> np.ndarray:
+        """(len(rows), slots) uint8: the per-inference XOR masks of draw 2 of the global input indices ``rows``
+        over all ``slots`` output slots (layers in order), each block drawn once."""
+        uniq, inverse = np.unique(rows, return_inverse=True)
+        out = np.zeros((uniq.size, slots), np.uint8)
+        n_bits = 8 * slots
+        for block in np.unique(uniq // INFERENCE_BLOCK):
+            offset, number = np.divmod(self._block_flips(n_bits, int(block)), n_bits)
+            index = int(block) * INFERENCE_BLOCK + offset
+            at = np.minimum(np.searchsorted(uniq, index), uniq.size - 1)
+            mine = uniq[at] == index
+            slot, bit = np.divmod(number[mine], 8)
+            np.bitwise_or.at(out, (at[mine], slot), np.left_shift(1, bit).astype(np.uint8))  # distinct bits
+        return out if uniq.size == rows.size and np.array_equal(uniq, rows) else out[inverse.ravel()]
 
     def run_faults(self, model: Model) -> list[Fault]:
         """Per-run output flips as output faults (one per slot hit, its bits in one mask)."""
@@ -379,7 +439,8 @@ class BerFault:
         return faults
 
     def __str__(self) -> str:
-        return f"BER p={self.p:g} on {self.sites} per {self.per} (seed {self.seed})"
+        draw = f", draw {self.draw}" if self.per == "inference" and self.draw != INFERENCE_DRAW else ""
+        return f"BER p={self.p:g} on {self.sites} per {self.per} (seed {self.seed}{draw})"
 
 
 # ---------------------------------------------------------------------------------------------- resolution

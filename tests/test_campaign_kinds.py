@@ -99,6 +99,27 @@ def test_kind_campaign_store_is_not_mistaken_for_an_output_campaign(setup, tmp_p
         run_campaign(model, data, tmp_path / "c.db", CampaignConfig(faults=10))
 
 
+def test_per_inference_ber_store_records_its_draw_and_refuses_another(setup, tmp_path):
+    """A per-inference BER campaign records how its masks are drawn (``kind_params["draw"]``): a store of draw 1
+    resumes with draw 1 only, and its faults read back as draw 1; a store written before draws had versions (no
+    ``draw``) reads as draw 1. Per-run parameters carry no draw (their stores resume as before)."""
+    model, data = setup
+    old = KindSpec("ber", ber=(1e-2,), ber_per="inference", repetitions=2, ber_draw=1)
+    report = run_campaign(model, data, tmp_path / "c.db", CampaignConfig(seed=5, kind=old))
+    assert report.meta["kind_params"]["draw"] == 1
+    assert {f.draw for f in report.sample.faults()} == {1}
+    assert KindSpec.from_meta(report.meta) == old
+    with pytest.raises(MismatchError, match="kind_params"):
+        run_campaign(model, data, tmp_path / "c.db", CampaignConfig(seed=5, kind=KindSpec(
+            "ber", ber=(1e-2,), ber_per="inference", repetitions=2)))
+    assert run_campaign(model, data, tmp_path / "c.db", CampaignConfig(seed=5, kind=old)).complete
+    legacy = {"fault_kind": "ber", "kind_params": {"ber": [1e-2], "sites": "outputs", "per": "inference",
+                                                   "repetitions": 2, "seed": 5}}
+    assert KindSpec.from_meta(legacy).ber_draw == 1
+    assert KindSpec("ber", ber=(1e-2,), ber_per="inference").params["draw"] == 2
+    assert "draw" not in KindSpec("ber", ber=(1e-2,)).params
+
+
 def test_kind_spec_refuses_bad_parameters():
     with pytest.raises(ParameterError, match="unknown fault kind"):
         KindSpec("neuron")

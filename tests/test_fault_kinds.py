@@ -350,3 +350,67 @@ def test_sparse_steps_equal_the_whole_layer(base, monkeypatch):
         xin[np.searchsorted(every, rows)] = pool_out
         want = ex._output(2, model.layers[2], accumulate(model.layers[2], xin, ex._weights[2]), [fault])
         assert np.array_equal(new, want.reshape(every.size, -1)[:, cols])
+
+
+def _documented_masks(model, f, rows):
+    """The per-inference masks as docs/campaigns.md and ``BerFault`` describe them, bit by bit (draws 1 and 2)."""
+    total = sum(model.slots_in(i) for i in model.neuron_layers)
+    n_bits, block = 8 * total, 256
+    flat = np.zeros((len(rows), total), np.uint8)
+    for r, i in enumerate(rows):
+        if f.draw == 1:
+            rng = np.random.default_rng([f.seed, 1, int(i)])
+            k = int(rng.binomial(n_bits, f.p))
+            bits = rng.choice(n_bits, size=k, replace=False) if k else []
+        else:
+            b = int(i) // block
+            rng = np.random.default_rng([f.seed, 3, b])
+            lo, hi, site, bits = (int(i) - b * block) * n_bits, (int(i) - b * block + 1) * n_bits, -1, []
+            while True:
+                site += int(rng.geometric(f.p))
+                if site >= hi:
+                    break
+                if site >= lo:
+                    bits.append(site - lo)
+        for bit in bits:
+            flat[r, bit // 8] |= 1 << (bit % 8)
+    return flat
+
+
+@pytest.mark.parametrize("draw", [1, 2])
+def test_per_inference_masks_are_the_documented_draws(base, draw):
+    """Draw 1: a generator per input; draw 2 (the default): a generator per block of 256 inputs whose geometric
+    gaps place the flips. Either way an input's masks depend on the seed and its index only (rows across a block
+    boundary, in any order, repeated)."""
+    model, _ = base
+    f = BerFault(2e-3, "outputs", 4, "inference", draw)
+    rows = np.array([3, 255, 256, 300, 3, 0, 511, 512])
+    got = f.output_masks(model, rows)
+    flat = np.concatenate([got[i] for i in model.neuron_layers], axis=1)
+    assert np.array_equal(flat, _documented_masks(model, f, rows))
+    assert flat.any() and np.array_equal(flat[0], flat[4])
+    assert BerFault(2e-3, "outputs", 4, "inference").draw == 2
+
+
+def test_draw_2_flips_each_bit_with_probability_p(base):
+    model, _ = base
+    p = 0.05
+    got = BerFault(p, "outputs", 2, "inference").output_masks(model, np.arange(600))
+    bits = np.concatenate([np.unpackbits(m, axis=1) for m in got.values()], axis=1).astype(np.float64)
+    assert abs(bits.mean() - p) < 4 * np.sqrt(p * (1 - p) / bits.size)
+    rows = bits.sum(axis=1)  # per input: binomial(n_bits, p)
+    assert abs(rows.var() / (bits.shape[1] * p * (1 - p)) - 1) < 0.2
+    assert not any(m.any() for m in BerFault(0.0, "outputs", 2, "inference").output_masks(model, np.arange(3)).values())
+    assert all((m == 0xFF).all() for m in BerFault(1.0, "outputs", 2, "inference").output_masks(model, [7]).values())
+    with pytest.raises(ParameterError, match="draw must be one of"):
+        BerFault(p, "outputs", 2, "inference", 3).check(model)
+
+
+@pytest.mark.parametrize("draw", [1, 2])
+def test_per_inference_draws_engine_equals_executor(base, draw):
+    model, x = _model(base, Scheme.TMR)
+    faults = [BerFault(p, "outputs", s, "inference", draw) for p, s in ((1e-3, 1), (6e-3, 2))]
+    got = FaultSimulator(model, x, batch_size=10).predictions(faults)
+    ex = Executor(model)
+    for f, row in zip(faults, got):
+        assert np.array_equal(row, ex.run(x, [f], batch_size=7).predictions), str(f)

@@ -10,6 +10,7 @@ from pathlib import Path
 from ..cli.options import add_dataset_args, non_negative_int, positive_int
 from ..data import load_dataset
 from ..errors import ParameterError
+from ..fault_kinds import INFERENCE_DRAW, INFERENCE_DRAWS
 from ..faultsim.allocator import tune_for_arrays
 from ..faultsim.backend import DEVICES, array_backend
 from ..faultsim.simulator import SimulatorFactory
@@ -90,6 +91,10 @@ def _add_campaign_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ber-per", default="run", choices=("run", "inference"),
                    help="ber: draw the flips once per run (default) or afresh per inference (outputs only)")
     p.add_argument("--repetitions", type=positive_int, default=10, help="ber: seeded draws per probability (default 10)")
+    p.add_argument("--ber-draw", type=int, default=INFERENCE_DRAW, choices=INFERENCE_DRAWS,
+                   help=f"ber per inference: how the masks are drawn (default {INFERENCE_DRAW}, by blocks of inputs; "
+                        "1: one generator per input, as resilq before draw versions, to resume or repeat such a "
+                        "campaign)")
     p.add_argument("--scheduler", default=None, metavar="local|tcp://HOST:PORT|slurm",
                    help="shard faults over a Dask cluster (default: this process)")
     p.add_argument("--workers", type=positive_int, default=2,
@@ -141,7 +146,7 @@ def kind_spec(args: argparse.Namespace):
         except ValueError:
             raise ParameterError(f"--ber takes comma-separated probabilities, got {args.ber!r}") from None
         return KindSpec("ber", ber=probs, ber_sites=args.ber_sites, ber_per=args.ber_per,
-                        repetitions=args.repetitions)
+                        repetitions=args.repetitions, ber_draw=args.ber_draw)
     if kind == "lane":
         return KindSpec("lane", pe=args.pe or DEFAULT_CONFIG.pe, lane_scope=args.lane_scope)
     return KindSpec(kind)

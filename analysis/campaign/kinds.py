@@ -40,6 +40,8 @@ from ..errors import ParameterError
 from ..fault_kinds import (
     BER_PER,
     BER_SITES,
+    INFERENCE_DRAW,
+    INFERENCE_DRAWS,
     KINDS,
     BerFault,
     LaneFault,
@@ -69,6 +71,7 @@ class KindSpec:
     ber_sites: str = "outputs"
     ber_per: str = "run"
     repetitions: int = 10  # ber: seeded draws per probability
+    ber_draw: int = INFERENCE_DRAW  # ber per inference: how the masks are drawn (BerFault.draw)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -89,6 +92,8 @@ class KindSpec:
             BerFault(float(self.ber[0]), self.ber_sites, 0, self.ber_per)  # the same rules as the descriptor
             if self.ber_per == "inference" and self.ber_sites != "outputs":
                 raise ParameterError("per-inference BER draws apply to output sites only; use --ber-per run")
+            if self.ber_draw not in INFERENCE_DRAWS:
+                raise ParameterError(f"BER draw must be one of {INFERENCE_DRAWS}, got {self.ber_draw!r}")
             if self.repetitions < 1:
                 raise ParameterError(f"repetitions must be positive, got {self.repetitions}")
 
@@ -98,8 +103,11 @@ class KindSpec:
         if self.kind == "lane":
             return {"pe": self.pe, "lane_scope": self.lane_scope}
         if self.kind == "ber":
-            return {"ber": [float(p) for p in self.ber], "sites": self.ber_sites, "per": self.ber_per,
-                    "repetitions": self.repetitions}
+            params = {"ber": [float(p) for p in self.ber], "sites": self.ber_sites, "per": self.ber_per,
+                      "repetitions": self.repetitions}
+            if self.ber_per == "inference":  # per-run draws have one definition; per-inference ones a version
+                params["draw"] = self.ber_draw
+            return params
         return {}
 
     @classmethod
@@ -107,11 +115,18 @@ class KindSpec:
         kind = meta.get("fault_kind", "output")
         p = {k: v for k, v in dict(meta.get("kind_params", {})).items() if k != "seed"}
         if kind == "ber":
-            return cls(kind, ber=tuple(p["ber"]), ber_sites=p["sites"], ber_per=p["per"], repetitions=p["repetitions"])
+            return cls(kind, ber=tuple(p["ber"]), ber_sites=p["sites"], ber_per=p["per"], repetitions=p["repetitions"],
+                       ber_draw=draw_of(p))
         return cls(kind, **p)
 
 
 OUTPUT = KindSpec()
+
+
+def draw_of(params: Mapping[str, Any]) -> int:
+    """How a BER campaign's per-inference masks are drawn: its ``kind_params["draw"]``; a store written before
+    draws had versions has none and drew per input (draw 1)."""
+    return int(params.get("draw", 1)) if params.get("per") == "inference" else INFERENCE_DRAW
 
 
 def ber_seed(seed: int, repetition: int) -> int:
@@ -202,7 +217,7 @@ def fault_of(sample: FaultSample, i: int):
         return WeightFault(int(sample.layer[i]), int(sample.neuron[i]), None if tap < 0 else tap,
                            int(sample.mask[i]).bit_length() - 1, int(sample.copy[i]))
     return BerFault(float(p["ber"][int(sample.layer[i])]), p["sites"], ber_seed(p["seed"], int(sample.slot[i])),
-                    p["per"])
+                    p["per"], draw_of(p))
 
 
 # ---------------------------------------------------------------------------------------------- metadata
