@@ -258,7 +258,7 @@ def test_faults_over_several_layers_run_layer_by_layer_and_equal_the_executor(ba
     from resilq.faultsim import multi
 
     model, x = _model(base, scheme)
-    faults = [BerFault(p, "outputs", s, "inference") for p, s in ((2e-4, 5), (1e-3, 6), (4e-3, 7))]
+    faults = [BerFault(p, "outputs", s, "inference") for p, s in ((5e-5, 5), (1e-3, 6), (4e-3, 7))]
     faults += [LaneFault(1, None, 0x40, FaultMode.FLIP, 2), LaneFault(3, None, 0x81, FaultMode.STUCK_AT_1, 4),
                BerFault(3e-3, "both", 8), BerFault(1e-3, "weights", 9)]
     sim = FaultSimulator(model, x, batch_size=7)
