@@ -269,6 +269,7 @@ def decode(ctrl: np.ndarray, weights: np.ndarray, table: np.ndarray, config: Acc
         if k and (d.in_addr, d.in_stride) != (descriptors[k - 1].out_addr, descriptors[k - 1].out_stride):
             raise UnsupportedModelError(f"descriptor {k} does not read the output of descriptor {k - 1}: the "
                                         "emulator runs layer chains as resilq.hls.packing writes them")
+        _check_chain(k, d, descriptors[k - 1] if k else None)
         while len(layers) < d.ir_layer:  # IR layers without a descriptor: Flatten (its output aliases its input)
             layers.append(Flatten(f"flatten{len(layers)}"))
         if len(layers) != d.ir_layer:
@@ -281,6 +282,24 @@ def decode(ctrl: np.ndarray, weights: np.ndarray, table: np.ndarray, config: Acc
     first = descriptors[0]
     shape = (first.in_c, first.in_h, first.in_w)
     return DecodedImage(header, descriptors, plans, Model(InputQuant(shape, 0), tuple(layers), {"name": "decoded"}))
+
+
+def _check_chain(k: int, d: Descriptor, previous: Descriptor | None) -> None:
+    """The layer chain the emulator executes: a descriptor's output map is what its kernel, stride and padding make
+    of its input (the kernel would also run a smaller one, computing part of the map), and a map layer reads the map
+    the descriptor before it stores (a vector layer's bytes are checked against the stored map in :func:`_layer`)."""
+    out_h = (d.in_h + 2 * d.pad - d.kernel) // d.stride + 1
+    out_w = (d.in_w + 2 * d.pad - d.kernel) // d.stride + 1
+    if (out_h, out_w) != (d.out_h, d.out_w):
+        raise UnsupportedModelError(f"descriptor {k}: its {d.out_h}x{d.out_w} output map is not the {out_h}x{out_w} "
+                                    f"that kernel {d.kernel}, stride {d.stride} and padding {d.pad} make of its "
+                                    f"{d.in_h}x{d.in_w} input: the emulator runs layer chains as resilq.hls.packing "
+                                    "writes them")
+    vector = d.in_h == d.in_w == 1
+    if previous is not None and not vector and (d.in_c, d.in_h, d.in_w) != (previous.out_c, previous.out_h,
+                                                                           previous.out_w):
+        raise UnsupportedModelError(f"descriptor {k} reads a {d.in_c}x{d.in_h}x{d.in_w} map, but descriptor {k - 1} "
+                                    f"stores {previous.out_c}x{previous.out_h}x{previous.out_w}")
 
 
 def _layer(k: int, d: Descriptor, weights: np.ndarray, config: AccelConfig, plan: LayerPlan, vector_input: bool,

@@ -73,6 +73,25 @@ def golden_model(seed: int = 7) -> Model:
     })
 
 
+def stacked_model(seed: int = 11) -> Model:
+    """Kernel rows stacked into SIMD words at every SIMD (``LayerPlan.stack``): a 1-channel 3 x 3 conv reading the
+    dense network input (2 rows a word at SIMD 8), then a 2-channel 2 x 2 conv reading the padded map it stores
+    (2 rows a word), TMR on a few of its neurons."""
+    rng = np.random.default_rng(seed)
+    inp = InputQuant((1, 9, 7), 6)
+
+    def conv(out_c: int, in_c: int, k: int, pad: int, shift: int) -> Conv2d:
+        return Conv2d(f"conv{out_c}", rng.integers(-50, 51, size=(out_c, in_c, k, k)).astype(np.int8),
+                      rng.integers(-300, 301, size=out_c).astype(np.int32), Requant(np.full(out_c, shift, np.int32),
+                                                                                    True), 1, pad)
+
+    first, second = conv(2, 1, 3, 1, 6), conv(3, 2, 2, 0, 7)
+    layers = (first, second, Flatten("flatten"), Linear("fc", rng.integers(-50, 51, size=(5, 3 * 8 * 6)).astype(
+        np.int8), rng.integers(-300, 301, size=5).astype(np.int32), None))
+    model = Model(inp, layers, {"name": "stacked"})
+    return model.with_protection({1: Protection(Scheme.TMR, np.array([2, 17, 60, 101], np.int32))})
+
+
 @dataclass(frozen=True)
 class Vector:
     name: str
@@ -86,11 +105,14 @@ def golden_vectors(seed: int = 7) -> list[Vector]:
     rng = np.random.default_rng(seed + 1)
     x = model.quantize_input(rng.random((3, *model.input.shape), dtype=np.float32))
     shadow = shadow_slot(model, 2, 5, 2)  # the second shadow of conv2's sixth protected neuron
+    stacked = stacked_model()
+    y = stacked.quantize_input(rng.random((2, *stacked.input.shape), dtype=np.float32))
     return [
         Vector("plain", model.unprotected(), x, None),
         Vector("protected", model, x, None),
         Vector("fault_shadow", model, x, Fault(2, shadow, 0x41, FaultMode.FLIP)),
         Vector("fault_split", model, x, Fault(0, int(model.protection(0).neurons[3]), 0x40, FaultMode.STUCK_AT_1)),
+        Vector("stacked", stacked, y, Fault(1, shadow_slot(stacked, 1, 2, 1), 0x22, FaultMode.FLIP)),
     ]
 
 

@@ -201,3 +201,30 @@ def test_overlay_description_is_checked(tmp_path):
     entry = {"type": VLNV, "fullpath": "resilq_accel_0", "phys_addr": 0x4000_0000, "addr_range": 0x10000,
              "registers": {n: {"address_offset": o, "size": 32, "access": a} for n, o, a in hwh_registers()}}
     assert ip_from_description(entry).registers["fi_slot"].offset == rm.FI_SLOT.offset
+
+
+@pytest.mark.parametrize("descriptor,edits,named", [
+    (0, {"OUT_H": -1}, "descriptor 0: its 5x6 output map is not the 6x6"),
+    (1, {"OUT_W": -2}, "descriptor 1: its 4x2 output map is not the 4x4"),
+    (1, {"IN_H": -1, "OUT_H": -1}, "descriptor 1 reads a 2x5x6 map, but descriptor 0 stores 2x6x6"),
+])
+def test_emulator_names_a_descriptor_whose_maps_do_not_chain(descriptor, edits, named):
+    """A descriptor whose output map is not what its geometry makes of its input, or that reads another map than
+    the one before it stores: the kernel would compute part of a map (or read stale rows); the emulator, which runs
+    layer chains, says which descriptor and why (it used to fail on a bare reshape)."""
+    from resilq.hls import imageformat as fmt
+
+    rng = np.random.default_rng(0)
+    model = calibrated_model(rng, (1, 8, 8), [("conv", 2, 3, 1, 0), ("conv", 3, 3, 1, 0), ("flatten",), ("head", 3)],
+                             "chain")
+    config = AccelConfig(pe=4, simd=8)
+    x = model.quantize_input(rng.random((2, 1, 8, 8), dtype=np.float32))
+    acc = Accelerator(EmulatedAccelerator(config), model, config, batch=2)
+    acc.run(x)
+    words = acc.image.buffer.view("<u4")
+    for field, delta in edits.items():
+        at = int(words[fmt.HeaderWord.DESC_OFFSET]) // 4 + descriptor * fmt.DESC_WORDS + fmt.DescWord[field]
+        words[at] = int(words[at]) + delta
+    acc.buffer.flush()
+    with pytest.raises(EmulatorError, match=named):
+        host.run(acc.device, 2)

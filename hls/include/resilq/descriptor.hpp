@@ -122,7 +122,8 @@ uint32_t plan_descriptor(const LayerDesc& d, LayerGeom& g, bool chunk = false) {
     if (d.crit_count > 0 && (d.scheme == arith::NONE || raw || d.op != image::OP_CONV)) return image::STATUS_TABLE_RANGE;
     // the loop geometry, from checked sizes (hw_in * cg * SIMD <= MAX_IN < 2^24 bounds every operand)
     g.n_in = static_cast<uint32_t>(ops::index_product(g.hw_in, d.in_c));
-    // taps = min(kernel, floor(SIMD / in_c)), row_words = ceil(kernel / taps), mac_words = kernel * row_words:
+    // taps = min(kernel, floor(SIMD / in_c)), row_words = ceil(kernel / taps) (and below
+    // stack, mac_words = ceil(kernel / stack) * row_words):
     // unrolled compare-and-add chains (SIMD and MAX_KERNEL steps, monotone conditions), no divider or multiplier
     g.taps = 1;
     g.tap_elems = d.in_c;

@@ -40,7 +40,7 @@ struct LayerDesc {
 struct LayerGeom {
     uint32_t cg;          // SIMD groups of input channels: ceil(in_c / SIMD)
     uint32_t ft;          // SIMD words per weight row in DDR: kernel * kernel * cg
-    uint32_t mac_words;   // SIMD words per output position and pass: ft, or kernel * row_words when packed
+    uint32_t mac_words;   // SIMD words per output position and pass: ft, or ceil(kernel / stack) * row_words when packed
     uint32_t packed;      // 1: a conv with 2 * in_c <= SIMD packs `taps` kernel columns (kx, c) into the SIMD lanes
     uint32_t taps;        // packed: kernel columns per SIMD word, min(kernel, floor(SIMD / in_c))
     uint32_t row_words;   // packed: SIMD words per kernel row, ceil(kernel / taps)
