@@ -138,8 +138,9 @@ def plan_of(d: Descriptor, protected: np.ndarray, config: AccelConfig, on_chip_i
                      d.clip_bound, on_chip_input)
 
 
-def check_descriptor(k: int, d: Descriptor, config: AccelConfig) -> LayerPlan:
-    """The kernel's ``check_descriptor``: BAD_OP, then CAPACITY (the mapping's limits), then TABLE_RANGE."""
+def check_descriptor(k: int, d: Descriptor, config: AccelConfig, header: Header | None = None) -> LayerPlan:
+    """The kernel's ``plan_descriptor``: BAD_OP, then CAPACITY (the mapping's limits), then TABLE_RANGE; then (with
+    the image's ``header``) its ``check_extents``."""
     if d.op not in (fmt.Op.CONV, fmt.Op.MAXPOOL) or d.scheme > max(Scheme):
         raise DecodeError(Status.BAD_OP, k, f"op {d.op}, scheme {d.scheme}")
     if d.flags & fmt.Flag.CLIP and (d.op != fmt.Op.CONV or d.raw or d.clip_bound > 127):
@@ -174,7 +175,30 @@ def check_descriptor(k: int, d: Descriptor, config: AccelConfig) -> LayerPlan:
                           f"{rm.CRIT_TABLE.capacity} entries")
     if d.crit_count and (d.scheme == 0 or d.raw or d.op != fmt.Op.CONV):
         raise DecodeError(Status.TABLE_RANGE, k, "a table range on a layer that cannot be protected")
+    if header is not None:
+        check_extents(k, d, plan, header)
     return plan
+
+
+INDEX_A_LIMIT, INDEX_B_LIMIT = 1 << 24, 1 << 17  # ops::index_product's operand ranges
+
+
+def check_extents(k: int, d: Descriptor, plan: LayerPlan, header: Header) -> None:
+    """The kernel's ``check_extents`` (descriptor.hpp): the descriptor's parameter block and its input and output
+    regions for all ``header.batch`` images lie inside the image's ``image_bytes``, else LAYOUT."""
+    more = max(header.batch - 1, 0)
+    if more >= INDEX_B_LIMIT or (more and max(d.in_stride, d.out_stride) >= INDEX_A_LIMIT):
+        raise DecodeError(Status.LAYOUT, k, f"a batch of {header.batch} images at strides {d.in_stride}/"
+                          f"{d.out_stride} bytes: beyond what any image holds")
+    out_bytes = 4 * d.out_c if d.raw else 8 * plan.out_beats
+    ends = {"input": d.in_addr + d.in_stride * more + 8 * plan.in_beats,
+            "output": d.out_addr + d.out_stride * more + out_bytes}
+    if d.op == fmt.Op.CONV:
+        ends["parameter"] = d.w_addr + 8 * d.out_c + d.out_c * plan.row_bytes
+    for what, end in ends.items():
+        if end > header.image_bytes:
+            raise DecodeError(Status.LAYOUT, k, f"its {what} region ends at byte {end:,}, past the image's "
+                              f"{header.image_bytes:,} bytes")
 
 
 def protected_neurons(k: int, d: Descriptor, table: np.ndarray) -> np.ndarray:
@@ -234,7 +258,7 @@ def decode(ctrl: np.ndarray, weights: np.ndarray, table: np.ndarray, config: Acc
     for k, d in enumerate(descriptors):
         on_chip = bool(plans) and plans[-1].pool_next  # fetched with the conv before it, checked as its pair
         try:
-            plan = check_descriptor(k, d, config)
+            plan = check_descriptor(k, d, config, header)
             if plan.pool_next and k + 1 == len(descriptors):
                 raise DecodeError(Status.LAYOUT, k, "POOL_NEXT on the last descriptor")
             if on_chip:

@@ -134,7 +134,7 @@ _STATUS_TEXT = {
     Status.FAULT_CONFIG: "fault injection enabled with a zero mask, an unknown mode or a lane beyond PE",
     Status.SHADOW_OVERFLOW: "a PE lane's shadow buffer overflowed",
     Status.BATCH_RANGE: "N_IMAGES exceeds the batch the memory image was packed for",
-    Status.LAYOUT: "an activation address or stride is not a multiple of 8 bytes, or a dense input the layer cannot read",
+    Status.LAYOUT: "an activation address or stride is not a multiple of 8 bytes, or a dense input the layer cannot read, or a region that lies past the image",
 }
 
 

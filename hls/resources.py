@@ -48,10 +48,11 @@ MACS_PER_DSP = 2
 LUT_PER_PAIR_SPLIT = 20
 #: ops::index_product call sites in the synthesized sources (descriptor.hpp: 16 sizes and tests derived once
 #: per descriptor; lcu.hpp: 1 output-buffer row address; accel_top.cpp: 1 kept-weights layout size per
-#: descriptor): 24 x 17-bit unsigned products, one DSP48E1 each.
+#: descriptor; descriptor.hpp check_extents: 3 region ends per descriptor): 24 x 17-bit unsigned products, one
+#: DSP48E1 each.
 #: An upper bound -- HLS may share the per-descriptor ones across control steps; csynth reports the truth.
 #: Every other index is a counter, a shift or a multiplexer (no multiplier).
-INDEX_MULTIPLIERS = 18
+INDEX_MULTIPLIERS = 21
 DSP_PER_INDEX_MULTIPLIER = 1
 #: Per PE lane: an int8 product feeds an adder tree of SIMD-1 ~18-bit adders and a 32-bit
 #: accumulator; the lane's requantizer (5-bit barrel shifter, round, clamp), fault unit and write port.

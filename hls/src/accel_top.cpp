@@ -109,6 +109,7 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, uint64_t* act_
         }
         cycles = image::HEADER_WORDS + Cfg::Latency::RUN;
         const uint32_t n_desc = hdr[image::HDR_N_DESC];
+        const uint32_t image_bytes = hdr[image::HDR_IMAGE_BYTES];
         const uint32_t desc_word = hdr[image::HDR_DESC_OFFSET] / 4;
         const uint32_t profile_word = hdr[image::HDR_PROFILE_OFFSET] / 4;
         const bool fi_en = (fi_ctrl & regmap::FI_CTRL_EN_MASK) != 0;
@@ -149,7 +150,8 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, uint64_t* act_
             resilq::LayerDesc d;
             uint64_t lc = resilq::fetch_descriptor<Cfg>(ctrl_mem, desc_word + l * image::DESC_WORDS, d);
             resilq::LayerGeom g;
-            const uint32_t bad = resilq::plan_descriptor<Cfg>(d, g);
+            uint32_t bad = resilq::plan_descriptor<Cfg>(d, g);
+            if (bad == image::STATUS_OK) bad = resilq::check_extents<Cfg>(d, g, image_bytes, hdr[image::HDR_BATCH]);
             if (bad != image::STATUS_OK) {
                 code = bad;
                 bad_layer = l;
@@ -165,7 +167,9 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, uint64_t* act_
                 bad_layer = l;
             } else if (pool_next) {
                 pc = resilq::fetch_descriptor<Cfg>(ctrl_mem, desc_word + (l + 1) * image::DESC_WORDS, pd);
-                const uint32_t bad_pool = resilq::plan_descriptor<Cfg>(pd, pg);
+                uint32_t bad_pool = resilq::plan_descriptor<Cfg>(pd, pg);
+                if (bad_pool == image::STATUS_OK)
+                    bad_pool = resilq::check_extents<Cfg>(pd, pg, image_bytes, hdr[image::HDR_BATCH]);
                 if (bad_pool != image::STATUS_OK || !resilq::pools_on_chip(d, pd)) {
                     code = bad_pool != image::STATUS_OK ? bad_pool : image::STATUS_LAYOUT;
                     bad_layer = l + 1;

@@ -217,6 +217,30 @@ count_word_line:
     return image::STATUS_OK;
 }
 
+// The DDR extents of descriptor d (accepted by plan_descriptor, geometry g) against the image: the three masters
+// address the one image of `image_bytes` (HDR_IMAGE_BYTES) from its base (resilq.hls.packing). Its parameter
+// block (a conv: bias/shift beats and out_c weight rows), and its input and output regions for all `batch`
+// images the image holds (HDR_BATCH; image i at addr + i * stride) must lie inside, else STATUS_LAYOUT: no
+// descriptor makes a master read or write DDR past the image. Strides of 2^24 bytes or more (with more than one
+// image) and batches of 2^17 or more are refused before they reach a multiplier (ops::index_product's range).
+template <class Cfg>
+uint32_t check_extents(const LayerDesc& d, const LayerGeom& g, uint32_t image_bytes, uint32_t batch) {
+    const uint32_t more = batch > 0u ? batch - 1u : 0u;
+    if (more >= (1u << ops::INDEX_B_BITS)) return image::STATUS_LAYOUT;
+    if (more > 0u && (d.in_stride >= (1u << ops::INDEX_A_BITS) || d.out_stride >= (1u << ops::INDEX_A_BITS)))
+        return image::STATUS_LAYOUT;
+    const bool raw = (d.flags & image::FLAG_RAW) != 0;
+    const uint64_t in_end = uint64_t(d.in_addr) + ops::index_product(d.in_stride, more) + (uint64_t(g.in_beats) << 3);
+    const uint64_t out_bytes = raw ? (uint64_t(d.out_c) << 2) : (uint64_t(g.out_beats) << 3);
+    const uint64_t out_end = uint64_t(d.out_addr) + ops::index_product(d.out_stride, more) + out_bytes;
+    // row bytes ft * SIMD <= MAX_FANIN and out_c <= MAX_CHANNELS: inside the multiplier's range
+    const uint64_t w_end = (d.op == image::OP_CONV)
+                               ? uint64_t(d.w_addr) + (uint64_t(d.out_c) << 3) + ops::index_product(d.out_c, g.ft * Cfg::SIMD)
+                               : 0u;
+    const uint64_t end = image_bytes;
+    return (in_end <= end && out_end <= end && w_end <= end) ? image::STATUS_OK : image::STATUS_LAYOUT;
+}
+
 // Whether max-pool descriptor `p` can pool conv descriptor `d`'s output buffer (d has FLAG_POOL_NEXT and passed
 // plan_descriptor; so did p): p reads exactly d's map, padded per pixel as d would have stored it.
 inline bool pools_on_chip(const LayerDesc& d, const LayerDesc& p) {

@@ -63,7 +63,7 @@ constexpr uint32_t STATUS_TABLE_RANGE = 6u;  // a layer's critical-table range e
 constexpr uint32_t STATUS_FAULT_CONFIG = 7u;  // fault injection enabled with a zero mask, an unknown mode or a lane beyond PE
 constexpr uint32_t STATUS_SHADOW_OVERFLOW = 8u;  // a PE lane's shadow buffer overflowed
 constexpr uint32_t STATUS_BATCH_RANGE = 9u;  // N_IMAGES exceeds the batch the memory image was packed for
-constexpr uint32_t STATUS_LAYOUT = 10u;  // an activation address or stride is not a multiple of 8 bytes, or a dense input the layer cannot read
+constexpr uint32_t STATUS_LAYOUT = 10u;  // an activation address or stride is not a multiple of 8 bytes, or a dense input the layer cannot read, or a region that lies past the image
 
 }  // namespace image
 }  // namespace resilq
