@@ -19,7 +19,7 @@ import argparse
 import math
 
 import numpy as np
-from accelerator import fits, widest_builds
+from accelerator import widest_builds
 
 from resilq.arith import Scheme
 from resilq.boards import load_board
@@ -76,7 +76,7 @@ def main() -> int:
     else:
         model, nvf = trained_lenet5()
     board = load_board(args.board)
-    builds = [AccelConfig()] + [c for c in widest_builds(board) if fits(c, board)]
+    builds = [AccelConfig(), *widest_builds(board)]  # widest_builds keeps only the builds that fit
     k = max(1, math.ceil(args.portion * model.n_neurons))
     sets = {}
     for scheme in (Scheme.SPLIT, Scheme.TMR):
