@@ -81,21 +81,29 @@ def _neuron_layer(model: Model, layer: int, what: str) -> None:
 # ---------------------------------------------------------------------------------------------- lane
 @dataclass(frozen=True, order=True)
 class LaneFault:
-    """PE lane ``lane`` of a ``pe``-lane accelerator applies ``(mask, mode)`` to every value it writes in
-    neuron layer ``layer`` (``None``: every neuron layer), in every inference of the run."""
+    """Lane ``lane`` of an accelerator of ``pe`` PE lanes and ``units`` dedicated shadow lanes (numbered
+    ``pe .. pe+units-1``; ``AccelConfig.shadow_units``) applies ``(mask, mode)`` to every value it writes in neuron
+    layer ``layer`` (``None``: every neuron layer), in every inference of the run."""
 
     lane: int
     layer: int | None = None
     mask: int = 1
     mode: FaultMode = FaultMode.FLIP
     pe: int = 8
+    units: int = 2
     kind: ClassVar[str] = "lane"
 
     def check(self, model: Model) -> None:
         if not isinstance(self.pe, (int, np.integer)) or not 1 <= self.pe <= MAX_PE or self.pe & (self.pe - 1):
             raise ParameterError(f"lane fault: PE must be a power of two in 1..{MAX_PE}, got {self.pe!r}")
-        if not isinstance(self.lane, (int, np.integer)) or not 0 <= self.lane < self.pe:
-            raise ParameterError(f"lane fault: lane must lie in 0..{self.pe - 1} (PE = {self.pe}), got {self.lane!r}")
+        from resilq.hls.config import MAX_SHADOW_UNITS  # light module; imported here like slot_lanes below
+
+        if not isinstance(self.units, (int, np.integer)) or not 0 <= self.units <= MAX_SHADOW_UNITS:
+            raise ParameterError(f"lane fault: shadow lanes must lie in 0..{MAX_SHADOW_UNITS}, got {self.units!r}")
+        lanes = self.pe + self.units
+        if not isinstance(self.lane, (int, np.integer)) or not 0 <= self.lane < lanes:
+            raise ParameterError(f"lane fault: lane must lie in 0..{lanes - 1} (PE = {self.pe}, {self.units} shadow "
+                                 f"lanes), got {self.lane!r}")
         if self.layer is not None:
             _neuron_layer(model, self.layer, "lane fault:")
         _check_mask_mode(self.mask, self.mode)
@@ -107,7 +115,7 @@ class LaneFault:
         """Local slots of ``layer`` (neurons and shadows) that this lane writes (the accelerator's mapping)."""
         from resilq.hls.mapping import slot_lanes  # numpy-only module; imported here to keep resilq.faults light
 
-        return np.flatnonzero(slot_lanes(model, layer, self.pe) == self.lane)
+        return np.flatnonzero(slot_lanes(model, layer, self.pe, self.units) == self.lane)
 
     def output_faults(self, model: Model) -> list[Fault]:
         """The equivalent set of output faults: one per slot the lane writes (every slot is written once)."""
@@ -118,7 +126,8 @@ class LaneFault:
 
     def __str__(self) -> str:
         where = "every layer" if self.layer is None else f"layer {self.layer}"
-        return f"lane {self.lane}/{self.pe} {where} mask {self.mask:#04x} {FaultMode(self.mode).name}"
+        lanes = f"{self.pe}+{self.units}" if self.units else f"{self.pe}"
+        return f"lane {self.lane}/{lanes} {where} mask {self.mask:#04x} {FaultMode(self.mode).name}"
 
 
 # ---------------------------------------------------------------------------------------------- weight

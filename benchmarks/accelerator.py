@@ -22,6 +22,7 @@ and with the executor bit for bit.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import numpy as np
 
@@ -223,10 +224,16 @@ def main() -> int:
         say(f"  {arch}: {large.pe}x{large.simd} is {base[0] / big[0]:.3f}x (b=1) / {base[1] / big[1]:.3f}x (b={batch}) "
             f"faster than 8x8. Protection at 8x8 (split: {slots:,} shadow slots = {share:.1%} extra, tmr: "
             f"{2 * slots:,} = {2 * share:.1%}), extra cycles per image b=1 / b={batch}:")
+        rotated = dataclasses.replace(small, shadow_units=0)  # the same build without its dedicated shadow lanes
+        plain = cycle_report(models[arch], rotated)
+        plain = (plain.per_inference, plain.at(batch).per_inference)
         for variant in VARIANTS[1:]:
             extra = [a - b for a, b in zip(per[arch, variant, small.pe, small.simd], base)]
+            old = cycle_report(protected_variant(models[arch], variant, rotated), rotated)
+            old = [a - b for a, b in zip((old.per_inference, old.at(batch).per_inference), plain)]
             say(f"      {variant:<11} {extra[0]:+11,} ({extra[0] / base[0]:+6.1%}) / {extra[1]:+13,.0f} "
-                f"({extra[1] / base[1]:+6.1%})")
+                f"({extra[1] / base[1]:+6.1%});  without shadow lanes {old[0] / plain[0]:+6.1%} / "
+                f"{old[1] / plain[1]:+6.1%}")
     scale_rows = []
     for config in widest_builds(board):
         cells = []

@@ -113,8 +113,9 @@ class Accelerator:
         into the DDR image for this run instead (:mod:`resilq.deploy.upsets`), then restored.
         """
         kind = getattr(fault, "kind", "output")
-        if kind == "lane" and fault.pe != self.config.pe:
-            raise ParameterError(f"{fault}: a lane fault of a {fault.pe}-lane array, but this build has PE={self.config.pe}")
+        if kind == "lane" and (fault.pe, fault.units) != (self.config.pe, self.config.shadow_units):
+            raise ParameterError(f"{fault}: a lane fault of a {fault.pe}-lane array with {fault.units} shadow lanes, "
+                                 f"but this build has PE={self.config.pe} and {self.config.shadow_units}")
         if kind not in ("output", "lane"):
             from .upsets import upset
 

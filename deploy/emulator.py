@@ -223,7 +223,8 @@ class EmulatedAccelerator:
             every = bool(rm.FI_CTRL.field("ALL_LAYERS").get(ctrl))
             if not every and layer not in neuron_layers:
                 return None, once
-            return LaneFault(slot, None if every else layer, mask, FaultMode(mode), self.config.pe), once
+            return LaneFault(slot, None if every else layer, mask, FaultMode(mode), self.config.pe,
+                             self.config.shadow_units), once
         if layer not in neuron_layers or slot >= image.model.slots_in(layer):
             return None, once  # the comparator never matches: no value is hit
         return Fault(layer, slot, mask, FaultMode(mode)), once
@@ -251,8 +252,9 @@ class EmulatedAccelerator:
                                                         self._reg(rm.FI_MODE) > FaultMode.STUCK_AT_1):
                 raise DecodeError(fmt.Status.FAULT_CONFIG, 0, "fault injection enabled with a zero mask or mode 3")
             if (rm.FI_CTRL.field("EN").get(fi_ctrl) and rm.FI_CTRL.field("KIND").get(fi_ctrl)
-                    and self._reg(rm.FI_SLOT) >= cfg.pe):
-                raise DecodeError(fmt.Status.FAULT_CONFIG, 0, f"lane fault on lane {self._reg(rm.FI_SLOT)}, PE={cfg.pe}")
+                    and self._reg(rm.FI_SLOT) >= cfg.fault_lanes):
+                raise DecodeError(fmt.Status.FAULT_CONFIG, 0, f"lane fault on lane {self._reg(rm.FI_SLOT)}, PE={cfg.pe} "
+                                  f"+ {cfg.shadow_units} shadow lanes")
             image, executor = self._decoded(ctrl, weights, header)
             for k, plan in enumerate(image.plans):  # a batched layer's shadows depend on this run's chunk size
                 if plan.batched and n > 1:

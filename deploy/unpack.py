@@ -135,7 +135,7 @@ def read_descriptors(ctrl: np.ndarray, header: Header) -> list[Descriptor]:
 def plan_of(d: Descriptor, protected: np.ndarray, config: AccelConfig, on_chip_input: bool = False) -> LayerPlan:
     return LayerPlan(d.ir_layer, f"descriptor {d.ir_layer}", fmt.Op(d.op), d.flags, d.in_c, d.in_h, d.in_w, d.out_c,
                      d.out_h, d.out_w, d.kernel, d.stride, d.pad, d.scheme, protected, config.simd, config.pe,
-                     d.clip_bound, on_chip_input)
+                     d.clip_bound, on_chip_input, config.shadow_units)
 
 
 def check_descriptor(k: int, d: Descriptor, config: AccelConfig, header: Header | None = None) -> LayerPlan:

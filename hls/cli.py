@@ -16,6 +16,8 @@ from .config import AccelConfig
 def _config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pe", type=int, default=AccelConfig.pe, help="output lanes (power of two)")
     p.add_argument("--simd", type=int, default=AccelConfig.simd, help="input lanes (8, 16, 32 or 64)")
+    p.add_argument("--shadow-units", type=int, default=AccelConfig.shadow_units,
+                   help="dedicated shadow lanes beside the PE array (0 = shadows only by rotated array passes)")
     p.add_argument("--board", default=DEFAULT_BOARD, help="board name in boards/ or a board.toml path")
 
 
@@ -71,7 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _config(args: argparse.Namespace) -> AccelConfig:
-    return AccelConfig(pe=args.pe, simd=args.simd)
+    return AccelConfig(pe=args.pe, simd=args.simd, shadow_units=args.shadow_units)
 
 
 def run_estimate(args: argparse.Namespace) -> int:

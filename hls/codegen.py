@@ -84,6 +84,7 @@ def render_config(config: AccelConfig) -> str:
             continue
         lines.append(f"    static constexpr unsigned {fld.name.upper()} = {getattr(config, fld.name)}u;")
     lines.append(f"    static constexpr unsigned OUT_BANKS = {config.out_banks}u;")
+    lines.append(f"    static constexpr unsigned SHADOW_ARRAY = {max(1, config.shadow_units)}u;  // shadow-lane arrays")
     lines.append(f"    static constexpr unsigned MAX_BATCH_LOG2 = {config.max_batch.bit_length() - 1}u;")
     lines.append(f"    static constexpr uint32_t HW_CONFIG = {config.hw_config_word():#x}u;")
     lines.append(f"    static constexpr uint32_t CONFIG_ID = {config.config_id:#010x}u;")

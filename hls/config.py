@@ -20,6 +20,8 @@ MAX_PE = 64
 #: Upper bound of every capacity field: the generated C++ holds them as 32-bit ``unsigned`` constants and the
 #: kernel's index arithmetic is 24 bits wide (hls/include/resilq/ops.hpp); far above any Zynq-7000 BRAM budget.
 MAX_CAPACITY = 1 << 24
+#: Dedicated shadow lanes a build may have (HW_CONFIG.SHADOW is 8 bits; each costs SIMD DSP48E1s).
+MAX_SHADOW_UNITS = 16
 
 
 @dataclass(frozen=True)
@@ -70,13 +72,18 @@ class AccelConfig:
     max_layers: int = 64  # layer descriptors per network (the on-chip cycle profile)
     shadow_lane: int = 2048  # shadow bytes per PE lane per layer
     max_batch: int = 16  # images a vector (Linear) layer takes at once, sharing one weight load (power of two)
+    #: dedicated shadow lanes beside the PE array (conv.hpp): they compute the shadow copies of a position's
+    #: protected neurons in its one pass where these need at most this many values; lanes PE .. PE+K-1 of the
+    #: fault registers. 0 builds none (every shadow is a rotated pass of the array). K x SIMD DSP48E1s.
+    shadow_units: int = 2
     latency: Latency = field(default_factory=Latency)
 
     def __post_init__(self) -> None:
         # Every field reaches generated C++ (accel_config.hpp) and Tcl: checked as a real int first.
         for f in fields(self):
-            if f.name != "latency":
+            if f.name not in ("latency", "shadow_units"):
                 check_int(getattr(self, f.name), f"accelerator.{f.name}", 1, MAX_CAPACITY)
+        check_int(self.shadow_units, "accelerator.shadow_units", 0, MAX_SHADOW_UNITS)
         if not isinstance(self.latency, Latency):
             raise ParameterError(f"accelerator.latency must be a table of loop latencies, got {self.latency!r:.80}")
         if self.pe < 1 or self.pe > MAX_PE or self.pe & (self.pe - 1):
@@ -114,9 +121,14 @@ class AccelConfig:
     def macs_per_cycle(self) -> int:
         return self.pe * self.simd
 
+    @property
+    def fault_lanes(self) -> int:
+        """Lanes a lane fault can name: the PE array's, then the dedicated shadow lanes."""
+        return self.pe + self.shadow_units
+
     def hw_config_word(self) -> int:
-        """The HW_CONFIG register value: PE in bits 0-7, SIMD in bits 8-15."""
-        return (self.pe & 0xFF) | ((self.simd & 0xFF) << 8)
+        """The HW_CONFIG register value: PE in bits 0-7, SIMD in bits 8-15, shadow lanes in bits 16-23."""
+        return (self.pe & 0xFF) | ((self.simd & 0xFF) << 8) | ((self.shadow_units & 0xFF) << 16)
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -52,7 +52,7 @@ from resilq.ir import Model
 
 from . import imageformat as fmt
 from .config import AccelConfig
-from .mapping import LayerPlan, plan_model, weights_fit_on_chip
+from .mapping import LayerPlan, plan_model, shadow_ranks, weights_fit_on_chip
 
 
 @dataclass(frozen=True)
@@ -85,10 +85,13 @@ class LayerCycles:
 
 
 def protected_groups(plan: LayerPlan) -> np.ndarray:
-    """Per tile, the number of output positions holding a protected neuron in any of its lanes."""
+    """Per tile, the number of output positions the array recomputes: positions holding a protected neuron in any
+    of its lanes whose shadows the dedicated shadow lanes cannot all take (``LayerPlan.shadow_units``;
+    :func:`resilq.hls.mapping.shadow_ranks`), each recomputed copies-1 times."""
     groups = np.zeros(plan.tiles, dtype=np.int64)
     if plan.n_protected:
-        channel, pos = np.divmod(plan.protected, plan.hw_out)
+        _, spare = shadow_ranks(plan.protected, plan.hw_out, plan.copies, plan.pe, plan.shadow_units)
+        channel, pos = np.divmod(plan.protected[~spare], plan.hw_out)
         tile_pos = np.unique((channel // plan.pe) * plan.hw_out + pos)
         np.add.at(groups, tile_pos // plan.hw_out, 1)
     return groups

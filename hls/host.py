@@ -39,6 +39,7 @@ class HardwareInfo:
     pe: int
     simd: int
     config_id: int
+    shadow: int = 0  # dedicated shadow lanes (HW_CONFIG.SHADOW)
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,8 @@ def probe(mmio: MMIO, timeout: float = 60.0) -> HardwareInfo:
     run(mmio, 0, timeout)
     hw = mmio.read(rm.HW_CONFIG.offset)
     return HardwareInfo(mmio.read(rm.VERSION_REG.offset), rm.HW_CONFIG.field("PE").get(hw),
-                        rm.HW_CONFIG.field("SIMD").get(hw), mmio.read(rm.CONFIG_ID.offset))
+                        rm.HW_CONFIG.field("SIMD").get(hw), mmio.read(rm.CONFIG_ID.offset),
+                        rm.HW_CONFIG.field("SHADOW").get(hw))
 
 
 def check_hardware(info: HardwareInfo, config: AccelConfig) -> None:
@@ -171,6 +173,6 @@ def check_hardware(info: HardwareInfo, config: AccelConfig) -> None:
     if info.version != rm.VERSION:
         raise MismatchError(f"the accelerator implements register map v{info.version}, this resilq speaks v{rm.VERSION}")
     if info.config_id != config.config_id:
-        raise MismatchError(f"the accelerator was built as PE={info.pe} SIMD={info.simd} (config "
-                            f"{info.config_id:#010x}), the image is packed for PE={config.pe} SIMD={config.simd} "
-                            f"(config {config.config_id:#010x})")
+        raise MismatchError(f"the accelerator was built as PE={info.pe} SIMD={info.simd} with {info.shadow} shadow "
+                            f"lanes (config {info.config_id:#010x}), the image is packed for PE={config.pe} "
+                            f"SIMD={config.simd} with {config.shadow_units} (config {config.config_id:#010x})")

@@ -49,6 +49,7 @@ class LayerPlan:
     pe: int
     clip_bound: int = 0  # the layer's clip bound when flags has Flag.CLIP (Flag.CLIP_ZERO: the zero variant)
     on_chip_input: bool = False  # a max-pool that pools the previous conv's output buffer (its Flag.POOL_NEXT)
+    shadow_units: int = 0  # the build's dedicated shadow lanes (AccelConfig.shadow_units)
 
     @property
     def clip(self) -> tuple[int, str] | None:
@@ -208,28 +209,60 @@ def output_lane(channel, pe: int):
     return np.asarray(channel, dtype=np.int64) % int(pe) if np.ndim(channel) else int(channel) % int(pe)
 
 
-def shadow_lane(channel, copy, pe: int):
-    """The PE lane that computes shadow ``copy`` (1 .. copies-1) of a neuron of output channel ``channel``: lane
-    ``(channel + copy) mod PE`` (conv.hpp: in shadow pass ``j`` lane ``p`` computes lane ``p - j``'s channel), so
-    the copies of one protected neuron run on ``copies`` different lanes whenever ``PE >= copies`` -- with PE = 2,
-    TMR's second shadow shares the original's lane; with PE = 1 every copy does."""
-    return (output_lane(channel, pe) + np.asarray(copy, dtype=np.int64)) % int(pe)
+def shadow_ranks(neurons, hw_out: int, copies: int, pe: int, units: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each protected neuron (flat indices of one layer): its rank among the protected neurons of its tile
+    and position (by lane), and whether that position is *spare* -- its tile's protected neurons there need at
+    most ``units`` shadow values, so the dedicated shadow lanes compute them during the position's one pass
+    (conv.hpp ``assign_shadow_lanes``: shadow lane ``rank * (copies - 1) + j - 1`` takes copy ``j``). A batched
+    vector layer has one position (every image of it protects the same lanes)."""
+    neurons = np.asarray(neurons, dtype=np.int64)
+    extra = int(copies) - 1
+    if neurons.size == 0 or extra <= 0:
+        return np.zeros(neurons.size, np.int64), np.zeros(neurons.size, bool)
+    channel, pos = np.divmod(neurons, int(hw_out))
+    key = (channel // int(pe)) * int(hw_out) + pos
+    order = np.lexsort((channel % int(pe), key))
+    sorted_key = key[order]
+    starts = np.flatnonzero(np.r_[True, sorted_key[1:] != sorted_key[:-1]])
+    counts = np.diff(np.r_[starts, order.size])
+    group = np.repeat(np.arange(starts.size), counts)
+    rank, held = np.empty(order.size, np.int64), np.empty(order.size, np.int64)
+    rank[order] = np.arange(order.size) - starts[group]
+    held[order] = counts[group] * extra
+    return rank, held <= int(units)
+
+
+def shadow_lane(channel, copy, pe: int, *, rank=0, spare=False):
+    """The lane that computes shadow ``copy`` (1 .. copies-1) of a protected neuron of output channel ``channel``.
+
+    At a spare position (:func:`shadow_ranks`) it is dedicated shadow lane ``PE + rank * (copies - 1) + copy - 1``
+    (``copies - 1`` is ``copy``'s range: pass ``rank`` as ``rank * (copies - 1)``). Elsewhere the array recomputes
+    the position: in shadow pass ``j`` lane ``p`` computes lane ``p - j``'s channel (conv.hpp), so copy ``j`` comes
+    from lane ``(channel + j) mod PE`` -- the copies of one protected neuron run on different lanes whenever
+    ``PE >= copies``; with PE = 2, TMR's second shadow shares the original's lane, with PE = 1 every copy does."""
+    copy = np.asarray(copy, dtype=np.int64)
+    rotated = (output_lane(channel, pe) + copy) % int(pe)
+    return np.where(spare, int(pe) + np.asarray(rank, dtype=np.int64) + copy - 1, rotated)
 
 
 def dsp_partner(lane, pe: int):
-    """The PE lane whose products share a DSP48E1 with lane ``lane``'s (conv.hpp ``mac_pairs``, ops::mac_pair:
-    lanes ``q`` and ``q + PE/2`` read the same activation, one DSP computes both); ``lane`` itself when PE = 1.
-    The copies of a protected neuron sit on lanes ``c, c+1, .., c+copies-1`` (mod PE), never ``PE/2`` apart when
+    """The lane whose products share a DSP48E1 with lane ``lane``'s (conv.hpp ``mac_pairs``, ops::mac_pair:
+    lanes ``q`` and ``q + PE/2`` read the same activation, one DSP computes both); ``lane`` itself when PE = 1 and
+    for a dedicated shadow lane (``lane >= PE``: ops::mac_single, one DSP per product). The rotated copies of a
+    protected neuron sit on lanes ``c, c+1, .., c+copies-1`` (mod PE), never ``PE/2`` apart when
     ``PE >= 2 * copies``: a fault in one DSP then corrupts at most one copy."""
     half = int(pe) // 2
     lane = np.asarray(lane, dtype=np.int64) if np.ndim(lane) else int(lane)
-    return lane if half == 0 else (lane + half) % int(pe)
+    if half == 0:
+        return lane
+    return np.where(lane >= int(pe), lane, (lane + half) % int(pe)) if np.ndim(lane) else \
+        (lane if lane >= int(pe) else (lane + half) % int(pe))
 
 
-def slot_lanes(model: Model, index: int, pe: int) -> np.ndarray:
-    """(slots_in(index),) int64: the PE lane that writes each slot of neuron layer ``index``, shadows included
-    (slot numbering of :mod:`resilq.faults`: neurons in C-H-W order, then the shadows of each protected neuron,
-    shadow ``j`` of a neuron on :func:`shadow_lane`)."""
+def slot_lanes(model: Model, index: int, pe: int, units: int = 0) -> np.ndarray:
+    """(slots_in(index),) int64: the lane that writes each slot of neuron layer ``index``, shadows included
+    (slot numbering of :mod:`resilq.faults`: neurons in C-H-W order, then the shadows of each protected neuron),
+    on a build of ``pe`` PE lanes and ``units`` dedicated shadow lanes (numbered ``pe ..``; :func:`shadow_lane`)."""
     if index not in model.neuron_layers:
         raise UnsupportedModelError(f"layer {index} is not a neuron layer of {model.name}")
     shape = model.out_shape(index)
@@ -238,9 +271,12 @@ def slot_lanes(model: Model, index: int, pe: int) -> np.ndarray:
     lanes = [output_lane(neurons // hw_out, pe)]
     prot = model.protection(index)
     if prot is not None and prot.n_protected:
-        owner = np.repeat(prot.neurons.astype(np.int64), prot.copies - 1)
+        extra = prot.copies - 1
+        rank, spare = shadow_ranks(prot.neurons, hw_out, prot.copies, pe, units)
+        owner = np.repeat(prot.neurons.astype(np.int64), extra)
         copy = np.tile(np.arange(1, prot.copies, dtype=np.int64), prot.n_protected)
-        lanes.append(shadow_lane(owner // hw_out, copy, pe))
+        lanes.append(shadow_lane(owner // hw_out, copy, pe, rank=np.repeat(rank * extra, extra),
+                                 spare=np.repeat(spare, extra)))
     return np.concatenate(lanes)
 
 
@@ -317,7 +353,8 @@ def plan_model(model: Model, config: AccelConfig) -> list[LayerPlan]:
             if i in neuron_layers:
                 flags |= Flag.NEURONS
         plan = LayerPlan(i, layer.name, op, flags, *geom, kernel, stride, pad, scheme, protected[:] if scheme else
-                         np.zeros(0, np.int64), config.simd, config.pe, 0 if clip is None else int(clip.bound))
+                         np.zeros(0, np.int64), config.simd, config.pe, 0 if clip is None else int(clip.bound),
+                         shadow_units=config.shadow_units)
         check_plan(plan, config)
         if batch_fits(plan, config):
             plan = dataclasses.replace(plan, flags=plan.flags | Flag.BATCH)

@@ -49,7 +49,7 @@ def write_project(config: AccelConfig, board: Board, directory: Path) -> Project
     est = check_budget(config, board)
     directory.mkdir(parents=True, exist_ok=True)
     header = codegen.write_config(config, directory)
-    vectors = [write_vector(v, config, directory / "vectors") for v in golden_vectors()]
+    vectors = [write_vector(v, config, directory / "vectors") for v in golden_vectors(config=config)]
     return Project(directory, header, vectors, est)
 
 

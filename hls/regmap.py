@@ -20,7 +20,8 @@ from enum import Enum
 #: Register-map version (the VERSION register and the IP's major version). 1 = first release;
 #: 2 = CYCLES_LO/HI renamed MODEL_CYCLES_LO/HI (the kernel's cycle model, not a measurement; issue #13);
 #: 3 = FI_CTRL.KIND / ALL_LAYERS: persistent PE-lane faults (FI_SLOT holds the lane), lane-diverse shadows (#15).
-VERSION = 3
+#: 4 = dedicated shadow lanes: HW_CONFIG.SHADOW, FI_SLOT with FI_CTRL.KIND 1 names lanes 0..PE+SHADOW-1 (#14).
+VERSION = 4
 #: Size of the AXI-Lite address space (bytes).
 ADDRESS_SPACE = 0x10000
 
@@ -137,7 +138,7 @@ FI_LAYER = Register("FI_LAYER", 0x50, Access.RW, "index of the faulty layer in M
                     arg="fi_layer")
 FI_SLOT = Register("FI_SLOT", 0x58, Access.RW, "faulty slot, numbered as resilq.faults: 0..n_out-1 the "
                    "neurons (flat C-H-W), n_out + p*(copies-1) + j the shadows; with FI_CTRL.KIND 1 the faulty "
-                   "PE lane (0..PE-1)", arg="fi_slot")
+                   "lane: 0..PE-1 the PE array's, PE..PE+SHADOW-1 the dedicated shadow lanes", arg="fi_slot")
 FI_MASK = Register("FI_MASK", 0x60, Access.RW, "8-bit fault mask (1 << k for a flip of bit k)", arg="fi_mask")
 FI_MODE = Register("FI_MODE", 0x68, Access.RW, "fault mode: resilq.arith.FaultMode codes", arg="fi_mode",
                    fields=(Field("MODE", 0, 2, "0 FLIP (xor), 1 STUCK_AT_0 (clear), 2 STUCK_AT_1 (set)"),))
@@ -146,6 +147,7 @@ VERSION_REG = Register("VERSION", 0x70, Access.RO, "register-map version (resilq
                        arg="version")
 HW_CONFIG = Register("HW_CONFIG", 0x78, Access.RO, "build parallelism", arg="hw_config", fields=(
     Field("PE", 0, 8, "output lanes"), Field("SIMD", 8, 8, "input lanes"),
+    Field("SHADOW", 16, 8, "dedicated shadow lanes (AccelConfig.shadow_units): lane faults PE..PE+SHADOW-1"),
 ))
 CONFIG_ID = Register("CONFIG_ID", 0x80, Access.RO, "CRC-32 of the AccelConfig of this build", arg="config_id")
 STATUS = Register("STATUS", 0x88, Access.RO, "outcome of the last run", arg="status", fields=(

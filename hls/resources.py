@@ -145,6 +145,26 @@ def mac_dsps(config: AccelConfig) -> int:
     return -(-config.pe // MACS_PER_DSP) * config.simd
 
 
+def shadow_dsps(config: AccelConfig) -> int:
+    """DSP48E1s of the dedicated shadow lanes: one per lane and SIMD input (ops::mac_single, unpaired)."""
+    return config.shadow_units * config.simd
+
+
+def shadow_lane_lut(config: AccelConfig) -> int:
+    """LUT6s of the dedicated shadow lanes (conv.hpp ``assign_shadow_lanes``, ``shadow_macs``, ``shadow_copies``).
+
+    Per shadow lane: a PE:1 multiplexer of the SIMD-byte weight row, the 32-bit bias and the 5-bit shift (~PE/4 LUT6
+    per bit), the adder tree and requantizer of a PE lane, and its select logic (a priority match over the PE
+    lanes' ranks, ~8 LUT6 per lane). Per PE lane and shadow copy: a K:1 byte multiplexer of the shadow results
+    (~K/4 LUT6 per bit), the rank adder and the second fault unit's compare (~40 LUT6)."""
+    k, pe, simd = config.shadow_units, config.pe, config.simd
+    if k == 0:
+        return 0
+    per_lane = -(-pe // 4) * (8 * simd + 32 + 5) + LUT_PER_ADDER * (simd - 1) + 32 + LANE_LUT + 8 * pe
+    per_copy = 8 * -(-k // 4) + 40
+    return k * per_lane + 2 * pe * per_copy
+
+
 def estimate(config: AccelConfig) -> ResourceEstimate:
     pe, simd = config.pe, config.simd
     lane_lut = LUT_PER_ADDER * (simd - 1) + 32 + LANE_LUT
@@ -164,9 +184,10 @@ def estimate(config: AccelConfig) -> ResourceEstimate:
     pool_lut = 30 * config.out_banks
     bufs = buffers(config)
     lut = (pe * lane_lut + mac_dsps(config) * LUT_PER_PAIR_SPLIT + patch_lut + stack_lut + beat_lut + pool_lut + LCU_LUT
-           + M_AXI_PORTS * M_AXI_LUT + S_AXILITE_LUT + CONTROL_LUT + sum(b.lut for b in bufs))
-    ff = pe * lane_ff + 8 * simd + LCU_FF + M_AXI_PORTS * M_AXI_FF + S_AXILITE_FF + CONTROL_FF
-    dsp = mac_dsps(config) + INDEX_MULTIPLIERS * DSP_PER_INDEX_MULTIPLIER
+           + shadow_lane_lut(config) + M_AXI_PORTS * M_AXI_LUT + S_AXILITE_LUT + CONTROL_LUT + sum(b.lut for b in bufs))
+    ff = ((pe + config.shadow_units) * lane_ff + 8 * simd + LCU_FF + M_AXI_PORTS * M_AXI_FF + S_AXILITE_FF
+          + CONTROL_FF)
+    dsp = mac_dsps(config) + shadow_dsps(config) + INDEX_MULTIPLIERS * DSP_PER_INDEX_MULTIPLIER
     bram18 = sum(b.bram18 for b in bufs) + M_AXI_PORTS * M_AXI_BRAM18
     return ResourceEstimate(lut, ff, dsp, bram18, bufs)
 

@@ -72,9 +72,10 @@ class CsimAccelerator:
             raise ParameterError(f"{n} images exceed the packed batch of {self.image.batch}")
         if fault is not None:
             fault.check(self.model)
-            if getattr(fault, "kind", "output") == "lane" and fault.pe != self.config.pe:
-                raise ParameterError(f"{fault}: a lane fault of a {fault.pe}-lane array, but this build has "
-                                     f"PE={self.config.pe}")
+            if getattr(fault, "kind", "output") == "lane" and (fault.pe, fault.units) != (
+                    self.config.pe, self.config.shadow_units):
+                raise ParameterError(f"{fault}: a lane fault of a {fault.pe}-lane array with {fault.units} shadow "
+                                     f"lanes, but this build has PE={self.config.pe} and {self.config.shadow_units}")
         self._load()
         self.image.write_inputs(x)
         for _ in range(2):  # a one-shot whose token the device already fired hits nothing: re-arm once

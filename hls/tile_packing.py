@@ -1,16 +1,18 @@
 """Tile packing: reorder a layer's output channels so its protected neurons share few PE tiles.
 
-The accelerator recomputes a shadow pass for a whole tile at every output position where ANY of the tile's
-``PE`` lanes holds a protected neuron (``conv_tile`` in hls/include/resilq/conv.hpp; the cycle model's
-``G_t``, :func:`resilq.hls.cycles.protected_groups`). With the protected neurons scattered over the tiles,
-``split`` and ``tmr`` pay for ``(copies - 1) x sum_t G_t`` positions -- far more than their extra slots.
+The accelerator recomputes a shadow pass for a whole tile at every output position where the tile's lanes hold
+more protected neurons than its dedicated shadow lanes take (``cap = shadow_units // (copies - 1)``; with no shadow
+lanes, any protected neuron: ``conv_tile`` in hls/include/resilq/conv.hpp; the cycle model's ``G_t``,
+:func:`resilq.hls.cycles.protected_groups`). With the protected neurons scattered over the tiles, ``split`` and
+``tmr`` pay for ``(copies - 1) x sum_t G_t`` positions -- far more than their extra slots.
 
 Permuting the output channels of a compute layer (weights, bias, shift, protected neurons) and the input
 channels of the next compute layer the same way (through max-pools, and through a flatten as blocks of
 ``H x W`` features) gives a network that computes the same class scores bit for bit: every accumulator sums
 the same integer products. :func:`pack_tiles` chooses, per protected layer, the order that puts channels
 with overlapping protected positions into the same tiles (greedy: seed a tile with the channel of most
-protected positions, then add the channel that adds the fewest new positions), lanes balanced so that no
+protected positions, then add the channel that makes the fewest new positions exceed the cap), lanes balanced so
+that no
 lane's shadow buffer fills sooner than before. A layer is left as it is when the new order saves nothing
 or would overflow the build's limits (:func:`resilq.hls.mapping.plan_model`).
 
@@ -41,7 +43,7 @@ class LayerPacking:
     index: int
     name: str
     order: np.ndarray  # int64 [C]
-    groups_before: int  # sum over tiles of the positions holding a protected neuron (the cycle model's G_t)
+    groups_before: int  # sum over tiles of the positions the array recomputes (the cycle model's G_t)
     groups_after: int
     reason: str = ""  # why the layer kept its order ("" when packed)
 
@@ -50,11 +52,13 @@ class LayerPacking:
         return not self.reason
 
 
-def tile_groups(channels: np.ndarray, positions: np.ndarray, pe: int, hw: int) -> int:
-    """Sum over tiles of the output positions where some lane of the tile holds a protected neuron."""
+def tile_groups(channels: np.ndarray, positions: np.ndarray, pe: int, hw: int, cap: int = 0) -> int:
+    """Sum over tiles of the output positions where the tile's lanes hold more than ``cap`` protected neurons (the
+    positions the array recomputes; ``cap`` = what the shadow lanes take, 0 without them)."""
     if channels.size == 0:
         return 0
-    return int(np.unique((channels // pe) * hw + positions).size)
+    _, counts = np.unique((channels // pe) * hw + positions, return_counts=True)
+    return int(np.count_nonzero(counts > cap))
 
 
 def _position_sets(prot: Protection, n_channels: int, hw: int) -> np.ndarray:
@@ -65,12 +69,13 @@ def _position_sets(prot: Protection, n_channels: int, hw: int) -> np.ndarray:
     return sets
 
 
-def greedy_order(sets: np.ndarray, pe: int) -> np.ndarray:
-    """A channel order whose tiles of ``pe`` channels cover few protected positions.
+def greedy_order(sets: np.ndarray, pe: int, cap: int = 0) -> np.ndarray:
+    """A channel order whose tiles of ``pe`` channels hold few positions of more than ``cap`` protected neurons.
 
     Tiles are filled one after the other with protected channels: the first channel of a tile is the
-    remaining one with most protected positions, each next one the channel that adds the fewest positions not
-    yet in the tile (ties: most positions shared with it, then the lower channel). Within a tile the channels
+    remaining one with most protected positions, each next one the channel that pushes the fewest positions of the
+    tile past ``cap`` (with ``cap`` 0: adds the fewest positions not yet in the tile; ties: most positions already
+    past it, which cost nothing more, then the lower channel). Within a tile the channels
     go to the lanes with the fewest protected neurons so far (the per-lane shadow buffers fill evenly). The
     channels without protected neurons fill the rest, in their original order.
     """
@@ -84,15 +89,15 @@ def greedy_order(sets: np.ndarray, pe: int) -> np.ndarray:
         seed = int(cand[np.lexsort((cand, -counts[cand]))[0]])
         tile = [seed]
         remaining.remove(seed)
-        union = sets[seed].copy()
+        held = sets[seed].astype(np.int64)  # protected neurons of the tile at each position
         while len(tile) < pe and remaining:
             cand = np.asarray(remaining)
-            new = (sets[cand] & ~union).sum(axis=1)
-            shared = (sets[cand] & union).sum(axis=1)
+            new = (sets[cand] & (held == cap)).sum(axis=1)
+            shared = (sets[cand] & (held > cap)).sum(axis=1)
             pick = int(cand[np.lexsort((cand, -shared, new))[0]])
             tile.append(pick)
             remaining.remove(pick)
-            union |= sets[pick]
+            held += sets[pick]
         if len(tile) < pe:  # the last protected tile: unprotected channels fill its other lanes
             fill = [int(c) for c in np.flatnonzero(counts == 0) if c not in order][: pe - len(tile)]
             tile += fill
@@ -173,11 +178,12 @@ def pack_tiles(model: Model, config: AccelConfig | None = None) -> tuple[Model, 
         shape = packed.out_shape(i)
         hw = int(np.prod(shape[1:])) if len(shape) > 1 else 1
         channel, pos = np.divmod(prot.neurons.astype(np.int64), hw)
-        before = tile_groups(channel, pos, pe, hw)
-        order = greedy_order(_position_sets(prot, layer.out_channels, hw), pe)
+        cap = config.shadow_units // (prot.copies - 1)  # protected neurons a position's shadow lanes take
+        before = tile_groups(channel, pos, pe, hw, cap)
+        order = greedy_order(_position_sets(prot, layer.out_channels, hw), pe, cap)
         inverse = np.empty_like(order)
         inverse[order] = np.arange(order.size)
-        after = tile_groups(inverse[channel], pos, pe, hw)
+        after = tile_groups(inverse[channel], pos, pe, hw, cap)
         reason = ""
         if after >= before:
             reason = "already packed" if after == before else "packing would not save positions"

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from resilq.arith import FaultMode, Scheme, requantize
+from resilq.fault_kinds import LaneFault
 from resilq.faults import Fault, shadow_slot
 from resilq.ir import Conv2d, Executor, Flatten, InputQuant, Linear, MaxPool2d, Model, Protection, Requant
 from resilq.ir.kernels import accumulate, maxpool
@@ -97,10 +98,12 @@ class Vector:
     name: str
     model: Model
     inputs: np.ndarray
-    fault: Fault | None
+    fault: Fault | LaneFault | None
 
 
-def golden_vectors(seed: int = 7) -> list[Vector]:
+def golden_vectors(seed: int = 7, config: AccelConfig | None = None) -> list[Vector]:
+    """The vectors of a build (``config``: its lanes name the lane-fault vector's lane; default AccelConfig())."""
+    config = config or AccelConfig()
     model = golden_model(seed)
     rng = np.random.default_rng(seed + 1)
     x = model.quantize_input(rng.random((3, *model.input.shape), dtype=np.float32))
@@ -113,6 +116,10 @@ def golden_vectors(seed: int = 7) -> list[Vector]:
         Vector("fault_shadow", model, x, Fault(2, shadow, 0x41, FaultMode.FLIP)),
         Vector("fault_split", model, x, Fault(0, int(model.protection(0).neurons[3]), 0x40, FaultMode.STUCK_AT_1)),
         Vector("stacked", stacked, y, Fault(1, shadow_slot(stacked, 1, 2, 1), 0x22, FaultMode.FLIP)),
+        # a persistent fault in the build's last lane -- its last dedicated shadow lane, where it has them -- in
+        # conv2 (TMR): the copies it computes are outvoted
+        Vector("lane_fault", model, x, LaneFault(config.fault_lanes - 1, 2, 0x41, FaultMode.FLIP, config.pe,
+                                                 config.shadow_units)),
     ]
 
 
@@ -137,7 +144,7 @@ class CosimDepth:
 @cache
 def cosim_depths(config: AccelConfig) -> CosimDepth:
     """The depths of ``config``'s build: each port can hold the largest golden-vector image."""
-    largest = max(pack(v.model, config, batch=v.inputs.shape[0]).nbytes for v in golden_vectors())
+    largest = max(pack(v.model, config, batch=v.inputs.shape[0]).nbytes for v in golden_vectors(config=config))
     return CosimDepth.for_bytes(largest)
 
 
@@ -178,11 +185,13 @@ def write_vector(vector: Vector, config: AccelConfig, directory: Path) -> Path:
     (out / "regions.txt").write_text("".join(f"{port} {offset} {nbytes}\n" for port, spans in
                                              written_regions(image, n).items() for offset, nbytes in spans))
     f = vector.fault
-    args = {"n_images": n, "fi_ctrl": 0 if f is None else 1, "fi_layer": 0 if f is None else f.layer,
-            "fi_slot": 0 if f is None else f.slot, "fi_mask": 0 if f is None else f.mask,
+    lane = getattr(f, "kind", "output") == "lane"
+    fi_ctrl = 0 if f is None else (regmap.FI_CTRL.field("EN").mask | (regmap.FI_CTRL.field("KIND").mask if lane else 0))
+    args = {"n_images": n, "fi_ctrl": fi_ctrl, "fi_layer": 0 if f is None else f.layer,
+            "fi_slot": 0 if f is None else (f.lane if lane else f.slot), "fi_mask": 0 if f is None else f.mask,
             "fi_mode": 0 if f is None else int(f.mode), "table_words": image.table.size}
     (out / "args.txt").write_text("".join(f"{k} {v}\n" for k, v in args.items()))
     expect = {"status": 0, "cycles": report.run(n), "corrections": expected_corrections(vector.model, vector.inputs, f),
-              "fi_hits": expected_fi_hits(f, n), "version": regmap.VERSION, "config_id": config.config_id}
+              "fi_hits": expected_fi_hits(f, n, model=vector.model), "version": regmap.VERSION, "config_id": config.config_id}
     (out / "expect.txt").write_text("".join(f"{k} {v}\n" for k, v in expect.items()))
     return out

@@ -29,9 +29,12 @@ def setup():
 
 def test_populations_and_leveugle_sizes(setup):
     model, _ = setup
-    lanes = sum(np.unique(slot_lanes(model, i, 8)).size for i in model.neuron_layers)
+    lanes = sum(np.unique(slot_lanes(model, i, 8, 2)).size for i in model.neuron_layers)
     assert population_of(model, KindSpec("lane", pe=8), SINGLE_BIT) == lanes * 8
-    assert population_of(model, KindSpec("lane", pe=2, lane_scope="all"), FaultModel.parse("multi-bit:2")) == 2 * 28
+    # 2 PE lanes and the 2 shadow lanes (the model is protected: they write shadows)
+    assert population_of(model, KindSpec("lane", pe=2, lane_scope="all"), FaultModel.parse("multi-bit:2")) == 4 * 28
+    assert population_of(model, KindSpec("lane", pe=2, units=0, lane_scope="all"),
+                         FaultModel.parse("multi-bit:2")) == 2 * 28
     assert population_of(model, KindSpec("weight"), SINGLE_BIT) == n_weight_bits(model)
     assert population_of(model, KindSpec("ber", ber=(1e-3, 1e-2), repetitions=4), SINGLE_BIT) == 8
     weight = sample_kind(model, KindSpec("weight"), SINGLE_BIT, None, 0)

@@ -70,18 +70,30 @@ def test_executor_lane_and_weight_faults_match_the_loop_reference(base, scheme):
     ex = Executor(model)
     rng = np.random.default_rng(5)
     x = x[:6]
-    for pe in (2, 4):
-        for lane in range(pe):
+    for pe, units in ((2, 0), (4, 0), (2, 2), (4, 2), (4, 3)):
+        for lane in range(pe + units):
             layer = model.neuron_layers[lane % len(model.neuron_layers)]
-            fault = LaneFault(lane, layer, 0x41, FaultMode.FLIP, pe)
-            # Independent oracle of the accelerator mapping: channel c runs on lane c % PE, shadow j of its
-            # neurons on lane (c + j) % PE (lane-diverse shadows, hls/include/resilq/conv.hpp).
+            fault = LaneFault(lane, layer, 0x41, FaultMode.FLIP, pe, units)
+            # Independent oracle of the accelerator mapping: channel c runs on lane c % PE; at a (tile, position)
+            # whose protected neurons need at most `units` shadow values, shadow j of the r-th of them (by lane) on
+            # shadow lane PE + r * (copies - 1) + j - 1, elsewhere on lane (c + j) % PE (hls/include/resilq/conv.hpp).
             shape = model.out_shape(layer)
             per_channel = int(np.prod(shape[1:])) if len(shape) > 1 else 1
             lanes = np.arange(model.neurons_in(layer)) // per_channel % pe
             prot = model.protection(layer)
             if prot is not None:
-                shadow = [(int(n) // per_channel + j) % pe for n in prot.neurons for j in range(1, prot.copies)]
+                extra = prot.copies - 1
+                groups: dict = {}
+                for n in prot.neurons:
+                    groups.setdefault((int(n) // per_channel // pe, int(n) % per_channel), []).append(int(n))
+                shadow = []
+                for n in prot.neurons:
+                    mates = sorted(groups[(int(n) // per_channel // pe, int(n) % per_channel)],
+                                   key=lambda m: m // per_channel % pe)
+                    r = mates.index(int(n))
+                    for j in range(1, prot.copies):
+                        shadow.append(pe + r * extra + j - 1 if len(mates) * extra <= units
+                                      else (int(n) // per_channel + j) % pe)
                 lanes = np.concatenate([lanes, np.array(shadow, dtype=np.int64)])
             slots = np.flatnonzero(lanes == lane)
             assert np.array_equal(slots, fault.slots(model, layer))
@@ -160,7 +172,9 @@ def test_fault_simulator_matches_executor_for_every_kind(base, scheme):
 
 # ---------------------------------------------------------------------------------------------- validation
 @pytest.mark.parametrize("fault, message", [
-    (LaneFault(8, None, 1, FaultMode.FLIP, 8), "lane must lie in 0..7"),
+    (LaneFault(10, None, 1, FaultMode.FLIP, 8), "lane must lie in 0..9"),
+    (LaneFault(8, None, 1, FaultMode.FLIP, 8, 0), "lane must lie in 0..7"),
+    (LaneFault(0, None, 1, FaultMode.FLIP, 8, 17), "shadow lanes must lie in 0..16"),
     (LaneFault(0, None, 1, FaultMode.FLIP, 6), "power of two"),
     (LaneFault(0, 1, 1, FaultMode.FLIP, 8), "not a neuron layer"),
     (LaneFault(0, 0, 0, FaultMode.FLIP, 8), "non-zero 8-bit"),
@@ -190,6 +204,8 @@ def test_lane_mapping_is_the_accelerator_mapping(base):
         lanes = slot_lanes(prot, i, 4)
         assert lanes.shape == (prot.slots_in(i),)
         assert set(lanes) <= set(range(4))
+        lanes = slot_lanes(prot, i, 4, 2)
+        assert set(lanes) <= set(range(6)) and set(lanes[prot.neurons_in(i):]) & {4, 5}
 
 
 # ---------------------------------------------------------------------------------------------- deployed accelerator

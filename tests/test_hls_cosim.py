@@ -42,7 +42,7 @@ def test_every_m_axi_port_declares_the_generated_depth():
         header = codegen.render_config(config)
         for name, port in (("CTRL", "ctrl"), ("WEIGHTS", "weights"), ("ACT", "act")):
             assert f"static constexpr unsigned {name} = {getattr(depth, port)}u;" in header
-        largest = max(pack(v.model, config, batch=v.inputs.shape[0]).nbytes for v in golden_vectors())
+        largest = max(pack(v.model, config, batch=v.inputs.shape[0]).nbytes for v in golden_vectors(config=config))
         for port, size in PORT_BYTES.items():
             assert getattr(depth, port) * size >= largest > (getattr(depth, port) - 1) * size
 

@@ -53,7 +53,8 @@ def assert_same_layers(run, ref):
 def test_probe_reports_version_and_configuration():
     dev = CsimDevice.open()
     info = host.probe(dev)
-    assert info == host.HardwareInfo(rm.VERSION, DEFAULT_CONFIG.pe, DEFAULT_CONFIG.simd, DEFAULT_CONFIG.config_id)
+    assert info == host.HardwareInfo(rm.VERSION, DEFAULT_CONFIG.pe, DEFAULT_CONFIG.simd, DEFAULT_CONFIG.config_id,
+                                   DEFAULT_CONFIG.shadow_units)
     host.check_hardware(info, DEFAULT_CONFIG)
     with pytest.raises(Exception, match="built as PE=8 SIMD=8"):
         host.check_hardware(info, AccelConfig(pe=16))

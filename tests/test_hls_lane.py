@@ -1,8 +1,8 @@
 """Persistent PE-lane faults on the accelerator (issue #15): C-sim == emulator == executor, fault by fault.
 
 FI_CTRL.KIND = 1 makes the fault unit hit every value PE lane FI_SLOT writes (in FI_LAYER, or with
-ALL_LAYERS in every neuron layer), originals and shadows, which run lane-diverse (shadow j of lane q's
-neuron on lane q + j mod PE). The executor applies the same :class:`resilq.fault_kinds.LaneFault` through
+ALL_LAYERS in every neuron layer), originals and shadows, which run lane-diverse (on the dedicated shadow lanes
+PE.. where a position's shadows fit them, else shadow j of lane q's neuron on lane q + j mod PE). The executor applies the same :class:`resilq.fault_kinds.LaneFault` through
 resilq.hls.mapping.slot_lanes, so equality here ties the Python lane model to the hardware's. FI_HITS and
 CORRECTIONS equal resilq.hls.reference. LeNet-5 trained on digits, 8 images (batched FC layers).
 """
@@ -19,7 +19,8 @@ from resilq.deploy.emulator import EmulatedAccelerator
 from resilq.errors import ParameterError
 from resilq.fault_kinds import LaneFault
 from resilq.hls import host
-from resilq.hls.config import DEFAULT_CONFIG
+from resilq.hls.config import DEFAULT_CONFIG, AccelConfig
+from resilq.hls.cycles import cycle_report
 from resilq.hls.imageformat import Status
 from resilq.hls.reference import expected_corrections, expected_fi_hits
 from resilq.hls.simulate import CsimAccelerator
@@ -28,6 +29,8 @@ from resilq.ir import Executor
 pytestmark = CSIM
 IMAGES = 8
 PE = DEFAULT_CONFIG.pe
+UNITS = DEFAULT_CONFIG.shadow_units
+ROTATED = AccelConfig(shadow_units=0)  # a build whose shadows are all rotated array passes
 
 
 def lenet(trained, scheme):
@@ -45,22 +48,30 @@ def same_layers(got, want, where):
 SCHEMES = [None, Scheme.SPLIT, Scheme.TMR, Scheme.DUP_AND, Scheme.DUP_MIN]
 
 
-@pytest.mark.parametrize("scheme", SCHEMES, ids=lambda s: "none" if s is None else s.label)
-def test_lane_faults_bit_exact_on_csim_and_emulator(digits_lenet, scheme):
+@pytest.mark.parametrize("scheme,config", [(s, DEFAULT_CONFIG) for s in SCHEMES] +
+                         [(s, ROTATED) for s in (Scheme.SPLIT, Scheme.TMR)],  # dup-*: split's rotated path
+                         ids=lambda v: ("none" if v is None else v.label) if not isinstance(v, AccelConfig) else
+                         ("shadow-lanes" if v.shadow_units else "rotated"))
+def test_lane_faults_bit_exact_on_csim_and_emulator(digits_lenet, scheme, config):
     model, x = lenet(digits_lenet, scheme)
-    sim = CsimAccelerator(model, batch=IMAGES)
-    emu = Accelerator(EmulatedAccelerator(), model, batch=IMAGES, keep_activations=True)
+    units = config.shadow_units
+    sim = CsimAccelerator(model, config, batch=IMAGES)
+    emu = Accelerator(EmulatedAccelerator(config), model, config, batch=IMAGES, keep_activations=True)
     ex = Executor(model)
     rng = np.random.default_rng(5)
-    faults = [LaneFault(lane, layer, int(rng.integers(1, 256)), FaultMode(int(rng.integers(3))), PE)
+    faults = [LaneFault(lane, layer, int(rng.integers(1, 256)), FaultMode(int(rng.integers(3))), PE, units)
               for layer in model.neuron_layers for lane in rng.choice(PE, 3, replace=False)]
-    faults += [LaneFault(lane, None, 0x40, FaultMode.STUCK_AT_1, PE) for lane in (0, 5)]  # every neuron layer
+    faults += [LaneFault(lane, None, 0x40, FaultMode.STUCK_AT_1, PE, units) for lane in (0, 5)]  # every layer
+    faults += [LaneFault(PE + k, layer, int(rng.integers(1, 256)), FaultMode.FLIP, PE, units)  # the shadow lanes
+               for layer in model.neuron_layers for k in range(units)]
     corrected_somewhere = False
+    assert sim.run(x, fault=faults[0]).status.cycles == cycle_report(model, config, IMAGES).total  # the model's count
     for fault in faults:
         want = ex.run(x, faults=[fault], collect=True)
         got = sim.run(x, fault=fault)
         same_layers(got.activations, want.activations, f"C-sim {fault}")
-        assert got.status.fi_hits == expected_fi_hits(fault, IMAGES, model=model) > 0
+        hits = expected_fi_hits(fault, IMAGES, model=model)
+        assert got.status.fi_hits == hits and (hits > 0 or (fault.lane >= PE and scheme is None))
         assert got.status.corrections == expected_corrections(model, x, fault)
         corrected_somewhere |= got.status.corrections > 0
         e = emu.run(x, fault=fault)
@@ -101,12 +112,17 @@ def test_lane_beyond_the_array_is_refused(digits_lenet):
     sim = CsimAccelerator(model, batch=IMAGES)
     with pytest.raises(ParameterError, match="PE=8"):
         sim.run(x, fault=LaneFault(3, None, 1, FaultMode.FLIP, 16))
-    sim._load()  # a hostile host writes lane 9 to an 8-lane kernel: STATUS FAULT_CONFIG
+    with pytest.raises(ParameterError, match="PE=8 and 2"):
+        sim.run(x, fault=LaneFault(3, None, 1, FaultMode.FLIP, PE, 0))
+    beyond = PE + UNITS  # a hostile host writes the lane after the last shadow lane: STATUS FAULT_CONFIG
+    sim._load()
     sim.image.write_inputs(x)
-    host.set_fault(sim.device, LaneFault(9, None, 1, FaultMode.FLIP, 16))
+    host.set_fault(sim.device, LaneFault(beyond, None, 1, FaultMode.FLIP, 16))
     assert host.run(sim.device, IMAGES).code == Status.FAULT_CONFIG
+    host.set_fault(sim.device, LaneFault(beyond - 1, None, 1, FaultMode.FLIP, 16))  # the last shadow lane: runs
+    assert host.run(sim.device, IMAGES).code == Status.OK
     emu = EmulatedAccelerator()
     acc = Accelerator(emu, model, batch=IMAGES)
     acc.image.write_inputs(x)
-    host.set_fault(emu, LaneFault(9, None, 1, FaultMode.FLIP, 16))
+    host.set_fault(emu, LaneFault(beyond, None, 1, FaultMode.FLIP, 16))
     assert host.run(emu, IMAGES).code == Status.FAULT_CONFIG

@@ -22,7 +22,7 @@ TYPES = {"uint8_t", "int8_t", "uint16_t", "int16_t", "uint32_t", "int32_t", "uin
 #: Compile-time operands a product may have, with their value (None: a power of two by AccelConfig's rules).
 CONSTANTS = {"Cfg::PE": None, "Cfg::SIMD": None, "(Cfg::SIMD / 8)": None, "image::DESC_WORDS": fmt.DESC_WORDS,
              "uint64_t(image::PROFILE_WORDS)": fmt.PROFILE_WORDS}
-MULTIPLIER_FUNCTIONS = ("mac_pair", "index_product")
+MULTIPLIER_FUNCTIONS = ("mac_pair", "mac_single", "index_product")
 
 
 def products(code: str) -> list[tuple[str, str, int]]:
@@ -110,9 +110,16 @@ def test_dsp_estimate_equals_the_instantiated_multipliers():
     for label in ("mac_pairs", "mac_simd"):
         body = next(b for lbl, h, b in loops(code) if lbl == label)
         assert "#pragma HLS UNROLL" in body
-    for pe, simd in ((1, 8), (8, 8), (4, 16), (16, 8), (64, 64)):
-        config = AccelConfig(pe=pe, simd=simd)
-        assert estimate(config).dsp == (pe + 1) // 2 * simd + INDEX_MULTIPLIERS * DSP_PER_INDEX_MULTIPLIER
+    ((path, offset),) = call_sites("mac_single")  # the dedicated shadow lanes: K x SIMD, unpaired
+    code = code_of(path)
+    labels = {label: header for label, header, body in loops(code) if "ops::mac_single(" in body}
+    assert set(labels) == {"shadow_macs", "shadow_simd", "compute"}
+    assert re.search(r"<\s*SK\s*$", labels["shadow_macs"].split(";")[1])
+    assert "constexpr uint32_t SK = Cfg::SHADOW_UNITS;" in code
+    assert re.search(r"<\s*Cfg::SIMD\s*$", labels["shadow_simd"].split(";")[1])
+    for pe, simd, units in ((1, 8, 2), (8, 8, 0), (8, 8, 2), (4, 16, 4), (16, 8, 2), (64, 64, 1)):
+        config = AccelConfig(pe=pe, simd=simd, shadow_units=units)
+        assert estimate(config).dsp == ((pe + 1) // 2 + units) * simd + INDEX_MULTIPLIERS * DSP_PER_INDEX_MULTIPLIER
 
 
 def test_the_check_catches_a_run_time_multiply(tmp_path):

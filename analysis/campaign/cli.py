@@ -83,6 +83,8 @@ def _add_campaign_args(p: argparse.ArgumentParser) -> None:
                         "weight (one stored weight/bias bit), ber (every bit of a site set flips with probability P)")
     p.add_argument("--pe", type=positive_int, default=None,
                    help="lane: PE lanes of the accelerator build (default: AccelConfig's, 8)")
+    p.add_argument("--shadow-units", type=int, default=None,
+                   help="lane: dedicated shadow lanes of the build, lanes PE.. (default: AccelConfig's, 2)")
     p.add_argument("--lane-scope", default="layer", choices=("layer", "all"),
                    help="lane: one layer per fault (lanes x layers x masks) or every layer at once (lanes x masks)")
     p.add_argument("--ber", default=None, metavar="P[,P...]", help="ber: bit error probabilities of the sweep")
@@ -148,7 +150,8 @@ def kind_spec(args: argparse.Namespace):
         return KindSpec("ber", ber=probs, ber_sites=args.ber_sites, ber_per=args.ber_per,
                         repetitions=args.repetitions, ber_draw=args.ber_draw)
     if kind == "lane":
-        return KindSpec("lane", pe=args.pe or DEFAULT_CONFIG.pe, lane_scope=args.lane_scope)
+        units = DEFAULT_CONFIG.shadow_units if getattr(args, "shadow_units", None) is None else args.shadow_units
+        return KindSpec("lane", pe=args.pe or DEFAULT_CONFIG.pe, units=units, lane_scope=args.lane_scope)
     return KindSpec(kind)
 
 

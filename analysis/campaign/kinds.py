@@ -66,6 +66,7 @@ class KindSpec:
 
     kind: str = "output"
     pe: int = 8  # lane: PE lanes of the accelerator build (AccelConfig.pe)
+    units: int = 2  # lane: its dedicated shadow lanes (AccelConfig.shadow_units), lanes pe .. pe+units-1
     lane_scope: str = "layer"  # lane: "layer" (one layer per fault) or "all" (every neuron layer)
     ber: tuple[float, ...] = ()  # ber: the probabilities of the sweep
     ber_sites: str = "outputs"
@@ -79,6 +80,8 @@ class KindSpec:
         if self.kind == "lane":
             if not 1 <= self.pe <= 64 or self.pe & (self.pe - 1):
                 raise ParameterError(f"--pe must be a power of two in 1..64, got {self.pe}")
+            if not 0 <= self.units <= 16:
+                raise ParameterError(f"--shadow-units must lie in 0..16, got {self.units}")
             if self.lane_scope not in ("layer", "all"):
                 raise ParameterError(f"lane scope must be 'layer' or 'all', got {self.lane_scope!r}")
         if self.kind == "ber":
@@ -101,7 +104,7 @@ class KindSpec:
     def params(self) -> dict[str, Any]:
         """What the store records (and checks on resume) besides the kind."""
         if self.kind == "lane":
-            return {"pe": self.pe, "lane_scope": self.lane_scope}
+            return {"pe": self.pe, "lane_scope": self.lane_scope, "units": self.units}
         if self.kind == "ber":
             params = {"ber": [float(p) for p in self.ber], "sites": self.ber_sites, "per": self.ber_per,
                       "repetitions": self.repetitions}
@@ -141,10 +144,10 @@ def lane_rows(model: Model, spec: KindSpec, fault_model: FaultModel) -> tuple[np
     """``(layer, lane, mask_index)`` of every lane fault of the population."""
     masks = len(fault_model.masks)
     if spec.lane_scope == "all":
-        lanes = sorted({int(v) for i in model.neuron_layers for v in np.unique(slot_lanes(model, i, spec.pe))})
+        lanes = sorted({int(v) for i in model.neuron_layers for v in np.unique(slot_lanes(model, i, spec.pe, spec.units))})
         pairs = [(-1, lane) for lane in lanes]
     else:
-        pairs = [(i, int(lane)) for i in model.neuron_layers for lane in np.unique(slot_lanes(model, i, spec.pe))]
+        pairs = [(i, int(lane)) for i in model.neuron_layers for lane in np.unique(slot_lanes(model, i, spec.pe, spec.units))]
     layer = np.repeat(np.array([p[0] for p in pairs], dtype=np.int64), masks)
     lane = np.repeat(np.array([p[1] for p in pairs], dtype=np.int64), masks)
     return layer, lane, np.tile(np.arange(masks, dtype=np.int64), len(pairs))
@@ -211,7 +214,7 @@ def fault_of(sample: FaultSample, i: int):
     if kind == "lane":
         layer = int(sample.layer[i])
         return LaneFault(int(sample.slot[i]), None if layer < 0 else layer, int(sample.mask[i]), sample.mode,
-                         int(sample.neuron[i]))
+                         int(sample.neuron[i]), int(p.get("units", 0)))  # stores before shadow lanes: none
     if kind == "weight":
         tap = int(sample.slot[i])
         return WeightFault(int(sample.layer[i]), int(sample.neuron[i]), None if tap < 0 else tap,

@@ -19,6 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="package folder to write (replaced if it is a package)")
     p.add_argument("--pe", type=int, default=AccelConfig.pe, help="output lanes of the accelerator build")
     p.add_argument("--simd", type=int, default=AccelConfig.simd, help="input lanes of the accelerator build")
+    p.add_argument("--shadow-units", type=int, default=AccelConfig.shadow_units,
+                   help="dedicated shadow lanes of the accelerator build")
     p.add_argument("--batch", type=batch_size, default=64, help="images per accelerator run")
     p.add_argument("--overlay-dir", type=Path, default=None,
                    help="folder with resilq.bit + resilq.hwh (default: overlays/<board>/ when built)")
@@ -60,7 +62,7 @@ def run_package_command(args: argparse.Namespace) -> int:
         part = load_dataset(args.dataset, "test", args.data_dir).take(args.images, args.offset)
         x = load_model(args.model).quantize_input(part.images)
         data = BundledData(x, part.labels.astype(np.int64), args.dataset, "test", args.offset)
-    request = PackageRequest(args.model, load_board(args.board), args.out, AccelConfig(pe=args.pe, simd=args.simd),
+    request = PackageRequest(args.model, load_board(args.board), args.out, AccelConfig(pe=args.pe, simd=args.simd, shadow_units=args.shadow_units),
                              args.batch, args.overlay_dir, data)
     out = build_package(request)
     say((out / "README.txt").read_text())

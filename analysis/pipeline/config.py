@@ -175,7 +175,9 @@ class PipelineConfig:
 
         c = self.campaign
         if c.kind == "lane":
-            return KindSpec("lane", pe=self.hls.pe, lane_scope=c.lane_scope)
+            from resilq.hls.config import DEFAULT_CONFIG
+
+            return KindSpec("lane", pe=self.hls.pe, units=DEFAULT_CONFIG.shadow_units, lane_scope=c.lane_scope)
         if c.kind == "ber":
             return KindSpec("ber", ber=tuple(c.ber), ber_sites=c.ber_sites, ber_per=c.ber_per,
                             repetitions=c.repetitions)

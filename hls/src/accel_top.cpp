@@ -87,6 +87,10 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, uint64_t* act_
 #pragma HLS BIND_STORAGE variable=shift_buf type=ram_s2p impl=lutram
 #pragma HLS BIND_STORAGE variable=raw_buf type=ram_s2p impl=lutram
 #pragma HLS BIND_STORAGE variable=marks type=ram_s2p impl=lutram
+    // A shadow bank takes TMR's two copies in one cycle where the shadow lanes computed them, and the corrector
+    // reads both in one cycle: a true dual-port BRAM (UG1399 "pragma HLS bind_storage": ram_t2p, both ports
+    // read and write)
+#pragma HLS BIND_STORAGE variable=sh_buf type=ram_t2p impl=bram
     // plan_descriptor runs for a descriptor and for each chunk of a batched one, never at the same time: one
     // instance (UG1399 "pragma HLS allocation": limits the instances of a function), so its index multipliers
     // are counted once (resilq.hls.resources.INDEX_MULTIPLIERS)
@@ -123,7 +127,7 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, uint64_t* act_
         else if (fi_en && ((fi_mask & 0xFFu) == 0 || fi_mode > resilq::arith::STUCK_AT_1)) code = image::STATUS_FAULT_CONFIG;
         const bool lane_mode = (fi_ctrl & regmap::FI_CTRL_KIND_MASK) != 0;
         const bool all_layers = lane_mode && (fi_ctrl & regmap::FI_CTRL_ALL_LAYERS_MASK) != 0;
-        if (code == image::STATUS_OK && fi_en && lane_mode && fi_slot >= Cfg::PE) code = image::STATUS_FAULT_CONFIG;
+        if (code == image::STATUS_OK && fi_en && lane_mode && fi_slot >= Cfg::PE + Cfg::SHADOW_UNITS) code = image::STATUS_FAULT_CONFIG;
 
         // Layer-major: each descriptor is fetched once per run and runs over every image of the batch before
         // the next one starts (every layer's outputs have a region per image). A FLAG_BATCH layer takes the images

@@ -5,9 +5,14 @@
 // own weights and add them into an int32 accumulator. At the last SIMD word of a position the lanes
 // requantize (a split neuron's slots use split_half), the fault-injection registers act on the value
 // (SPEC §2: the int8 written to the output buffer), and the value goes to the output buffer (pass 0,
-// the original slots) or to the lane's shadow buffer (passes 1..copies-1). A position holding a
-// protected neuron in any lane of the tile is recomputed copies-1 more times by the same lanes with
-// the same inputs and weights: the shadow slots.
+// the original slots) or to the owner lane's shadow buffer (the shadow slots: the same inputs and weights).
+//
+// Who computes the shadows (resilq.hls.mapping.slot_lanes): Cfg::SHADOW_UNITS = K dedicated shadow lanes beside
+// the array take the same activation. At a position where the tile's protected neurons need at most K shadow
+// values (n * (copies - 1) <= K), shadow lane k computes, during the position's one pass, copy j of the i-th
+// protected lane (k = i * (copies - 1) + j - 1) through a PE:1 multiplexer of weight rows, bias and shift: no extra
+// cycle. A position needing more (a dense one) is recomputed copies-1 more times by the rotated array instead
+// (pass j: lane p computes lane (p - j) mod PE's channel). Either way no lane computes two copies of a neuron.
 //
 // Every array index inside the pipelined loops is either a compile-time bank per lane (each lane writes
 // only its own banks, so several lanes never compete for one BRAM port in an iteration: II = 1 needs no
@@ -98,6 +103,15 @@ uint64_t conv_tile(const LayerDesc& d, const LayerGeom& g, const Tile& tile, con
     bool prot[Cfg::PE];
     uint32_t seen[Cfg::PE];      // protected neurons of each lane met in this tile
     uint32_t slot0[Cfg::PE];     // original slot of the lane's neuron at position 0: (c0 + p) * hw_out
+    uint32_t rank[Cfg::PE];      // spare position: the shadow lane of the lane's first shadow copy
+    // the dedicated shadow lanes (SK = 0 builds none; the arrays keep one element for the compiler)
+    constexpr uint32_t SK = Cfg::SHADOW_UNITS;
+    constexpr uint32_t SKA = Cfg::SHADOW_ARRAY;  // max(1, SK): an array of the C++ never has zero elements
+    int32_t sacc[Cfg::SHADOW_ARRAY];  // shadow lane k's accumulator
+    uint32_t sel[Cfg::SHADOW_ARRAY];  // the PE lane (channel) whose neuron shadow lane k recomputes at this position
+#pragma HLS ARRAY_PARTITION variable=rank complete
+#pragma HLS ARRAY_PARTITION variable=sacc complete
+#pragma HLS ARRAY_PARTITION variable=sel complete
 #pragma HLS ARRAY_PARTITION variable=acc complete
 #pragma HLS ARRAY_PARTITION variable=val complete
 #pragma HLS ARRAY_PARTITION variable=prot complete
@@ -140,9 +154,17 @@ init_lanes:
         val[p] = 0;
         prot[p] = false;
         seen[p] = 0;
+        rank[p] = 0;
         slot0[p] = lane_slot;
         lane_slot += g.slot_hw;
     }
+init_shadow_lanes:
+    for (uint32_t k = 0; k < SKA; ++k) {
+#pragma HLS UNROLL
+        sacc[k] = 0;
+        sel[k] = 0;
+    }
+    bool spare = false;  // this position's shadows come from the shadow lanes (in pass 0)
 
     uint32_t pos = 0, ox = 0, pass = 0, npass = 1;
     uint32_t raw_base = 0;  // classifier-buffer word of the position: pos * raw_rows, counted
@@ -162,6 +184,7 @@ compute:
 #pragma HLS DEPENDENCE variable=marks inter false
         if (f == 0 && pass == 0) {  // a new position: which lanes hold a protected neuron here?
             bool any = false;
+            uint32_t held = 0;  // shadow values the position's protected neurons need so far
             // batched, every position (image) of a protected channel is protected: the marks of position 0
             // hold for the whole chunk and are cleared at its last image
             const uint32_t mpos = g.batched ? 0u : pos;
@@ -172,8 +195,21 @@ compute:
                 prot[p] = marks[p][mpos];
                 if (clear) marks[p][mpos] = false;
                 any = any || prot[p];
+                rank[p] = held;
+                if (prot[p]) held += extra;
             }
-            npass = any ? g.copies : 1;
+            spare = any && held <= SK;
+            npass = (any && !spare) ? g.copies : 1;
+        assign_shadow_lanes:  // shadow lane k: copy (k - rank[p]) + 1 of protected lane p's neuron
+            for (uint32_t k = 0; k < SKA; ++k) {
+#pragma HLS UNROLL
+                sel[k] = 0;
+            match_lanes:
+                for (uint32_t p = 0; p < Cfg::PE; ++p) {
+#pragma HLS UNROLL
+                    if (prot[p] && k >= rank[p] && k < rank[p] + extra) sel[k] = p;
+                }
+            }
         }
         // SIMD consecutive input elements from element e (zero outside the padded input): bank b holds the
         // elements == b (mod SIMD), so bank b serves lane (b - e) % SIMD at its own word, and the lanes are the
@@ -234,6 +270,20 @@ compute:
             acc[pa] = sum_a;
             if (has_b) acc[pb] = sum_b;
         }
+    // The shadow lanes: each takes the weight row and bias of the lane it serves (pass 0: no rotation) and
+    // multiplies on its own DSP48E1s (ops::mac_single: a shadow never shares a DSP with another copy).
+    shadow_macs:
+        for (uint32_t k = 0; k < SK; ++k) {
+#pragma HLS UNROLL
+            const uint32_t src = sel[k];
+            int32_t sum = (f == 0) ? bias[src] : sacc[k];
+        shadow_simd:
+            for (uint32_t s = 0; s < Cfg::SIMD; ++s) {
+#pragma HLS UNROLL
+                sum += ops::mac_single(wrow[src].v[s], x[s]);
+            }
+            sacc[k] = sum;
+        }
         ++iters;
         if (f + 1 < g.mac_words) {  // next SIMD word of the receptive field: channel group, then kx, then ky
             ++f;
@@ -268,36 +318,53 @@ compute:
             res[p] = (prot[src] && split) ? arith::split_half(acc[p], shift[src])
                                           : arith::requantize(acc[p], shift[src], lo, arith::INT8_HI);
         }
-    lane_values:  // per owner lane p: its copy from lane (p + turn) mod PE, the fault units, its shadow bank
+    int8_t sres[Cfg::SHADOW_ARRAY];  // each shadow lane's int8 result (a protected neuron's: split_half under split)
+#pragma HLS ARRAY_PARTITION variable=sres complete
+    shadow_results:
+        for (uint32_t k = 0; k < SKA; ++k) {
+#pragma HLS UNROLL
+            sres[k] = split ? arith::split_half(sacc[k], shift[sel[k]])
+                            : arith::requantize(sacc[k], shift[sel[k]], lo, arith::INT8_HI);
+        }
+    lane_values:  // per owner lane p: its original (pass 0), its shadow copies, the fault units, its shadow bank
         for (uint32_t p = 0; p < Cfg::PE; ++p) {
 #pragma HLS UNROLL
             if (p < tile.rows && !raw) {
-                const uint32_t maker = (p + turn) % Cfg::PE;  // the PE lane that computed this copy
-                int8_t v = res[maker];
                 const bool armed = (pos == 0) ? fault.active : fault.active_rest;  // batched: pos = image
-                // a persistent lane fault (FI_CTRL.KIND 1) hits every value its lane writes
-                const bool lane_hit = armed && fault.lane_mode && maker == fault.lane && (pass == 0 || prot[p]);
-                if (pass == 0) {
+                if (pass == 0) {  // the original: lane p's own value (no rotation in pass 0)
+                    int8_t v = res[p];
                     if (armed && !fault.lane_mode && fault.slot == slot0[p] + (g.batched ? 0u : pos)) {
                         v = arith::apply_fault(v, fault.mask, fault.mode);
                         ++ctr.fi_hits;
                     }
-                    if (lane_hit) {
+                    // a persistent lane fault (FI_CTRL.KIND 1) hits every value its lane writes
+                    if (armed && fault.lane_mode && fault.lane == p) {
                         v = arith::apply_fault(v, fault.mask, fault.mode);
                         ++ctr.fi_hits;
                     }
-                } else if (prot[p]) {
-                    const uint32_t entry = first[p] + seen[p];
-                    const uint32_t slot = g.slot_n_out + ops::times_shadows(entry, extra) + (pass - 1);
-                    if ((armed && !fault.lane_mode && fault.slot == slot) || lane_hit) {
-                        v = arith::apply_fault(v, fault.mask, fault.mode);
-                        ++ctr.fi_hits;
-                    }
-                    const uint32_t idx = ops::times_shadows(lane_count[p], extra) + (pass - 1);
-                    if (idx < Cfg::SHADOW_LANE) sh_buf[p][idx] = v;
-                    else ctr.error = image::STATUS_SHADOW_OVERFLOW;
+                    val[p] = v;
                 }
-                val[p] = v;
+            shadow_copies:  // copy j: from shadow lane rank[p] + j - 1 (a spare position) or from pass j's array
+                for (uint32_t j = 1; j <= 2; ++j) {
+#pragma HLS UNROLL
+                    const bool lanes = spare && pass == 0;
+                    if (j <= extra && prot[p] && (lanes || pass == j)) {
+                        const uint32_t k = rank[p] + j - 1;
+                        // the lane that computed this copy: shadow lane k is lane PE + k of the fault registers
+                        const uint32_t maker = lanes ? Cfg::PE + k : (p + turn) % Cfg::PE;
+                        int8_t v = lanes ? sres[k < SKA ? k : 0u] : res[(p + turn) % Cfg::PE];
+                        const uint32_t entry = first[p] + seen[p];
+                        const uint32_t slot = g.slot_n_out + ops::times_shadows(entry, extra) + (j - 1);
+                        if ((armed && !fault.lane_mode && fault.slot == slot) ||
+                            (armed && fault.lane_mode && maker == fault.lane)) {
+                            v = arith::apply_fault(v, fault.mask, fault.mode);
+                            ++ctr.fi_hits;
+                        }
+                        const uint32_t idx = ops::times_shadows(lane_count[p], extra) + (j - 1);
+                        if (idx < Cfg::SHADOW_LANE) sh_buf[p][idx] = v;
+                        else ctr.error = image::STATUS_SHADOW_OVERFLOW;
+                    }
+                }
             }
         }
     write_banks:  // bank b holds lane b % PE of the tiles in group b / PE: a compile-time bank per lane

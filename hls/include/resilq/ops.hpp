@@ -13,6 +13,8 @@
 //   exhaustively, tests/test_hls_arith.py). The packing of Xilinx WP486 ("Deep Learning with INT8
 //   Optimization on Xilinx Devices", which packs at 2^18 into the DSP48E2's 27-bit port), narrowed to the
 //   DSP48E1's 25 bits: no accumulation inside the packed word, each pair is split before the adder tree.
+// * mac_single: one int8 x int8 product of a dedicated shadow lane (conv.hpp shadow_macs) on its own DSP48E1
+//   (UG1399 BIND_OP impl=dsp): shadow lanes are not paired, so no DSP holds two copies of one protected neuron.
 // * index_product: an address/size product of unsigned operands below 2^24 and 2^17. A DSP48E1 multiplies
 //   25 x 18 bits two's complement (UG953 MULT_MACRO: WIDTH_A 1-25, WIDTH_B 1-18, one DSP48), i.e. 24 x 17
 //   bits unsigned: one DSP48E1 per product. The masks make the operand widths visible to the HLS bit-width
@@ -47,6 +49,13 @@ inline ProductPair mac_pair(int8_t wa, int8_t wb, int8_t x) {
     r.a = static_cast<int32_t>(low) - static_cast<int32_t>((low & 0x8000u) << 1);  // the low half, sign-extended
     r.b = (product >> 16) + static_cast<int32_t>(low >> 15);                       // plus the borrow it took
     return r;
+}
+
+inline int32_t mac_single(int8_t w, int8_t x) {
+#pragma HLS INLINE
+    const int32_t product = static_cast<int32_t>(w) * static_cast<int32_t>(x);
+#pragma HLS BIND_OP variable=product op=mul impl=dsp
+    return product;
 }
 
 // a (< 2^24) x b (< 2^17): the exact 41-bit product.

@@ -7,7 +7,7 @@
 namespace resilq {
 namespace regmap {
 
-constexpr uint32_t MAP_VERSION = 3u;  // register-map version, written to the VERSION register
+constexpr uint32_t MAP_VERSION = 4u;  // register-map version, written to the VERSION register
 constexpr uint32_t ADDRESS_SPACE = 0x10000u;  // bytes of AXI-Lite address space
 
 constexpr uint32_t AP_CTRL = 0x0u;  // block control (ap_ctrl_hs)
@@ -43,7 +43,7 @@ constexpr uint32_t FI_CTRL_ALL_LAYERS_MASK = 0x8u;  // with KIND 1: in every neu
 constexpr uint32_t FI_CTRL_TOKEN_LSB = 8u;
 constexpr uint32_t FI_CTRL_TOKEN_MASK = 0xff00u;  // arming token for ONCE: change it to re-arm
 constexpr uint32_t FI_LAYER = 0x50u;  // index of the faulty layer in Model.layers (a neuron layer)
-constexpr uint32_t FI_SLOT = 0x58u;  // faulty slot, numbered as resilq.faults: 0..n_out-1 the neurons (flat C-H-W), n_out + p*(copies-1) + j the shadows; with FI_CTRL.KIND 1 the faulty PE lane (0..PE-1)
+constexpr uint32_t FI_SLOT = 0x58u;  // faulty slot, numbered as resilq.faults: 0..n_out-1 the neurons (flat C-H-W), n_out + p*(copies-1) + j the shadows; with FI_CTRL.KIND 1 the faulty lane: 0..PE-1 the PE array's, PE..PE+SHADOW-1 the dedicated shadow lanes
 constexpr uint32_t FI_MASK = 0x60u;  // 8-bit fault mask (1 << k for a flip of bit k)
 constexpr uint32_t FI_MODE = 0x68u;  // fault mode: resilq.arith.FaultMode codes
 constexpr uint32_t FI_MODE_MODE_LSB = 0u;
@@ -56,6 +56,8 @@ constexpr uint32_t HW_CONFIG_PE_LSB = 0u;
 constexpr uint32_t HW_CONFIG_PE_MASK = 0xffu;  // output lanes
 constexpr uint32_t HW_CONFIG_SIMD_LSB = 8u;
 constexpr uint32_t HW_CONFIG_SIMD_MASK = 0xff00u;  // input lanes
+constexpr uint32_t HW_CONFIG_SHADOW_LSB = 16u;
+constexpr uint32_t HW_CONFIG_SHADOW_MASK = 0xff0000u;  // dedicated shadow lanes (AccelConfig.shadow_units): lane faults PE..PE+SHADOW-1
 constexpr uint32_t CONFIG_ID = 0x80u;  // CRC-32 of the AccelConfig of this build
 constexpr uint32_t CONFIG_ID_VLD = 0x84u;  // ap_vld (bit 0, clear on read)
 constexpr uint32_t STATUS = 0x88u;  // outcome of the last run
