@@ -32,6 +32,7 @@ import numpy as np
 from .arith import INT32_MAX, FaultMode
 from .errors import ParameterError, UnsupportedModelError
 from .faults import Fault
+from .hls.config import DEFAULT_CONFIG, MAX_SHADOW_UNITS
 from .ir.layers import is_compute, worst_case_accumulator
 from .ir.model import Model
 
@@ -90,14 +91,12 @@ class LaneFault:
     mask: int = 1
     mode: FaultMode = FaultMode.FLIP
     pe: int = 8
-    units: int = 2
+    units: int = DEFAULT_CONFIG.shadow_units
     kind: ClassVar[str] = "lane"
 
     def check(self, model: Model) -> None:
         if not isinstance(self.pe, (int, np.integer)) or not 1 <= self.pe <= MAX_PE or self.pe & (self.pe - 1):
             raise ParameterError(f"lane fault: PE must be a power of two in 1..{MAX_PE}, got {self.pe!r}")
-        from resilq.hls.config import MAX_SHADOW_UNITS  # light module; imported here like slot_lanes below
-
         if not isinstance(self.units, (int, np.integer)) or not 0 <= self.units <= MAX_SHADOW_UNITS:
             raise ParameterError(f"lane fault: shadow lanes must lie in 0..{MAX_SHADOW_UNITS}, got {self.units!r}")
         lanes = self.pe + self.units

@@ -2,8 +2,8 @@
 cycles stay proportional to their extra slots").
 
 `benchmarks/accelerator.py` draws its protected sets at random, neuron by neuron: the pessimistic case for the
-PE array, whose shadow passes recompute a whole tile position for every lane when any lane holds a protected
-neuron there. Here the set is the paper's: the top-k neurons by exact NVF of a LeNet-5 trained on the bundled
+PE array, whose shadow passes recompute a whole tile position for every lane where its protected neurons need
+more shadow values than the dedicated shadow lanes take in the position's own pass. Here the set is the paper's: the top-k neurons by exact NVF of a LeNet-5 trained on the bundled
 digits (or any .rq model and its .nvf, ``--model``/``--nvf``), k = 4 % of the neurons (the paper's 187 of
 4,684 at NVF >= 20 %), protected by split and by TMR, each also tile-packed; beside it, a random set of the same
 size per layer. For 8 x 8 and every widest build that fits, the extra cycles per image over the unprotected
@@ -76,7 +76,9 @@ def main() -> int:
     else:
         model, nvf = trained_lenet5()
     board = load_board(args.board)
-    builds = [AccelConfig(), *widest_builds(board)]  # widest_builds keeps only the builds that fit
+    # 8 x 8 without and with its dedicated shadow lanes, then every widest build that fits (with the most shadow
+    # lanes that fit: widest_builds keeps only the builds that fit)
+    builds = [AccelConfig(shadow_units=0), AccelConfig(), *widest_builds(board)]
     k = max(1, math.ceil(args.portion * model.n_neurons))
     sets = {}
     for scheme in (Scheme.SPLIT, Scheme.TMR):
@@ -96,11 +98,11 @@ def main() -> int:
             for label, m in ((name, protected), (name + " + pack", pack_tiles(protected, config)[0])):
                 one = cycle_report(m, config)
                 extra = [a / b - 1 for a, b in zip((one.per_inference, one.at(BATCH).per_inference), base_b)]
-                rows.append((f"{config.pe}x{config.simd}", label, f"+{slots:.1%}", f"+{macs:.1%}", f"{extra[0]:+.1%}",
+                rows.append((f"{config.pe}x{config.simd}+{config.shadow_units}", label, f"+{slots:.1%}", f"+{macs:.1%}", f"{extra[0]:+.1%}",
                              f"{extra[1]:+.1%}", f"{extra[0] / slots:.2f} / {extra[1] / slots:.2f}",
                              f"{extra[0] / macs:.2f} / {extra[1] / macs:.2f}"))
     table(f"Protection's extra cycles per image (cycle model) vs its extra slots and MACs, batch 1 / {BATCH}",
-          ("PE x SIMD", "protected set", "extra slots", "extra MACs", "extra cycles b=1", f"extra cycles b={BATCH}",
+          ("PE x SIMD + shadow lanes", "protected set", "extra slots", "extra MACs", "extra cycles b=1", f"extra cycles b={BATCH}",
            "cycles / slots b=1 / b=" + str(BATCH), "cycles / MACs"), rows,
           caption="1.00 = extra cycles proportional to the extra slots (or to the shadows' own multiply-accumulates: "
                   "a slot of a layer with a larger fan-in costs more). (NVF): the paper's top-k selection; (random): "

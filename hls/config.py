@@ -74,8 +74,9 @@ class AccelConfig:
     max_batch: int = 16  # images a vector (Linear) layer takes at once, sharing one weight load (power of two)
     #: dedicated shadow lanes beside the PE array (conv.hpp): they compute the shadow copies of a position's
     #: protected neurons in its one pass where these need at most this many values; lanes PE .. PE+K-1 of the
-    #: fault registers. 0 builds none (every shadow is a rotated pass of the array). K x SIMD DSP48E1s.
-    shadow_units: int = 2
+    #: fault registers. 0 builds none (every shadow is a rotated pass of the array). K x SIMD DSP48E1s: 4 fits
+    #: 8 x 8 and 16 x 16 on the xc7z020, 2 fits 8 x 32 (benchmarks/accelerator.py).
+    shadow_units: int = 4
     latency: Latency = field(default_factory=Latency)
 
     def __post_init__(self) -> None:

@@ -11,8 +11,8 @@ channels of the next compute layer the same way (through max-pools, and through 
 ``H x W`` features) gives a network that computes the same class scores bit for bit: every accumulator sums
 the same integer products. :func:`pack_tiles` chooses, per protected layer, the order that puts channels
 with overlapping protected positions into the same tiles (greedy: seed a tile with the channel of most
-protected positions, then add the channel that makes the fewest new positions exceed the cap), lanes balanced so
-that no
+protected positions, then add the channel that adds the fewest new positions; with shadow lanes the opposite,
+spread them so that few positions exceed what the shadow lanes take), lanes balanced so that no
 lane's shadow buffer fills sooner than before. A layer is left as it is when the new order saves nothing
 or would overflow the build's limits (:func:`resilq.hls.mapping.plan_model`).
 
@@ -69,13 +69,13 @@ def _position_sets(prot: Protection, n_channels: int, hw: int) -> np.ndarray:
     return sets
 
 
-def greedy_order(sets: np.ndarray, pe: int, cap: int = 0) -> np.ndarray:
-    """A channel order whose tiles of ``pe`` channels hold few positions of more than ``cap`` protected neurons.
+def greedy_order(sets: np.ndarray, pe: int) -> np.ndarray:
+    """A channel order whose tiles of ``pe`` channels cover few protected positions (a build without dedicated
+    shadow lanes, where every protected position of a tile costs its shadow passes).
 
     Tiles are filled one after the other with protected channels: the first channel of a tile is the
-    remaining one with most protected positions, each next one the channel that pushes the fewest positions of the
-    tile past ``cap`` (with ``cap`` 0: adds the fewest positions not yet in the tile; ties: most positions already
-    past it, which cost nothing more, then the lower channel). Within a tile the channels
+    remaining one with most protected positions, each next one the channel that adds the fewest positions not
+    yet in the tile (ties: most positions shared with it, then the lower channel). Within a tile the channels
     go to the lanes with the fewest protected neurons so far (the per-lane shadow buffers fill evenly). The
     channels without protected neurons fill the rest, in their original order.
     """
@@ -89,28 +89,64 @@ def greedy_order(sets: np.ndarray, pe: int, cap: int = 0) -> np.ndarray:
         seed = int(cand[np.lexsort((cand, -counts[cand]))[0]])
         tile = [seed]
         remaining.remove(seed)
-        held = sets[seed].astype(np.int64)  # protected neurons of the tile at each position
+        union = sets[seed].copy()
         while len(tile) < pe and remaining:
             cand = np.asarray(remaining)
-            new = (sets[cand] & (held == cap)).sum(axis=1)
-            shared = (sets[cand] & (held > cap)).sum(axis=1)
+            new = (sets[cand] & ~union).sum(axis=1)
+            shared = (sets[cand] & union).sum(axis=1)
             pick = int(cand[np.lexsort((cand, -shared, new))[0]])
             tile.append(pick)
             remaining.remove(pick)
-            held += sets[pick]
+            union |= sets[pick]
         if len(tile) < pe:  # the last protected tile: unprotected channels fill its other lanes
             fill = [int(c) for c in np.flatnonzero(counts == 0) if c not in order][: pe - len(tile)]
             tile += fill
-        lanes = np.full(len(tile), -1)
-        free = list(range(len(tile)))
-        for k in sorted(range(len(tile)), key=lambda k: (-counts[tile[k]], tile[k])):
-            lane = min(free, key=lambda q: (lane_load[q], q))
-            free.remove(lane)
-            lanes[lane] = tile[k]
-            lane_load[lane] += counts[tile[k]]
-        order += [int(c) for c in lanes]
+        order += _balanced_lanes(tile, counts, lane_load)
     placed = set(order)
     order += [c for c in range(n_channels) if c not in placed]
+    return np.asarray(order, dtype=np.int64)
+
+
+def _balanced_lanes(tile: list[int], counts: np.ndarray, lane_load: np.ndarray) -> list[int]:
+    """The channels of one tile in lane order: the most protected first, each to the lane with the fewest protected
+    neurons so far (the per-lane shadow buffers fill evenly); ``lane_load`` is updated."""
+    lanes = np.full(len(tile), -1)
+    free = list(range(len(tile)))
+    for k in sorted(range(len(tile)), key=lambda k: (-counts[tile[k]], tile[k])):
+        lane = min(free, key=lambda q: (lane_load[q], q))
+        free.remove(lane)
+        lanes[lane] = tile[k]
+        lane_load[lane] += counts[tile[k]]
+    return [int(c) for c in lanes]
+
+
+def spread_order(sets: np.ndarray, pe: int, cap: int) -> np.ndarray:
+    """A channel order whose tiles hold at most ``cap`` protected neurons at each position where it can: what the
+    dedicated shadow lanes take in the position's one pass (``cap >= 1``).
+
+    The opposite of :func:`greedy_order`'s packing: the protected channels, most protected positions first, each
+    go to the tile with room whose positions they push past ``cap`` the fewest times (ties: most positions already
+    past it, then the tile holding the fewest protected neurons, then the lower tile); the unprotected channels
+    fill the rooms left, in their original order; lanes balanced within each tile as in :func:`greedy_order`."""
+    n_channels, hw = sets.shape
+    counts = sets.sum(axis=1)
+    n_tiles = -(-n_channels // pe)
+    room = [min(pe, n_channels - t * pe) for t in range(n_tiles)]
+    held = np.zeros((n_tiles, hw), dtype=np.int64)
+    members: list[list[int]] = [[] for _ in range(n_tiles)]
+    for c in sorted((int(c) for c in np.flatnonzero(counts)), key=lambda c: (-counts[c], c)):
+        open_tiles = [t for t in range(n_tiles) if len(members[t]) < room[t]]
+        new = [(sets[c] & (held[t] == cap)).sum() for t in open_tiles]
+        over = [(sets[c] & (held[t] > cap)).sum() for t in open_tiles]
+        t = min(range(len(open_tiles)), key=lambda k: (new[k], -over[k], held[open_tiles[k]].sum(), open_tiles[k]))
+        members[open_tiles[t]].append(c)
+        held[open_tiles[t]] += sets[c]
+    rest = iter(int(c) for c in np.flatnonzero(counts == 0))
+    lane_load = np.zeros(pe, dtype=np.int64)
+    order: list[int] = []
+    for t in range(n_tiles):
+        members[t] += [next(rest) for _ in range(room[t] - len(members[t]))]
+        order += _balanced_lanes(members[t], counts, lane_load)
     return np.asarray(order, dtype=np.int64)
 
 
@@ -180,7 +216,8 @@ def pack_tiles(model: Model, config: AccelConfig | None = None) -> tuple[Model, 
         channel, pos = np.divmod(prot.neurons.astype(np.int64), hw)
         cap = config.shadow_units // (prot.copies - 1)  # protected neurons a position's shadow lanes take
         before = tile_groups(channel, pos, pe, hw, cap)
-        order = greedy_order(_position_sets(prot, layer.out_channels, hw), pe, cap)
+        sets = _position_sets(prot, layer.out_channels, hw)
+        order = greedy_order(sets, pe) if cap == 0 else spread_order(sets, pe, cap)
         inverse = np.empty_like(order)
         inverse[order] = np.arange(order.size)
         after = tile_groups(inverse[channel], pos, pe, hw, cap)

@@ -29,10 +29,11 @@ def setup():
 
 def test_populations_and_leveugle_sizes(setup):
     model, _ = setup
-    lanes = sum(np.unique(slot_lanes(model, i, 8, 2)).size for i in model.neuron_layers)
+    lanes = sum(np.unique(slot_lanes(model, i, 8, 4)).size for i in model.neuron_layers)
     assert population_of(model, KindSpec("lane", pe=8), SINGLE_BIT) == lanes * 8
-    # 2 PE lanes and the 2 shadow lanes (the model is protected: they write shadows)
-    assert population_of(model, KindSpec("lane", pe=2, lane_scope="all"), FaultModel.parse("multi-bit:2")) == 4 * 28
+    # 2 PE lanes and the 2 of the 4 shadow lanes that write shadows (the model is protected, scattered)
+    spec = KindSpec("lane", pe=2, units=2, lane_scope="all")
+    assert population_of(model, spec, FaultModel.parse("multi-bit:2")) == 4 * 28
     assert population_of(model, KindSpec("lane", pe=2, units=0, lane_scope="all"),
                          FaultModel.parse("multi-bit:2")) == 2 * 28
     assert population_of(model, KindSpec("weight"), SINGLE_BIT) == n_weight_bits(model)

@@ -172,7 +172,7 @@ def test_fault_simulator_matches_executor_for_every_kind(base, scheme):
 
 # ---------------------------------------------------------------------------------------------- validation
 @pytest.mark.parametrize("fault, message", [
-    (LaneFault(10, None, 1, FaultMode.FLIP, 8), "lane must lie in 0..9"),
+    (LaneFault(12, None, 1, FaultMode.FLIP, 8), "lane must lie in 0..11"),
     (LaneFault(8, None, 1, FaultMode.FLIP, 8, 0), "lane must lie in 0..7"),
     (LaneFault(0, None, 1, FaultMode.FLIP, 8, 17), "shadow lanes must lie in 0..16"),
     (LaneFault(0, None, 1, FaultMode.FLIP, 6), "power of two"),

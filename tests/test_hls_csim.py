@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hls_support import CSIM, calibrated_model, protect_fraction
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from resilq.arith import FaultMode, Scheme
@@ -250,7 +250,11 @@ def geometries(draw):
     specs = [("conv", c_out, k, stride, pad)]
     out_h, out_w = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
     if draw(st.booleans()) and min(out_h, out_w) >= 2:
-        specs.append(("pool", 2, draw(st.integers(1, 2))))
+        pool_stride = draw(st.integers(1, 2))
+        specs.append(("pool", 2, pool_stride))
+        out_h, out_w = (out_h - 2) // pool_stride + 1, (out_w - 2) // pool_stride + 1
+    # the hidden linear reads the stored map (pixel-major, channels padded to 8): inside the default max_fanin
+    assume(out_h * out_w * -(-c_out // 8) * 8 <= DEFAULT_CONFIG.max_fanin)
     specs += [("flatten",), ("fc", draw(st.integers(1, 40))), ("head", draw(st.integers(2, 12)))]
     scheme = draw(st.sampled_from(SCHEMES))
     return (c_in, h, w), specs, scheme, draw(st.floats(0.05, 1.0)), draw(st.integers(0, 2**31))

@@ -159,9 +159,10 @@ def test_cycle_model_by_hand():
     """A 2-tile linear layer with protected neurons in one tile, counted by hand."""
     model = calibrated_model(np.random.default_rng(0), (1, 4, 4), [("flatten",), ("fc", 12), ("head", 3)])
     model = model.with_protection({1: Protection(Scheme.TMR, np.array([1, 6], np.int32))})
-    plan = plan_model(model, CFG)[0]
-    lat = CFG.latency
-    c = layer_cycles(plan, CFG)
+    rotated = AccelConfig(shadow_units=0)  # every shadow a rotated array pass
+    plan = plan_model(model, rotated)[0]
+    lat = rotated.latency
+    c = layer_cycles(plan, rotated)
     ft = 2  # 16 inputs / SIMD 8
     assert c.load_input == 16 // 8 + lat.load_input  # 16 dense input bytes in 64-bit beats
     assert c.params == 12 + lat.params  # once per layer
@@ -170,6 +171,9 @@ def test_cycle_model_by_hand():
     tile_table = (2 + lat.table, 0 + lat.table)  # both protected neurons (channels 1, 6) are in tile 0
     assert c.table == sum(tile_table) and c.correct == 2 + lat.lcu
     assert list(protected_groups(plan)) == [1, 0]  # both protected neurons sit in tile 0's only position
+    # their 4 shadow values: 4 shadow lanes take them in the position's one pass, 3 do not
+    assert list(protected_groups(plan_model(model, AccelConfig(shadow_units=4))[0])) == [0, 0]
+    assert list(protected_groups(plan_model(model, AccelConfig(shadow_units=3))[0])) == [1, 0]
     tile_compute = ((1 + 2 * 1) * ft + lat.mac, 1 * ft + lat.mac)
     assert c.compute == sum(tile_compute)
     assert c.store == 12 // 8 + 1 + lat.store  # 12 channels padded to 2 beats

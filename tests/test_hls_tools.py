@@ -41,13 +41,13 @@ def test_board_errors(tmp_path):
 def test_resource_estimate_and_budget():
     board = load_board()
     est = check_budget(AccelConfig(), board)  # the default build fits
-    assert est.dsp == 8 * 8 // 2 + 2 * 8 + INDEX_MULTIPLIERS and 0 < est.bram36 <= 140  # two MACs per DSP48E1
-    # (the array's pairs), one per product on the 2 shadow lanes
+    assert est.dsp == 8 * 8 // 2 + 4 * 8 + INDEX_MULTIPLIERS and 0 < est.bram36 <= 140  # two MACs per DSP48E1
+    # (the array's pairs), one per product on the 4 shadow lanes
     assert bram18_for(8192, 8) == 4 and bram18_for(512, 64) == 2 and bram18_for(64, 8) == 0
     assert estimate(AccelConfig(pe=16)).bram18 > est.bram18 and estimate(AccelConfig(pe=16)).dsp > est.dsp
-    with pytest.raises(ParameterError, match=rf"PE=32 x SIMD=16 does not fit the pynq-z2.*DSP: {32 * 16 // 2 + 2 * 16 + INDEX_MULTIPLIERS} estimated > 220"):
+    with pytest.raises(ParameterError, match=rf"PE=32 x SIMD=16 does not fit the pynq-z2.*DSP: {32 * 16 // 2 + 4 * 16 + INDEX_MULTIPLIERS} estimated > 220"):
         check_budget(AccelConfig(pe=32, simd=16), board)
-    assert check_budget(AccelConfig(pe=16, simd=16), board).dsp == 16 * 16 // 2 + 2 * 16 + INDEX_MULTIPLIERS
+    assert check_budget(AccelConfig(pe=16, simd=16), board).dsp == 16 * 16 // 2 + 4 * 16 + INDEX_MULTIPLIERS
     assert check_budget(AccelConfig(pe=16, simd=16, shadow_units=0), board).dsp == 16 * 16 // 2 + INDEX_MULTIPLIERS
     with pytest.raises(ParameterError, match=r"BRAM36: \d+ estimated > 140"):
         check_budget(AccelConfig(max_in=262144, max_out=262144), board)
@@ -132,7 +132,7 @@ def test_cli_estimate_and_codegen_check(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "DSP" in out and "tiny:" in out and "cycles/inference" in out
     assert main(["hls", "estimate", "--pe", "64", "--simd", "16"]) == 2
-    assert f"DSP: {64 * 16 // 2 + 2 * 16 + INDEX_MULTIPLIERS:,} estimated > 220 available" in capsys.readouterr().err
+    assert f"DSP: {64 * 16 // 2 + 4 * 16 + INDEX_MULTIPLIERS:,} estimated > 220 available" in capsys.readouterr().err
     assert main(["hls", "codegen", "--check"]) == 0
 
 

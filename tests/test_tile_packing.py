@@ -18,6 +18,9 @@ from resilq.hls.tile_packing import METADATA_KEY, greedy_order, pack_tiles, perm
 from resilq.ir import Executor, Protection, load_model, save_model
 
 SCHEMES = (Scheme.SPLIT, Scheme.TMR, Scheme.DUP_AND, Scheme.DUP_MIN)
+#: A build without dedicated shadow lanes: every protected position of a tile costs its passes, so packing the
+#: protected channels together is what saves cycles (with shadow lanes, spreading them does: test below).
+ROTATED = AccelConfig(shadow_units=0)
 
 
 @pytest.fixture(scope="module")
@@ -33,13 +36,13 @@ def groups(model, config):
 def test_packed_lenet_is_the_same_network_on_real_digits(lenet, scheme):
     model, x = lenet
     hard = protect_fraction(model, np.random.default_rng(3), scheme, 0.08)
-    packed, report = pack_tiles(hard)
+    packed, report = pack_tiles(hard, ROTATED)
     assert any(r.packed for r in report)
     ref, got = Executor(hard).run(x), Executor(packed).run(x)
     assert np.array_equal(ref.logits, got.logits)
     assert packed.n_protected == hard.n_protected and packed.n_slots == hard.n_slots
     assert packed.network_hash != hard.network_hash  # a different numbering of the same network
-    config = AccelConfig()
+    config = ROTATED
     assert groups(packed, config) < groups(hard, config)
     assert cycle_report(packed, config).per_inference < cycle_report(hard, config).per_inference
 
@@ -47,7 +50,7 @@ def test_packed_lenet_is_the_same_network_on_real_digits(lenet, scheme):
 def test_every_layer_maps_back_through_the_recorded_order(lenet):
     model, x = lenet
     hard = protect_fraction(model, np.random.default_rng(4), Scheme.TMR, 0.05)
-    packed, report = pack_tiles(hard)
+    packed, report = pack_tiles(hard, ROTATED)
     orders = packed.metadata[METADATA_KEY]["orders"]
     ref, got = Executor(hard).run(x[:40], collect=True), Executor(packed).run(x[:40], collect=True)
     for i in packed.neuron_layers:
@@ -59,7 +62,7 @@ def test_every_layer_maps_back_through_the_recorded_order(lenet):
         c, pos = np.divmod(packed.protection(i).neurons.astype(np.int64), hw)
         assert np.array_equal(np.sort(order[c] * hw + pos), hard.protection(i).neurons), name
     # packing again finds nothing more to do and keeps the composed orders
-    again, report2 = pack_tiles(packed)
+    again, report2 = pack_tiles(packed, ROTATED)
     assert all(not r.packed for r in report2)
     assert again is packed
 
@@ -68,7 +71,7 @@ def test_a_fault_on_a_neuron_moves_with_it(lenet):
     """The same physical neuron under the same fault gives the same predictions in both numberings."""
     model, x = lenet
     hard = protect_fraction(model, np.random.default_rng(5), Scheme.SPLIT, 0.05)
-    packed, _ = pack_tiles(hard)
+    packed, _ = pack_tiles(hard, ROTATED)
     layer = next(i for i in packed.neuron_layers if packed.layers[i].name in packed.metadata[METADATA_KEY]["orders"])
     order = np.asarray(packed.metadata[METADATA_KEY]["orders"][packed.layers[layer].name])
     shape = packed.out_shape(layer)
@@ -86,7 +89,7 @@ def test_linear_layers_pack_to_the_fewest_tiles():
     rng = np.random.default_rng(0)
     model = calibrated_model(rng, (1, 6, 6), [("flatten",), ("fc", 64), ("fc", 48), ("head", 10)])
     hard = protect_fraction(model, rng, Scheme.TMR, 0.25)
-    packed, report = pack_tiles(hard, AccelConfig(pe=8))
+    packed, report = pack_tiles(hard, AccelConfig(pe=8, shadow_units=0))
     for r in report:
         n_prot = hard.protection(r.index).n_protected
         assert r.groups_after == -(-n_prot // 8)  # ceil(P / PE): the optimum
@@ -95,6 +98,24 @@ def test_linear_layers_pack_to_the_fewest_tiles():
         before = np.bincount(output_lane(hard.protection(i).neurons, 8), minlength=8).max()
         after = np.bincount(output_lane(packed.protection(i).neurons, 8), minlength=8).max()
         assert after <= before
+
+
+def test_with_shadow_lanes_packing_spreads_the_protected_channels():
+    """4 shadow lanes take TMR's two copies of 2 neurons per position: spread over the tiles, no position of the
+    fully connected layers needs an array pass (16 protected of 64 over 8 tiles, 12 of 48 over 6)."""
+    rng = np.random.default_rng(0)
+    model = calibrated_model(rng, (1, 6, 6), [("flatten",), ("fc", 64), ("fc", 48), ("head", 10)])
+    hard = protect_fraction(model, rng, Scheme.TMR, 0.25)
+    config = AccelConfig(pe=8, shadow_units=4)
+    assert groups(hard, config) > 0
+    packed, report = pack_tiles(hard, config)
+    assert all(r.packed and r.groups_after == 0 for r in report) and groups(packed, config) == 0
+    assert cycle_report(packed, config, images=16).total < cycle_report(hard, config, images=16).total
+    x = packed.quantize_input(rng.random((8, 1, 6, 6), dtype=np.float32))
+    assert np.array_equal(Executor(packed).run(x).logits, Executor(hard).run(x).logits)
+    for i in packed.neuron_layers:  # and the lanes stay balanced
+        before = np.bincount(output_lane(hard.protection(i).neurons, 8), minlength=8).max()
+        assert np.bincount(output_lane(packed.protection(i).neurons, 8), minlength=8).max() <= before
 
 
 def test_greedy_order_groups_channels_with_shared_positions():
@@ -149,18 +170,19 @@ def test_cli_pack(lenet, tmp_path, capsys):
 
 @CSIM[0]
 @CSIM[1]
+@pytest.mark.parametrize("config", (ROTATED, AccelConfig()), ids=("rotated", "shadow-lanes"))
 @pytest.mark.parametrize("scheme", (Scheme.SPLIT, Scheme.TMR), ids=lambda s: s.label)
-def test_csim_runs_the_packed_model_bit_exact(lenet, scheme):
+def test_csim_runs_the_packed_model_bit_exact(lenet, scheme, config):
     """The C-simulated accelerator runs the packed model like any other: every layer equals the executor and
     its cycle counter equals the (smaller) modelled count."""
     from resilq.hls.simulate import CsimAccelerator
 
     model, x = lenet
     hard = protect_fraction(model, np.random.default_rng(7), scheme, 0.05)
-    packed, _ = pack_tiles(hard)
+    packed, _ = pack_tiles(hard, config)
     x = x[:8]
-    run = CsimAccelerator(packed, batch=8).run(x)
+    run = CsimAccelerator(packed, config, batch=8).run(x)
     ref = Executor(packed).run(x, collect=True)
     for i, (got, want) in enumerate(zip(run.activations, ref.activations, strict=True)):
         assert np.array_equal(got, want), f"layer {i}"
-    assert run.cycles == cycle_report(packed, AccelConfig(), images=8).run(8)
+    assert run.cycles == cycle_report(packed, config, images=8).run(8) <= cycle_report(hard, config, images=8).run(8)

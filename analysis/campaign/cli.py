@@ -84,7 +84,7 @@ def _add_campaign_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pe", type=positive_int, default=None,
                    help="lane: PE lanes of the accelerator build (default: AccelConfig's, 8)")
     p.add_argument("--shadow-units", type=int, default=None,
-                   help="lane: dedicated shadow lanes of the build, lanes PE.. (default: AccelConfig's, 2)")
+                   help="lane: dedicated shadow lanes of the build, lanes PE.. (default: AccelConfig's, 4)")
     p.add_argument("--lane-scope", default="layer", choices=("layer", "all"),
                    help="lane: one layer per fault (lanes x layers x masks) or every layer at once (lanes x masks)")
     p.add_argument("--ber", default=None, metavar="P[,P...]", help="ber: bit error probabilities of the sweep")

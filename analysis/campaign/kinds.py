@@ -50,6 +50,7 @@ from ..fault_kinds import (
     weight_faults_at,
     weight_sites,
 )
+from ..hls.config import DEFAULT_CONFIG, MAX_SHADOW_UNITS
 from ..hls.mapping import slot_lanes
 from ..ir.model import Model
 from .engine import How
@@ -66,7 +67,7 @@ class KindSpec:
 
     kind: str = "output"
     pe: int = 8  # lane: PE lanes of the accelerator build (AccelConfig.pe)
-    units: int = 2  # lane: its dedicated shadow lanes (AccelConfig.shadow_units), lanes pe .. pe+units-1
+    units: int = DEFAULT_CONFIG.shadow_units  # lane: its dedicated shadow lanes (AccelConfig.shadow_units), lanes pe .. pe+units-1
     lane_scope: str = "layer"  # lane: "layer" (one layer per fault) or "all" (every neuron layer)
     ber: tuple[float, ...] = ()  # ber: the probabilities of the sweep
     ber_sites: str = "outputs"
@@ -80,8 +81,8 @@ class KindSpec:
         if self.kind == "lane":
             if not 1 <= self.pe <= 64 or self.pe & (self.pe - 1):
                 raise ParameterError(f"--pe must be a power of two in 1..64, got {self.pe}")
-            if not 0 <= self.units <= 16:
-                raise ParameterError(f"--shadow-units must lie in 0..16, got {self.units}")
+            if not 0 <= self.units <= MAX_SHADOW_UNITS:
+                raise ParameterError(f"--shadow-units must lie in 0..{MAX_SHADOW_UNITS}, got {self.units}")
             if self.lane_scope not in ("layer", "all"):
                 raise ParameterError(f"lane scope must be 'layer' or 'all', got {self.lane_scope!r}")
         if self.kind == "ber":
