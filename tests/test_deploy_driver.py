@@ -189,6 +189,10 @@ def test_overlay_description_is_checked(tmp_path):
     with pytest.raises(MismatchError, match=rf"resilq_accel:2.0 \(register map v2\); this driver speaks register map "
                                             rf"v{rm.VERSION}"):
         accelerator_in_hwh(write_hwh(tmp_path / "v2.hwh", vlnv="resilq.org:hls:resilq_accel:2.0"))
+    # v3 has lane faults but no dedicated shadow lanes (HW_CONFIG.SHADOW, FI_SLOT >= PE): refused the same way
+    with pytest.raises(MismatchError, match=rf"resilq_accel:3.0 \(register map v3\); this driver speaks register map "
+                                            rf"v{rm.VERSION}"):
+        accelerator_in_hwh(write_hwh(tmp_path / "v3.hwh", vlnv="resilq.org:hls:resilq_accel:3.0"))
     with pytest.raises(MismatchError, match="holds no resilq accelerator.*xilinx.com:hls:resize_accel:1.0"):
         accelerator_in_hwh(write_hwh(tmp_path / "other.hwh", vlnv="xilinx.com:hls:resize_accel:1.0"))
     moved = write_hwh(tmp_path / "moved.hwh", registers=hwh_registers({"fi_slot": 0x5C}))
