@@ -31,6 +31,7 @@ from resilq.ir.kernels import accumulate, maxpool
 from . import regmap
 from .config import AccelConfig
 from .cycles import cycle_report
+from .mapping import slot_lanes
 from .packing import MemoryImage, pack
 from .reference import expected_corrections, expected_fi_hits
 
@@ -116,10 +117,10 @@ def golden_vectors(seed: int = 7, config: AccelConfig | None = None) -> list[Vec
         Vector("fault_shadow", model, x, Fault(2, shadow, 0x41, FaultMode.FLIP)),
         Vector("fault_split", model, x, Fault(0, int(model.protection(0).neurons[3]), 0x40, FaultMode.STUCK_AT_1)),
         Vector("stacked", stacked, y, Fault(1, shadow_slot(stacked, 1, 2, 1), 0x22, FaultMode.FLIP)),
-        # a persistent fault in the build's last lane -- its last dedicated shadow lane, where it has them -- in
-        # conv2 (TMR): the copies it computes are outvoted
-        Vector("lane_fault", model, x, LaneFault(config.fault_lanes - 1, 2, 0x41, FaultMode.FLIP, config.pe,
-                                                 config.shadow_units)),
+        # a persistent fault in the highest lane that writes a slot of conv2 (TMR) -- a dedicated shadow lane where
+        # the build has them and uses one -- so the vector always hits: the copies it computes are outvoted
+        Vector("lane_fault", model, x, LaneFault(int(slot_lanes(model, 2, config.pe, config.shadow_units).max()), 2,
+                                                 0x41, FaultMode.FLIP, config.pe, config.shadow_units)),
     ]
 
 

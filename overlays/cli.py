@@ -21,6 +21,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _build_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pe", type=int, default=AccelConfig.pe)
     p.add_argument("--simd", type=int, default=AccelConfig.simd)
+    p.add_argument("--shadow-units", type=int, default=AccelConfig.shadow_units,
+                   help="dedicated shadow lanes of the build (AccelConfig.shadow_units, range-checked there)")
     p.add_argument("--ip-repo", type=Path, required=True, help="the exported HLS IP (folder with component.xml)")
     p.add_argument("--out", type=Path, required=True, help="where resilq.bit and resilq.hwh go")
     p.add_argument("--build-dir", type=Path, required=True, help="Vivado project, logs, parameter file")
@@ -55,7 +57,7 @@ def _run(args: argparse.Namespace) -> int:
             for t in check_tools(board):
                 print(t.describe())
             return 0
-        config = AccelConfig(pe=args.pe, simd=args.simd)
+        config = AccelConfig(pe=args.pe, simd=args.simd, shadow_units=args.shadow_units)
         if args.command == "params":
             from .build import PARAMS_FILE
             from .params import overlay_params, write_params

@@ -143,3 +143,14 @@ def test_csim_extents_stay_inside_the_image_and_the_depth():
     assert extents["weights"].writes == 0
     assert extents["act"].writes <= image.nbytes and extents["ctrl"].writes * 4 <= image.nbytes
     assert isinstance(acc.device, CsimDevice)
+
+
+@pytest.mark.parametrize("config", [DEFAULT_CONFIG, AccelConfig(pe=1, simd=8, shadow_units=5),
+                                    AccelConfig(pe=16, simd=16, shadow_units=1), AccelConfig(shadow_units=0)],
+                         ids=lambda c: f"pe{c.pe}+{c.shadow_units}")
+def test_the_lane_fault_vector_hits_on_every_build(config):
+    """The lane vector faults a lane that writes copies on this build (not a shadow lane it never uses)."""
+    from resilq.hls.reference import expected_fi_hits
+
+    (vector,) = [v for v in golden_vectors(config=config) if v.name == "lane_fault"]
+    assert expected_fi_hits(vector.fault, vector.inputs.shape[0], model=vector.model) > 0

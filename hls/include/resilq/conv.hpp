@@ -165,6 +165,8 @@ init_shadow_lanes:
         sel[k] = 0;
     }
     bool spare = false;  // this position's shadows come from the shadow lanes (in pass 0)
+    // protected lanes a position's shadow lanes take: K / (copies - 1), a per-layer constant (a shift, no divider)
+    const uint32_t cap = extra == 2u ? SK >> 1 : (extra == 1u ? SK : 0u);
 
     uint32_t pos = 0, ox = 0, pass = 0, npass = 1;
     uint32_t raw_base = 0;  // classifier-buffer word of the position: pos * raw_rows, counted
@@ -184,7 +186,7 @@ compute:
 #pragma HLS DEPENDENCE variable=marks inter false
         if (f == 0 && pass == 0) {  // a new position: which lanes hold a protected neuron here?
             bool any = false;
-            uint32_t held = 0;  // shadow values the position's protected neurons need so far
+            uint32_t n = 0;  // protected lanes of the position so far (at most PE: a narrow counter)
             // batched, every position (image) of a protected channel is protected: the marks of position 0
             // hold for the whole chunk and are cleared at its last image
             const uint32_t mpos = g.batched ? 0u : pos;
@@ -195,10 +197,10 @@ compute:
                 prot[p] = marks[p][mpos];
                 if (clear) marks[p][mpos] = false;
                 any = any || prot[p];
-                rank[p] = held;
-                if (prot[p]) held += extra;
+                rank[p] = ops::times_shadows(n, extra);
+                if (prot[p]) ++n;
             }
-            spare = any && held <= SK;
+            spare = any && n <= cap;  // n * (copies - 1) <= K; cap = 0 without shadow lanes: never spare
             npass = (any && !spare) ? g.copies : 1;
         assign_shadow_lanes:  // shadow lane k: copy (k - rank[p]) + 1 of protected lane p's neuron
             for (uint32_t k = 0; k < SKA; ++k) {
