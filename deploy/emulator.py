@@ -34,7 +34,7 @@ from resilq.fault_kinds import LaneFault
 from resilq.faults import Fault
 from resilq.hls import cycles as cyc
 from resilq.hls import imageformat as fmt
-from resilq.hls import reference
+from resilq.hls import reference, upset_list
 from resilq.hls import regmap as rm
 from resilq.hls.config import DEFAULT_CONFIG, AccelConfig
 from resilq.ir import Executor
@@ -248,8 +248,15 @@ class EmulatedAccelerator:
             self._tag = header.weights_tag
             kept = self._tag != 0
             warm = kept and self._tag == self.kept_tag
-            if rm.FI_CTRL.field("EN").get(fi_ctrl) and (self._reg(rm.FI_MASK) & 0xFF == 0 or
-                                                        self._reg(rm.FI_MODE) > FaultMode.STUCK_AT_1):
+            upsets = bool(rm.FI_CTRL.field("EN").get(fi_ctrl) and rm.FI_CTRL.field("UPSETS").get(fi_ctrl))
+            list_at, list_count = self._reg(rm.FI_LIST), self._reg(rm.FI_COUNT)
+            if upsets:
+                if (rm.FI_CTRL.field("KIND").get(fi_ctrl) or n != 1 or list_at % 8
+                        or list_at + 8 * list_count > header.image_bytes):
+                    raise DecodeError(fmt.Status.FAULT_CONFIG, 0, "output upsets need KIND 0, one image and an "
+                                      "8-byte aligned list inside the image")
+            elif rm.FI_CTRL.field("EN").get(fi_ctrl) and (self._reg(rm.FI_MASK) & 0xFF == 0 or
+                                                          self._reg(rm.FI_MODE) > FaultMode.STUCK_AT_1):
                 raise DecodeError(fmt.Status.FAULT_CONFIG, 0, "fault injection enabled with a zero mask or mode 3")
             if (rm.FI_CTRL.field("EN").get(fi_ctrl) and rm.FI_CTRL.field("KIND").get(fi_ctrl)
                     and self._reg(rm.FI_SLOT) >= cfg.fault_lanes):
@@ -274,6 +281,19 @@ class EmulatedAccelerator:
         except UnsupportedModelError as exc:
             raise EmulatorError(f"the emulator cannot run this memory image: {exc}") from None
         fault, once = self._fault(image)
+        upset_cycles: dict[int, int] = {}  # descriptor -> the kernel's cycles loading and applying its upsets
+        if upsets:
+            items = act[list_at:list_at + 8 * list_count].view("<u8")
+            try:
+                masks = upset_list.decode(image.model, [d.ir_layer for d in image.descriptors], items)
+            except upset_list.UpsetError as exc:  # the kernel ran the descriptors before, then stopped
+                cycles += (sum(cyc.layer_cycles(p, cfg, n, kept, warm).total for p in image.plans[:exc.descriptor])
+                           + (exc.descriptor + 1) * (fmt.DESC_WORDS + cfg.latency.descriptor))
+                return Outputs(int(exc.status) | (exc.descriptor << 8), cycles)
+            fault = upset_list.faults(masks)
+            counts = upset_list.layer_counts(items)
+            upset_cycles = {k: cyc.upset_cycles(cfg, *counts.get(d.ir_layer, (0, 0)))
+                            for k, d in enumerate(image.descriptors) if d.flags & fmt.Flag.NEURONS}
         token = rm.FI_CTRL.field("TOKEN").get(fi_ctrl)
         armed = np.zeros(n, dtype=bool)
         if rm.FI_CTRL.field("EN").get(fi_ctrl):
@@ -290,7 +310,8 @@ class EmulatedAccelerator:
         activations = self._execute(executor, x, fault, hit)
         for d, plan in zip(image.descriptors, image.plans):
             self._store(d, plan, activations[d.ir_layer], ctrl, act)
-        profile = np.asarray([cyc.layer_cycles(p, cfg, n, kept, warm).total for p in image.plans], dtype=np.uint64)
+        profile = np.asarray([cyc.layer_cycles(p, cfg, n, kept, warm).total + (upset_cycles.get(k, 0) if hit.any() else 0)
+                              for k, p in enumerate(image.plans)], dtype=np.uint64)
         words = ctrl[image.header.profile_offset:image.header.profile_offset + 8 * len(profile)].view("<u4")
         words[0::2] = (profile & np.uint64(0xFFFFFFFF)).astype(np.uint32)
         words[1::2] = (profile >> np.uint64(32)).astype(np.uint32)
@@ -300,12 +321,15 @@ class EmulatedAccelerator:
         return Outputs(int(fmt.Status.OK), cycles, corrections, hits)
 
     @staticmethod
-    def _execute(executor: Executor, x: np.ndarray, fault: Fault | None, hit: np.ndarray) -> list[np.ndarray]:
-        """Every layer's output with the fault in the inferences ``hit`` marks (batched by fault state)."""
+    def _execute(executor: Executor, x: np.ndarray, fault, hit: np.ndarray) -> list[np.ndarray]:
+        """Every layer's output with the fault (one, or a list: an upset list's flips) in the inferences ``hit``
+        marks (batched by fault state)."""
+        if isinstance(fault, list):
+            fault = fault or None
         if fault is None or hit.all() or not hit.any():
-            faults = [fault] if fault is not None and hit.any() else []
+            faults = (fault if isinstance(fault, list) else [fault]) if fault is not None and hit.any() else []
             return executor.run(x, faults=faults, collect=True).activations
-        with_fault = executor.run(x[hit], faults=[fault], collect=True).activations
+        with_fault = executor.run(x[hit], faults=fault if isinstance(fault, list) else [fault], collect=True).activations
         without = executor.run(x[~hit], collect=True).activations
         merged = []
         for a, b in zip(with_fault, without):

@@ -49,6 +49,11 @@ def render_regmap() -> str:
         lines.append(_const(table.name, table.offset, table.doc, hex_=True))
         lines.append(_const(f"{table.name}_CAPACITY", table.capacity, "32-bit entries"))
         lines += _fields(table.name, table.fields)
+    lines.append("")
+    lines.append(_const("UPSET_CAPACITY", regmap.UPSET_CAPACITY, "upset-list items one layer holds on chip"))
+    for record in regmap.RECORDS:
+        lines.append(f"// {record.name}: {record.doc}")
+        lines += _fields(record.name, record.fields)
     lines += ["", "}  // namespace regmap", "}  // namespace resilq", ""]
     return "\n".join(lines)
 

@@ -106,6 +106,19 @@ def set_fault(mmio: MMIO, fault=None, once: bool = False, token: int = 0) -> Non
     mmio.write(rm.FI_CTRL.offset, ctrl)
 
 
+def set_upsets(mmio: MMIO, list_offset: int, count: int, once: bool = False, token: int = 0) -> None:
+    """Program output upsets: the ``count`` items of the upset list at byte ``list_offset`` of the memory image
+    (:mod:`.upset_list`) flip their slots' bits (FI_CTRL.UPSETS; the run must have one image)."""
+    if list_offset % 8 or list_offset < 0 or count < 0:
+        raise ParameterError(f"an upset list at byte {list_offset} with {count} items: the offset must be a "
+                             "non-negative multiple of 8")
+    ctrl = (rm.FI_CTRL.field("EN").put(1) | rm.FI_CTRL.field("UPSETS").put(1) | rm.FI_CTRL.field("ONCE").put(int(once))
+            | rm.FI_CTRL.field("TOKEN").put(token))
+    mmio.write(rm.FI_LIST.offset, list_offset)
+    mmio.write(rm.FI_COUNT.offset, count)
+    mmio.write(rm.FI_CTRL.offset, ctrl)
+
+
 def next_token(mmio: MMIO) -> int:
     """A fresh one-shot TOKEN for this device, counted on the device object so that every host object driving
     it (several networks, several campaigns) takes a new one. The kernel fires a one-shot when TOKEN differs

@@ -18,10 +18,15 @@ import numpy as np
 
 from resilq.errors import ParameterError, ShapeError
 from resilq.ir import Conv2d, Flatten, Linear, Model
+from resilq.validation import check_int
 
 from . import imageformat as fmt
+from . import regmap
 from .config import AccelConfig
 from .mapping import LayerPlan, activation_layouts, plan_model, weights_fit_on_chip
+
+#: The largest upset list an image makes room for (64 layers at the kernel's per-layer capacity).
+MAX_UPSET_ITEMS = 64 * regmap.UPSET_CAPACITY
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,7 @@ class Region:
 
     def decode(self, stored: np.ndarray) -> np.ndarray:
         """``(N, nbytes)`` uint8 from DDR -> ``(N, *shape)`` values."""
-        typed = np.ascontiguousarray(stored).view(self.dtype)
+        typed = np.array(stored, order="C", copy=True).view(self.dtype)  # a copy even where `stored` is contiguous
         if self.layout is not None:
             typed = self.layout.decode(typed)
         return typed.reshape((stored.shape[0], *self.shape))
@@ -73,6 +78,8 @@ class MemoryImage:
     outputs: dict[int, Region]  # IR layer index -> its output region (Flatten aliases its input)
     profile_offset: int
     layer_offsets: dict[int, int] = field(default_factory=dict)  # IR index -> W_ADDR of conv/linear layers
+    upsets_offset: int = 0  # the room for an upset list (FI_LIST), at the image's end
+    upset_capacity: int = 0  # items it holds (0: none)
     _issued_tags: list[int] = field(default_factory=list, repr=False)  # the image's previous WEIGHTS_TAGs (retag)
 
     @property
@@ -106,6 +113,16 @@ class MemoryImage:
     def source_region(self, layer: int) -> Region:
         """The region IR layer ``layer`` reads: the inputs, or the previous layer's output."""
         return self.inputs if layer == 0 else self.outputs[layer - 1]
+
+    def write_upsets(self, items: np.ndarray) -> tuple[int, int]:
+        """Write an upset list (:func:`resilq.hls.upset_list.encode`) into the image's room for it; returns
+        ``(FI_LIST, FI_COUNT)``."""
+        items = np.asarray(items, dtype=np.uint64)
+        if items.ndim != 1 or items.size > self.upset_capacity:
+            raise ParameterError(f"an upset list of {items.size} items, the image has room for {self.upset_capacity} "
+                                 "(pack(..., upset_capacity=...), Accelerator(..., upset_capacity=...))")
+        self.buffer[self.upsets_offset:self.upsets_offset + 8 * items.size] = items.astype("<u8").view(np.uint8)
+        return self.upsets_offset, int(items.size)
 
     def _view(self, region: Region, n: int) -> np.ndarray:
         """``(n, nbytes)`` uint8 view of the region's first ``n`` images."""
@@ -192,7 +209,8 @@ def _tag_of(buffer: np.ndarray) -> int:
 
 
 def pack(model: Model, config: AccelConfig, batch: int = 1,
-         allocate: Callable[[int], np.ndarray] | None = None, keep_weights: bool = False) -> MemoryImage:
+         allocate: Callable[[int], np.ndarray] | None = None, keep_weights: bool = False,
+         upset_capacity: int = 0) -> MemoryImage:
     """Pack ``model`` for ``config`` with room for ``batch`` input images.
 
     Every image has its own copy of every layer's output: the kernel runs layer-major (each layer over the
@@ -200,9 +218,12 @@ def pack(model: Model, config: AccelConfig, batch: int = 1,
     network's parameters fit the kernel's weight, bias and shift buffers all at once
     (:func:`resilq.hls.mapping.weights_fit_on_chip`), the image carries a WEIGHTS_TAG and the kernel keeps them on chip
     between runs (the first run loads them, later runs with the same tag load none); otherwise the tag is 0.
+    ``upset_capacity``: room at the image's end for an upset list of that many items (output-site BER on the
+    device, :mod:`resilq.hls.upset_list`).
     """
     if batch < 1:
         raise ParameterError(f"batch must be >= 1, got {batch}")
+    check_int(upset_capacity, "upset_capacity", 0, MAX_UPSET_ITEMS)
     plans = plan_model(model, config)
     n = len(plans)
     offset = fmt.align(4 * fmt.HEADER_WORDS)
@@ -238,6 +259,8 @@ def pack(model: Model, config: AccelConfig, batch: int = 1,
             outputs[i] = region(model.out_shape(i), np.int32 if raw else np.int8, None if raw else layouts[i])
         previous = outputs[i]
 
+    upsets_offset = offset
+    offset = fmt.align(offset + 8 * upset_capacity)
     buffer = _aligned_buffer(offset, allocate)
     words = buffer.view("<u4")
     header = np.zeros(fmt.HEADER_WORDS, dtype="<u4")
@@ -282,4 +305,4 @@ def pack(model: Model, config: AccelConfig, batch: int = 1,
         words[fmt.HeaderWord.WEIGHTS_TAG] = _tag_of(buffer)
     table = np.concatenate(table_parts) if table_parts else np.zeros(0, np.uint32)
     return MemoryImage(config, model.name, model.hash, plans, buffer, batch, table.astype(np.uint32), inputs,
-                       outputs, profile_offset, w_offsets)
+                       outputs, profile_offset, w_offsets, upsets_offset, upset_capacity)

@@ -20,9 +20,11 @@ from resilq.ir.layers import neuron_shift
 
 def output_faults(model: Model | None, fault) -> list:
     """The one-slot faults ``fault`` amounts to: itself, or one per slot a :class:`~resilq.fault_kinds.LaneFault`
-    writes (the accelerator's mapping, :func:`resilq.hls.mapping.slot_lanes`)."""
+    writes (the accelerator's mapping, :func:`resilq.hls.mapping.slot_lanes`); a list, its members' together."""
     if fault is None:
         return []
+    if isinstance(fault, (list, tuple)):  # several at once (an upset list, resilq.hls.upset_list.faults)
+        return [f for one in fault for f in output_faults(model, one)]
     if getattr(fault, "kind", "output") == "lane":
         if model is None:
             raise ValueError("a lane fault's slots depend on the model: pass it")
@@ -59,7 +61,7 @@ def expected_corrections(model: Model, x: np.ndarray, fault, once: bool = False)
         if not hits:
             continue
         if acts is None and index > 0:
-            acts = Executor(model).run(x, faults=[fault], collect=True).activations
+            acts = Executor(model).run(x, faults=faults, collect=True).activations
         layer = model.layers[index]
         inputs = x if index == 0 else acts[index - 1]
         acc = accumulate(layer, inputs).reshape(x.shape[0], -1)[:, prot.neurons]

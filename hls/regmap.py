@@ -21,7 +21,11 @@ from enum import Enum
 #: 2 = CYCLES_LO/HI renamed MODEL_CYCLES_LO/HI (the kernel's cycle model, not a measurement; issue #13);
 #: 3 = FI_CTRL.KIND / ALL_LAYERS: persistent PE-lane faults (FI_SLOT holds the lane), lane-diverse shadows (#15).
 #: 4 = dedicated shadow lanes: HW_CONFIG.SHADOW, FI_SLOT with FI_CTRL.KIND 1 names lanes 0..PE+SHADOW-1 (#14).
-VERSION = 4
+#: 5 = output upsets: FI_CTRL.UPSETS with FI_LIST / FI_COUNT, a list of per-slot XOR masks in the image (output-site
+#:     BER on the device, #15).
+VERSION = 5
+#: Upset-list items (UPSET_LO/UPSET_HI) the kernel holds for one layer (its on-chip upset buffer).
+UPSET_CAPACITY = 1024
 #: Size of the AXI-Lite address space (bytes).
 ADDRESS_SPACE = 0x10000
 
@@ -84,6 +88,21 @@ class Register:
 
 
 @dataclass(frozen=True)
+class Record:
+    """A 32-bit word of a data structure in memory (not in the AXI-Lite space), described field by field."""
+
+    name: str
+    doc: str
+    fields: tuple[Field, ...] = ()
+
+    def field(self, name: str) -> Field:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(f"record {self.name} has no field {name}")
+
+
+@dataclass(frozen=True)
 class Table:
     """A 32-bit-word array argument in the AXI-Lite space (implemented as a RAM behind the adapter)."""
 
@@ -132,6 +151,8 @@ FI_CTRL = Register("FI_CTRL", 0x48, Access.RW, "fault-injection control", arg="f
     Field("KIND", 2, 1, "0: the slot FI_SLOT (an output fault); 1: every value PE lane FI_SLOT writes (a "
           "persistent lane fault, resilq.fault_kinds.LaneFault)"),
     Field("ALL_LAYERS", 3, 1, "with KIND 1: in every neuron layer (FI_LAYER ignored)"),
+    Field("UPSETS", 4, 1, "with KIND 0: the slots of the upset list (FI_LIST, FI_COUNT) flip by their masks "
+          "instead of FI_SLOT (output-site BER, resilq.hls.upset_list); N_IMAGES must be 1"),
     Field("TOKEN", 8, 8, "arming token for ONCE: change it to re-arm"),
 ))
 FI_LAYER = Register("FI_LAYER", 0x50, Access.RW, "index of the faulty layer in Model.layers (a neuron layer)",
@@ -164,6 +185,24 @@ CORRECTIONS = Register("CORRECTIONS", 0xA0, Access.RO, "corrector invocations of
                        arg="corrections")
 FI_HITS = Register("FI_HITS", 0xA8, Access.RO, "slot values the fault was applied to in the last run (one per "
                    "inference that carried the fault)", arg="fi_hits")
+FI_LIST = Register("FI_LIST", 0xB0, Access.RW, "with FI_CTRL.UPSETS: byte offset of the upset list in the memory "
+                   "image (a multiple of 8, read by the activation master)", arg="fi_list")
+FI_COUNT = Register("FI_COUNT", 0xB8, Access.RW, "with FI_CTRL.UPSETS: items in the upset list", arg="fi_count")
+
+#: One upset-list item, a 64-bit word of the image (UPSET_LO its low 32 bits, UPSET_HI the high): a slot of one neuron
+#: layer and the XOR mask of its 8 bits. Items run layer by layer in IR order; in a layer the originals by channel
+#: (the order the tiles compute them), then the shadow items by critical entry, strictly increasing.
+UPSET_LO = Record("UPSET_LO", "upset item, bits 0-31", fields=(
+    Field("MASK", 0, 8, "XOR mask of the original slot, or of a shadow item's first copy"),
+    Field("MASK2", 8, 8, "a shadow item's second copy (TMR); 0 otherwise"),
+    Field("INDEX", 16, 16, "original: output position y*W + x; shadow: the layer-local critical entry"),
+))
+UPSET_HI = Record("UPSET_HI", "upset item, bits 32-63", fields=(
+    Field("CHANNEL", 0, 16, "original: output channel (the neuron of a Linear layer); shadow: 0"),
+    Field("LAYER", 16, 8, "the neuron layer (index in Model.layers)"),
+    Field("SHADOW", 31, 1, "1: the item holds the shadow copies of a critical entry"),
+))
+RECORDS = (UPSET_LO, UPSET_HI)
 
 CRIT_TABLE = Table("CRIT_TABLE", 0x8000, 8192, "crit_table", "critical-neuron table: the protected neurons of "
                    "every layer, each layer's entries contiguous (descriptor CRIT_START/CRIT_COUNT) and in the "
@@ -175,6 +214,7 @@ CRIT_TABLE = Table("CRIT_TABLE", 0x8000, 8192, "crit_table", "critical-neuron ta
 REGISTERS: tuple[Register, ...] = (
     AP_CTRL, GIE, IER, ISR, CTRL_MEM, WEIGHT_MEM, ACT_MEM, N_IMAGES, FI_CTRL, FI_LAYER, FI_SLOT, FI_MASK,
     FI_MODE, VERSION_REG, HW_CONFIG, CONFIG_ID, STATUS, MODEL_CYCLES_LO, MODEL_CYCLES_HI, CORRECTIONS, FI_HITS,
+    FI_LIST, FI_COUNT,
 )
 TABLES: tuple[Table, ...] = (CRIT_TABLE,)
 BY_NAME: dict[str, Register] = {r.name: r for r in REGISTERS}

@@ -9,6 +9,7 @@
 #include "resilq/imageformat.hpp"
 #include "resilq/probe.hpp"
 #include "resilq/regmap.hpp"
+#include "resilq/upsets.hpp"
 
 namespace resilq {
 namespace state {
@@ -35,7 +36,8 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, uint64_t* act_
                   uint32_t fi_ctrl, uint32_t fi_layer, uint32_t fi_slot, uint32_t fi_mask, uint32_t fi_mode,
                   const uint32_t crit_table[resilq::regmap::CRIT_TABLE_CAPACITY], uint32_t* version,
                   uint32_t* hw_config, uint32_t* config_id, uint32_t* status, uint32_t* model_cycles_lo,
-                  uint32_t* model_cycles_hi, uint32_t* corrections, uint32_t* fi_hits) {
+                  uint32_t* model_cycles_hi, uint32_t* corrections, uint32_t* fi_hits, uint32_t fi_list,
+                  uint32_t fi_count) {
 #pragma HLS INTERFACE mode=s_axilite port=return bundle=control
 #pragma HLS INTERFACE mode=ap_ctrl_hs port=return bundle=control
 #pragma HLS INTERFACE mode=m_axi port=ctrl_mem bundle=gmem_ctrl offset=slave depth=CTRL_MEM_DEPTH max_read_burst_length=16
@@ -58,6 +60,8 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, uint64_t* act_
 #pragma HLS INTERFACE mode=s_axilite port=model_cycles_hi bundle=control offset=0x98
 #pragma HLS INTERFACE mode=s_axilite port=corrections bundle=control offset=0xA0
 #pragma HLS INTERFACE mode=s_axilite port=fi_hits bundle=control offset=0xA8
+#pragma HLS INTERFACE mode=s_axilite port=fi_list bundle=control offset=0xB0
+#pragma HLS INTERFACE mode=s_axilite port=fi_count bundle=control offset=0xB8
 #pragma HLS INTERFACE mode=s_axilite port=crit_table bundle=control offset=0x8000
 
     // On-chip buffers (paper Fig. 1): banks partitioned so every lane has its own port each cycle.
@@ -70,6 +74,8 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, uint64_t* act_
     static resilq::Buffers<Cfg>::Shadow sh_buf;
     static resilq::Buffers<Cfg>::Marks marks;
     static uint64_t profile[Cfg::MAX_LAYERS];
+    // One layer's output upsets (FI_CTRL.UPSETS, upsets.hpp): 1024 x 64 bits, two BRAM36 (resilq.hls.resources)
+    static resilq::UpsetBuffer upset_buf;
 #pragma HLS ARRAY_PARTITION variable=in_buf dim=1 complete
 #pragma HLS ARRAY_PARTITION variable=w_ping dim=1 complete
 #pragma HLS AGGREGATE variable=w_ping
@@ -124,8 +130,16 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, uint64_t* act_
         else if (hdr[image::HDR_SIMD] != Cfg::SIMD) code = image::STATUS_SIMD_MISMATCH;
         else if (n_desc > Cfg::MAX_LAYERS) code = image::STATUS_CAPACITY;
         else if (n_images > hdr[image::HDR_BATCH]) code = image::STATUS_BATCH_RANGE;
-        else if (fi_en && ((fi_mask & 0xFFu) == 0 || fi_mode > resilq::arith::STUCK_AT_1)) code = image::STATUS_FAULT_CONFIG;
         const bool lane_mode = (fi_ctrl & regmap::FI_CTRL_KIND_MASK) != 0;
+        // output upsets (upsets.hpp): KIND 0, one image, a list of 8-byte items inside the image
+        const bool upsets = fi_en && (fi_ctrl & regmap::FI_CTRL_UPSETS_MASK) != 0;
+        if (code != image::STATUS_OK) {
+        } else if (upsets) {
+            if (lane_mode || n_images != 1 || (fi_list & 7u) != 0 ||
+                uint64_t(fi_list) + 8 * uint64_t(fi_count) > image_bytes) code = image::STATUS_FAULT_CONFIG;
+        } else if (fi_en && ((fi_mask & 0xFFu) == 0 || fi_mode > resilq::arith::STUCK_AT_1)) {
+            code = image::STATUS_FAULT_CONFIG;
+        }
         const bool all_layers = lane_mode && (fi_ctrl & regmap::FI_CTRL_ALL_LAYERS_MASK) != 0;
         if (code == image::STATUS_OK && fi_en && lane_mode && fi_slot >= Cfg::PE + Cfg::SHADOW_UNITS) code = image::STATUS_FAULT_CONFIG;
 
@@ -148,6 +162,7 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, uint64_t* act_
         const bool armed_first = fi_en && (!fi_once || token != resilq::state::fi_last_token);
         const bool armed_rest = fi_en && !fi_once;
         if (code == image::STATUS_OK && fi_en && fi_once && armed_first) resilq::state::fi_last_token = token;
+        resilq::UpsetRange ups = {upsets && armed_first, fi_list / 8, fi_count, 0u, 0u, 0u, 0u, 0u};
     layers:  // sequential: one layer descriptor per iteration
         for (uint32_t l = 0; l < n_desc && code == image::STATUS_OK; ++l) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=64
@@ -210,22 +225,34 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, uint64_t* act_
                     }
                 }
                 resilq::FaultSite site;
-                site.active = fault_layer && (img == 0 ? armed_first : armed_rest);
+                site.active = !upsets && fault_layer && (img == 0 ? armed_first : armed_rest);
                 site.active_rest = fault_layer && (chunk > 1 ? armed_rest : site.active);
                 site.slot = fi_slot;
                 site.lane_mode = lane_mode;
                 site.lane = fi_slot;
                 site.mask = static_cast<uint8_t>(fi_mask & 0xFFu);
                 site.mode = fi_mode & regmap::FI_MODE_MODE_MASK;
+                // this layer's upset items (one image: upsets need N_IMAGES = 1)
+                resilq::UpsetRange u = ups;
+                u.active = ups.active && (d.flags & image::FLAG_NEURONS) != 0;
+                if (u.active) lc += resilq::load_upsets<Cfg>(act_mem, dc, gc, upset_buf, u, code);
+                if (code != image::STATUS_OK) {
+                    bad_layer = l;
+                    break;
+                }
                 lc += resilq::run_layer<Cfg>(ctrl_mem, weight_mem, act_mem, crit_table, dc, gc, d.in_addr + in_off,
                                              d.out_addr + out_off, in_buf, w_ping, w_pong, bias_buf, shift_buf, out_buf,
-                                             raw_buf, sh_buf, marks, site, ctr, g.map_batch ? chunk : 1u,
+                                             raw_buf, sh_buf, marks, site, ctr, upset_buf, u, g.map_batch ? chunk : 1u,
                                              d.op == image::OP_CONV && (warm || (img > 0 && (keep || g.tiles <= 2))),
                                              place);
                 if (ctr.error != image::STATUS_OK) {
                     code = ctr.error;
                     bad_layer = l;
+                } else if (u.active && (u.at != u.orig || u.sh != u.count)) {  // an item no slot took
+                    code = image::STATUS_UPSETS;
+                    bad_layer = l;
                 }
+                ups.next = u.next;
                 if (pool_next && code == image::STATUS_OK) {
                     pc += resilq::run_pool_on_chip<Cfg>(act_mem, d, pd, pg, pd.out_addr + pool_off, out_buf);
                     pool_off += pd.out_stride;
@@ -245,6 +272,10 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, uint64_t* act_
                 ++l;
                 profile[l] = pc;
             }
+        }
+        if (code == image::STATUS_OK && ups.active && ups.next != fi_count) {  // items of no neuron layer
+            code = image::STATUS_UPSETS;
+            bad_layer = n_desc - 1;
         }
         if (code == image::STATUS_OK) {  // the per-layer profile of a complete run
         write_profile:

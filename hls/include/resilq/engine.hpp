@@ -63,7 +63,8 @@ uint64_t run_layer(uint32_t* ctrl_mem, const uint64_t* weight_mem, uint64_t* act
                    typename Buffers<Cfg>::Shift& shift_buf, typename Buffers<Cfg>::Out& out_buf,
                    typename Buffers<Cfg>::Raw& raw_buf, typename Buffers<Cfg>::Shadow& sh_buf,
                    typename Buffers<Cfg>::Marks& marks, const FaultSite& fault, RunCounters& ctr,
-                   uint32_t images = 1, bool resident = false, const WeightPlace& place = WeightPlace{0, 0, 0, false}) {
+                   const UpsetBuffer& upsets, UpsetRange& u, uint32_t images = 1, bool resident = false,
+                   const WeightPlace& place = WeightPlace{0, 0, 0, false}) {
     uint64_t input = 0;
     uint32_t in_img = in_addr / 8, elem0 = 0;
 load_images:
@@ -145,6 +146,7 @@ tiles:  // sequential: tile t computes on one weight buffer while tile t+1's row
                                            ping_at);
             pong_at += step;
         }
+        if (u.active) cycles += apply_tile_upsets<Cfg>(upsets, u, g, tile, out_buf, ctr);  // before the corrector
         // The corrector (one call site): after the last tile over the layer's entries, or, map-batched, after each
         // tile over that tile's entries for each image (the order its shadows were written); entries no tile took
         // (a channel beyond the layer) are a table error there, as the full walk finds them
@@ -153,7 +155,7 @@ tiles:  // sequential: tile t computes on one weight buffer while tile t+1's row
             const uint32_t start = g.map_batch ? tile_start : d.crit_start;
             const uint32_t count = g.map_batch ? table_ptr - tile_start : d.crit_count;
             cycles += correct_entries<Cfg>(crit_table, start, count, g.batched ? g.hw_out : images, d, g, out_buf,
-                                           sh_buf, taken, ctr);
+                                           sh_buf, taken, ctr, upsets, u);
             if (g.map_batch && last && table_ptr < table_end && ctr.error == image::STATUS_OK) {
                 ctr.error = image::STATUS_TABLE_RANGE;
             }

@@ -10,6 +10,7 @@
 #include "resilq/imageformat.hpp"
 #include "resilq/ops.hpp"
 #include "resilq/types.hpp"
+#include "resilq/upsets.hpp"
 
 namespace resilq {
 
@@ -20,11 +21,13 @@ namespace resilq {
 //   position = image (a tile holds at most one entry per lane, recomputed image after image);
 // * a map-batched chunk (LayerGeom::map_batch): the tile's entries once per image, image i's map at output-buffer
 //   word i * img_out (the tile computed image after image).
-// Only counters decide the next entry: the table read of an iteration never steers the loop.
+// Only counters decide the next entry: the table read of an iteration never steers the loop. With output upsets
+// (`u.active`, one image) each entry's shadow copies are XORed with its upset item's masks as they are read.
 template <class Cfg>
 uint64_t correct_entries(const uint32_t* crit_table, uint32_t start, uint32_t count, uint32_t images,
                          const LayerDesc& d, const LayerGeom& g, typename Buffers<Cfg>::Out& out_buf,
-                         const typename Buffers<Cfg>::Shadow& sh_buf, uint32_t taken[Cfg::PE], RunCounters& ctr) {
+                         const typename Buffers<Cfg>::Shadow& sh_buf, uint32_t taken[Cfg::PE], RunCounters& ctr,
+                         const UpsetBuffer& upsets, UpsetRange& u) {
     const uint32_t extra = g.copies - 1;
     const uint32_t step = g.map_batch ? g.img_out : 0u;  // output-buffer words from one image's map to the next
     uint32_t e = 0, rep = 0, base = 0, n = 0;
@@ -35,6 +38,7 @@ correct:
 #pragma HLS DEPENDENCE variable=out_buf inter false
         if (e >= count || rep >= images) break;
         const uint32_t entry = crit_table[start + e];
+        const uint32_t local = start - d.crit_start + e;  // the entry's index in the layer (upset items key by it)
         const uint32_t c = entry >> 16;
         const uint32_t entry_pos = entry & 0xFFFFu;
         const uint32_t pos = g.batched ? rep : entry_pos;
@@ -65,8 +69,10 @@ correct:
         // row of channel c times the row length: one DSP48E1 (hw_out <= MAX_POS <= 2^16, c / OUT_BANKS < 2^16)
         const uint32_t addr = row_base + static_cast<uint32_t>(ops::index_product(g.hw_out, c / Cfg::OUT_BANKS)) + pos;
         const int8_t a = out_buf[c % Cfg::OUT_BANKS][addr];
-        const int8_t b = sh_buf[lane][idx];
-        const int8_t s = (extra > 1) ? sh_buf[lane][idx + 1] : b;
+        uint8_t m1, m2;
+        shadow_upsets(upsets, u, local, m1, m2, ctr);
+        const int8_t b = static_cast<int8_t>(static_cast<uint8_t>(sh_buf[lane][idx]) ^ m1);
+        const int8_t s = (extra > 1) ? static_cast<int8_t>(static_cast<uint8_t>(sh_buf[lane][idx + 1]) ^ m2) : b;
         if (arith::slots_disagree(d.scheme, a, b, s)) ++ctr.corrections;
         out_buf[c % Cfg::OUT_BANKS][addr] = arith::correct(d.scheme, a, b, s);
     }

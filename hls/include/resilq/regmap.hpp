@@ -7,7 +7,7 @@
 namespace resilq {
 namespace regmap {
 
-constexpr uint32_t MAP_VERSION = 4u;  // register-map version, written to the VERSION register
+constexpr uint32_t MAP_VERSION = 5u;  // register-map version, written to the VERSION register
 constexpr uint32_t ADDRESS_SPACE = 0x10000u;  // bytes of AXI-Lite address space
 
 constexpr uint32_t AP_CTRL = 0x0u;  // block control (ap_ctrl_hs)
@@ -40,6 +40,8 @@ constexpr uint32_t FI_CTRL_KIND_LSB = 2u;
 constexpr uint32_t FI_CTRL_KIND_MASK = 0x4u;  // 0: the slot FI_SLOT (an output fault); 1: every value PE lane FI_SLOT writes (a persistent lane fault, resilq.fault_kinds.LaneFault)
 constexpr uint32_t FI_CTRL_ALL_LAYERS_LSB = 3u;
 constexpr uint32_t FI_CTRL_ALL_LAYERS_MASK = 0x8u;  // with KIND 1: in every neuron layer (FI_LAYER ignored)
+constexpr uint32_t FI_CTRL_UPSETS_LSB = 4u;
+constexpr uint32_t FI_CTRL_UPSETS_MASK = 0x10u;  // with KIND 0: the slots of the upset list (FI_LIST, FI_COUNT) flip by their masks instead of FI_SLOT (output-site BER, resilq.hls.upset_list); N_IMAGES must be 1
 constexpr uint32_t FI_CTRL_TOKEN_LSB = 8u;
 constexpr uint32_t FI_CTRL_TOKEN_MASK = 0xff00u;  // arming token for ONCE: change it to re-arm
 constexpr uint32_t FI_LAYER = 0x50u;  // index of the faulty layer in Model.layers (a neuron layer)
@@ -74,6 +76,8 @@ constexpr uint32_t CORRECTIONS = 0xa0u;  // corrector invocations of the last ru
 constexpr uint32_t CORRECTIONS_VLD = 0xa4u;  // ap_vld (bit 0, clear on read)
 constexpr uint32_t FI_HITS = 0xa8u;  // slot values the fault was applied to in the last run (one per inference that carried the fault)
 constexpr uint32_t FI_HITS_VLD = 0xacu;  // ap_vld (bit 0, clear on read)
+constexpr uint32_t FI_LIST = 0xb0u;  // with FI_CTRL.UPSETS: byte offset of the upset list in the memory image (a multiple of 8, read by the activation master)
+constexpr uint32_t FI_COUNT = 0xb8u;  // with FI_CTRL.UPSETS: items in the upset list
 
 constexpr uint32_t CRIT_TABLE = 0x8000u;  // critical-neuron table: the protected neurons of every layer, each layer's entries contiguous (descriptor CRIT_START/CRIT_COUNT) and in the order of Protection.neurons
 constexpr uint32_t CRIT_TABLE_CAPACITY = 8192u;  // 32-bit entries
@@ -81,6 +85,22 @@ constexpr uint32_t CRIT_TABLE_POS_LSB = 0u;
 constexpr uint32_t CRIT_TABLE_POS_MASK = 0xffffu;  // output position y*W + x (0 for a Linear layer)
 constexpr uint32_t CRIT_TABLE_CHANNEL_LSB = 16u;
 constexpr uint32_t CRIT_TABLE_CHANNEL_MASK = 0xffff0000u;  // output channel (the neuron index of a Linear layer)
+
+constexpr uint32_t UPSET_CAPACITY = 1024u;  // upset-list items one layer holds on chip
+// UPSET_LO: upset item, bits 0-31
+constexpr uint32_t UPSET_LO_MASK_LSB = 0u;
+constexpr uint32_t UPSET_LO_MASK_MASK = 0xffu;  // XOR mask of the original slot, or of a shadow item's first copy
+constexpr uint32_t UPSET_LO_MASK2_LSB = 8u;
+constexpr uint32_t UPSET_LO_MASK2_MASK = 0xff00u;  // a shadow item's second copy (TMR); 0 otherwise
+constexpr uint32_t UPSET_LO_INDEX_LSB = 16u;
+constexpr uint32_t UPSET_LO_INDEX_MASK = 0xffff0000u;  // original: output position y*W + x; shadow: the layer-local critical entry
+// UPSET_HI: upset item, bits 32-63
+constexpr uint32_t UPSET_HI_CHANNEL_LSB = 0u;
+constexpr uint32_t UPSET_HI_CHANNEL_MASK = 0xffffu;  // original: output channel (the neuron of a Linear layer); shadow: 0
+constexpr uint32_t UPSET_HI_LAYER_LSB = 16u;
+constexpr uint32_t UPSET_HI_LAYER_MASK = 0xff0000u;  // the neuron layer (index in Model.layers)
+constexpr uint32_t UPSET_HI_SHADOW_LSB = 31u;
+constexpr uint32_t UPSET_HI_SHADOW_MASK = 0x80000000u;  // 1: the item holds the shadow copies of a critical entry
 
 }  // namespace regmap
 }  // namespace resilq
