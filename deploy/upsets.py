@@ -12,8 +12,8 @@ chip between runs (a nonzero WEIGHTS_TAG) is retagged on both writes, so the ker
 The block is produced by the packer's own functions (``param_beats``, ``weight_rows``), and the clean block
 is compared with the image before anything is written (a layout drift raises ``MismatchError``).
 A ``lane`` fault goes through the fault-injection registers (FI_CTRL.KIND, the driver); output ``ber``
-(per run or per inference) needs registers the current register map does not have and is refused with a
-clear error.
+(per run or per inference) through an upset list in the image (FI_CTRL.UPSETS, :mod:`resilq.hls.upset_list`),
+which the driver writes image by image.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import numpy as np
 
 from resilq.errors import MismatchError, ParameterError
 from resilq.fault_kinds import resolve
-from resilq.hls import regmap
 from resilq.hls.packing import MemoryImage, param_beats, weight_rows
 from resilq.ir import Model
 
@@ -41,9 +40,9 @@ def stored_word_layers(model: Model, fault) -> tuple[Model, list[int]]:
     ``ParameterError`` naming why the fault needs hardware this register map does not have."""
     resolved = resolve(model, [fault])
     if resolved.faults or resolved.per_inference:
-        raise ParameterError(f"{fault}: output-site faults beyond one slot or one PE lane (BER on outputs) need "
-                             f"fault-injection registers that register map v{regmap.VERSION} does not have (a slot "
-                             "or lane comparator); run them in the executor or the fault simulator")
+        raise ParameterError(f"{fault}: output-site flips are not stored words; Accelerator.run injects a BER draw on "
+                             "outputs through an upset list (resilq.hls.upset_list, FI_CTRL.UPSETS), a slot or lane "
+                             "fault through the fault-injection registers")
     changed = [i for i, (a, b) in enumerate(zip(model.layers, resolved.model.layers)) if a is not b]
     return resolved.model, changed
 

@@ -136,6 +136,7 @@ def buffers(config: AccelConfig) -> tuple[BufferCost, ...]:
         BufferCost("classifier buffer", c.out_banks, c.max_raw // c.out_banks, 32, "raw_buf", lutram),
         BufferCost("protected-position marks", c.pe, c.max_pos, 1, "marks", lutram),
         BufferCost("cycle profile", 1, c.max_layers, 64, "profile"),
+        BufferCost("upset buffer", 1, regmap.UPSET_CAPACITY, 64, "upset_buf"),
         BufferCost("critical table (AXI-Lite RAM)", 1, regmap.CRIT_TABLE.capacity, 32, "crit_table"),
     )
 

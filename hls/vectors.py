@@ -23,14 +23,14 @@ from pathlib import Path
 import numpy as np
 
 from resilq.arith import FaultMode, Scheme, requantize
-from resilq.fault_kinds import LaneFault
+from resilq.fault_kinds import BerFault, LaneFault
 from resilq.faults import Fault, shadow_slot
 from resilq.ir import Conv2d, Executor, Flatten, InputQuant, Linear, MaxPool2d, Model, Protection, Requant
 from resilq.ir.kernels import accumulate, maxpool
 
-from . import regmap
+from . import regmap, upset_list
 from .config import AccelConfig
-from .cycles import cycle_report
+from .cycles import cycle_report, upset_cycles
 from .mapping import slot_lanes
 from .packing import MemoryImage, pack
 from .reference import expected_corrections, expected_fi_hits
@@ -99,7 +99,7 @@ class Vector:
     name: str
     model: Model
     inputs: np.ndarray
-    fault: Fault | LaneFault | None
+    fault: Fault | LaneFault | BerFault | None
 
 
 def golden_vectors(seed: int = 7, config: AccelConfig | None = None) -> list[Vector]:
@@ -121,7 +121,23 @@ def golden_vectors(seed: int = 7, config: AccelConfig | None = None) -> list[Vec
         # the build has them and uses one -- so the vector always hits: the copies it computes are outvoted
         Vector("lane_fault", model, x, LaneFault(int(slot_lanes(model, 2, config.pe, config.shadow_units).max()), 2,
                                                  0x41, FaultMode.FLIP, config.pe, config.shadow_units)),
+        # output-site BER of one inference through an upset list (FI_CTRL.UPSETS): originals and shadow copies
+        Vector("output_upsets", model, x[:1], BerFault(3e-2, "outputs", 5, "inference")),
     ]
+
+
+def upset_items(vector: Vector) -> np.ndarray | None:
+    """The upset list of a BER vector (one image, global index 0), or None for a register fault."""
+    f = vector.fault
+    if getattr(f, "kind", "output") != "ber":
+        return None
+    return upset_list.encode(vector.model, {k: m[0] for k, m in f.output_masks(vector.model, np.array([0])).items()})
+
+
+def vector_image(vector: Vector, config: AccelConfig) -> MemoryImage:
+    """The memory image a vector runs on (with room for its upset list)."""
+    items = upset_items(vector)
+    return pack(vector.model, config, batch=vector.inputs.shape[0], upset_capacity=0 if items is None else items.size)
 
 
 #: The m_axi ports as the testbench names them, with their element size in bytes (accel_top.cpp: uint32_t
@@ -145,7 +161,7 @@ class CosimDepth:
 @cache
 def cosim_depths(config: AccelConfig) -> CosimDepth:
     """The depths of ``config``'s build: each port can hold the largest golden-vector image."""
-    largest = max(pack(v.model, config, batch=v.inputs.shape[0]).nbytes for v in golden_vectors(config=config))
+    largest = max(vector_image(v, config).nbytes for v in golden_vectors(config=config))
     return CosimDepth.for_bytes(largest)
 
 
@@ -167,8 +183,10 @@ def write_vector(vector: Vector, config: AccelConfig, directory: Path) -> Path:
     out = directory / vector.name
     out.mkdir(parents=True, exist_ok=True)
     n = vector.inputs.shape[0]
-    image: MemoryImage = pack(vector.model, config, batch=n)
+    image: MemoryImage = vector_image(vector, config)
     image.write_inputs(vector.inputs)
+    items = upset_items(vector)
+    fi_list, fi_count = (0, 0) if items is None else image.write_upsets(items)
     image.buffer.tofile(out / "image.bin")
     image.table.astype("<u4").tofile(out / "table.bin")
     faults = [] if vector.fault is None else [vector.fault]
@@ -180,19 +198,30 @@ def write_vector(vector: Vector, config: AccelConfig, directory: Path) -> Path:
             start = region.offset + k * region.stride
             expected[start:start + region.nbytes] = item[k]
     report = cycle_report(vector.model, config, images=n)
-    profile = np.array([layer.total for layer in report.layers], dtype="<u8")
+    # a BER vector (one image): each neuron layer's cycles loading and applying its part of the list
+    counts = {} if items is None else upset_list.layer_counts(items)
+    extra = [upset_cycles(config, *counts.get(p.index, (0, 0))) if items is not None and p.index in
+             vector.model.neuron_layers else 0 for p in image.plans]
+    profile = np.array([layer.total + e for layer, e in zip(report.layers, extra)], dtype="<u8")
     expected[image.profile_offset:image.profile_offset + profile.nbytes] = profile.view(np.uint8)
     expected.tofile(out / "expected.bin")
     (out / "regions.txt").write_text("".join(f"{port} {offset} {nbytes}\n" for port, spans in
                                              written_regions(image, n).items() for offset, nbytes in spans))
     f = vector.fault
+    cycles = report.run(n) + sum(extra)
+    if items is not None:  # the list's flips as one-slot faults
+        f = upset_list.faults(upset_list.decode(vector.model, image.descriptor_layers, items))
     lane = getattr(f, "kind", "output") == "lane"
     fi_ctrl = 0 if f is None else (regmap.FI_CTRL.field("EN").mask | (regmap.FI_CTRL.field("KIND").mask if lane else 0))
-    args = {"n_images": n, "fi_ctrl": fi_ctrl, "fi_layer": 0 if f is None else f.layer,
-            "fi_slot": 0 if f is None else (f.lane if lane else f.slot), "fi_mask": 0 if f is None else f.mask,
-            "fi_mode": 0 if f is None else int(f.mode), "table_words": image.table.size}
+    if items is not None:
+        fi_ctrl |= regmap.FI_CTRL.field("UPSETS").mask
+    single = f is not None and items is None
+    args = {"n_images": n, "fi_ctrl": fi_ctrl, "fi_layer": f.layer if single else 0,
+            "fi_slot": (f.lane if lane else f.slot) if single else 0, "fi_mask": f.mask if single else 0,
+            "fi_mode": int(f.mode) if single else 0, "fi_list": fi_list, "fi_count": fi_count,
+            "table_words": image.table.size}
     (out / "args.txt").write_text("".join(f"{k} {v}\n" for k, v in args.items()))
-    expect = {"status": 0, "cycles": report.run(n), "corrections": expected_corrections(vector.model, vector.inputs, f),
+    expect = {"status": 0, "cycles": cycles, "corrections": expected_corrections(vector.model, vector.inputs, f),
               "fi_hits": expected_fi_hits(f, n, model=vector.model), "version": regmap.VERSION, "config_id": config.config_id}
     (out / "expect.txt").write_text("".join(f"{k} {v}\n" for k, v in expect.items()))
     return out

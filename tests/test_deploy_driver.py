@@ -127,7 +127,7 @@ def test_every_driver_write_is_inside_the_register_map(models):
 def test_emulator_refuses_accesses_outside_the_map():
     dev = EmulatedAccelerator()
     for offset, what in ((rm.VERSION_REG.offset, "read-only"), (rm.N_IMAGES.offset + 4, "reserved"),
-                         (0x0B0, "no register"), (rm.ADDRESS_SPACE, "not a word"), (0x42, "not a word")):
+                         (0x0C0, "no register"), (rm.ADDRESS_SPACE, "not a word"), (0x42, "not a word")):
         with pytest.raises(EmulatorError, match=what):
             dev.write(offset, 1)
 

@@ -16,10 +16,9 @@ from resilq.boards import load_board
 from resilq.hls import SRC_DIR, codegen
 from resilq.hls.config import DEFAULT_CONFIG, AccelConfig
 from resilq.hls.csim import PORTS, CsimDevice
-from resilq.hls.packing import pack
 from resilq.hls.project import compile_testbench, run_testbench
 from resilq.hls.simulate import CsimAccelerator
-from resilq.hls.vectors import PORT_BYTES, cosim_depths, golden_vectors
+from resilq.hls.vectors import PORT_BYTES, cosim_depths, golden_vectors, vector_image
 
 TOP = (SRC_DIR / "accel_top.cpp").read_text()
 def csim(test):
@@ -42,7 +41,7 @@ def test_every_m_axi_port_declares_the_generated_depth():
         header = codegen.render_config(config)
         for name, port in (("CTRL", "ctrl"), ("WEIGHTS", "weights"), ("ACT", "act")):
             assert f"static constexpr unsigned {name} = {getattr(depth, port)}u;" in header
-        largest = max(pack(v.model, config, batch=v.inputs.shape[0]).nbytes for v in golden_vectors(config=config))
+        largest = max(vector_image(v, config).nbytes for v in golden_vectors(config=config))
         for port, size in PORT_BYTES.items():
             assert getattr(depth, port) * size >= largest > (getattr(depth, port) - 1) * size
 

@@ -88,8 +88,9 @@ void start() {
     resilq_accel(reinterpret_cast<uint32_t*>(ctrl), reinterpret_cast<const uint64_t*>(weights),
                  reinterpret_cast<uint64_t*>(act), dev.regs[rm::N_IMAGES / 4], dev.regs[rm::FI_CTRL / 4],
                  dev.regs[rm::FI_LAYER / 4], dev.regs[rm::FI_SLOT / 4], dev.regs[rm::FI_MASK / 4],
-                 dev.regs[rm::FI_MODE / 4], &dev.regs[rm::CRIT_TABLE / 4], &out[0], &out[1], &out[2], &out[3],
-                 &out[4], &out[5], &out[6], &out[7], dev.regs[rm::FI_LIST / 4], dev.regs[rm::FI_COUNT / 4]);
+                 dev.regs[rm::FI_MODE / 4], dev.regs[rm::FI_LIST / 4], dev.regs[rm::FI_COUNT / 4],
+                 &dev.regs[rm::CRIT_TABLE / 4], &out[0], &out[1], &out[2], &out[3],
+                 &out[4], &out[5], &out[6], &out[7]);
     const uint32_t offsets[8] = {rm::VERSION, rm::HW_CONFIG, rm::CONFIG_ID, rm::STATUS,
                                  rm::MODEL_CYCLES_LO, rm::MODEL_CYCLES_HI, rm::CORRECTIONS, rm::FI_HITS};
     for (int i = 0; i < 8; ++i) {

@@ -134,9 +134,9 @@ int run_vector(const std::string& dir) {
     resilq::probe::reset();
     resilq_accel(ctrl.data.data(), weights.data.data(), act.data.data(), uint32_t(args["n_images"]),
                  uint32_t(args["fi_ctrl"]), uint32_t(args["fi_layer"]), uint32_t(args["fi_slot"]),
-                 uint32_t(args["fi_mask"]), uint32_t(args["fi_mode"]), table.data(), &version, &hw_config, &config_id,
-                 &status, &model_cycles_lo, &model_cycles_hi, &corrections, &fi_hits, uint32_t(args["fi_list"]),
-                 uint32_t(args["fi_count"]));
+                 uint32_t(args["fi_mask"]), uint32_t(args["fi_mode"]), uint32_t(args["fi_list"]),
+                 uint32_t(args["fi_count"]), table.data(), &version, &hw_config, &config_id,
+                 &status, &model_cycles_lo, &model_cycles_hi, &corrections, &fi_hits);
 
     int failures = 0, shown = 0;
     size_t mismatches = compare_port(dir, ctrl, image, expected, regions["ctrl"], shown);

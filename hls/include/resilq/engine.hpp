@@ -146,7 +146,7 @@ tiles:  // sequential: tile t computes on one weight buffer while tile t+1's row
                                            ping_at);
             pong_at += step;
         }
-        if (u.active) cycles += apply_tile_upsets<Cfg>(upsets, u, g, tile, out_buf, ctr);  // before the corrector
+        if (u.active) cycles += apply_tile_upsets<Cfg>(upsets, u, tile, out_buf, ctr);  // before the corrector
         // The corrector (one call site): after the last tile over the layer's entries, or, map-batched, after each
         // tile over that tile's entries for each image (the order its shadows were written); entries no tile took
         // (a channel beyond the layer) are a table error there, as the full walk finds them

@@ -85,7 +85,7 @@ load_upsets:
 // After a tile: XOR its original slots (channels c0 .. c0 + rows - 1 of the one image) in the output buffer, at the
 // place the corrector and the store read them; one cycle per item.
 template <class Cfg>
-uint64_t apply_tile_upsets(const UpsetBuffer& buf, UpsetRange& u, const LayerGeom& g, const Tile& tile,
+uint64_t apply_tile_upsets(const UpsetBuffer& buf, UpsetRange& u, const Tile& tile,
                            typename Buffers<Cfg>::Out& out_buf, RunCounters& ctr) {
     uint32_t n = 0;
 apply_upsets:
@@ -98,7 +98,8 @@ apply_upsets:
         const uint32_t c = upset_hi(item, regmap::UPSET_HI_CHANNEL_MASK, regmap::UPSET_HI_CHANNEL_LSB);
         if (c >= tile.c0 + tile.rows) break;  // a later tile's
         const uint32_t pos = upset_lo(item, regmap::UPSET_LO_INDEX_MASK, regmap::UPSET_LO_INDEX_LSB);
-        const uint32_t addr = static_cast<uint32_t>(ops::index_product(g.hw_out, c / Cfg::OUT_BANKS)) + pos;
+        // channel c of tile t sits in output-buffer row t / GROUPS = c / OUT_BANKS, at tile.row_base (no multiplier)
+        const uint32_t addr = tile.row_base + pos;
         const uint8_t mask = upset_lo(item, regmap::UPSET_LO_MASK_MASK, regmap::UPSET_LO_MASK_LSB);
         out_buf[c % Cfg::OUT_BANKS][addr] = static_cast<int8_t>(static_cast<uint8_t>(out_buf[c % Cfg::OUT_BANKS][addr]) ^ mask);
         ++ctr.fi_hits;
