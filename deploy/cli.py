@@ -178,10 +178,30 @@ def add_campaign_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fault-model", dest="fault_model", default="single-bit", metavar="FAULT_MODEL",
                    help="single-bit (default), multi-bit:K, stuck-at-0 or stuck-at-1")
     p.add_argument("--model", dest="fault_model", default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # old name
+    from resilq.campaign.kind_options import add_kind_args
+
+    add_kind_args(p)  # every kind runs on the device: registers (output, lane), the image (weight), upset lists (ber)
     p.add_argument("--chunk", type=positive_int, default=16, help="faults per committed transaction")
     p.add_argument("--timeout", type=timeout_seconds, default=30.0,
                    help=f"seconds to wait for AP_DONE per run (default 30, at most {MAX_TIMEOUT_S:g})")
     p.add_argument("--out", type=Path, required=True, help="campaign database (SQLite)")
+
+
+def device_kind(args: argparse.Namespace, config):
+    """The campaign's fault kind on a device of build ``config``: a lane campaign's lanes are the build's own."""
+    import dataclasses
+
+    from resilq.campaign.kind_options import kind_spec
+    from resilq.errors import ParameterError
+
+    kind = kind_spec(args)
+    if kind.kind != "lane":
+        return kind
+    for flag, given, built in (("--pe", getattr(args, "pe", None), config.pe),
+                               ("--shadow-units", getattr(args, "shadow_units", None), config.shadow_units)):
+        if given is not None and given != built:
+            raise ParameterError(f"{flag} {given}: this package's accelerator is built with {built}")
+    return dataclasses.replace(kind, pe=config.pe, units=config.shadow_units)
 
 
 def run_package_campaign(pkg, args: argparse.Namespace):
@@ -197,7 +217,8 @@ def run_package_campaign(pkg, args: argparse.Namespace):
     if target is Target.BOARD:
         pkg.overlay_ip()
     data = evaluation_data(pkg, args.dataset, args.data_dir, args.images, args.offset, getattr(args, "split", "test"))
-    config = CampaignConfig(FaultModel.parse(args.fault_model), args.faults, args.seed, args.chunk)
+    config = CampaignConfig(FaultModel.parse(args.fault_model), args.faults, args.seed, args.chunk,
+                            device_kind(args, pkg.config))
     device = open_device(target, pkg.config, pkg.bitfile if target is Target.BOARD else None, pkg.clocks)
     accel = Accelerator(device, pkg.model, pkg.config, batch=pkg.batch, timeout=getattr(args, "timeout", 30.0))
     return run_device_campaign(accel, data, args.out, config, target.value)

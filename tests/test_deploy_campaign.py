@@ -63,6 +63,35 @@ def test_emulator_campaign_equals_the_python_engine_fault_by_fault(packages, kin
     assert load_campaign(tmp_path / "emu.db").meta["sample_size"] == 80
 
 
+KIND_ARGS = {"lane": ["--kind", "lane"], "weight": ["--kind", "weight"],
+             "ber-run": ["--kind", "ber", "--ber", "2e-3,1e-2", "--repetitions", "2"],
+             "ber-inference": ["--kind", "ber", "--ber", "5e-3", "--ber-per", "inference", "--repetitions", "2"],
+             "ber-both": ["--kind", "ber", "--ber", "2e-3", "--ber-sites", "both", "--repetitions", "2"]}
+
+
+@pytest.mark.parametrize("kind", list(KIND_ARGS))
+def test_every_fault_kind_runs_as_a_device_campaign(packages, kind, tmp_path, capsys):
+    """Lane faults through FI_CTRL.KIND, weight upsets through the image, BER on outputs through upset lists:
+    an emulator campaign of each kind equals the Python engine's fault by fault (same sample, same store)."""
+    rq, pkg = packages["tmr"]
+    faults = ["--faults", "12"] if not kind.startswith("ber") else []
+    common = ["--seed", "3", *KIND_ARGS[kind], *faults]
+    assert main(["campaign", str(rq), "--dataset", "digits", "--images", str(IMAGES), *common,
+                 "--out", str(tmp_path / "py.db")]) == 0
+    assert main(["campaign", str(pkg), "--target", "emulator", *common, "--out", str(tmp_path / "emu.db")]) == 0
+    capsys.readouterr()
+    cmp = compare_campaigns(tmp_path / "py.db", tmp_path / "emu.db")
+    assert cmp.identical and cmp.compared.size > 0
+    assert load_campaign(tmp_path / "emu.db").meta["fault_kind"] == load_campaign(tmp_path / "py.db").meta["fault_kind"] == kind.split("-")[0]
+
+
+def test_a_lane_campaign_on_a_device_uses_the_build_s_lanes(packages, tmp_path, capsys):
+    _, pkg = packages["tmr"]
+    assert main(["campaign", str(pkg), "--target", "emulator", "--kind", "lane", "--pe", "4", "--faults", "4",
+                 "--out", str(tmp_path / "x.db")]) != 0
+    assert "--pe 4: this package's accelerator is built with 8" in capsys.readouterr().err
+
+
 def test_a_device_campaign_says_what_it_runs_once(packages, tmp_path, capsys, monkeypatch):
     """One header line names the campaign; the progress line says how the faults are injected, not the header again."""
     _, pkg = packages["unprotected"]
