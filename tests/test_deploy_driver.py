@@ -193,6 +193,14 @@ def test_overlay_description_is_checked(tmp_path):
     with pytest.raises(MismatchError, match=rf"resilq_accel:3.0 \(register map v3\); this driver speaks register map "
                                             rf"v{rm.VERSION}"):
         accelerator_in_hwh(write_hwh(tmp_path / "v3.hwh", vlnv="resilq.org:hls:resilq_accel:3.0"))
+    # v4 has no output upsets (FI_CTRL.UPSETS, FI_LIST, FI_COUNT): refused by its VLNV; a v5 name without the
+    # two registers by the registers
+    v4 = [r for r in hwh_registers() if r[0] not in ("fi_list", "fi_count")]
+    with pytest.raises(MismatchError, match=rf"resilq_accel:4.0 \(register map v4\); this driver speaks register map "
+                                            rf"v{rm.VERSION}"):
+        accelerator_in_hwh(write_hwh(tmp_path / "v4.hwh", vlnv="resilq.org:hls:resilq_accel:4.0", registers=v4))
+    with pytest.raises(MismatchError, match=r"FI_LIST \(fi_list\)"):
+        accelerator_in_hwh(write_hwh(tmp_path / "v5-without.hwh", registers=v4))
     with pytest.raises(MismatchError, match="holds no resilq accelerator.*xilinx.com:hls:resize_accel:1.0"):
         accelerator_in_hwh(write_hwh(tmp_path / "other.hwh", vlnv="xilinx.com:hls:resize_accel:1.0"))
     moved = write_hwh(tmp_path / "moved.hwh", registers=hwh_registers({"fi_slot": 0x5C}))

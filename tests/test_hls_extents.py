@@ -71,9 +71,9 @@ def _cases(acc):
                                   "stride-beyond-any-image", "batch-beyond-any-image"])
 def test_a_region_past_the_image_is_refused_alike(pair, case):
     csim, emu = pair
-    k, edits = _cases(csim)[case]
     results = []
-    for acc in (csim, emu):
+    for acc in (csim, emu):  # each image's own words (the driver's image has room for an upset list at its end)
+        k, edits = _cases(acc)[case]
         old = _edit(acc, edits)
         try:
             results.append(host.run(acc.device, 1))

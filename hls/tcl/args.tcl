@@ -5,7 +5,7 @@ namespace eval ::resilq {
     variable defaults [dict create \
         part xc7z020clg400-1 \
         period 10.0 \
-        vlnv resilq.org:hls:resilq_accel:4.0 \
+        vlnv resilq.org:hls:resilq_accel:5.0 \
         steps {csim csynth cosim export} \
         project resilq_accel_prj \
         solution solution1 \
