@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..validation import positive_int
 from ..errors import ParameterError
 from ..fault_kinds import INFERENCE_DRAW, INFERENCE_DRAWS
+from ..validation import positive_int
 
 
 def add_kind_args(p: argparse.ArgumentParser) -> None:
