@@ -95,3 +95,30 @@ def test_faults_above_the_population_inject_the_whole_population(capsys, kind, p
     capped = capped_to_population(model, CampaignConfig(faults=size + 1, kind=spec))
     assert capped.faults == size and capped.kind == spec
     assert f"exceeds the {kind} population of {model.name} ({size:,})" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("kind, extra", [("lane", {}), ("ber", {"ber": [0.003], "repetitions": 2, "faults": 0})])
+def test_the_deploy_step_runs_the_campaign_kind_on_the_device(tmp_path, kind, extra):
+    """The deploy step's device campaign is of the campaign step's kind (lane faults through the registers, BER on
+    outputs through upset lists) and equals the engine's fault by fault."""
+    rng = np.random.default_rng(6)
+    model = random_model(rng, shape=(1, 28, 28), classes=10, channels=(2, 3))
+    path = save_model(model, tmp_path / "m.rq")
+    config = from_dict({
+        "run": {"out": str(tmp_path / "run")},
+        "model": {"path": str(path), "dataset": "digits"},
+        "analysis": {"inputs": 4},
+        "harden": {"schemes": ["tmr"], "protect_fraction": 0.1},
+        "campaign": {"kind": kind, "faults": 6, "images": 8, "seed": 3, "protect_fractions": [0.1], **extra},
+        "deploy": {"faults": 6, "images": 8},
+        "hls": {"pe": 2}}).check()
+    toml = tmp_path / "p.toml"
+    toml.write_text(to_toml(config))
+    assert main(["pipeline", "run", str(toml), "--to", "deploy"]) == 0
+    summary = json.loads((tmp_path / "run" / "deploy" / "summary.json").read_text())
+    trust = summary["trust_driver_executor"]
+    assert trust["status"] == "pass", trust
+    for check in trust["checks"]:
+        assert check["campaign"]["faults"] > 0 and check["campaign"]["mismatched"] == 0
+    store = next((tmp_path / "run" / "deploy").glob("*-emulator.db"))
+    assert load_campaign(store).meta["fault_kind"] == kind

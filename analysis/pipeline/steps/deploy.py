@@ -62,8 +62,9 @@ def run(ctx: Context) -> dict:
         campaign = {"faults": 0}
         if cfg.faults:
             data = EvaluationSet(x, labels, dataset, "test", 0)
-            plan = CampaignConfig(FaultModel.parse(ctx.config.campaign.fault_model), cfg.faults,
-                                  ctx.config.campaign.seed)
+            kind = ctx.config.kind_spec()  # the campaign step's kind: registers, image or upset lists on the device
+            plan = CampaignConfig(FaultModel.parse(ctx.config.campaign.fault_model),
+                                  None if kind.kind == "ber" else cfg.faults, ctx.config.campaign.seed, kind=kind)
             engine_db, device_db = out / f"{label}-engine.db", out / f"{label}-{target.value}.db"
             ctx.fresh_on_mismatch(engine_db, run_campaign, model, data, engine_db, plan, description=f"engine {label}")
             ctx.fresh_on_mismatch(device_db, run_device_campaign, accel, data, device_db, plan, target.value)
