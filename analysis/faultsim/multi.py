@@ -42,6 +42,11 @@ from .golden import Golden
 #: afresh instead of updated by the cone of the change: the cone's products grow with the changed values, the
 #: convolution's with all of them.
 SPARSE_SHARE = 0.25
+#: A change at a compute layer's input is summed product by product from the layer's fan-out table
+#: (:mod:`.fanout`) while its products are at most this many times the changed rows' outputs: then the sum
+#: touches fewer numbers than one requantization of those rows, where a cone product or a convolution
+#: multiplies mostly zeros (per-inference flips: a few positions per input, their union wide).
+SCATTER_TERMS = 1.0
 
 
 def single_layer(resolved: Resolved, base_model) -> int | None:
@@ -240,29 +245,60 @@ class _Change:
         return where, self.dense[:, where]
 
 
-def _sparse_compute(ex, golden: Golden, base, i: int, change: _Change | None, every: np.ndarray, faults,
-                    row_masks) -> tuple[np.ndarray, np.ndarray] | None:
-    """Layer ``i``'s new outputs of inputs ``every`` at the neurons a change can reach (the cone of the changed
-    input positions, and every neuron a fault or mask touches), from the golden accumulators plus the cone
-    product of the change; None where those neurons are more than :data:`SPARSE_SHARE` of the layer (the caller
-    then computes the layer whole). Returns ``(cols, values)``."""
+def _change_product(sim, golden: Golden, base, i: int, change: _Change) -> tuple[np.ndarray, np.ndarray]:
+    """``(cols, Δacc)``: the accumulator change of compute layer ``i`` for the change at its input, at the neurons
+    ``cols`` (sorted) it reaches, one row per changed input (float64, exact integers). Where the products of
+    every changed (input, position) with the neurons its position feeds are fewer than the rows' outputs, they
+    are summed one by one (:mod:`.fanout`); else the cone of the changed positions is multiplied by the change
+    while it is narrow, or the rows' inputs are convolved afresh."""
     layer = base.layers[i]
-    n_out = base.out_size(i)
+    positions, values = change.sparse(golden, i - 1)
+    if not positions.size:
+        return positions, np.zeros((change.rows.size, 0))
+    delta = values.astype(np.float64) - golden.out[i - 1][np.ix_(change.rows, positions)]
+    table = sim.fanout[i]
+    if table is not None:
+        r, s = np.nonzero(delta)
+        if table.terms(positions[s]) <= SCATTER_TERMS * change.rows.size * table.n_out:
+            dacc = table.scatter(r, positions[s], delta[r, s], change.rows.size)
+            cols = np.flatnonzero(dacc.any(axis=0))
+            return cols, dacc[:, cols]
+    if positions.size <= SPARSE_SHARE * delta.shape[1] or not isinstance(layer, Conv2d):
+        cols, m = compute_cone(layer, base.in_shape(i), base.out_shape(i), positions, np.float64)
+        return cols, delta @ m
+    x = change.full(golden, i - 1).reshape((change.rows.size,) + tuple(base.in_shape(i)))
+    acc = accumulate(layer, x, sim._executor._weights[i]).reshape(change.rows.size, -1)
+    return np.arange(acc.shape[1]), acc - golden.acc[i][change.rows]
+
+
+def _plain_compute(sim, golden: Golden, base, i: int, change: _Change | None, every: np.ndarray, faults,
+                   row_masks) -> _Change | None:
+    """Layer ``i``'s change (None: none) for the inputs ``every`` (the changed ones and those joining here), when
+    its stored words are the clean ones: the golden accumulators plus the change's product
+    (:func:`_change_product`), then the executor's requantize / inject / correct -- only at the neurons the
+    change reaches and those a fault or mask touches while they are at most :data:`SPARSE_SHARE` of the layer,
+    else over whole rows."""
+    ex, layer, n_out = sim._executor, base.layers[i], base.out_size(i)
     touched = _touched_neurons(faults, row_masks, n_out, layer.protection)
-    cone_cols = np.zeros(0, dtype=np.int64)
+    cone, dacc = np.zeros(0, dtype=np.int64), None
     if change is not None and change.rows.size:
-        positions, values = change.sparse(golden, i - 1)
-        if positions.size:
-            cone_cols, m = compute_cone(layer, base.in_shape(i), base.out_shape(i), positions, np.float64)
-    cols = np.union1d(cone_cols, touched) if touched.size else cone_cols
-    if cols.size > SPARSE_SHARE * n_out:
-        return None
-    acc = golden.acc[i][np.ix_(every, cols)].astype(np.int64)
-    if cone_cols.size:
+        cone, dacc = _change_product(sim, golden, base, i, change)
         at = np.searchsorted(every, change.rows)
-        delta = values.astype(np.float64) - golden.out[i - 1][np.ix_(change.rows, positions)]
-        acc[np.ix_(at, np.searchsorted(cols, cone_cols))] += (delta @ m).astype(np.int64)
-    return cols, ex._output(i, layer, acc, faults, row_masks, None, cols)
+    cols = np.union1d(cone, touched) if touched.size else cone
+    if cols.size <= SPARSE_SHARE * n_out:
+        acc = golden.acc[i][np.ix_(every, cols)].astype(np.int64)
+        if cone.size:
+            acc[np.ix_(at, np.searchsorted(cols, cone))] += dacc.astype(np.int64)
+        new = ex._output(i, layer, acc, faults, row_masks, None, cols)
+        return _Change.at(every, cols, new, golden.out[i][np.ix_(every, cols)])
+    acc = _rows(golden.acc[i], every, golden.n).astype(np.int64)
+    if cone.size == n_out:
+        acc[at] += dacc.astype(np.int64)
+    elif cone.size:
+        acc[np.ix_(at, cone)] += dacc.astype(np.int64)
+    new = ex._output(i, layer, acc.reshape((every.size,) + tuple(base.out_shape(i))), faults, row_masks)
+    changed = _Change.of(every, new.reshape(every.size, -1), _rows(golden.out[i], every, golden.n))
+    return changed if changed.rows.size else None
 
 
 def _sparse_pool(golden: Golden, base, i: int, change: _Change) -> tuple[np.ndarray, np.ndarray]:
@@ -306,11 +342,8 @@ def several_layers(sim, golden: Golden, chunk: slice, resolved: Resolved) -> np.
             every = np.union1d(rows, join)
             row_masks = masks[i][every] if i in masks else None
             plain = lay is base.layers[i] and i not in resolved.shadow_layers and i != base.classifier_index
-            step = _sparse_compute(ex, golden, base, i, change, every, by_layer.get(i, ()), row_masks) \
-                if plain else None
-            if step is not None:  # a narrow change: only the neurons it can reach
-                cols, new = step
-                change = _Change.at(every, cols, new, golden.out[i][np.ix_(every, cols)])
+            if plain:
+                change = _plain_compute(sim, golden, base, i, change, every, by_layer.get(i, ()), row_masks)
                 continue
             x = None if not rows.size else change.full(golden, i - 1).reshape((rows.size,) + tuple(base.in_shape(i)))
             changed_words = lay is not base.layers[i]
