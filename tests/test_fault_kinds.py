@@ -295,19 +295,23 @@ def test_faults_over_several_layers_run_layer_by_layer_and_equal_the_executor(ba
     assert 0 < hit.sum() < x.shape[0]  # the rare draw leaves some inputs clean and hits others
 
 
-@pytest.mark.parametrize("scatter", [np.inf, 0.0], ids=["scatter", "cone"])
+@pytest.mark.parametrize(("scatter", "rounds"), [(np.inf, 16), (0.0, 16), (np.inf, 0)],
+                         ids=["scatter", "cone", "no-pairs"])
 @pytest.mark.parametrize("share", [0.0, 1.0], ids=["dense", "sparse"])
 @pytest.mark.parametrize("scheme", [None, Scheme.TMR, Scheme.SPLIT], ids=lambda s: "none" if s is None else s.label)
-def test_the_change_map_between_faulty_layers_is_the_executor_s(base, scheme, share, scatter, monkeypatch):
+def test_the_change_map_between_faulty_layers_is_the_executor_s(base, scheme, share, scatter, rounds, monkeypatch):
     """Carried as whole outputs (share 0) or as change maps over the neurons a change can reach (share 1: the
     cone of the changed positions and every neuron a fault touches, max-pools over the windows that hold a
     change), the values handed on after the last faulty layer are the executor's there, input by input, and every
-    input left out is golden there."""
-    from resilq.faultsim import multi
+    input left out is golden there. Per-inference masks at a layer with golden inputs are evaluated at their
+    (input, neuron) pairs and pooled pair by pair (``rounds``: up to 16 masks at one neuron; 0: never), and the
+    change at a compute layer's input is summed from its fan-out table (``scatter``) or through the cone."""
+    from resilq.faultsim import multi, pairs
 
     model, x = _model(base, scheme)
     monkeypatch.setattr(multi, "SPARSE_SHARE", share)
     monkeypatch.setattr(multi, "SCATTER_TERMS", scatter)  # input changes summed from the fan-out table, or not
+    monkeypatch.setattr(pairs, "MAX_ROUNDS", rounds)  # per-input masks carried as (input, position) pairs, or not
     faults = [BerFault(p, "outputs", s, per) for p, s, per in ((3e-3, 1, "run"), (1e-3, 2, "inference"),
                                                                (5e-3, 3, "inference"))]
     faults.append(LaneFault(2, None, 0x10, FaultMode.FLIP, 4))

@@ -37,6 +37,7 @@ from ..ir.kernels import accumulate, maxpool, weight_matrix_of
 from ..ir.layers import Conv2d, Flatten, Linear, MaxPool2d
 from .geometry import compute_cone, pool_cone
 from .golden import Golden
+from .pairs import Pairs, masked_pairs, pool_pairs
 
 #: Above this share of a layer's input values changed (union over the inputs in play), the layer is convolved
 #: afresh instead of updated by the cone of the change: the cone's products grow with the changed values, the
@@ -245,6 +246,13 @@ class _Change:
         return where, self.dense[:, where]
 
 
+def _as_change(change, golden: Golden, layer: int):
+    """``change`` (at ``layer``'s output) as a :class:`_Change` (a :class:`.pairs.Pairs` with shared columns)."""
+    if isinstance(change, Pairs):
+        return _Change(change.rows, *change.block(golden, layer))
+    return change
+
+
 def _change_product(sim, golden: Golden, base, i: int, change: _Change) -> tuple[np.ndarray, np.ndarray]:
     """``(cols, Δacc)``: the accumulator change of compute layer ``i`` for the change at its input, at the neurons
     ``cols`` (sorted) it reaches, one row per changed input (float64, exact integers). Where the products of
@@ -252,11 +260,17 @@ def _change_product(sim, golden: Golden, base, i: int, change: _Change) -> tuple
     are summed one by one (:mod:`.fanout`); else the cone of the changed positions is multiplied by the change
     while it is narrow, or the rows' inputs are convolved afresh."""
     layer = base.layers[i]
+    table = sim.fanout[i]
+    if isinstance(change, Pairs):
+        if table is not None and table.terms(change.positions) <= SCATTER_TERMS * change.rows.size * table.n_out:
+            dacc = table.scatter(change.at, change.positions, change.delta(golden, i - 1), change.rows.size)
+            cols = np.flatnonzero(dacc.any(axis=0))
+            return cols, dacc[:, cols]
+        change = _as_change(change, golden, i - 1)
     positions, values = change.sparse(golden, i - 1)
     if not positions.size:
         return positions, np.zeros((change.rows.size, 0))
     delta = values.astype(np.float64) - golden.out[i - 1][np.ix_(change.rows, positions)]
-    table = sim.fanout[i]
     if table is not None:
         r, s = np.nonzero(delta)
         if table.terms(positions[s]) <= SCATTER_TERMS * change.rows.size * table.n_out:
@@ -271,14 +285,18 @@ def _change_product(sim, golden: Golden, base, i: int, change: _Change) -> tuple
     return np.arange(acc.shape[1]), acc - golden.acc[i][change.rows]
 
 
-def _plain_compute(sim, golden: Golden, base, i: int, change: _Change | None, every: np.ndarray, faults,
-                   row_masks) -> _Change | None:
+def _plain_compute(sim, golden: Golden, base, i: int, change: _Change | Pairs | None, every: np.ndarray, faults,
+                   row_masks) -> _Change | Pairs | None:
     """Layer ``i``'s change (None: none) for the inputs ``every`` (the changed ones and those joining here), when
     its stored words are the clean ones: the golden accumulators plus the change's product
     (:func:`_change_product`), then the executor's requantize / inject / correct -- only at the neurons the
     change reaches and those a fault or mask touches while they are at most :data:`SPARSE_SHARE` of the layer,
     else over whole rows."""
     ex, layer, n_out = sim._executor, base.layers[i], base.out_size(i)
+    if change is None and not faults and row_masks is not None:  # golden inputs, each with masks of its own
+        pairs = masked_pairs(ex, golden, base, i, every, row_masks)
+        if pairs is not False:
+            return pairs
     touched = _touched_neurons(faults, row_masks, n_out, layer.protection)
     cone, dacc = np.zeros(0, dtype=np.int64), None
     if change is not None and change.rows.size:
@@ -345,6 +363,7 @@ def several_layers(sim, golden: Golden, chunk: slice, resolved: Resolved) -> np.
             if plain:
                 change = _plain_compute(sim, golden, base, i, change, every, by_layer.get(i, ()), row_masks)
                 continue
+            change = _as_change(change, golden, i - 1)
             x = None if not rows.size else change.full(golden, i - 1).reshape((rows.size,) + tuple(base.in_shape(i)))
             changed_words = lay is not base.layers[i]
             parts, order, shadow_parts = [], [], []
@@ -374,6 +393,9 @@ def several_layers(sim, golden: Golden, chunk: slice, resolved: Resolved) -> np.
         elif not rows.size:
             continue
         elif isinstance(lay, MaxPool2d):
+            if isinstance(change, Pairs):
+                change = pool_pairs(golden, base, i, change)
+                continue
             if change.dense is None:
                 pooled, values = _sparse_pool(golden, base, i, change)
                 change = _Change.at(rows, pooled, values, golden.out[i][np.ix_(rows, pooled)])
@@ -388,6 +410,7 @@ def several_layers(sim, golden: Golden, chunk: slice, resolved: Resolved) -> np.
         if not change.rows.size:
             change = None
     if change is not None:  # past the last faulty layer: the change map, exactly, through the rest of the network
+        change = _as_change(change, golden, last)
         positions, values = change.sparse(golden, last)
         out[change.rows] = sim.propagator.exact(golden, last, positions, change.rows,
                                                 values.astype(golden.out[last].dtype))
