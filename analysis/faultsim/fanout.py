@@ -43,18 +43,31 @@ class FanoutTable:
         self.neuron = np.concatenate(neurons).astype(np.int64)
         self.weight = np.concatenate(weights)
 
-    def terms(self, positions: np.ndarray) -> int:
-        """How many products :meth:`scatter` forms for changes at ``positions`` (one entry per change)."""
-        return int((self.indptr[positions + 1] - self.indptr[positions]).sum())
+    def terms(self, positions: np.ndarray, changed: np.ndarray | None = None) -> int:
+        """How many products :meth:`scatter` forms for one change at each of ``positions``, or, given ``changed``
+        (rows x positions, bool), for a change wherever it is True."""
+        fanout = self.indptr[positions + 1] - self.indptr[positions]
+        return int(fanout.sum() if changed is None else (changed @ fanout).sum())
 
-    def scatter(self, rows: np.ndarray, positions: np.ndarray, delta: np.ndarray, n_rows: int) -> np.ndarray:
-        """``Δacc`` (n_rows, n_out) float64 of the input changes ``delta[k]`` of row ``rows[k]`` at input position
-        ``positions[k]`` (exact integers)."""
+    def rows(self, positions: np.ndarray) -> np.ndarray:
+        """``U[positions]``: the (|positions|, n_out) float64 rows of the transfer matrix (a dense cone matrix)."""
+        owner, k = self._expand(positions)
+        out = np.zeros((positions.size, self.n_out))
+        out[owner, self.neuron[k]] = self.weight[k]
+        return out
+
+    def _expand(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For every (change, neuron its position feeds): the change's index and the table entry."""
         start = self.indptr[positions]
         count = self.indptr[positions + 1] - start
         owner = np.repeat(np.arange(positions.size), count)
         first = np.cumsum(count) - count
-        k = np.arange(owner.size) - np.repeat(first - start, count)
+        return owner, np.arange(owner.size) - np.repeat(first - start, count)
+
+    def scatter(self, rows: np.ndarray, positions: np.ndarray, delta: np.ndarray, n_rows: int) -> np.ndarray:
+        """``Δacc`` (n_rows, n_out) float64 of the input changes ``delta[k]`` of row ``rows[k]`` at input position
+        ``positions[k]`` (exact integers)."""
+        owner, k = self._expand(positions)
         key = rows[owner] * self.n_out + self.neuron[k]
         out = np.bincount(key, weights=delta[owner] * self.weight[k], minlength=n_rows * self.n_out)
         return out.reshape(n_rows, self.n_out)

@@ -170,8 +170,8 @@ def _faulty_rows(resolved: Resolved, base_model, n: int, masks: dict[int, np.nda
     for i, (a, b) in enumerate(zip(base_model.layers, resolved.model.layers)):
         if a is not b or i in resolved.shadow_layers:
             rows[i] = np.ones(n, dtype=bool)
-    for f in resolved.faults:
-        rows[f.layer] = np.ones(n, dtype=bool)
+    for layer in {f.layer for f in resolved.faults}:
+        rows[layer] = np.ones(n, dtype=bool)
     for i, m in masks.items():
         hit = m.any(axis=1)
         rows[i] = rows[i] | hit if i in rows else hit
@@ -271,15 +271,18 @@ def _change_product(sim, golden: Golden, base, i: int, change: _Change) -> tuple
     if not positions.size:
         return positions, np.zeros((change.rows.size, 0))
     delta = values.astype(np.float64) - golden.out[i - 1][np.ix_(change.rows, positions)]
-    if table is not None:
+    if table is not None and table.terms(positions, delta != 0) <= SCATTER_TERMS * change.rows.size * table.n_out:
         r, s = np.nonzero(delta)
-        if table.terms(positions[s]) <= SCATTER_TERMS * change.rows.size * table.n_out:
-            dacc = table.scatter(r, positions[s], delta[r, s], change.rows.size)
-            cols = np.flatnonzero(dacc.any(axis=0))
-            return cols, dacc[:, cols]
-    if positions.size <= SPARSE_SHARE * delta.shape[1] or not isinstance(layer, Conv2d):
-        cols, m = compute_cone(layer, base.in_shape(i), base.out_shape(i), positions, np.float64)
-        return cols, delta @ m
+        dacc = table.scatter(r, positions[s], delta[r, s], change.rows.size)
+        cols = np.flatnonzero(dacc.any(axis=0))
+        return cols, dacc[:, cols]
+    if positions.size <= SPARSE_SHARE * golden.out[i - 1].shape[1] or not isinstance(layer, Conv2d):
+        if table is None:
+            cols, m = compute_cone(layer, base.in_shape(i), base.out_shape(i), positions, np.float64)
+            return cols, delta @ m
+        dacc = delta @ table.rows(positions)
+        cols = np.flatnonzero(dacc.any(axis=0))
+        return cols, dacc[:, cols]
     x = change.full(golden, i - 1).reshape((change.rows.size,) + tuple(base.in_shape(i)))
     acc = accumulate(layer, x, sim._executor._weights[i]).reshape(change.rows.size, -1)
     return np.arange(acc.shape[1]), acc - golden.acc[i][change.rows]
