@@ -361,7 +361,7 @@ def several_layers(sim, golden: Golden, chunk: slice, resolved: Resolved) -> np.
             if not rows.size and not join.size:
                 continue
             every = np.union1d(rows, join)
-            row_masks = masks[i][every] if i in masks else None
+            row_masks = _rows(masks[i], every, n) if i in masks else None
             plain = lay is base.layers[i] and i not in resolved.shadow_layers and i != base.classifier_index
             if plain:
                 change = _plain_compute(sim, golden, base, i, change, every, by_layer.get(i, ()), row_masks)
