@@ -6,7 +6,9 @@ bit flips: a few per input, different for each), ``Δin`` is very sparse and the
 is wide: a dense product (or a convolution) would multiply mostly zeros. :meth:`FanoutTable.scatter` instead
 expands each changed (input, position) into the neurons its position feeds (``U``'s non-zeros, stored once per
 layer, row by row) and sums them per (input, neuron). Every term is an integer (|Δin| <= 255, |w| <= 128) and so
-is every sum, far below 2**53 for any fan-in, so float64 sums them exactly in any order.
+is every sum, far below 2**53 for any fan-in, so float64 sums them exactly in any order; the table's weights
+(and :meth:`FanoutTable.rows`) are in the layer's accumulator dtype (:func:`.outmap.accumulator_dtype`: float32
+only where every accumulator and every change of one is below 2**24), in which a product with a change is exact.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 
 from ..ir.layers import Conv2d, Linear
 from .geometry import compute_cone
+from .outmap import accumulator_dtype
 
 #: A layer whose table would hold more entries than this gets none (the caller takes its other paths).
 MAX_ENTRIES = 1 << 24
@@ -31,6 +34,7 @@ class FanoutTable:
         in_shape, out_shape = model.in_shape(index), model.out_shape(index)
         n_in = int(np.prod(in_shape))
         self.n_out = model.out_size(index)
+        self.dtype = accumulator_dtype(layer)
         counts, neurons, weights = [], [], []
         for start in range(0, n_in, _BUILD_BLOCK):
             positions = np.arange(start, min(start + _BUILD_BLOCK, n_in), dtype=np.int64)
@@ -41,7 +45,7 @@ class FanoutTable:
             weights.append(m[row, col])
         self.indptr = np.concatenate(([0], np.cumsum(np.concatenate(counts)))).astype(np.int64)
         self.neuron = np.concatenate(neurons).astype(np.int64)
-        self.weight = np.concatenate(weights)
+        self.weight = np.concatenate(weights).astype(self.dtype)
 
     def terms(self, positions: np.ndarray, changed: np.ndarray | None = None) -> int:
         """How many products :meth:`scatter` forms for one change at each of ``positions``, or, given ``changed``
@@ -50,9 +54,9 @@ class FanoutTable:
         return int(fanout.sum() if changed is None else (changed @ fanout).sum())
 
     def rows(self, positions: np.ndarray) -> np.ndarray:
-        """``U[positions]``: the (|positions|, n_out) float64 rows of the transfer matrix (a dense cone matrix)."""
+        """``U[positions]``: the (|positions|, n_out) rows of the transfer matrix (a dense cone matrix)."""
         owner, k = self._expand(positions)
-        out = np.zeros((positions.size, self.n_out))
+        out = np.zeros((positions.size, self.n_out), dtype=self.dtype)
         out[owner, self.neuron[k]] = self.weight[k]
         return out
 
@@ -69,7 +73,7 @@ class FanoutTable:
         ``positions[k]`` (exact integers)."""
         owner, k = self._expand(positions)
         key = rows[owner] * self.n_out + self.neuron[k]
-        out = np.bincount(key, weights=delta[owner] * self.weight[k], minlength=n_rows * self.n_out)
+        out = np.bincount(key, weights=delta[owner] * self.weight[k].astype(np.float64), minlength=n_rows * self.n_out)
         return out.reshape(n_rows, self.n_out)
 
 

@@ -183,6 +183,11 @@ def _rows(arr: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
     return arr if rows.size == n else arr[rows]
 
 
+def _block(arr: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``arr[np.ix_(rows, cols)]`` for sorted distinct ``rows``; a take of columns when they are all the rows."""
+    return arr.take(cols, axis=1) if rows.size == arr.shape[0] else arr[np.ix_(rows, cols)]
+
+
 def _touched_neurons(faults, row_masks: np.ndarray | None, n_out: int, prot) -> np.ndarray:
     """The neurons whose outputs the layer's output faults or non-zero masks touch, through their original slot
     or a shadow (sorted, unique)."""
@@ -270,7 +275,7 @@ def _change_product(sim, golden: Golden, base, i: int, change: _Change) -> tuple
     positions, values = change.sparse(golden, i - 1)
     if not positions.size:
         return positions, np.zeros((change.rows.size, 0))
-    delta = values.astype(np.float64) - golden.out[i - 1][np.ix_(change.rows, positions)]
+    delta = values.astype(np.float64) - _block(golden.out[i - 1], change.rows, positions)
     if table is not None and table.terms(positions, delta != 0) <= SCATTER_TERMS * change.rows.size * table.n_out:
         r, s = np.nonzero(delta)
         dacc = table.scatter(r, positions[s], delta[r, s], change.rows.size)
@@ -280,9 +285,9 @@ def _change_product(sim, golden: Golden, base, i: int, change: _Change) -> tuple
         if table is None:
             cols, m = compute_cone(layer, base.in_shape(i), base.out_shape(i), positions, np.float64)
             return cols, delta @ m
-        dacc = delta @ table.rows(positions)
+        dacc = delta.astype(table.dtype) @ table.rows(positions)
         cols = np.flatnonzero(dacc.any(axis=0))
-        return cols, dacc[:, cols]
+        return cols, dacc if cols.size == dacc.shape[1] else dacc[:, cols]
     x = change.full(golden, i - 1).reshape((change.rows.size,) + tuple(base.in_shape(i)))
     acc = accumulate(layer, x, sim._executor._weights[i]).reshape(change.rows.size, -1)
     return np.arange(acc.shape[1]), acc - golden.acc[i][change.rows]
@@ -307,15 +312,18 @@ def _plain_compute(sim, golden: Golden, base, i: int, change: _Change | Pairs | 
         at = np.searchsorted(every, change.rows)
     cols = np.union1d(cone, touched) if touched.size else cone
     if cols.size <= SPARSE_SHARE * n_out:
-        acc = golden.acc[i][np.ix_(every, cols)].astype(np.int64)
+        acc = _block(golden.acc[i], every, cols).astype(np.int64)
         if cone.size:
             acc[np.ix_(at, np.searchsorted(cols, cone))] += dacc.astype(np.int64)
         new = ex._output(i, layer, acc, faults, row_masks, None, cols)
-        return _Change.at(every, cols, new, golden.out[i][np.ix_(every, cols)])
-    acc = _rows(golden.acc[i], every, golden.n).astype(np.int64)
-    if cone.size == n_out:
+        return _Change.at(every, cols, new, _block(golden.out[i], every, cols))
+    if cone.size == n_out and at.size == every.size:  # every input changed, at every neuron: one sum (exact, see
+        acc = (_rows(golden.acc[i], every, golden.n) + dacc).astype(np.int64)  # outmap.accumulator_dtype)
+    else:
+        acc = _rows(golden.acc[i], every, golden.n).astype(np.int64)
+    if cone.size == n_out and at.size < every.size:
         acc[at] += dacc.astype(np.int64)
-    elif cone.size:
+    elif 0 < cone.size < n_out:
         acc[np.ix_(at, cone)] += dacc.astype(np.int64)
     new = ex._output(i, layer, acc.reshape((every.size,) + tuple(base.out_shape(i))), faults, row_masks)
     changed = _Change.of(every, new.reshape(every.size, -1), _rows(golden.out[i], every, golden.n))
@@ -330,7 +338,7 @@ def _sparse_pool(golden: Golden, base, i: int, change: _Change) -> tuple[np.ndar
     if not pooled.size:
         return pooled, np.zeros((change.rows.size, 0), dtype=np.int8)
     elems = windows.ravel()
-    vals = golden.out[i - 1][np.ix_(change.rows, elems)].astype(np.int8)
+    vals = _block(golden.out[i - 1], change.rows, elems).astype(np.int8)
     k = np.minimum(np.searchsorted(positions, elems), positions.size - 1)
     hit = positions[k] == elems
     vals[:, hit] = values[:, k[hit]]
@@ -401,7 +409,7 @@ def several_layers(sim, golden: Golden, chunk: slice, resolved: Resolved) -> np.
                 continue
             if change.dense is None:
                 pooled, values = _sparse_pool(golden, base, i, change)
-                change = _Change.at(rows, pooled, values, golden.out[i][np.ix_(rows, pooled)])
+                change = _Change.at(rows, pooled, values, _block(golden.out[i], rows, pooled))
                 continue
             every = rows
             new = maxpool(lay, change.dense.reshape((rows.size,) + tuple(base.in_shape(i))))
