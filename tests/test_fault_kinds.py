@@ -339,19 +339,21 @@ def test_the_change_map_between_faulty_layers_is_the_executor_s(base, scheme, sh
     assert checked, "some input must reach the propagator changed"
 
 
-@pytest.mark.parametrize("scatter", [True, False], ids=["scatter", "cone"])
+@pytest.mark.parametrize("scatter", [True, False, None], ids=["scatter", "cone", "no-table"])
 def test_sparse_steps_equal_the_whole_layer(base, scatter, monkeypatch):
     """The change-map steps on their own: a max-pool over the windows holding a change, and a compute layer over
     the neurons the changed positions reach (their products summed one by one from the fan-out table, or the
     cone's matrix) plus the neurons faults touch, equal the whole layer computed by the executor (random change
     maps of a few positions, values anywhere in int8): the change map it returns is exactly where the layer
     differs from golden, with its values."""
-    from resilq.faultsim import multi
+    from resilq.faultsim import fanout, multi
     from resilq.ir.kernels import accumulate, maxpool
 
     model, x = _model(base, Scheme.TMR)
     monkeypatch.setattr(multi, "SPARSE_SHARE", 1.0)  # the cone however wide (the engine's cut-off is a speed choice)
     monkeypatch.setattr(multi, "SCATTER_TERMS", np.inf if scatter else 0.0)  # always / never from the fan-out table
+    if scatter is None:  # a layer too large for a table: the cone built from the geometry
+        monkeypatch.setattr(fanout, "MAX_ENTRIES", 0)
     sim = FaultSimulator(model, x, batch_size=x.shape[0])
     golden = sim._golden(0)
     ex = Executor(model)
