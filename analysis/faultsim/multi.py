@@ -18,9 +18,12 @@ are recomputed (an input whose layer output came back golden leaves until a late
 the last faulty layer the change map goes to :meth:`Propagator.exact`. Between layers the change is a change
 map (:class:`_Change`: the inputs off golden, the positions where they differ, the values there) while it is
 narrow: a compute layer is then evaluated only at the neurons it can reach (the cone of the changed
-positions) and those a fault or mask touches, from the golden accumulators plus the cone product of the
-change (:func:`_sparse_compute`), a max-pool only at the windows holding a change (:func:`_sparse_pool`); a
-wide change (above :data:`SPARSE_SHARE` of a layer) is carried whole. Every step is the executor's arithmetic
+positions) and those a fault or mask touches, from the golden accumulators plus the product of the change
+(:func:`_plain_compute`, :func:`_change_product`), a max-pool only at the windows holding a change
+(:func:`_sparse_pool`); a wide change (above :data:`SPARSE_SHARE` of a layer) is carried whole. Where each
+input changed at a few positions of its own, the product is summed term by term from the layer's fan-out table
+(:mod:`.fanout`), and per-inference masks on golden inputs are carried as (input, position, value) pairs
+(:mod:`.pairs`) through the layer and the max-pool after it. Every step is the executor's arithmetic
 (``Executor._output`` on the reached columns, ``maxpool``) on a subset of its rows, so the result is the
 executor's, input by input.
 """
