@@ -295,17 +295,23 @@ def test_faults_over_several_layers_run_layer_by_layer_and_equal_the_executor(ba
     assert 0 < hit.sum() < x.shape[0]  # the rare draw leaves some inputs clean and hits others
 
 
+@pytest.mark.parametrize(("scatter", "rounds"), [(np.inf, 16), (0.0, 16), (np.inf, 0)],
+                         ids=["scatter", "cone", "no-pairs"])
 @pytest.mark.parametrize("share", [0.0, 1.0], ids=["dense", "sparse"])
 @pytest.mark.parametrize("scheme", [None, Scheme.TMR, Scheme.SPLIT], ids=lambda s: "none" if s is None else s.label)
-def test_the_change_map_between_faulty_layers_is_the_executor_s(base, scheme, share, monkeypatch):
+def test_the_change_map_between_faulty_layers_is_the_executor_s(base, scheme, share, scatter, rounds, monkeypatch):
     """Carried as whole outputs (share 0) or as change maps over the neurons a change can reach (share 1: the
     cone of the changed positions and every neuron a fault touches, max-pools over the windows that hold a
     change), the values handed on after the last faulty layer are the executor's there, input by input, and every
-    input left out is golden there."""
-    from resilq.faultsim import multi
+    input left out is golden there. Per-inference masks at a layer with golden inputs are evaluated at their
+    (input, neuron) pairs and pooled pair by pair (``rounds``: up to 16 masks at one neuron; 0: never), and the
+    change at a compute layer's input is summed from its fan-out table (``scatter``) or through the cone."""
+    from resilq.faultsim import multi, pairs
 
     model, x = _model(base, scheme)
     monkeypatch.setattr(multi, "SPARSE_SHARE", share)
+    monkeypatch.setattr(multi, "SCATTER_TERMS", scatter)  # input changes summed from the fan-out table, or not
+    monkeypatch.setattr(pairs, "MAX_ROUNDS", rounds)  # per-input masks carried as (input, position) pairs, or not
     faults = [BerFault(p, "outputs", s, per) for p, s, per in ((3e-3, 1, "run"), (1e-3, 2, "inference"),
                                                                (5e-3, 3, "inference"))]
     faults.append(LaneFault(2, None, 0x10, FaultMode.FLIP, 4))
@@ -333,15 +339,21 @@ def test_the_change_map_between_faulty_layers_is_the_executor_s(base, scheme, sh
     assert checked, "some input must reach the propagator changed"
 
 
-def test_sparse_steps_equal_the_whole_layer(base, monkeypatch):
+@pytest.mark.parametrize("scatter", [True, False, None], ids=["scatter", "cone", "no-table"])
+def test_sparse_steps_equal_the_whole_layer(base, scatter, monkeypatch):
     """The change-map steps on their own: a max-pool over the windows holding a change, and a compute layer over
-    the cone of the changed positions plus the neurons faults touch, equal the whole layer computed by the
-    executor at those places (random change maps of a few positions, values anywhere in int8)."""
-    from resilq.faultsim import multi
+    the neurons the changed positions reach (their products summed one by one from the fan-out table, or the
+    cone's matrix) plus the neurons faults touch, equal the whole layer computed by the executor (random change
+    maps of a few positions, values anywhere in int8): the change map it returns is exactly where the layer
+    differs from golden, with its values."""
+    from resilq.faultsim import fanout, multi
     from resilq.ir.kernels import accumulate, maxpool
 
     model, x = _model(base, Scheme.TMR)
     monkeypatch.setattr(multi, "SPARSE_SHARE", 1.0)  # the cone however wide (the engine's cut-off is a speed choice)
+    monkeypatch.setattr(multi, "SCATTER_TERMS", np.inf if scatter else 0.0)  # always / never from the fan-out table
+    if scatter is None:  # a layer too large for a table: the cone built from the geometry
+        monkeypatch.setattr(fanout, "MAX_ENTRIES", 0)
     sim = FaultSimulator(model, x, batch_size=x.shape[0])
     golden = sim._golden(0)
     ex = Executor(model)
@@ -359,13 +371,18 @@ def test_sparse_steps_equal_the_whole_layer(base, monkeypatch):
         pchange = multi._Change(rows, pooled, got)
         fault = Fault(2, 5, 0x24, FaultMode.FLIP)
         every = np.union1d(rows, [0, 1])
-        cols, new = multi._sparse_compute(ex, golden, model, 2, pchange, every, [fault], None)
-        assert 5 in cols
+        new = multi._plain_compute(sim, golden, model, 2, pchange, every, [fault], None)
         pool_out = pchange.full(golden, 1).reshape((rows.size,) + tuple(model.in_shape(2)))
         xin = golden.out[1][every].astype(np.int8).reshape((every.size,) + tuple(model.in_shape(2)))
         xin[np.searchsorted(every, rows)] = pool_out
         want = ex._output(2, model.layers[2], accumulate(model.layers[2], xin, ex._weights[2]), [fault])
-        assert np.array_equal(new, want.reshape(every.size, -1)[:, cols])
+        want = want.reshape(every.size, -1)
+        old = golden.out[2][every]
+        differs = want != old
+        assert differs.any() and new is not None
+        assert np.array_equal(new.rows, every[differs.any(axis=1)])
+        assert np.array_equal(new.full(golden, 2), want[differs.any(axis=1)])
+        assert set(new.positions.tolist()) >= set(np.flatnonzero(differs.any(axis=0)).tolist())
 
 
 def _documented_masks(model, f, rows):

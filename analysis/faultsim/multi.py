@@ -18,9 +18,12 @@ are recomputed (an input whose layer output came back golden leaves until a late
 the last faulty layer the change map goes to :meth:`Propagator.exact`. Between layers the change is a change
 map (:class:`_Change`: the inputs off golden, the positions where they differ, the values there) while it is
 narrow: a compute layer is then evaluated only at the neurons it can reach (the cone of the changed
-positions) and those a fault or mask touches, from the golden accumulators plus the cone product of the
-change (:func:`_sparse_compute`), a max-pool only at the windows holding a change (:func:`_sparse_pool`); a
-wide change (above :data:`SPARSE_SHARE` of a layer) is carried whole. Every step is the executor's arithmetic
+positions) and those a fault or mask touches, from the golden accumulators plus the product of the change
+(:func:`_plain_compute`, :func:`_change_product`), a max-pool only at the windows holding a change
+(:func:`_sparse_pool`); a wide change (above :data:`SPARSE_SHARE` of a layer) is carried whole. Where each
+input changed at a few positions of its own, the product is summed term by term from the layer's fan-out table
+(:mod:`.fanout`), and per-inference masks on golden inputs are carried as (input, position, value) pairs
+(:mod:`.pairs`) through the layer and the max-pool after it. Every step is the executor's arithmetic
 (``Executor._output`` on the reached columns, ``maxpool``) on a subset of its rows, so the result is the
 executor's, input by input.
 """
@@ -37,11 +40,17 @@ from ..ir.kernels import accumulate, maxpool, weight_matrix_of
 from ..ir.layers import Conv2d, Flatten, Linear, MaxPool2d
 from .geometry import compute_cone, pool_cone
 from .golden import Golden
+from .pairs import Pairs, masked_pairs, pool_pairs
 
 #: Above this share of a layer's input values changed (union over the inputs in play), the layer is convolved
 #: afresh instead of updated by the cone of the change: the cone's products grow with the changed values, the
 #: convolution's with all of them.
 SPARSE_SHARE = 0.25
+#: A change at a compute layer's input is summed product by product from the layer's fan-out table
+#: (:mod:`.fanout`) while its products are at most this many times the changed rows' outputs: then the sum
+#: touches fewer numbers than one requantization of those rows, where a cone product or a convolution
+#: multiplies mostly zeros (per-inference flips: a few positions per input, their union wide).
+SCATTER_TERMS = 1.0
 
 
 def single_layer(resolved: Resolved, base_model) -> int | None:
@@ -164,8 +173,8 @@ def _faulty_rows(resolved: Resolved, base_model, n: int, masks: dict[int, np.nda
     for i, (a, b) in enumerate(zip(base_model.layers, resolved.model.layers)):
         if a is not b or i in resolved.shadow_layers:
             rows[i] = np.ones(n, dtype=bool)
-    for f in resolved.faults:
-        rows[f.layer] = np.ones(n, dtype=bool)
+    for layer in {f.layer for f in resolved.faults}:
+        rows[layer] = np.ones(n, dtype=bool)
     for i, m in masks.items():
         hit = m.any(axis=1)
         rows[i] = rows[i] | hit if i in rows else hit
@@ -175,6 +184,11 @@ def _faulty_rows(resolved: Resolved, base_model, n: int, masks: dict[int, np.nda
 def _rows(arr: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
     """``arr[rows]`` for sorted distinct ``rows``; ``arr`` itself (no copy) when they are all ``n`` rows."""
     return arr if rows.size == n else arr[rows]
+
+
+def _block(arr: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``arr[np.ix_(rows, cols)]`` for sorted distinct ``rows``; a take of columns when they are all the rows."""
+    return arr.take(cols, axis=1) if rows.size == arr.shape[0] else arr[np.ix_(rows, cols)]
 
 
 def _touched_neurons(faults, row_masks: np.ndarray | None, n_out: int, prot) -> np.ndarray:
@@ -240,29 +254,83 @@ class _Change:
         return where, self.dense[:, where]
 
 
-def _sparse_compute(ex, golden: Golden, base, i: int, change: _Change | None, every: np.ndarray, faults,
-                    row_masks) -> tuple[np.ndarray, np.ndarray] | None:
-    """Layer ``i``'s new outputs of inputs ``every`` at the neurons a change can reach (the cone of the changed
-    input positions, and every neuron a fault or mask touches), from the golden accumulators plus the cone
-    product of the change; None where those neurons are more than :data:`SPARSE_SHARE` of the layer (the caller
-    then computes the layer whole). Returns ``(cols, values)``."""
+def _as_change(change, golden: Golden, layer: int):
+    """``change`` (at ``layer``'s output) as a :class:`_Change` (a :class:`.pairs.Pairs` with shared columns)."""
+    if isinstance(change, Pairs):
+        return _Change(change.rows, *change.block(golden, layer))
+    return change
+
+
+def _change_product(sim, golden: Golden, base, i: int, change: _Change) -> tuple[np.ndarray, np.ndarray]:
+    """``(cols, Δacc)``: the accumulator change of compute layer ``i`` for the change at its input, at the neurons
+    ``cols`` (sorted) it reaches, one row per changed input (float64, exact integers). Where the products of
+    every changed (input, position) with the neurons its position feeds are fewer than the rows' outputs, they
+    are summed one by one (:mod:`.fanout`); else the cone of the changed positions is multiplied by the change
+    while it is narrow, or the rows' inputs are convolved afresh."""
     layer = base.layers[i]
-    n_out = base.out_size(i)
+    table = sim.fanout[i]
+    if isinstance(change, Pairs):
+        if table is not None and table.terms(change.positions) <= SCATTER_TERMS * change.rows.size * table.n_out:
+            dacc = table.scatter(change.at, change.positions, change.delta(golden, i - 1), change.rows.size)
+            cols = np.flatnonzero(dacc.any(axis=0))
+            return cols, dacc[:, cols]
+        change = _as_change(change, golden, i - 1)
+    positions, values = change.sparse(golden, i - 1)
+    if not positions.size:
+        return positions, np.zeros((change.rows.size, 0))
+    delta = values.astype(np.float64) - _block(golden.out[i - 1], change.rows, positions)
+    if table is not None and table.terms(positions, delta != 0) <= SCATTER_TERMS * change.rows.size * table.n_out:
+        r, s = np.nonzero(delta)
+        dacc = table.scatter(r, positions[s], delta[r, s], change.rows.size)
+        cols = np.flatnonzero(dacc.any(axis=0))
+        return cols, dacc[:, cols]
+    if positions.size <= SPARSE_SHARE * golden.out[i - 1].shape[1] or not isinstance(layer, Conv2d):
+        if table is None:
+            cols, m = compute_cone(layer, base.in_shape(i), base.out_shape(i), positions, np.float64)
+            return cols, delta @ m
+        dacc = delta.astype(table.dtype) @ table.rows(positions)
+        cols = np.flatnonzero(dacc.any(axis=0))
+        return cols, dacc if cols.size == dacc.shape[1] else dacc[:, cols]
+    x = change.full(golden, i - 1).reshape((change.rows.size,) + tuple(base.in_shape(i)))
+    acc = accumulate(layer, x, sim._executor._weights[i]).reshape(change.rows.size, -1)
+    return np.arange(acc.shape[1]), acc - golden.acc[i][change.rows]
+
+
+def _plain_compute(sim, golden: Golden, base, i: int, change: _Change | Pairs | None, every: np.ndarray, faults,
+                   row_masks) -> _Change | Pairs | None:
+    """Layer ``i``'s change (None: none) for the inputs ``every`` (the changed ones and those joining here), when
+    its stored words are the clean ones: the golden accumulators plus the change's product
+    (:func:`_change_product`), then the executor's requantize / inject / correct -- only at the neurons the
+    change reaches and those a fault or mask touches while they are at most :data:`SPARSE_SHARE` of the layer,
+    else over whole rows."""
+    ex, layer, n_out = sim._executor, base.layers[i], base.out_size(i)
+    if change is None and not faults and row_masks is not None:  # golden inputs, each with masks of its own
+        pairs = masked_pairs(ex, golden, base, i, every, row_masks)
+        if pairs is not False:
+            return pairs
     touched = _touched_neurons(faults, row_masks, n_out, layer.protection)
-    cone_cols = np.zeros(0, dtype=np.int64)
+    cone, dacc = np.zeros(0, dtype=np.int64), None
     if change is not None and change.rows.size:
-        positions, values = change.sparse(golden, i - 1)
-        if positions.size:
-            cone_cols, m = compute_cone(layer, base.in_shape(i), base.out_shape(i), positions, np.float64)
-    cols = np.union1d(cone_cols, touched) if touched.size else cone_cols
-    if cols.size > SPARSE_SHARE * n_out:
-        return None
-    acc = golden.acc[i][np.ix_(every, cols)].astype(np.int64)
-    if cone_cols.size:
+        cone, dacc = _change_product(sim, golden, base, i, change)
         at = np.searchsorted(every, change.rows)
-        delta = values.astype(np.float64) - golden.out[i - 1][np.ix_(change.rows, positions)]
-        acc[np.ix_(at, np.searchsorted(cols, cone_cols))] += (delta @ m).astype(np.int64)
-    return cols, ex._output(i, layer, acc, faults, row_masks, None, cols)
+    cols = np.union1d(cone, touched) if touched.size else cone
+    if cols.size <= SPARSE_SHARE * n_out:
+        acc = _block(golden.acc[i], every, cols).astype(np.int64)
+        if cone.size:
+            acc[np.ix_(at, np.searchsorted(cols, cone))] += dacc.astype(np.int64)
+        new = ex._output(i, layer, acc, faults, row_masks, None, cols)
+        return _Change.at(every, cols, new, _block(golden.out[i], every, cols))
+    if cone.size == n_out and at.size == every.size:  # every input changed, at every neuron: one sum (exact, see
+        acc = (_rows(golden.acc[i], every, golden.n) + dacc).astype(np.int64)  # outmap.accumulator_dtype)
+    else:
+        acc = _rows(golden.acc[i], every, golden.n).astype(np.int64)
+    if cone.size == n_out and at.size < every.size:
+        acc[at] += dacc.astype(np.int64)
+    elif 0 < cone.size < n_out:
+        acc[np.ix_(at, cone)] += dacc.astype(np.int64)
+    new = ex._output(i, layer, acc.reshape((every.size,) + tuple(base.out_shape(i))), faults, row_masks)
+    changed = _Change.of(every, new.reshape(every.size, -1), _rows(golden.out[i], every, golden.n))
+    return changed if changed.rows.size else None
 
 
 def _sparse_pool(golden: Golden, base, i: int, change: _Change) -> tuple[np.ndarray, np.ndarray]:
@@ -273,7 +341,7 @@ def _sparse_pool(golden: Golden, base, i: int, change: _Change) -> tuple[np.ndar
     if not pooled.size:
         return pooled, np.zeros((change.rows.size, 0), dtype=np.int8)
     elems = windows.ravel()
-    vals = golden.out[i - 1][np.ix_(change.rows, elems)].astype(np.int8)
+    vals = _block(golden.out[i - 1], change.rows, elems).astype(np.int8)
     k = np.minimum(np.searchsorted(positions, elems), positions.size - 1)
     hit = positions[k] == elems
     vals[:, hit] = values[:, k[hit]]
@@ -304,14 +372,12 @@ def several_layers(sim, golden: Golden, chunk: slice, resolved: Resolved) -> np.
             if not rows.size and not join.size:
                 continue
             every = np.union1d(rows, join)
-            row_masks = masks[i][every] if i in masks else None
+            row_masks = _rows(masks[i], every, n) if i in masks else None
             plain = lay is base.layers[i] and i not in resolved.shadow_layers and i != base.classifier_index
-            step = _sparse_compute(ex, golden, base, i, change, every, by_layer.get(i, ()), row_masks) \
-                if plain else None
-            if step is not None:  # a narrow change: only the neurons it can reach
-                cols, new = step
-                change = _Change.at(every, cols, new, golden.out[i][np.ix_(every, cols)])
+            if plain:
+                change = _plain_compute(sim, golden, base, i, change, every, by_layer.get(i, ()), row_masks)
                 continue
+            change = _as_change(change, golden, i - 1)
             x = None if not rows.size else change.full(golden, i - 1).reshape((rows.size,) + tuple(base.in_shape(i)))
             changed_words = lay is not base.layers[i]
             parts, order, shadow_parts = [], [], []
@@ -341,9 +407,12 @@ def several_layers(sim, golden: Golden, chunk: slice, resolved: Resolved) -> np.
         elif not rows.size:
             continue
         elif isinstance(lay, MaxPool2d):
+            if isinstance(change, Pairs):
+                change = pool_pairs(golden, base, i, change)
+                continue
             if change.dense is None:
                 pooled, values = _sparse_pool(golden, base, i, change)
-                change = _Change.at(rows, pooled, values, golden.out[i][np.ix_(rows, pooled)])
+                change = _Change.at(rows, pooled, values, _block(golden.out[i], rows, pooled))
                 continue
             every = rows
             new = maxpool(lay, change.dense.reshape((rows.size,) + tuple(base.in_shape(i))))
@@ -355,6 +424,7 @@ def several_layers(sim, golden: Golden, chunk: slice, resolved: Resolved) -> np.
         if not change.rows.size:
             change = None
     if change is not None:  # past the last faulty layer: the change map, exactly, through the rest of the network
+        change = _as_change(change, golden, last)
         positions, values = change.sparse(golden, last)
         out[change.rows] = sim.propagator.exact(golden, last, positions, change.rows,
                                                 values.astype(golden.out[last].dtype))

@@ -22,6 +22,7 @@ from ..ir.executor import Executor, check_input
 from ..ir.layers import neuron_shift
 from ..ir.model import Model
 from .backend import array_backend
+from .fanout import FanoutTables
 from .golden import Golden
 from .propagate import Propagator
 from .spill import GoldenSpill
@@ -106,6 +107,7 @@ class FaultSimulator:
         self.batch_size = int(batch_size)
         self.propagator = Propagator(model, backend=array_backend(device))
         self._executor = Executor(model)
+        self.fanout = FanoutTables(model)  # per compute layer, built on first use (the multi-layer faults, :mod:`.multi`)
         self._starts = list(range(0, self.n, self.batch_size))
         # Golden chunks are kept while they fit ``cache_bytes`` (all of them for a small set; for a large one the
         # first ones, the rest recomputed per call: see :func:`chunk_for_campaign`).
