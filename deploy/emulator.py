@@ -280,20 +280,12 @@ class EmulatedAccelerator:
             return Outputs(int(exc.status) | (exc.descriptor << 8), cycles)
         except UnsupportedModelError as exc:
             raise EmulatorError(f"the emulator cannot run this memory image: {exc}") from None
-        fault, once = self._fault(image)
-        upset_cycles: dict[int, int] = {}  # descriptor -> the kernel's cycles loading and applying its upsets
+        # the kernel arms (and, for a one-shot, records the TOKEN) before it runs any descriptor; with UPSETS it
+        # ignores FI_LAYER/FI_SLOT/FI_MASK/FI_MODE, and a one-shot that is not armed never reads the list
         if upsets:
-            items = act[list_at:list_at + 8 * list_count].view("<u8")
-            try:
-                masks = upset_list.decode(image.model, [d.ir_layer for d in image.descriptors], items)
-            except upset_list.UpsetError as exc:  # the kernel ran the descriptors before, then stopped
-                cycles += (sum(cyc.layer_cycles(p, cfg, n, kept, warm).total for p in image.plans[:exc.descriptor])
-                           + (exc.descriptor + 1) * (fmt.DESC_WORDS + cfg.latency.descriptor))
-                return Outputs(int(exc.status) | (exc.descriptor << 8), cycles)
-            fault = upset_list.faults(masks)
-            counts = upset_list.layer_counts(items)
-            upset_cycles = {k: cyc.upset_cycles(cfg, *counts.get(d.ir_layer, (0, 0)))
-                            for k, d in enumerate(image.descriptors) if d.flags & fmt.Flag.NEURONS}
+            fault, once = None, bool(rm.FI_CTRL.field("ONCE").get(fi_ctrl))
+        else:
+            fault, once = self._fault(image)
         token = rm.FI_CTRL.field("TOKEN").get(fi_ctrl)
         armed = np.zeros(n, dtype=bool)
         if rm.FI_CTRL.field("EN").get(fi_ctrl):
@@ -303,6 +295,19 @@ class EmulatedAccelerator:
                     self.last_token = token
             else:
                 armed[:] = True
+        upset_cycles: dict[int, int] = {}  # descriptor -> the kernel's cycles loading and applying its upsets
+        if upsets and armed.any():
+            items = act[list_at:list_at + 8 * list_count].view("<u8")
+            try:
+                masks = upset_list.decode(image.model, [d.ir_layer for d in image.descriptors], items)
+            except upset_list.UpsetError as exc:  # the kernel ran the descriptors before, then stopped
+                cycles += (sum(cyc.layer_cycles(p, cfg, n, kept, warm).total for p in image.plans[:exc.descriptor])
+                           + (exc.descriptor + 1) * (fmt.DESC_WORDS + cfg.latency.descriptor))
+                return Outputs(int(exc.status) | (exc.descriptor << 8), cycles)
+            fault = upset_list.faults(masks)
+            neurons = [k for k, d in enumerate(image.descriptors) if d.flags & fmt.Flag.NEURONS]
+            counts = upset_list.layer_counts(items, [image.descriptors[k].ir_layer for k in neurons])
+            upset_cycles = {k: cyc.upset_cycles(cfg, *counts[image.descriptors[k].ir_layer]) for k in neurons}
         first, layout = image.descriptors[0], image.plans[0].in_layout
         x = layout.decode(np.stack([act[first.in_addr + i * first.in_stride:][:layout.nbytes]
                                     for i in range(n)]).view(np.int8))

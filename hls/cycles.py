@@ -189,11 +189,11 @@ def layer_cycles(plan: LayerPlan, config: AccelConfig, images: int = 1, kept: bo
     return total
 
 
-def upset_cycles(config: AccelConfig, items: int, originals: int) -> int:
+def upset_cycles(config: AccelConfig, read: int, originals: int) -> int:
     """Cycles output upsets add to a neuron layer (FI_CTRL.UPSETS, ``hls/include/resilq/upsets.hpp``): the list's
-    read start-up and one per item loaded, one per original slot flipped after its tile (the shadow copies flip in
-    the corrector's own cycles)."""
-    return config.latency.load_input + items + originals
+    read start-up and one per item its load reads (:func:`resilq.hls.upset_list.layer_counts`), one per original
+    slot flipped after its tile (the shadow copies flip in the corrector's own cycles)."""
+    return config.latency.load_input + read + originals
 
 
 @dataclass(frozen=True)

@@ -117,7 +117,7 @@ class Status(IntEnum):
     SHADOW_OVERFLOW = 8  # a PE lane received more shadow values than its buffer holds
     BATCH_RANGE = 9  # N_IMAGES exceeds the batch the image was packed for
     LAYOUT = 10  # an activation address/stride not a multiple of 8, or DENSE_IN where the kernel cannot read it
-    UPSETS = 11  # the upset list (FI_CTRL.UPSETS) out of order, out of range or over a layer's capacity
+    UPSETS = 11  # an upset-list item out of order, outside its layer, with an empty mask or a copy the scheme lacks; over a layer's capacity; or of no neuron layer
 
     @property
     def meaning(self) -> str:
@@ -135,7 +135,8 @@ _STATUS_TEXT = {
     Status.FAULT_CONFIG: "fault injection enabled with a zero mask, an unknown mode or a lane beyond PE",
     Status.SHADOW_OVERFLOW: "a PE lane's shadow buffer overflowed",
     Status.BATCH_RANGE: "N_IMAGES exceeds the batch the memory image was packed for",
-    Status.UPSETS: "the upset list has an item out of order, beyond its layer's slots or over the layer capacity",
+    Status.UPSETS: "the upset list has an item out of order, beyond its layer's slots, with an empty mask or a copy the "
+                   "scheme does not have, more items than a layer holds, or items of no neuron layer",
     Status.LAYOUT: "an activation address or stride is not a multiple of 8 bytes, or a dense input the layer cannot read, or a region that lies past the image",
 }
 

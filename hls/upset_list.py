@@ -79,15 +79,20 @@ def faults(masks: dict[int, np.ndarray]) -> list[Fault]:
             for s in np.flatnonzero(m).tolist()]
 
 
-def layer_counts(items: np.ndarray) -> dict[int, tuple[int, int]]:
-    """``{layer: (items, original-slot items)}`` of a list: what the kernel's cycles per layer depend on
-    (:func:`resilq.hls.cycles.upset_cycles`)."""
-    out: dict[int, tuple[int, int]] = {}
-    for word in np.asarray(items, dtype=np.uint64).tolist():
-        hi = word >> 32
-        layer, shadow = _HI_LAYER.get(hi), _HI_SHADOW.get(hi)
-        n, orig = out.get(layer, (0, 0))
-        out[layer] = (n + 1, orig + (0 if shadow else 1))
+def layer_counts(items: np.ndarray, layers) -> dict[int, tuple[int, int]]:
+    """``{layer: (items its load reads, original slots it flips)}`` for the neuron ``layers`` in execution order: what
+    the kernel's cycles per layer depend on (:func:`resilq.hls.cycles.upset_cycles`). A layer's load reads the rest
+    of the list up to one item past the capacity (one burst of a length known before it starts, upsets.hpp
+    ``upset_span``), whatever of it is the layer's."""
+    words = np.asarray(items, dtype=np.uint64)
+    hi = (words >> np.uint64(32)).astype(np.int64)
+    at = (hi >> _HI_LAYER.lsb) & ((1 << _HI_LAYER.width) - 1)
+    shadow = ((hi >> _HI_SHADOW.lsb) & 1).astype(bool)
+    out, used = {}, 0
+    for layer in layers:
+        mine = at == layer
+        out[layer] = (min(words.size - used, rm.UPSET_CAPACITY + 1), int(np.count_nonzero(mine & ~shadow)))
+        used += int(np.count_nonzero(mine))
     return out
 
 

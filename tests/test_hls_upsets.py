@@ -68,8 +68,8 @@ def expected(model, x, fault, config):
         flips = upset_list.faults(masks)
         hits += len(flips)
         corrections += expected_corrections(ex_model, x[i:i + 1], flips)
-        counts = upset_list.layer_counts(upset_list.encode(model, masks))
-        cycles += base + sum(upset_cycles(config, *counts.get(layer, (0, 0))) for layer in model.neuron_layers)
+        counts = upset_list.layer_counts(upset_list.encode(model, masks), model.neuron_layers)
+        cycles += base + sum(upset_cycles(config, *counts[layer]) for layer in model.neuron_layers)
     return hits, corrections, cycles
 
 

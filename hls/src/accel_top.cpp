@@ -161,7 +161,7 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, uint64_t* act_
         const bool armed_first = fi_en && (!fi_once || token != resilq::state::fi_last_token);
         const bool armed_rest = fi_en && !fi_once;
         if (code == image::STATUS_OK && fi_en && fi_once && armed_first) resilq::state::fi_last_token = token;
-        resilq::UpsetRange ups = {upsets && armed_first, fi_list / 8, fi_count, 0u, 0u, 0u, 0u, 0u};
+        resilq::UpsetRange ups = {upsets && armed_first, fi_list / 8, fi_count, 0u, 0u, 0u, 0u, 0u, 0u};
     layers:  // sequential: one layer descriptor per iteration
         for (uint32_t l = 0; l < n_desc && code == image::STATUS_OK; ++l) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=64

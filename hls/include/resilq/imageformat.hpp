@@ -64,7 +64,7 @@ constexpr uint32_t STATUS_FAULT_CONFIG = 7u;  // fault injection enabled with a 
 constexpr uint32_t STATUS_SHADOW_OVERFLOW = 8u;  // a PE lane's shadow buffer overflowed
 constexpr uint32_t STATUS_BATCH_RANGE = 9u;  // N_IMAGES exceeds the batch the memory image was packed for
 constexpr uint32_t STATUS_LAYOUT = 10u;  // an activation address or stride is not a multiple of 8 bytes, or a dense input the layer cannot read, or a region that lies past the image
-constexpr uint32_t STATUS_UPSETS = 11u;  // the upset list has an item out of order, beyond its layer's slots or over the layer capacity
+constexpr uint32_t STATUS_UPSETS = 11u;  // the upset list has an item out of order, beyond its layer's slots, with an empty mask or a copy the scheme does not have, more items than a layer holds, or items of no neuron layer
 
 }  // namespace image
 }  // namespace resilq

@@ -24,11 +24,13 @@ namespace resilq {
 typedef uint64_t UpsetBuffer[regmap::UPSET_CAPACITY];
 
 // The current layer's items in the upset buffer: originals [0, orig), shadow items [orig, count); `at` the next
-// original to apply, `sh` the next shadow item; `next` the list index of the next layer's first item.
+// original to apply, `sh` the next shadow item and `cur` its word (read ahead, so the corrector compares a register
+// and its next read address never waits for a compare); `next` the list index of the next layer's first item.
 struct UpsetRange {
     bool active;  // FI_CTRL.EN with UPSETS, armed for this inference
     uint32_t list_word, list_count, next;
     uint32_t orig, count, at, sh;
+    uint64_t cur;
 };
 
 inline uint32_t upset_lo(uint64_t item, uint32_t mask, uint32_t lsb) { return (uint32_t(item) & mask) >> lsb; }
@@ -36,24 +38,32 @@ inline uint32_t upset_hi(uint64_t item, uint32_t mask, uint32_t lsb) {
     return (uint32_t(item >> 32) & mask) >> lsb;
 }
 
+// Items a layer's load reads: the rest of the list, at most one past the capacity (the one that tells a full layer
+// from an overfull one) -- a count known before the loop, so the reads are one burst (UG1399 "AXI Burst Transfers":
+// a loop bound known at its start), not one round trip per item.
+inline uint32_t upset_span(uint32_t left) { return left < regmap::UPSET_CAPACITY + 1 ? left : regmap::UPSET_CAPACITY + 1; }
+
 // Loads neuron layer d's items from the list (activation master) into `buf`; the cycles: the read's start-up and
-// one per item. A bad item -- an earlier layer's (the list is out of order), over the layer capacity, a slot outside
-// the layer, keys not increasing, an empty mask, a second copy where the scheme has one -- sets `error`.
+// one per item read (upset_span: items past the layer's are read and left for the next layer's load). A bad item
+// of the layer -- over the capacity, a slot outside the layer, keys not increasing, an empty mask, a second copy
+// where the scheme has one -- or an item of an earlier layer before the layer's last sets `error`.
 template <class Cfg>
 uint64_t load_upsets(const uint64_t* act_mem, const LayerDesc& d, const LayerGeom& g, UpsetBuffer& buf,
                      UpsetRange& u, uint32_t& error) {
     u.orig = u.count = u.at = u.sh = 0;
+    u.cur = 0;
     const uint32_t extra = g.copies - 1;
+    const uint32_t span = upset_span(u.list_count - u.next);
     uint32_t last_key = 0, n = 0;
-    bool any = false, shadows = false;
+    bool any = false, shadows = false, taking = true, bad = false;
 load_upsets:
-    for (;;) {
+    for (uint32_t i = 0; i < span; ++i) {
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=0 max=1024
-        if (u.next >= u.list_count || error != image::STATUS_OK) break;
-        const uint64_t item = probe::load<probe::ACT>(act_mem, u.list_word + u.next);
+#pragma HLS LOOP_TRIPCOUNT min=0 max=1025
+        const uint64_t item = probe::load<probe::ACT>(act_mem, u.list_word + u.next + i);
         const uint32_t layer = upset_hi(item, regmap::UPSET_HI_LAYER_MASK, regmap::UPSET_HI_LAYER_LSB);
-        if (layer > d.ir_layer) break;  // the next layer's
+        if (layer > d.ir_layer) taking = false;  // the next layer's, and everything after it
+        if (!taking || bad) continue;
         const uint32_t mask = upset_lo(item, regmap::UPSET_LO_MASK_MASK, regmap::UPSET_LO_MASK_LSB);
         const uint32_t mask2 = upset_lo(item, regmap::UPSET_LO_MASK2_MASK, regmap::UPSET_LO_MASK2_LSB);
         const uint32_t index = upset_lo(item, regmap::UPSET_LO_INDEX_MASK, regmap::UPSET_LO_INDEX_LSB);
@@ -66,20 +76,22 @@ load_upsets:
                                         (extra > 1 || mask2 == 0))
                                      : (!shadows && channel < d.out_c && index < g.slot_hw && mask != 0 && mask2 == 0);
         if (layer < d.ir_layer || n >= regmap::UPSET_CAPACITY || !ordered || !in_range) {
-            error = image::STATUS_UPSETS;
-            break;
+            bad = true;
+            continue;
         }
         buf[n] = item;
         ++n;
-        ++u.next;
         if (!shadow) u.orig = n;
         shadows = shadows || shadow;
         any = true;
         last_key = key;
     }
+    if (bad) error = image::STATUS_UPSETS;
+    u.next += n;
     u.count = n;
     u.sh = u.orig;
-    return uint64_t(n) + Cfg::Latency::LOAD_INPUT;
+    if (u.orig < n) u.cur = buf[u.orig];
+    return uint64_t(span) + Cfg::Latency::LOAD_INPUT;
 }
 
 // After a tile: XOR its original slots (channels c0 .. c0 + rows - 1 of the one image) in the output buffer, at the
@@ -110,18 +122,20 @@ apply_upsets:
 }
 
 // The corrector's look-up: the masks of layer-local critical entry `entry`'s copies (0 when the list has none),
-// consuming its item.
+// consuming its item. The compare is on `cur`, read one item ahead: the buffer read of this call (the item after
+// `sh`) has an address that depends on the previous calls only, never on this call's compare.
 inline void shadow_upsets(const UpsetBuffer& buf, UpsetRange& u, uint32_t entry, uint8_t& m1, uint8_t& m2,
                           RunCounters& ctr) {
 #pragma HLS INLINE
     m1 = m2 = 0;
+    const uint64_t ahead = buf[u.sh + 1 < regmap::UPSET_CAPACITY ? u.sh + 1 : 0u];
     if (!u.active || u.sh >= u.count) return;
-    const uint64_t item = buf[u.sh];
-    if (upset_lo(item, regmap::UPSET_LO_INDEX_MASK, regmap::UPSET_LO_INDEX_LSB) != entry) return;
-    m1 = upset_lo(item, regmap::UPSET_LO_MASK_MASK, regmap::UPSET_LO_MASK_LSB);
-    m2 = upset_lo(item, regmap::UPSET_LO_MASK2_MASK, regmap::UPSET_LO_MASK2_LSB);
+    if (upset_lo(u.cur, regmap::UPSET_LO_INDEX_MASK, regmap::UPSET_LO_INDEX_LSB) != entry) return;
+    m1 = upset_lo(u.cur, regmap::UPSET_LO_MASK_MASK, regmap::UPSET_LO_MASK_LSB);
+    m2 = upset_lo(u.cur, regmap::UPSET_LO_MASK2_MASK, regmap::UPSET_LO_MASK2_LSB);
     ctr.fi_hits += (m1 != 0 ? 1u : 0u) + (m2 != 0 ? 1u : 0u);
     ++u.sh;
+    u.cur = ahead;
 }
 
 }  // namespace resilq
