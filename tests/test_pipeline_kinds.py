@@ -43,20 +43,25 @@ def test_default_kind_is_output_and_kinds_load():
     assert ber.ber == (0.001, 0.01) and ber.repetitions == 3
 
 
-@pytest.mark.parametrize("kind, cli", [("weight", []), ("lane", ["--pe", "2"])])
-def test_pipeline_sweep_with_a_kind_equals_resilq_campaign(tmp_path, capsys, kind, cli):
-    rng = np.random.default_rng(5)
-    model = random_model(rng, shape=(1, 28, 28), classes=10, channels=(2, 3))
+def _small_pipeline(tmp_path, seed: int, campaign: dict, **sections):
+    """A small random model (28 x 28 inputs) and a pipeline config around it (TMR at 10 %, PE 2); returns (model path, toml)."""
+    model = random_model(np.random.default_rng(seed), shape=(1, 28, 28), classes=10, channels=(2, 3))
     path = save_model(model, tmp_path / "m.rq")
     config = from_dict({
         "run": {"out": str(tmp_path / "run")},
         "model": {"path": str(path), "dataset": "digits"},
         "analysis": {"inputs": 4},
         "harden": {"schemes": ["tmr"], "protect_fraction": 0.1},
-        "campaign": {"kind": kind, "faults": 10, "images": 12, "seed": 3, "protect_fractions": [0.1]},
-        "hls": {"pe": 2}}).check()
+        "campaign": {"seed": 3, "protect_fractions": [0.1], **campaign},
+        "hls": {"pe": 2}, **sections}).check()
     toml = tmp_path / "p.toml"
     toml.write_text(to_toml(config))
+    return path, toml
+
+
+@pytest.mark.parametrize("kind, cli", [("weight", []), ("lane", ["--pe", "2"])])
+def test_pipeline_sweep_with_a_kind_equals_resilq_campaign(tmp_path, capsys, kind, cli):
+    path, toml = _small_pipeline(tmp_path, 5, {"kind": kind, "faults": 10, "images": 12})
     assert main(["pipeline", "run", str(toml), "--to", "campaign"]) == 0
     summary = json.loads((tmp_path / "run" / "campaign" / "summary.json").read_text())
     assert summary["fault_kind"] == kind and summary["trust_engine_executor"]["status"] == "pass"
@@ -101,19 +106,8 @@ def test_faults_above_the_population_inject_the_whole_population(capsys, kind, p
 def test_the_deploy_step_runs_the_campaign_kind_on_the_device(tmp_path, kind, extra):
     """The deploy step's device campaign is of the campaign step's kind (lane faults through the registers, BER on
     outputs through upset lists) and equals the engine's fault by fault."""
-    rng = np.random.default_rng(6)
-    model = random_model(rng, shape=(1, 28, 28), classes=10, channels=(2, 3))
-    path = save_model(model, tmp_path / "m.rq")
-    config = from_dict({
-        "run": {"out": str(tmp_path / "run")},
-        "model": {"path": str(path), "dataset": "digits"},
-        "analysis": {"inputs": 4},
-        "harden": {"schemes": ["tmr"], "protect_fraction": 0.1},
-        "campaign": {"kind": kind, "faults": 6, "images": 8, "seed": 3, "protect_fractions": [0.1], **extra},
-        "deploy": {"faults": 6, "images": 8},
-        "hls": {"pe": 2}}).check()
-    toml = tmp_path / "p.toml"
-    toml.write_text(to_toml(config))
+    _, toml = _small_pipeline(tmp_path, 6, {"kind": kind, "faults": 6, "images": 8, **extra},
+                              deploy={"faults": 6, "images": 8})
     assert main(["pipeline", "run", str(toml), "--to", "deploy"]) == 0
     summary = json.loads((tmp_path / "run" / "deploy" / "summary.json").read_text())
     trust = summary["trust_driver_executor"]
