@@ -40,10 +40,6 @@ from .memory import Device, DeviceBuffer
 DEFAULT_TIMEOUT = 30.0
 
 
-#: Upset-list items the driver's images make room for (32 KiB): four layers at the kernel's per-layer capacity.
-DEFAULT_UPSET_ITEMS = 4 * regmap.UPSET_CAPACITY
-
-
 @dataclass
 class RunResult:
     """What one or more runs return: logits, the counters (summed over runs) and timing."""
@@ -73,7 +69,7 @@ class Accelerator:
 
     def __init__(self, device: Device, model: Model, config: AccelConfig = DEFAULT_CONFIG, batch: int = 64,
                  keep_activations: bool = False, timeout: float = DEFAULT_TIMEOUT, keep_weights: bool = False,
-                 upset_capacity: int = DEFAULT_UPSET_ITEMS):
+                 upset_capacity: int | None = None):
         self.device = device
         self.model = model
         self.config = config
@@ -84,7 +80,10 @@ class Accelerator:
         self.timer = device.timer()
         self.buffer: DeviceBuffer | None = None
         # keep_weights: the network's weights stay on chip between runs where they fit (resilq.hls.packing.pack)
-        # upset_capacity: room for the upset list of an output-site BER run (resilq.hls.upset_list), 8 bytes an item
+        # upset_capacity: room for the upset list of an output-site BER run (resilq.hls.upset_list), 8 bytes an item;
+        # by default every neuron layer's capacity on the kernel, so only that limit can refuse a draw
+        if upset_capacity is None:
+            upset_capacity = len(model.neuron_layers) * regmap.UPSET_CAPACITY
         self.image: MemoryImage = pack(model, config, batch, allocate=self._allocate, keep_weights=keep_weights,
                                        upset_capacity=upset_capacity)
         self.keep_activations = keep_activations  # read every layer's output back after each run
