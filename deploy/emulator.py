@@ -298,16 +298,14 @@ class EmulatedAccelerator:
         upset_cycles: dict[int, int] = {}  # descriptor -> the kernel's cycles loading and applying its upsets
         if upsets and armed.any():
             items = act[list_at:list_at + 8 * list_count].view("<u8")
-            try:
-                masks = upset_list.decode(image.model, [d.ir_layer for d in image.descriptors], items)
-            except upset_list.UpsetError as exc:  # the kernel ran the descriptors before, then stopped
-                cycles += (sum(cyc.layer_cycles(p, cfg, n, kept, warm).total for p in image.plans[:exc.descriptor])
-                           + (exc.descriptor + 1) * (fmt.DESC_WORDS + cfg.latency.descriptor))
-                return Outputs(int(exc.status) | (exc.descriptor << 8), cycles)
-            fault = upset_list.faults(masks)
             neurons = [k for k, d in enumerate(image.descriptors) if d.flags & fmt.Flag.NEURONS]
             counts = upset_list.layer_counts(items, [image.descriptors[k].ir_layer for k in neurons])
             upset_cycles = {k: cyc.upset_cycles(cfg, *counts[image.descriptors[k].ir_layer]) for k in neurons}
+            try:
+                fault = upset_list.faults(upset_list.decode(image.model, [d.ir_layer for d in image.descriptors],
+                                                            items))
+            except upset_list.UpsetError as exc:
+                return self._refused_upsets(exc, image, act, n, cycles, kept, warm, counts, upset_cycles)
         first, layout = image.descriptors[0], image.plans[0].in_layout
         x = layout.decode(np.stack([act[first.in_addr + i * first.in_stride:][:layout.nbytes]
                                     for i in range(n)]).view(np.int8))
@@ -324,6 +322,27 @@ class EmulatedAccelerator:
         corrections = reference.expected_corrections(image.model, x[hit], fault) if hit.any() else 0
         hits = reference.expected_fi_hits(fault, int(hit.sum()), model=image.model) if hit.any() else 0
         return Outputs(int(fmt.Status.OK), cycles, corrections, hits)
+
+    def _refused_upsets(self, exc, image: DecodedImage, act: np.ndarray, n: int, cycles: int, kept: bool, warm: bool,
+                        counts: dict[int, tuple[int, int]], upset_cycles: dict[int, int]) -> Outputs:
+        """A list the kernel refuses at ``exc.descriptor``: what it did before it stopped -- the descriptors before
+        (their upsets applied: FI_HITS and CORRECTIONS of those flips), then that descriptor's fetch (and its on-chip
+        pool's) and list read; or, for items of no neuron layer, every descriptor -- and no profile write."""
+        cfg = self.config
+        k = exc.descriptor
+        ran = range(len(image.plans)) if exc.complete else range(k)
+        cycles += sum(cyc.layer_cycles(image.plans[j], cfg, n, kept, warm).total + upset_cycles.get(j, 0) for j in ran)
+        if not exc.complete:
+            fetched = 2 if image.plans[k].pool_next else 1
+            cycles += (fetched * (fmt.DESC_WORDS + cfg.latency.descriptor) + cfg.latency.load_input
+                       + counts[image.descriptors[k].ir_layer][0])
+        flips = upset_list.faults(exc.masks)
+        corrections = 0
+        if flips:
+            first, layout = image.descriptors[0], image.plans[0].in_layout
+            x = layout.decode(act[first.in_addr:][:layout.nbytes][None].view(np.int8))
+            corrections = reference.expected_corrections(image.model, x, flips)
+        return Outputs(int(exc.status) | (k << 8), cycles, corrections, len(flips))
 
     @staticmethod
     def _execute(executor: Executor, x: np.ndarray, fault, hit: np.ndarray) -> list[np.ndarray]:

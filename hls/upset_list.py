@@ -89,20 +89,27 @@ def layer_counts(items: np.ndarray, layers) -> dict[int, tuple[int, int]]:
     at = (hi >> _HI_LAYER.lsb) & ((1 << _HI_LAYER.width) - 1)
     shadow = ((hi >> _HI_SHADOW.lsb) & 1).astype(bool)
     out, used = {}, 0
-    for layer in layers:
-        mine = at == layer
-        out[layer] = (min(words.size - used, rm.UPSET_CAPACITY + 1), int(np.count_nonzero(mine & ~shadow)))
-        used += int(np.count_nonzero(mine))
+    for layer in layers:  # the layer takes the items from where the last one stopped, while they are its own
+        end = used
+        while end < words.size and at[end] == layer and end - used < rm.UPSET_CAPACITY:
+            end += 1
+        out[layer] = (min(words.size - used, rm.UPSET_CAPACITY + 1), int(np.count_nonzero(~shadow[used:end])))
+        used = end
     return out
 
 
 class UpsetError(ResilqError):
-    """The kernel refuses the list: STATUS ``status`` at descriptor ``descriptor``."""
+    """The kernel refuses the list: STATUS ``status`` at descriptor ``descriptor``. ``masks``: the layers whose
+    items it applied before (their flips happened); ``complete``: every descriptor ran (items of no neuron layer are
+    found after the last)."""
 
-    def __init__(self, status: Status, descriptor: int, reason: str):
+    def __init__(self, status: Status, descriptor: int, reason: str, masks: dict[int, np.ndarray] | None = None,
+                 complete: bool = False):
         super().__init__(f"{status.name} at descriptor {descriptor}: {reason}")
         self.status = status
         self.descriptor = descriptor
+        self.masks = masks or {}
+        self.complete = complete
 
 
 def decode(model: Model, descriptor_layers: list[int], items: np.ndarray) -> dict[int, np.ndarray]:
@@ -136,7 +143,7 @@ def decode(model: Model, descriptor_layers: list[int], items: np.ndarray) -> dic
             else:
                 fits = not shadows and channel * hw < n_out and index < hw and mask != 0 and mask2 == 0
             if at < layer or count >= rm.UPSET_CAPACITY or not ordered or not fits:
-                raise UpsetError(Status.UPSETS, k, f"item {nxt} (layer {at}) at layer {layer}")
+                raise UpsetError(Status.UPSETS, k, f"item {nxt} (layer {at}) at layer {layer}", masks)
             if shadow:
                 m[n_out + index * extra] ^= mask
                 if extra > 1:
@@ -146,5 +153,6 @@ def decode(model: Model, descriptor_layers: list[int], items: np.ndarray) -> dic
             count, last, shadows, nxt = count + 1, key, shadows or shadow, nxt + 1
         masks[layer] = m
     if nxt != items.size:
-        raise UpsetError(Status.UPSETS, len(descriptor_layers) - 1, f"{items.size - nxt} items of no neuron layer")
+        raise UpsetError(Status.UPSETS, len(descriptor_layers) - 1, f"{items.size - nxt} items of no neuron layer",
+                         masks, complete=True)
     return masks

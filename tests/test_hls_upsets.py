@@ -143,6 +143,9 @@ def _hostile_lists(model):
         "an entry past the table": ([_item(conv, index=model.protection(conv).n_protected, shadow=True)], 1, 0),
         "a second copy under dup": ([_item(conv, mask2=4, shadow=True)], 1, 0),
         "an item of the classifier": ([_item(head)], 1, 0),
+        "the classifier's after good ones": ([_item(conv, index=1), _item(conv, mask=3, shadow=True), _item(head)], 1, 0),
+        "a bad item after a good layer": ([_item(conv, index=2), _item(conv, mask=9, shadow=True),
+                                           _item(fc, mask=0)], 1, 0),
         "more than a layer holds": ([_item(wide, index=i % hw, channel=i // hw) for i in range(rm.UPSET_CAPACITY + 1)],
                                     1, 0),
         "two images": ([_item(conv)], 2, 0),
@@ -152,7 +155,8 @@ def _hostile_lists(model):
 
 def test_malformed_upset_lists_are_refused_alike(digits_lenet):
     """Every malformed list is refused by the C-simulated kernel and by the emulator with the same STATUS code and
-    descriptor, and a good list after it runs (nothing of the refused one is left behind)."""
+    descriptor, and the same MODEL_CYCLES, FI_HITS and CORRECTIONS of what ran before the refusal; a good list after it
+    runs (nothing of the refused one is left behind)."""
     model, x = lenet(digits_lenet, Scheme.DUP_AND, 0.2)
     outcomes = {}
     for name, device in (("csim", CsimTarget.open(DEFAULT_CONFIG)), ("emulator", EmulatedAccelerator())):
@@ -163,7 +167,7 @@ def test_malformed_upset_lists_are_refused_alike(digits_lenet):
             offset, count = acc.image.write_upsets(np.array(items, dtype=np.uint64))
             host.set_upsets(acc.device, offset + shift, count) if shift == 0 else _raw_upsets(acc, offset + shift, count)
             status = host.run(acc.device, images)
-            seen[what] = (status.code, status.descriptor)
+            seen[what] = (status.code, status.descriptor, status.cycles, status.fi_hits, status.corrections)
             want = Status.UPSETS if images == 1 and shift == 0 else Status.FAULT_CONFIG
             assert status.code == want, f"{name}: {what}: {status.code.name}"
         good = upset_list.encode(model, image_masks(model, FAULTS[0], 0))
@@ -174,6 +178,7 @@ def test_malformed_upset_lists_are_refused_alike(digits_lenet):
     assert outcomes["csim"] == outcomes["emulator"]
     conv_descriptor = 0
     assert outcomes["csim"]["an item of the classifier"][1] > conv_descriptor  # found after the last neuron layer
+    assert outcomes["csim"]["a bad item after a good layer"][3] == 2  # the first layer's flips happened
 
 
 def _raw_upsets(acc, offset, count):
