@@ -195,11 +195,14 @@ class Accelerator:
                 return self._run_upsets(x, dataclasses.replace(fault, sites="outputs"), first_index)
         self._load()
         assert self.buffer is not None
-        per_run = fault.output_masks(self.model) if fault.per == "run" else None
+        def items(masks: dict[int, np.ndarray]) -> np.ndarray:
+            return upset_list.encode(self.model, {k: m[0] for k, m in masks.items()})
+
+        per_run = items(fault.output_masks(self.model)) if fault.per == "run" else None  # the same list every image
         parts = []
         for i in range(x.shape[0]):
-            masks = per_run if per_run is not None else fault.output_masks(self.model, np.array([first_index + i]))
-            offset, count = self.image.write_upsets(upset_list.encode(self.model, {k: m[0] for k, m in masks.items()}))
+            drawn = per_run if per_run is not None else items(fault.output_masks(self.model, np.array([first_index + i])))
+            offset, count = self.image.write_upsets(drawn)
             self.image.write_inputs(x[i:i + 1])
             self.buffer.flush()
             host.set_upsets(self.device, offset, count)

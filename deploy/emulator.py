@@ -299,8 +299,10 @@ class EmulatedAccelerator:
         if upsets and armed.any():
             items = act[list_at:list_at + 8 * list_count].view("<u8")
             neurons = [k for k, d in enumerate(image.descriptors) if d.flags & fmt.Flag.NEURONS]
-            counts = upset_list.layer_counts(items, [image.descriptors[k].ir_layer for k in neurons])
-            upset_cycles = {k: cyc.upset_cycles(cfg, *counts[image.descriptors[k].ir_layer]) for k in neurons}
+            layers = [image.descriptors[k].ir_layer for k in neurons]
+            counts = upset_list.layer_counts(items, layers)
+            per_layer = cyc.upset_cycles(cfg, items, layers)
+            upset_cycles = {k: per_layer[image.descriptors[k].ir_layer] for k in neurons}
             try:
                 fault = upset_list.faults(upset_list.decode(image.model, [d.ir_layer for d in image.descriptors],
                                                             items))
@@ -348,12 +350,10 @@ class EmulatedAccelerator:
     def _execute(executor: Executor, x: np.ndarray, fault, hit: np.ndarray) -> list[np.ndarray]:
         """Every layer's output with the fault (one, or a list: an upset list's flips) in the inferences ``hit``
         marks (batched by fault state)."""
-        if isinstance(fault, list):
-            fault = fault or None
-        if fault is None or hit.all() or not hit.any():
-            faults = (fault if isinstance(fault, list) else [fault]) if fault is not None and hit.any() else []
-            return executor.run(x, faults=faults, collect=True).activations
-        with_fault = executor.run(x[hit], faults=fault if isinstance(fault, list) else [fault], collect=True).activations
+        faults = [] if fault is None else list(fault) if isinstance(fault, list) else [fault]
+        if not faults or hit.all() or not hit.any():
+            return executor.run(x, faults=faults if hit.any() else [], collect=True).activations
+        with_fault = executor.run(x[hit], faults=faults, collect=True).activations
         without = executor.run(x[~hit], collect=True).activations
         merged = []
         for a, b in zip(with_fault, without):

@@ -53,6 +53,7 @@ from resilq.ir import Model
 from . import imageformat as fmt
 from .config import AccelConfig
 from .mapping import LayerPlan, plan_model, shadow_ranks, weights_fit_on_chip
+from .upset_list import layer_counts
 
 
 @dataclass(frozen=True)
@@ -189,11 +190,13 @@ def layer_cycles(plan: LayerPlan, config: AccelConfig, images: int = 1, kept: bo
     return total
 
 
-def upset_cycles(config: AccelConfig, read: int, originals: int) -> int:
-    """Cycles output upsets add to a neuron layer (FI_CTRL.UPSETS, ``hls/include/resilq/upsets.hpp``): the list's
-    read start-up and one per item its load reads (:func:`resilq.hls.upset_list.layer_counts`), one per original
-    slot flipped after its tile (the shadow copies flip in the corrector's own cycles)."""
-    return config.latency.load_input + read + originals
+def upset_cycles(config: AccelConfig, items: np.ndarray, layers) -> dict[int, int]:
+    """``{layer: cycles}`` output upsets add to each of the neuron ``layers`` (execution order) of a run with the
+    upset list ``items`` (FI_CTRL.UPSETS, ``hls/include/resilq/upsets.hpp``): the list's read start-up and one per
+    item the layer's load reads (:func:`resilq.hls.upset_list.layer_counts`), one per original slot flipped after
+    its tile (the shadow copies flip in the corrector's own cycles)."""
+    return {layer: config.latency.load_input + read + originals
+            for layer, (read, originals) in layer_counts(items, layers).items()}
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import numpy as np
 
 from resilq.arith import FaultMode
 from resilq.errors import MismatchError, ParameterError, ResilqError
-from resilq.validation import check_timeout
+from resilq.validation import check_int, check_timeout
 
 from . import regmap as rm
 from .config import AccelConfig
@@ -109,9 +109,10 @@ def set_fault(mmio: MMIO, fault=None, once: bool = False, token: int = 0) -> Non
 def set_upsets(mmio: MMIO, list_offset: int, count: int, once: bool = False, token: int = 0) -> None:
     """Program output upsets: the ``count`` items of the upset list at byte ``list_offset`` of the memory image
     (:mod:`.upset_list`) flip their slots' bits (FI_CTRL.UPSETS; the run must have one image)."""
-    if list_offset % 8 or list_offset < 0 or count < 0:
-        raise ParameterError(f"an upset list at byte {list_offset} with {count} items: the offset must be a "
-                             "non-negative multiple of 8")
+    check_int(list_offset, "upset list offset", 0, 0xFFFFFFFF)  # 32-bit registers
+    check_int(count, "upset list items", 0, 0xFFFFFFFF)
+    if list_offset % 8:
+        raise ParameterError(f"an upset list at byte {list_offset}: the offset must be a multiple of 8")
     ctrl = (rm.FI_CTRL.field("EN").put(1) | rm.FI_CTRL.field("UPSETS").put(1) | rm.FI_CTRL.field("ONCE").put(int(once))
             | rm.FI_CTRL.field("TOKEN").put(token))
     mmio.write(rm.FI_LIST.offset, list_offset)

@@ -32,9 +32,9 @@ def _positions(model: Model, layer: int) -> int:
 
 
 def _extra(model: Model, layer: int) -> int:
-    """Shadow copies per protected neuron (copies - 1; 0 unprotected)."""
+    """Shadow copies per protected neuron (copies - 1; 0 unprotected), as :func:`resilq.faults.shadow_slot`."""
     prot = model.protection(layer)
-    return model.shadows_in(layer) // prot.n_protected if prot is not None and prot.n_protected else 0
+    return prot.copies - 1 if prot is not None and prot.n_protected else 0
 
 
 def _item(layer: int, mask: int, mask2: int, index: int, channel: int, shadow: bool) -> int:

@@ -199,9 +199,9 @@ def write_vector(vector: Vector, config: AccelConfig, directory: Path) -> Path:
             expected[start:start + region.nbytes] = item[k]
     report = cycle_report(vector.model, config, images=n)
     # a BER vector (one image): each neuron layer's cycles loading and applying its part of the list
-    counts = {} if items is None else upset_list.layer_counts(items, [p.index for p in image.plans
+    per_layer = {} if items is None else upset_cycles(config, items, [p.index for p in image.plans
                                                                        if p.index in vector.model.neuron_layers])
-    extra = [upset_cycles(config, *counts[p.index]) if p.index in counts else 0 for p in image.plans]
+    extra = [per_layer.get(p.index, 0) for p in image.plans]
     profile = np.array([layer.total + e for layer, e in zip(report.layers, extra)], dtype="<u8")
     expected[image.profile_offset:image.profile_offset + profile.nbytes] = profile.view(np.uint8)
     expected.tofile(out / "expected.bin")

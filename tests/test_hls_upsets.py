@@ -68,8 +68,7 @@ def expected(model, x, fault, config):
         flips = upset_list.faults(masks)
         hits += len(flips)
         corrections += expected_corrections(ex_model, x[i:i + 1], flips)
-        counts = upset_list.layer_counts(upset_list.encode(model, masks), model.neuron_layers)
-        cycles += base + sum(upset_cycles(config, *counts[layer]) for layer in model.neuron_layers)
+        cycles += base + sum(upset_cycles(config, upset_list.encode(model, masks), model.neuron_layers).values())
     return hits, corrections, cycles
 
 

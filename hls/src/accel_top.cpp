@@ -34,9 +34,9 @@ constexpr unsigned ACT_MEM_DEPTH = Cfg::CosimDepth::ACT;
 
 void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, uint64_t* act_mem, uint32_t n_images,
                   uint32_t fi_ctrl, uint32_t fi_layer, uint32_t fi_slot, uint32_t fi_mask, uint32_t fi_mode,
-                  uint32_t fi_list, uint32_t fi_count, const uint32_t crit_table[resilq::regmap::CRIT_TABLE_CAPACITY], uint32_t* version,
-                  uint32_t* hw_config, uint32_t* config_id, uint32_t* status, uint32_t* model_cycles_lo,
-                  uint32_t* model_cycles_hi, uint32_t* corrections, uint32_t* fi_hits) {
+                  uint32_t fi_list, uint32_t fi_count, const uint32_t crit_table[resilq::regmap::CRIT_TABLE_CAPACITY],
+                  uint32_t* version, uint32_t* hw_config, uint32_t* config_id, uint32_t* status,
+                  uint32_t* model_cycles_lo, uint32_t* model_cycles_hi, uint32_t* corrections, uint32_t* fi_hits) {
 #pragma HLS INTERFACE mode=s_axilite port=return bundle=control
 #pragma HLS INTERFACE mode=ap_ctrl_hs port=return bundle=control
 #pragma HLS INTERFACE mode=m_axi port=ctrl_mem bundle=gmem_ctrl offset=slave depth=CTRL_MEM_DEPTH max_read_burst_length=16
@@ -132,13 +132,10 @@ void resilq_accel(uint32_t* ctrl_mem, const uint64_t* weight_mem, uint64_t* act_
         const bool lane_mode = (fi_ctrl & regmap::FI_CTRL_KIND_MASK) != 0;
         // output upsets (upsets.hpp): KIND 0, one image, a list of 8-byte items inside the image
         const bool upsets = fi_en && (fi_ctrl & regmap::FI_CTRL_UPSETS_MASK) != 0;
-        if (code != image::STATUS_OK) {
-        } else if (upsets) {
-            if (lane_mode || n_images != 1 || (fi_list & 7u) != 0 ||
-                uint64_t(fi_list) + 8 * uint64_t(fi_count) > image_bytes) code = image::STATUS_FAULT_CONFIG;
-        } else if (fi_en && ((fi_mask & 0xFFu) == 0 || fi_mode > resilq::arith::STUCK_AT_1)) {
-            code = image::STATUS_FAULT_CONFIG;
-        }
+        const bool bad_upsets = upsets && (lane_mode || n_images != 1 || (fi_list & 7u) != 0 ||
+                                           uint64_t(fi_list) + 8 * uint64_t(fi_count) > image_bytes);
+        const bool bad_fault = !upsets && fi_en && ((fi_mask & 0xFFu) == 0 || fi_mode > resilq::arith::STUCK_AT_1);
+        if (code == image::STATUS_OK && (bad_upsets || bad_fault)) code = image::STATUS_FAULT_CONFIG;
         const bool all_layers = lane_mode && (fi_ctrl & regmap::FI_CTRL_ALL_LAYERS_MASK) != 0;
         if (code == image::STATUS_OK && fi_en && lane_mode && fi_slot >= Cfg::PE + Cfg::SHADOW_UNITS) code = image::STATUS_FAULT_CONFIG;
 

@@ -39,8 +39,10 @@ inline uint32_t upset_hi(uint64_t item, uint32_t mask, uint32_t lsb) {
 }
 
 // Items a layer's load reads: the rest of the list, at most one past the capacity (the one that tells a full layer
-// from an overfull one) -- a count known before the loop, so the reads are one burst (UG1399 "AXI Burst Transfers":
-// a loop bound known at its start), not one round trip per item.
+// from an overfull one) -- a count known before the loop, every iteration reading the next word unconditionally, so
+// the reads can be one burst of variable length (UG1399 "Examples of Recommended Coding Styles": a sequential loop of
+// variable trip count infers a variable-length burst; UG1448 "Burst Inference Failure 10": a conditional access
+// prevents it), not one round trip per item.
 inline uint32_t upset_span(uint32_t left) { return left < regmap::UPSET_CAPACITY + 1 ? left : regmap::UPSET_CAPACITY + 1; }
 
 // Loads neuron layer d's items from the list (activation master) into `buf`; the cycles: the read's start-up and
